@@ -1,0 +1,348 @@
+//! The public HTTP API's shape: the route table (which also keeps the OpenAPI
+//! document honest), JSON body parsing with size limits and unknown-field refusal,
+//! and paging parameters.
+
+use crate::ids::is_valid_path_param;
+use crate::ApiError;
+use serde::de::DeserializeOwned;
+
+/// Every route of the API. The handler for each lives in the Worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Health,
+    OpenApi,
+    Register,
+    Login,
+    Refresh,
+    Logout,
+    GetMe,
+    UpdateMe,
+    ListRooms,
+    CreateRoom,
+    GetRoom,
+    UpdateRoom,
+    DeleteRoom,
+    ListMembers,
+    AddMember,
+    UpdateMember,
+    RemoveMember,
+    CreateInvite,
+    AcceptInvite,
+}
+
+/// (method, path pattern, endpoint). `{name}` segments are parameters.
+pub const ROUTES: &[(&str, &str, Endpoint)] = &[
+    ("GET", "/api/v1/health", Endpoint::Health),
+    ("GET", "/api/v1/openapi.json", Endpoint::OpenApi),
+    ("POST", "/api/v1/auth/register", Endpoint::Register),
+    ("POST", "/api/v1/auth/login", Endpoint::Login),
+    ("POST", "/api/v1/auth/refresh", Endpoint::Refresh),
+    ("POST", "/api/v1/auth/logout", Endpoint::Logout),
+    ("GET", "/api/v1/me", Endpoint::GetMe),
+    ("PATCH", "/api/v1/me", Endpoint::UpdateMe),
+    ("GET", "/api/v1/rooms", Endpoint::ListRooms),
+    ("POST", "/api/v1/rooms", Endpoint::CreateRoom),
+    ("GET", "/api/v1/rooms/{room_id}", Endpoint::GetRoom),
+    ("PATCH", "/api/v1/rooms/{room_id}", Endpoint::UpdateRoom),
+    ("DELETE", "/api/v1/rooms/{room_id}", Endpoint::DeleteRoom),
+    (
+        "GET",
+        "/api/v1/rooms/{room_id}/members",
+        Endpoint::ListMembers,
+    ),
+    (
+        "POST",
+        "/api/v1/rooms/{room_id}/members",
+        Endpoint::AddMember,
+    ),
+    (
+        "PATCH",
+        "/api/v1/rooms/{room_id}/members/{user_id}",
+        Endpoint::UpdateMember,
+    ),
+    (
+        "DELETE",
+        "/api/v1/rooms/{room_id}/members/{user_id}",
+        Endpoint::RemoveMember,
+    ),
+    (
+        "POST",
+        "/api/v1/rooms/{room_id}/invites",
+        Endpoint::CreateInvite,
+    ),
+    (
+        "POST",
+        "/api/v1/invites/{code}/accept",
+        Endpoint::AcceptInvite,
+    ),
+];
+
+/// A matched route with its path parameters in pattern order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub endpoint: Endpoint,
+    pub params: Vec<String>,
+}
+
+impl Route {
+    pub fn param(&self, i: usize) -> &str {
+        self.params.get(i).map(String::as_str).unwrap_or_default()
+    }
+}
+
+fn match_pattern(pattern: &str, path: &str) -> Option<Vec<String>> {
+    let mut want = pattern.split('/');
+    let mut got = path.split('/');
+    let mut params = Vec::new();
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return Some(params),
+            (Some(w), Some(g)) if w.starts_with('{') => {
+                if !is_valid_path_param(g) {
+                    return None;
+                }
+                params.push(g.to_string());
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Finds the route for a request: 404 when no pattern matches the path, 405 when
+/// one does but not with this method.
+pub fn route(method: &str, path: &str) -> Result<Route, ApiError> {
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    let mut path_matched = false;
+    for (m, pattern, endpoint) in ROUTES {
+        if let Some(params) = match_pattern(pattern, path) {
+            if *m == method {
+                return Ok(Route {
+                    endpoint: *endpoint,
+                    params,
+                });
+            }
+            path_matched = true;
+        }
+    }
+    Err(if path_matched {
+        ApiError::MethodNotAllowed
+    } else {
+        ApiError::NoRoute
+    })
+}
+
+/// The methods a path answers to (for CORS preflight and `Allow`).
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    ROUTES
+        .iter()
+        .filter(|(_, p, _)| match_pattern(p, path).is_some())
+        .map(|(m, _, _)| *m)
+        .collect()
+}
+
+/// The OpenAPI 3.1 description of every route above (checked by a test).
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// Whether `origin` is in the comma-separated `configured` list (`*` allows all).
+pub fn cors_allows(configured: &str, origin: &str) -> bool {
+    configured
+        .split(',')
+        .map(str::trim)
+        .any(|o| o == "*" || (!o.is_empty() && o.eq_ignore_ascii_case(origin)))
+}
+
+/// Default limit for JSON request bodies.
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// Parses a JSON body, refusing oversized bodies, syntax errors and (through
+/// `deny_unknown_fields` on the target types) unknown fields.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, ApiError> {
+    if body.len() > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::invalid(e.to_string()),
+        _ => ApiError::MalformedJson(e.to_string()),
+    })
+}
+
+/// `?limit=&cursor=` for list endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+pub const PAGE_DEFAULT: u32 = 50;
+pub const PAGE_MAX: u32 = 200;
+
+impl Page {
+    pub fn from_query<'a>(
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ApiError> {
+        let mut page = Page {
+            limit: PAGE_DEFAULT,
+            cursor: None,
+        };
+        for (k, v) in pairs {
+            match k {
+                "limit" => {
+                    page.limit = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=PAGE_MAX).contains(n))
+                        .ok_or_else(|| {
+                            ApiError::invalid(format!("limit must be 1 to {PAGE_MAX}"))
+                        })?;
+                }
+                "cursor" if is_valid_path_param(v) => page.cursor = Some(v.to_string()),
+                "cursor" => return Err(ApiError::invalid("cursor is not valid")),
+                _ => {}
+            }
+        }
+        Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[test]
+    fn routes_match_with_params() {
+        let r = route("PATCH", "/api/v1/rooms/abc/members/u1").unwrap();
+        assert_eq!(r.endpoint, Endpoint::UpdateMember);
+        assert_eq!(r.params, vec!["abc", "u1"]);
+        assert_eq!(
+            route("GET", "/api/v1/rooms/").unwrap().endpoint,
+            Endpoint::ListRooms
+        );
+    }
+
+    #[test]
+    fn unknown_paths_and_methods() {
+        assert_eq!(route("GET", "/api/v1/nope"), Err(ApiError::NoRoute));
+        assert_eq!(
+            route("PUT", "/api/v1/rooms"),
+            Err(ApiError::MethodNotAllowed)
+        );
+        assert_eq!(route("GET", "/api/v1/rooms/a%27b"), Err(ApiError::NoRoute));
+        assert_eq!(
+            route("GET", "/api/v1/rooms/a/b/c/d"),
+            Err(ApiError::NoRoute)
+        );
+    }
+
+    #[test]
+    fn allowed_methods_for_cors() {
+        assert_eq!(
+            allowed_methods("/api/v1/rooms/x"),
+            vec!["GET", "PATCH", "DELETE"]
+        );
+    }
+
+    #[test]
+    fn every_route_is_unique() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(!(a.0 == b.0 && a.1 == b.1), "{a:?} twice");
+            }
+        }
+    }
+
+    #[test]
+    fn cors_origins() {
+        assert!(cors_allows(
+            "https://a.example, https://b.example",
+            "https://b.example"
+        ));
+        assert!(!cors_allows("https://a.example", "https://evil.example"));
+        assert!(!cors_allows("", "https://a.example"));
+        assert!(cors_allows("*", "https://a.example"));
+    }
+
+    /// Every routed path is documented with its method, and every documented
+    /// operation is routed.
+    #[test]
+    fn openapi_matches_the_route_table() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().unwrap();
+        let mut documented = std::collections::BTreeSet::new();
+        for (path, ops) in paths {
+            for (method, _) in ops.as_object().unwrap() {
+                if method != "parameters" {
+                    documented.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        let routed: std::collections::BTreeSet<_> = ROUTES
+            .iter()
+            .map(|(m, p, _)| (m.to_string(), p.to_string()))
+            .collect();
+        let undocumented: Vec<_> = routed.difference(&documented).collect();
+        let unrouted: Vec<_> = documented.difference(&routed).collect();
+        assert!(
+            undocumented.is_empty(),
+            "routed but not documented: {undocumented:?}"
+        );
+        assert!(
+            unrouted.is_empty(),
+            "documented but not routed: {unrouted:?}"
+        );
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        a: u32,
+    }
+
+    #[test]
+    fn json_bodies() {
+        assert!(parse_json::<Body>(br#"{"a":1}"#, 100).is_ok());
+        assert_eq!(
+            parse_json::<Body>(b"{", 100).unwrap_err().code(),
+            "malformed_json"
+        );
+        assert_eq!(
+            parse_json::<Body>(br#"{"a":1,"b":2}"#, 100)
+                .unwrap_err()
+                .code(),
+            "invalid_input"
+        );
+        assert_eq!(
+            parse_json::<Body>(br#"{"a":"x"}"#, 100).unwrap_err().code(),
+            "invalid_input"
+        );
+        assert_eq!(
+            parse_json::<Body>(&[b' '; 101], 100).unwrap_err().code(),
+            "payload_too_large"
+        );
+    }
+
+    #[test]
+    fn paging() {
+        let p = Page::from_query([("limit", "10"), ("cursor", "abc")].into_iter()).unwrap();
+        assert_eq!(
+            p,
+            Page {
+                limit: 10,
+                cursor: Some("abc".into())
+            }
+        );
+        assert!(Page::from_query([("limit", "0")].into_iter()).is_err());
+        assert!(Page::from_query([("limit", "201")].into_iter()).is_err());
+        assert!(Page::from_query([("cursor", "a b")].into_iter()).is_err());
+        assert_eq!(
+            Page::from_query(std::iter::empty()).unwrap().limit,
+            PAGE_DEFAULT
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! The one error type of the API. Each variant knows its HTTP status and its
+//! machine-readable code; the Worker turns it into `{"error": {"code", "message"}}`
+//! in a single place.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("content type must be {expected}")]
+    UnsupportedMediaType { expected: &'static str },
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("email or password is wrong")]
+    InvalidCredentials,
+    #[error("this refresh token was already used; every session of this sign-in was revoked")]
+    RefreshTokenReused,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("no route for this path")]
+    NoRoute,
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    /// The detail is logged, never shown to the client.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::MalformedJson(_) | Self::InvalidInput(_) => 400,
+            Self::Unauthenticated
+            | Self::InvalidToken(_)
+            | Self::InvalidCredentials
+            | Self::RefreshTokenReused => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) | Self::NoRoute => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Conflict { .. } => 409,
+            Self::Gone { .. } => 410,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::UnsupportedMediaType { .. } => 415,
+            Self::RateLimited { .. } => 429,
+            Self::Internal(_) => 500,
+            Self::Unavailable(_) => 503,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedJson(_) => "malformed_json",
+            Self::InvalidInput(_) => "invalid_input",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::RefreshTokenReused => "refresh_token_reused",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::NoRoute => "no_route",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict { code, .. } | Self::Gone { code, .. } => code,
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidInput(message.into())
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
+    }
+
+    /// The JSON body every error response carries.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_detail() {
+        let e = ApiError::Internal("D1: disk on fire".into());
+        assert_eq!(e.status(), 500);
+        assert_eq!(e.body()["error"]["message"], "internal error");
+    }
+
+    #[test]
+    fn conflict_carries_its_own_code() {
+        let e = ApiError::Conflict {
+            code: "email_taken",
+            message: "taken".into(),
+        };
+        assert_eq!((e.status(), e.code()), (409, "email_taken"));
+        assert_eq!(e.body()["error"]["code"], "email_taken");
+    }
+}

@@ -1,0 +1,12 @@
+//! Tessera's core: every rule of the product as plain functions and types, with no
+//! I/O and no Workers types, so that all of it is tested natively with `cargo test`.
+//! The Worker (`functions/`) and the Durable Objects (`durable-objects/`) translate
+//! between the platform and this crate.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod ids;
+pub mod rooms;
+
+pub use error::ApiError;

@@ -1,0 +1,62 @@
+//! The one place where errors become HTTP responses, and JSON responses are built.
+
+use serde::Serialize;
+use tessera_core::ApiError;
+use worker::{Headers, Response, ResponseBuilder};
+
+const JSON_TYPE: &str = "application/json; charset=utf-8";
+
+/// What a handler fails with: either a domain error or a platform failure, which
+/// is logged and shown to the client only as `internal`.
+#[derive(Debug)]
+pub struct Failure(pub ApiError);
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure(e)
+    }
+}
+
+impl From<worker::Error> for Failure {
+    fn from(e: worker::Error) -> Self {
+        Failure(ApiError::Internal(e.to_string()))
+    }
+}
+
+impl From<serde_json::Error> for Failure {
+    fn from(e: serde_json::Error) -> Self {
+        Failure(ApiError::Internal(format!("json: {e}")))
+    }
+}
+
+pub type HttpResult<T> = Result<T, Failure>;
+
+pub fn json<T: Serialize>(status: u16, body: &T) -> HttpResult<Response> {
+    let text = serde_json::to_string(body)?;
+    Ok(ResponseBuilder::new()
+        .with_status(status)
+        .with_header("content-type", JSON_TYPE)?
+        .fixed(text.into_bytes()))
+}
+
+pub fn no_content() -> HttpResult<Response> {
+    Ok(ResponseBuilder::new().with_status(204).empty())
+}
+
+/// `{"error": {"code", "message"}}` with the error's status (and `Retry-After`
+/// for rate limits). Internal details go to the log, never to the client.
+pub fn error_response(e: &ApiError) -> Response {
+    if let ApiError::Internal(detail) = e {
+        worker::console_error!("internal error: {detail}");
+    }
+    let headers = Headers::new();
+    // Setting well-formed constant header names and ASCII values cannot fail.
+    let _ = headers.set("content-type", JSON_TYPE);
+    if let ApiError::RateLimited { retry_after_secs } = e {
+        let _ = headers.set("retry-after", &retry_after_secs.to_string());
+    }
+    ResponseBuilder::new()
+        .with_status(e.status())
+        .with_headers(headers)
+        .fixed(e.body().to_string().into_bytes())
+}

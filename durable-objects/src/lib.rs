@@ -1,0 +1,4 @@
+//! Durable Objects (the single writer of each room) and the small HTTP glue that
+//! both they and the Worker use to speak JSON and map errors.
+
+pub mod http;

@@ -1,0 +1,183 @@
+//! The Worker entry point: routing, the cross-cutting concerns every request gets
+//! (request id, CORS, rate limits, one JSON log line) and the daily `scheduled`
+//! housekeeping. Handlers live in one module per concept and stay thin: the rules
+//! are in `tessera-core`.
+
+mod accounts;
+mod crypto;
+mod ctx;
+mod oidc;
+mod rooms;
+mod tokens;
+
+use ctx::{arg, now_secs, Ctx};
+use std::cell::RefCell;
+use tessera_core::api::{allowed_methods, route, Endpoint, Route, OPENAPI_JSON};
+use tessera_core::ApiError;
+use tessera_durable_objects::http::{error_response, json, HttpResult};
+use worker::{
+    event, Context, Env, Headers, Method, Request, Response, ScheduleContext, ScheduledEvent,
+};
+
+/// Requests per client IP per minute on the API (the binding's period).
+const API_LIMIT_PERIOD_SECS: u64 = 60;
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let started = js_sys::Date::now();
+    let method = req.method();
+    let path = req.path();
+    let origin = req.headers().get("origin").ok().flatten();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .ok()
+        .flatten()
+        .filter(|id| tessera_core::ids::is_valid_path_param(id))
+        .map_or_else(crypto::new_id, Ok)
+        .unwrap_or_else(|_| "unknown".into());
+    let ctx = Ctx {
+        ip: req
+            .headers()
+            .get("cf-connecting-ip")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "unknown".into()),
+        env,
+        request_id,
+        user: RefCell::new(None),
+    };
+    let mut resp = match serve(&ctx, req, &method, &path).await {
+        Ok(resp) => resp,
+        Err(failure) => error_response(&failure.0),
+    };
+    decorate(&ctx, &mut resp, &path, origin.as_deref());
+    log(&ctx, &method, &path, resp.status_code(), started);
+    Ok(resp)
+}
+
+async fn serve(ctx: &Ctx, req: Request, method: &Method, path: &str) -> HttpResult<Response> {
+    if *method == Method::Options {
+        return Ok(Response::empty()?.with_status(204));
+    }
+    if !path.starts_with("/api/") {
+        return Err(ApiError::NoRoute.into());
+    }
+    let route = route(method.as_ref(), path)?;
+    ctx.limit("API_LIMITER", ctx.ip.clone(), API_LIMIT_PERIOD_SECS)
+        .await?;
+    dispatch(ctx, req, route).await
+}
+
+async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response> {
+    let (a, b) = (route.param(0), route.param(1));
+    match route.endpoint {
+        Endpoint::Health => health(ctx).await,
+        Endpoint::OpenApi => Ok(Response::from_bytes(OPENAPI_JSON.as_bytes().to_vec())?
+            .with_headers(Headers::from_iter([("content-type", "application/json")]))),
+        Endpoint::Register => accounts::register(ctx, req).await,
+        Endpoint::Login => accounts::login(ctx, req).await,
+        Endpoint::Refresh => accounts::refresh(ctx, req).await,
+        Endpoint::Logout => accounts::logout(ctx, req).await,
+        Endpoint::GetMe => accounts::me(ctx, req).await,
+        Endpoint::UpdateMe => accounts::update_me(ctx, req).await,
+        Endpoint::ListRooms => rooms::list(ctx, req).await,
+        Endpoint::CreateRoom => rooms::create(ctx, req).await,
+        Endpoint::GetRoom => rooms::get(ctx, req, a).await,
+        Endpoint::UpdateRoom => rooms::update(ctx, req, a).await,
+        Endpoint::DeleteRoom => rooms::delete(ctx, req, a).await,
+        Endpoint::ListMembers => rooms::members(ctx, req, a).await,
+        Endpoint::AddMember => rooms::add_member(ctx, req, a).await,
+        Endpoint::UpdateMember => rooms::update_member(ctx, req, a, b).await,
+        Endpoint::RemoveMember => rooms::remove_member(ctx, req, a, b).await,
+        Endpoint::CreateInvite => rooms::create_invite(ctx, req, a).await,
+        Endpoint::AcceptInvite => rooms::accept_invite(ctx, req, a).await,
+    }
+}
+
+/// D1 and R2 reachability; 503 when either is down.
+async fn health(ctx: &Ctx) -> HttpResult<Response> {
+    let d1 = match ctx
+        .db()?
+        .prepare("SELECT 1 AS ok")
+        .first::<u32>(Some("ok"))
+        .await
+    {
+        Ok(Some(1)) => "ok".to_string(),
+        Ok(_) => "unexpected answer".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let r2 = match ctx.env.bucket("FILES")?.head("health-check").await {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let healthy = d1 == "ok" && r2 == "ok";
+    json(
+        if healthy { 200 } else { 503 },
+        &serde_json::json!({ "status": if healthy { "ok" } else { "degraded" }, "d1": d1, "r2": r2 }),
+    )
+}
+
+/// Headers every response carries: request id, CORS for configured origins, and
+/// no caching of API answers.
+fn decorate(ctx: &Ctx, resp: &mut Response, path: &str, origin: Option<&str>) {
+    let headers = resp.headers_mut();
+    // Constant, well-formed header names and values: `set` cannot fail on them.
+    let _ = headers.set("x-request-id", &ctx.request_id);
+    if path.starts_with("/api/") {
+        let _ = headers.set("cache-control", "no-store");
+    }
+    let configured = ctx.var("CORS_ORIGINS").unwrap_or_default();
+    if let Some(origin) = origin.filter(|o| tessera_core::api::cors_allows(&configured, o)) {
+        let methods = allowed_methods(path).join(", ");
+        for (name, value) in [
+            ("access-control-allow-origin", origin),
+            ("vary", "Origin"),
+            ("access-control-allow-methods", &methods),
+            (
+                "access-control-allow-headers",
+                "authorization, content-type, idempotency-key, if-match, x-request-id",
+            ),
+            (
+                "access-control-expose-headers",
+                "x-request-id, retry-after, etag",
+            ),
+            ("access-control-max-age", "600"),
+        ] {
+            let _ = headers.set(name, value);
+        }
+    }
+}
+
+fn log(ctx: &Ctx, method: &Method, path: &str, status: u16, started: f64) {
+    let line = serde_json::json!({
+        "method": method.as_ref(),
+        "path": path,
+        "status": status,
+        "ms": (js_sys::Date::now() - started).round(),
+        "user": *ctx.user.borrow(),
+        "request_id": ctx.request_id,
+    });
+    worker::console_log!("{line}");
+}
+
+/// Daily housekeeping (cron `0 2 * * *`): drop refresh tokens and invites that can
+/// never be used again.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let result = async {
+        let db = env.d1("DB")?;
+        let now = now_secs();
+        db.batch(vec![
+            db.prepare("DELETE FROM refresh_tokens WHERE expires_at < ?1 OR revoked_at < ?1")
+                .bind(&[arg(now.saturating_sub(24 * 3600))])?,
+            db.prepare("DELETE FROM invites WHERE expires_at < ?1 OR uses >= max_uses")
+                .bind(&[arg(now)])?,
+        ])
+        .await
+    }
+    .await;
+    if let Err(e) = result {
+        worker::console_error!("scheduled housekeeping failed: {e}");
+    }
+}

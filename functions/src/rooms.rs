@@ -1,0 +1,487 @@
+//! `/api/v1/rooms/*` and `/api/v1/invites/*`: rooms, members, roles and invites,
+//! stored in D1. A caller who is not a member of a room gets 404 for it, exactly as
+//! for a room that does not exist, so room ids cannot be probed.
+
+use crate::crypto;
+use crate::ctx::{arg, changes, now_secs, page, read_json, Ctx};
+use crate::tokens::authenticate;
+use serde::{Deserialize, Serialize};
+use tessera_core::rooms::{
+    check_invite_usable, may_grant, require, AddMember, CreateInvite, CreateRoom, MemberChange,
+    Permission, Role, RoomKind, UpdateMember, UpdateRoom,
+};
+use tessera_core::ApiError;
+use tessera_durable_objects::http::{json, no_content, HttpResult};
+use wasm_bindgen::JsValue;
+use worker::{Request, Response};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Room {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub topic: String,
+    pub created_by: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub role: String,
+    pub member_count: u32,
+}
+
+const ROOM_COLUMNS: &str =
+    "r.id, r.name, r.kind, r.topic, r.created_by, r.created_at, r.updated_at, m.role,
+     (SELECT COUNT(*) FROM memberships c WHERE c.room_id = r.id) AS member_count";
+
+/// A room as seen by one of its members, with that member's role.
+pub struct Membership {
+    pub room: Room,
+    pub role: Role,
+    pub kind: RoomKind,
+}
+
+/// The caller's membership of a room; 404 when the room is absent or not theirs.
+pub async fn membership(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Membership> {
+    let room: Room = ctx
+        .db()?
+        .prepare(format!(
+            "SELECT {ROOM_COLUMNS} FROM rooms r JOIN memberships m ON m.room_id = r.id
+             WHERE r.id = ?1 AND m.user_id = ?2"
+        ))
+        .bind(&[arg(room_id), arg(user_id)])?
+        .first(None)
+        .await?
+        .ok_or(ApiError::NotFound("room"))?;
+    let role = room.role.parse()?;
+    let kind = room.kind.parse()?;
+    Ok(Membership { room, role, kind })
+}
+
+async fn member_role(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Option<Role>> {
+    let role: Option<String> = ctx
+        .db()?
+        .prepare("SELECT role FROM memberships WHERE room_id = ?1 AND user_id = ?2")
+        .bind(&[arg(room_id), arg(user_id)])?
+        .first(Some("role"))
+        .await?;
+    Ok(role.map(|r| r.parse()).transpose()?)
+}
+
+async fn owner_count(ctx: &Ctx, room_id: &str) -> HttpResult<usize> {
+    let n: Option<u32> = ctx
+        .db()?
+        .prepare("SELECT COUNT(*) AS n FROM memberships WHERE room_id = ?1 AND role = 'owner'")
+        .bind(&[arg(room_id)])?
+        .first(Some("n"))
+        .await?;
+    Ok(n.unwrap_or(0) as usize)
+}
+
+#[derive(Serialize)]
+struct RoomList {
+    rooms: Vec<Room>,
+    next_cursor: Option<String>,
+}
+
+pub async fn list(ctx: &Ctx, req: Request) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let page = page(&req)?;
+    let cursor_clause = if page.cursor.is_some() {
+        "AND (r.created_at, r.id) < (SELECT created_at, id FROM rooms WHERE id = ?3)"
+    } else {
+        ""
+    };
+    let mut args = vec![arg(&user_id), arg(page.limit + 1)];
+    if let Some(c) = &page.cursor {
+        args.push(arg(c));
+    }
+    let mut rooms: Vec<Room> = ctx
+        .db()?
+        .prepare(format!(
+            "SELECT {ROOM_COLUMNS} FROM memberships m JOIN rooms r ON r.id = m.room_id
+             WHERE m.user_id = ?1 {cursor_clause}
+             ORDER BY r.created_at DESC, r.id DESC LIMIT ?2"
+        ))
+        .bind(&args)?
+        .all()
+        .await?
+        .results()?;
+    let next_cursor = (rooms.len() > page.limit as usize).then(|| {
+        rooms.truncate(page.limit as usize);
+        rooms.last().map(|r| r.id.clone())
+    });
+    json(
+        200,
+        &RoomList {
+            rooms,
+            next_cursor: next_cursor.flatten(),
+        },
+    )
+}
+
+async fn existing_users(ctx: &Ctx, ids: &[String]) -> HttpResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("?{i}")).collect();
+    let args: Vec<JsValue> = ids.iter().map(arg).collect();
+    let n: Option<u32> = ctx
+        .db()?
+        .prepare(format!(
+            "SELECT COUNT(*) AS n FROM users WHERE id IN ({})",
+            placeholders.join(",")
+        ))
+        .bind(&args)?
+        .first(Some("n"))
+        .await?;
+    if n.unwrap_or(0) as usize != ids.len() {
+        return Err(ApiError::invalid("members: some of these users do not exist").into());
+    }
+    Ok(())
+}
+
+pub async fn create(ctx: &Ctx, mut req: Request) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let body: CreateRoom = read_json(&mut req).await?;
+    let room = body.validate(&user_id)?;
+    existing_users(ctx, &room.members).await?;
+    let db = ctx.db()?;
+    let direct_key = (room.kind == RoomKind::Direct).then(|| {
+        let mut pair = [user_id.clone(), room.members[0].clone()];
+        pair.sort();
+        pair.join(":")
+    });
+    if let Some(key) = &direct_key {
+        let existing: Option<String> = db
+            .prepare("SELECT id FROM rooms WHERE direct_key = ?1")
+            .bind(&[arg(key)])?
+            .first(Some("id"))
+            .await?;
+        if let Some(id) = existing {
+            return json(200, &membership(ctx, &id, &user_id).await?.room);
+        }
+    }
+    let id = crypto::new_id()?;
+    let now = now_secs();
+    // In a direct room both people are equals: both owners.
+    let others_role = if room.kind == RoomKind::Direct {
+        Role::Owner
+    } else {
+        Role::Member
+    };
+    let mut statements = vec![db
+        .prepare(
+            "INSERT INTO rooms (id, name, kind, topic, direct_key, created_by, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        )
+        .bind(&[
+            arg(&id),
+            arg(&room.name),
+            arg(room.kind.as_str()),
+            arg(&room.topic),
+            arg(direct_key.as_ref()),
+            arg(&user_id),
+            arg(now),
+        ])?];
+    for (member, role) in std::iter::once((&user_id, Role::Owner))
+        .chain(room.members.iter().map(|m| (m, others_role)))
+    {
+        statements.push(
+            db.prepare("INSERT INTO memberships (room_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)")
+                .bind(&[arg(&id), arg(member), arg(role.as_str()), arg(now)])?,
+        );
+    }
+    db.batch(statements).await?;
+    json(201, &membership(ctx, &id, &user_id).await?.room)
+}
+
+pub async fn get(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    json(200, &membership(ctx, room_id, &user_id).await?.room)
+}
+
+pub async fn update(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let m = membership(ctx, room_id, &user_id).await?;
+    require(m.role, Permission::UpdateRoom)?;
+    let (name, topic) = read_json::<UpdateRoom>(&mut req).await?.validate()?;
+    ctx.db()?
+        .prepare(
+            "UPDATE rooms SET name = COALESCE(?2, name), topic = COALESCE(?3, topic), updated_at = ?4
+             WHERE id = ?1",
+        )
+        .bind(&[arg(room_id), arg(name.as_ref()), arg(topic.as_ref()), arg(now_secs())])?
+        .run()
+        .await?;
+    json(200, &membership(ctx, room_id, &user_id).await?.room)
+}
+
+pub async fn delete(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let m = membership(ctx, room_id, &user_id).await?;
+    require(m.role, Permission::DeleteRoom)?;
+    // Memberships and invites go with the room (ON DELETE CASCADE).
+    ctx.db()?
+        .prepare("DELETE FROM rooms WHERE id = ?1")
+        .bind(&[arg(room_id)])?
+        .run()
+        .await?;
+    no_content()
+}
+
+#[derive(Serialize, Deserialize)]
+struct Member {
+    user_id: String,
+    display_name: String,
+    role: String,
+    joined_at: u64,
+}
+
+#[derive(Serialize)]
+struct MemberList {
+    members: Vec<Member>,
+    next_cursor: Option<String>,
+}
+
+pub async fn members(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    membership(ctx, room_id, &user_id).await?;
+    let page = page(&req)?;
+    let mut members: Vec<Member> = ctx
+        .db()?
+        .prepare(
+            "SELECT m.user_id, u.display_name, m.role, m.joined_at
+             FROM memberships m JOIN users u ON u.id = m.user_id
+             WHERE m.room_id = ?1 AND m.user_id > COALESCE(?3, '')
+             ORDER BY m.user_id LIMIT ?2",
+        )
+        .bind(&[arg(room_id), arg(page.limit + 1), arg(page.cursor.as_ref())])?
+        .all()
+        .await?
+        .results()?;
+    let next_cursor = if members.len() > page.limit as usize {
+        members.truncate(page.limit as usize);
+        members.last().map(|m| m.user_id.clone())
+    } else {
+        None
+    };
+    json(
+        200,
+        &MemberList {
+            members,
+            next_cursor,
+        },
+    )
+}
+
+async fn member_json(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Response> {
+    let member: Member = ctx
+        .db()?
+        .prepare(
+            "SELECT m.user_id, u.display_name, m.role, m.joined_at
+             FROM memberships m JOIN users u ON u.id = m.user_id
+             WHERE m.room_id = ?1 AND m.user_id = ?2",
+        )
+        .bind(&[arg(room_id), arg(user_id)])?
+        .first(None)
+        .await?
+        .ok_or(ApiError::NotFound("member"))?;
+    json(200, &member)
+}
+
+fn direct_room_is_fixed() -> ApiError {
+    ApiError::Conflict {
+        code: "direct_room",
+        message: "a direct room has exactly two people; its membership cannot change".into(),
+    }
+}
+
+pub async fn add_member(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let m = membership(ctx, room_id, &user_id).await?;
+    require(m.role, Permission::ManageMembers)?;
+    let body: AddMember = read_json(&mut req).await?;
+    if m.kind == RoomKind::Direct {
+        return Err(direct_room_is_fixed().into());
+    }
+    if !may_grant(m.role, body.role) {
+        return Err(
+            ApiError::forbidden(format!("a {} may not add a {}", m.role, body.role)).into(),
+        );
+    }
+    existing_users(ctx, std::slice::from_ref(&body.user_id)).await?;
+    let inserted = ctx
+        .db()?
+        .prepare(
+            "INSERT INTO memberships (room_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&[
+            arg(room_id),
+            arg(&body.user_id),
+            arg(body.role.as_str()),
+            arg(now_secs()),
+        ])?
+        .run()
+        .await?;
+    if changes(&inserted)? == 0 {
+        return Err(ApiError::Conflict {
+            code: "already_member",
+            message: "this user is already a member".into(),
+        }
+        .into());
+    }
+    Ok(member_json(ctx, room_id, &body.user_id)
+        .await?
+        .with_status(201))
+}
+
+async fn change_for(
+    ctx: &Ctx,
+    m: &Membership,
+    room_id: &str,
+    actor: &str,
+    target: &str,
+) -> HttpResult<MemberChange> {
+    let target_role = member_role(ctx, room_id, target)
+        .await?
+        .ok_or(ApiError::NotFound("member"))?;
+    Ok(MemberChange {
+        actor: m.role,
+        target: target_role,
+        actor_is_target: actor == target,
+        owners: owner_count(ctx, room_id).await?,
+    })
+}
+
+pub async fn update_member(
+    ctx: &Ctx,
+    mut req: Request,
+    room_id: &str,
+    target: &str,
+) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let m = membership(ctx, room_id, &user_id).await?;
+    let body: UpdateMember = read_json(&mut req).await?;
+    if m.kind == RoomKind::Direct {
+        return Err(direct_room_is_fixed().into());
+    }
+    change_for(ctx, &m, room_id, &user_id, target)
+        .await?
+        .check_role_change(body.role)?;
+    ctx.db()?
+        .prepare("UPDATE memberships SET role = ?3 WHERE room_id = ?1 AND user_id = ?2")
+        .bind(&[arg(room_id), arg(target), arg(body.role.as_str())])?
+        .run()
+        .await?;
+    member_json(ctx, room_id, target).await
+}
+
+pub async fn remove_member(
+    ctx: &Ctx,
+    req: Request,
+    room_id: &str,
+    target: &str,
+) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let m = membership(ctx, room_id, &user_id).await?;
+    if m.kind == RoomKind::Direct {
+        return Err(direct_room_is_fixed().into());
+    }
+    change_for(ctx, &m, room_id, &user_id, target)
+        .await?
+        .check_removal()?;
+    ctx.db()?
+        .prepare("DELETE FROM memberships WHERE room_id = ?1 AND user_id = ?2")
+        .bind(&[arg(room_id), arg(target)])?
+        .run()
+        .await?;
+    no_content()
+}
+
+#[derive(Serialize)]
+struct Invite {
+    code: String,
+    room_id: String,
+    role: Role,
+    max_uses: u32,
+    expires_at: u64,
+}
+
+pub async fn create_invite(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let m = membership(ctx, room_id, &user_id).await?;
+    require(m.role, Permission::CreateInvite)?;
+    let body: CreateInvite = read_json(&mut req).await?;
+    body.validate(m.role, m.kind)?;
+    let now = now_secs();
+    let invite = Invite {
+        code: crypto::new_secret()?,
+        room_id: room_id.to_string(),
+        role: body.role,
+        max_uses: body.max_uses,
+        expires_at: now + body.expires_in,
+    };
+    ctx.db()?
+        .prepare(
+            "INSERT INTO invites (code, room_id, role, created_by, max_uses, expires_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(&[
+            arg(&invite.code),
+            arg(room_id),
+            arg(invite.role.as_str()),
+            arg(&user_id),
+            arg(invite.max_uses),
+            arg(invite.expires_at),
+            arg(now),
+        ])?
+        .run()
+        .await?;
+    json(201, &invite)
+}
+
+#[derive(Deserialize)]
+struct StoredInvite {
+    room_id: String,
+    role: String,
+    uses: u32,
+    max_uses: u32,
+    expires_at: u64,
+}
+
+pub async fn accept_invite(ctx: &Ctx, req: Request, code: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let db = ctx.db()?;
+    let invite: StoredInvite = db
+        .prepare("SELECT room_id, role, uses, max_uses, expires_at FROM invites WHERE code = ?1")
+        .bind(&[arg(code)])?
+        .first(None)
+        .await?
+        .ok_or(ApiError::NotFound("invite"))?;
+    if member_role(ctx, &invite.room_id, &user_id).await?.is_some() {
+        return json(200, &membership(ctx, &invite.room_id, &user_id).await?.room);
+    }
+    let now = now_secs();
+    check_invite_usable(invite.uses, invite.max_uses, invite.expires_at, now)?;
+    // The guarded UPDATE makes the use count exact under concurrent accepts.
+    let results = db
+        .batch(vec![
+            db.prepare("UPDATE invites SET uses = uses + 1 WHERE code = ?1 AND uses < max_uses AND expires_at > ?2")
+                .bind(&[arg(code), arg(now)])?,
+            db.prepare(
+                "INSERT INTO memberships (room_id, user_id, role, joined_at)
+                 SELECT ?1, ?2, ?3, ?4 WHERE changes() > 0
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&[arg(&invite.room_id), arg(&user_id), arg(invite.role.as_str()), arg(now)])?,
+        ])
+        .await?;
+    if results.get(1).map(changes).transpose()?.unwrap_or(0) == 0 {
+        return Err(ApiError::Gone {
+            code: "invite_used_up",
+            message: "this invite has been used as often as it allows".into(),
+        }
+        .into());
+    }
+    json(201, &membership(ctx, &invite.room_id, &user_id).await?.room)
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything Tessera needs beyond Rust, Node 20 and npm. Idempotent and
+# quick (a few seconds) when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
+bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
+  say "installing wasm-bindgen-cli $bindgen_version (about 3 minutes)"
+  # Not --locked: its shipped lockfile pins a crate version the registry may not serve.
+  cargo install wasm-bindgen-cli --version "$bindgen_version" --force
+fi
+
+worker_build_version=$(awk '/^name = "worker"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
+if [ "$(worker-build --version 2>/dev/null)" != "$worker_build_version" ]; then
+  say "installing worker-build $worker_build_version (about 3 minutes)"
+  cargo install worker-build --version "$worker_build_version" --locked --force
+fi
+
+# npm ci only when package-lock.json changed since the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund
+fi
+
+# Local-only secrets for wrangler dev; deployed Workers get theirs from
+# `wrangler secret put` and refuse to serve without them.
+if [ ! -f .dev.vars ]; then
+  say "writing .dev.vars with a random local JWT_SECRET"
+  printf 'JWT_SECRET=%s\n' "$(node -e 'console.log(require("crypto").randomBytes(32).toString("hex"))')" > .dev.vars
+fi

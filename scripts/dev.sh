@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs Tessera locally: wrangler dev on workerd with persistent local D1, R2 and
+# Durable Objects under .wrangler/state.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+source scripts/env.sh
+bash scripts/build.sh
+wrangler d1 migrations apply DB --local
+echo
+echo "  Tessera: http://127.0.0.1:8787"
+echo
+exec wrangler dev --ip 127.0.0.1 --port 8787 --test-scheduled "$@"

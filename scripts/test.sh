@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite: format, lints, native core tests, the Worker build, a
+# deploy dry run (with the bundle size), then integration tests that drive the
+# built Worker in workerd over real HTTP and WebSockets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+source scripts/env.sh
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+step "cargo clippy (native and wasm32)"
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p tessera-functions --target wasm32-unknown-unknown -- -D warnings
+step "cargo test"
+cargo test --workspace
+step "build the Worker"
+bash scripts/build.sh
+step "wrangler deploy --dry-run"
+rm -rf .tessera/dry-run
+wrangler deploy --dry-run --outdir .tessera/dry-run
+node scripts/bundle-size.mjs .tessera/dry-run
+step "integration tests (workerd)"
+node --test --test-concurrency=1 tests/*.test.mjs

@@ -1,0 +1,130 @@
+// Starts the built Worker in workerd (wrangler dev) on a free port with its own
+// persisted state, and gives tests a small HTTP client. Every server is stopped
+// when its test file ends.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes, createHmac } from 'node:crypto';
+import { after } from 'node:test';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const JWT_SECRET = randomBytes(32).toString('hex');
+const ENV = { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_D1_WARNING: 'true' };
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Starts `wrangler dev`. `persistDir` lets a test restart a server on the same
+ * state; `vars` become `--var` bindings.
+ */
+export async function startServer({ vars = {}, persistDir } = {}) {
+  const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'tessera-test-'));
+  execFileSync('wrangler', ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', dir], {
+    cwd: ROOT,
+    env: ENV,
+    stdio: 'pipe',
+  });
+  const port = await freePort();
+  const inspector = await freePort();
+  const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
+    '--persist-to', dir, '--test-scheduled', '--show-interactive-dev-session=false'];
+  for (const [k, v] of Object.entries({ JWT_SECRET, ...vars })) args.push('--var', `${k}:${v}`);
+  const child = spawn('wrangler', args, { cwd: ROOT, env: ENV, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let logs = '';
+  child.stdout.on('data', (d) => { logs += d; });
+  child.stderr.on('data', (d) => { logs += d; });
+  const url = `http://127.0.0.1:${port}`;
+  const server = {
+    url,
+    port,
+    dir,
+    get logs() { return logs; },
+    /** SIGKILL the whole process group: wrangler and workerd die mid-flight. */
+    kill() {
+      try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      server.kill();
+      await exited;
+    },
+  };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${logs}`);
+    try {
+      const r = await fetch(`${url}/api/v1/health`, { headers: { 'cf-connecting-ip': randomIp() } });
+      if (r.status === 200) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) {
+      server.kill();
+      throw new Error(`wrangler dev did not become ready:\n${logs}`);
+    }
+    await sleep(200);
+  }
+  after(async () => {
+    await server.stop();
+    if (!persistDir) rmSync(dir, { recursive: true, force: true });
+  });
+  return server;
+}
+
+/** A documentation-range address: each test client looks like its own IP. */
+export function randomIp() {
+  const b = randomBytes(2);
+  return `198.18.${b[0]}.${b[1]}`;
+}
+
+/**
+ * One API call. `body` objects are sent as JSON; `raw` is sent as is.
+ * Returns { status, headers, body } with the JSON body parsed when there is one.
+ */
+export async function api(server, method, path, { token, body, raw, headers = {}, ip } = {}) {
+  const h = { 'cf-connecting-ip': ip ?? randomIp(), ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  let payload = raw;
+  if (body !== undefined) {
+    payload = JSON.stringify(body);
+    h['content-type'] ??= 'application/json';
+  }
+  const res = await fetch(server.url + path, { method, headers: h, body: payload });
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = text; }
+  return { status: res.status, headers: res.headers, body: json };
+}
+
+let counter = 0;
+/** Registers a fresh user; returns { user, access_token, refresh_token, token }. */
+export async function register(server, name = 'User') {
+  counter += 1;
+  const email = `${name.toLowerCase().replace(/\W/g, '')}-${Date.now()}-${counter}-${randomBytes(3).toString('hex')}@example.org`;
+  const r = await api(server, 'POST', '/api/v1/auth/register', {
+    body: { email, password: 'correct horse battery', display_name: name },
+  });
+  if (r.status !== 201) throw new Error(`register failed: ${r.status} ${JSON.stringify(r.body)}`);
+  return { ...r.body, email, password: 'correct horse battery', token: r.body.access_token };
+}
+
+const b64url = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+
+/** An HS256 token signed with the test server's secret (for forged-claim tests). */
+export function signHs256(claims, secret = JWT_SECRET, header = { alg: 'HS256', typ: 'JWT' }) {
+  const head = `${b64url(header)}.${b64url(claims)}`;
+  return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`;
+}
