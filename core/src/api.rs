@@ -28,6 +28,10 @@ pub enum Endpoint {
     RemoveMember,
     CreateInvite,
     AcceptInvite,
+    RoomSocket,
+    ListMessages,
+    PostMessage,
+    GetMessage,
 }
 
 /// (method, path pattern, endpoint). `{name}` segments are parameters.
@@ -74,6 +78,22 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
         "POST",
         "/api/v1/invites/{code}/accept",
         Endpoint::AcceptInvite,
+    ),
+    ("GET", "/api/v1/rooms/{room_id}/ws", Endpoint::RoomSocket),
+    (
+        "GET",
+        "/api/v1/rooms/{room_id}/messages",
+        Endpoint::ListMessages,
+    ),
+    (
+        "POST",
+        "/api/v1/rooms/{room_id}/messages",
+        Endpoint::PostMessage,
+    ),
+    (
+        "GET",
+        "/api/v1/rooms/{room_id}/messages/{message_id}",
+        Endpoint::GetMessage,
     ),
 ];
 

@@ -5,8 +5,11 @@
 
 pub mod api;
 pub mod auth;
+pub mod chat;
 pub mod error;
 pub mod ids;
+pub mod protocol;
+pub mod ratelimit;
 pub mod rooms;
 
 pub use error::ApiError;

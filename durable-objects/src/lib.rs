@@ -2,3 +2,7 @@
 //! both they and the Worker use to speak JSON and map errors.
 
 pub mod http;
+pub mod room;
+mod store;
+
+pub use room::RoomDO;

@@ -50,9 +50,10 @@ pub fn now_secs() -> u64 {
     (js_sys::Date::now() / 1000.0) as u64
 }
 
-/// Reads a JSON body: must be `application/json`, at most `JSON_BODY_LIMIT`
-/// bytes (refused from `Content-Length` before reading when it says so).
-pub async fn read_json<T: DeserializeOwned>(req: &mut Request) -> HttpResult<T> {
+/// Reads a JSON body's bytes: it must be `application/json` and at most
+/// `JSON_BODY_LIMIT` bytes (refused from `Content-Length` before reading when it
+/// says so). Used as is when the body is forwarded to a room object.
+pub async fn read_body(req: &mut Request) -> HttpResult<Vec<u8>> {
     let ct = req.headers().get("content-type")?.unwrap_or_default();
     if !ct.to_ascii_lowercase().starts_with("application/json") {
         return Err(ApiError::UnsupportedMediaType {
@@ -64,14 +65,23 @@ pub async fn read_json<T: DeserializeOwned>(req: &mut Request) -> HttpResult<T> 
         .headers()
         .get("content-length")?
         .and_then(|v| v.parse().ok());
+    let too_large = ApiError::PayloadTooLarge {
+        limit: JSON_BODY_LIMIT,
+    };
     if declared.is_some_and(|n| n > JSON_BODY_LIMIT) {
-        return Err(ApiError::PayloadTooLarge {
-            limit: JSON_BODY_LIMIT,
-        }
-        .into());
+        return Err(too_large.into());
     }
     let body = req.bytes().await?;
-    Ok(parse_json(&body, JSON_BODY_LIMIT)?)
+    if body.len() > JSON_BODY_LIMIT {
+        return Err(too_large.into());
+    }
+    Ok(body)
+}
+
+/// Reads and parses a JSON body (see [`read_body`]); unknown fields are refused
+/// by the target types.
+pub async fn read_json<T: DeserializeOwned>(req: &mut Request) -> HttpResult<T> {
+    Ok(parse_json(&read_body(req).await?, JSON_BODY_LIMIT)?)
 }
 
 /// A D1 bind argument. Numbers go as f64: D1 takes no BigInt, and every number we

@@ -4,6 +4,7 @@
 //! are in `tessera-core`.
 
 mod accounts;
+mod chat;
 mod crypto;
 mod ctx;
 mod oidc;
@@ -92,6 +93,10 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::RemoveMember => rooms::remove_member(ctx, req, a, b).await,
         Endpoint::CreateInvite => rooms::create_invite(ctx, req, a).await,
         Endpoint::AcceptInvite => rooms::accept_invite(ctx, req, a).await,
+        Endpoint::RoomSocket => chat::socket(ctx, req, a).await,
+        Endpoint::ListMessages => chat::list_messages(ctx, req, a).await,
+        Endpoint::PostMessage => chat::post_message(ctx, req, a).await,
+        Endpoint::GetMessage => chat::get_message(ctx, req, a, b).await,
     }
 }
 

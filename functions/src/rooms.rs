@@ -2,9 +2,9 @@
 //! stored in D1. A caller who is not a member of a room gets 404 for it, exactly as
 //! for a room that does not exist, so room ids cannot be probed.
 
-use crate::crypto;
 use crate::ctx::{arg, changes, now_secs, page, read_json, Ctx};
 use crate::tokens::authenticate;
+use crate::{chat, crypto};
 use serde::{Deserialize, Serialize};
 use tessera_core::rooms::{
     check_invite_usable, may_grant, require, AddMember, CreateInvite, CreateRoom, MemberChange,
@@ -26,6 +26,10 @@ pub struct Room {
     pub updated_at: u64,
     pub role: String,
     pub member_count: u32,
+    /// Messages from others after the caller's read marker (in lists only;
+    /// `null` when the room could not be asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<Option<u64>>,
 }
 
 const ROOM_COLUMNS: &str =
@@ -109,6 +113,13 @@ pub async fn list(ctx: &Ctx, req: Request) -> HttpResult<Response> {
         rooms.truncate(page.limit as usize);
         rooms.last().map(|r| r.id.clone())
     });
+    let ids: Vec<String> = rooms.iter().map(|r| r.id.clone()).collect();
+    for (room, unread) in rooms
+        .iter_mut()
+        .zip(chat::unread_counts(ctx, &ids, &user_id).await)
+    {
+        room.unread = Some(unread);
+    }
     json(
         200,
         &RoomList {
@@ -219,7 +230,9 @@ pub async fn delete(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Respon
     let user_id = authenticate(ctx, &req).await?;
     let m = membership(ctx, room_id, &user_id).await?;
     require(m.role, Permission::DeleteRoom)?;
-    // Memberships and invites go with the room (ON DELETE CASCADE).
+    // Memberships and invites go with the room (ON DELETE CASCADE); the room
+    // object's sockets are closed and its storage erased.
+    chat::purge(ctx, room_id).await?;
     ctx.db()?
         .prepare("DELETE FROM rooms WHERE id = ?1")
         .bind(&[arg(room_id)])?
@@ -373,6 +386,7 @@ pub async fn update_member(
         .bind(&[arg(room_id), arg(target), arg(body.role.as_str())])?
         .run()
         .await?;
+    chat::member_changed(ctx, room_id, target, Some(body.role.as_str())).await?;
     member_json(ctx, room_id, target).await
 }
 
@@ -395,6 +409,7 @@ pub async fn remove_member(
         .bind(&[arg(room_id), arg(target)])?
         .run()
         .await?;
+    chat::member_changed(ctx, room_id, target, None).await?;
     no_content()
 }
 

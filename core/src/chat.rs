@@ -1,0 +1,873 @@
+//! Chat in a room: validation of what people send, mentions, and the engine that
+//! applies one client frame to the room's stored state and says what to answer
+//! and what to broadcast. Storage is behind [`ChatStore`] (synchronous, like a
+//! Durable Object's SQLite), so the engine runs natively in tests against
+//! [`MemStore`] and in the Room Durable Object against SQLite.
+
+use crate::protocol::{ClientFrame, Identity, MessageView, ServerFrame};
+use crate::rooms::{can, require, Permission};
+use crate::ApiError;
+use std::collections::BTreeMap;
+
+/// Bounds on what one person can put into a room. Configurable per deployment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChatLimits {
+    pub body_bytes: usize,
+    pub frame_bytes: usize,
+    pub attachments: usize,
+    pub reactions_per_message: usize,
+    /// How many events the resume window keeps.
+    pub retained_events: u64,
+}
+
+impl Default for ChatLimits {
+    fn default() -> Self {
+        Self {
+            body_bytes: 8 * 1024,
+            frame_bytes: 64 * 1024,
+            attachments: 10,
+            reactions_per_message: 50,
+            retained_events: 10_000,
+        }
+    }
+}
+
+pub const CLIENT_MSG_ID_MAX: usize = 64;
+pub const EMOJI_MAX_BYTES: usize = 32;
+pub const HISTORY_PAGE_MAX: u32 = 200;
+
+/// The stored form of a message (reactions live apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: u64,
+    pub author: String,
+    pub author_name: String,
+    pub client_msg_id: String,
+    pub body: String,
+    pub reply_to: Option<u64>,
+    pub mentions: Vec<String>,
+    pub attachments: Vec<String>,
+    pub created_at: u64,
+    pub edited_at: Option<u64>,
+    pub deleted: bool,
+}
+
+impl StoredMessage {
+    pub fn view(&self, reactions: BTreeMap<String, Vec<String>>) -> MessageView {
+        MessageView {
+            id: self.id,
+            seq: self.id,
+            author: self.author.clone(),
+            author_name: self.author_name.clone(),
+            client_msg_id: self.client_msg_id.clone(),
+            body: self.body.clone(),
+            reply_to: self.reply_to,
+            mentions: self.mentions.clone(),
+            attachments: self.attachments.clone(),
+            created_at: self.created_at,
+            edited_at: self.edited_at,
+            deleted: self.deleted,
+            reactions,
+        }
+    }
+}
+
+/// What the engine needs from storage. Implementations must make the writes of
+/// one [`apply`] call atomic (a Durable Object does: writes in one synchronous
+/// turn commit together).
+pub trait ChatStore {
+    type Error: std::fmt::Display;
+    /// The newest event's sequence number (0 when there is none).
+    fn head_seq(&self) -> Result<u64, Self::Error>;
+    fn message(&self, id: u64) -> Result<Option<StoredMessage>, Self::Error>;
+    fn message_by_client_id(
+        &self,
+        author: &str,
+        client_msg_id: &str,
+    ) -> Result<Option<StoredMessage>, Self::Error>;
+    fn reactions(&self, id: u64) -> Result<BTreeMap<String, Vec<String>>, Self::Error>;
+    /// Adds or removes one reaction; returns whether anything changed.
+    fn set_reaction(
+        &mut self,
+        id: u64,
+        user: &str,
+        emoji: &str,
+        on: bool,
+    ) -> Result<bool, Self::Error>;
+    fn insert_message(&mut self, m: &StoredMessage) -> Result<(), Self::Error>;
+    fn update_message(&mut self, m: &StoredMessage) -> Result<(), Self::Error>;
+    /// Appends a frame of the replayable stream under `seq` (= head + 1).
+    fn append_event(&mut self, seq: u64, frame: &ServerFrame) -> Result<(), Self::Error>;
+    /// Finds a person known to the room by their mention handle.
+    fn resolve_mention(&self, handle: &str) -> Result<Option<String>, Self::Error>;
+    /// Moves a read marker forward; returns the marker now stored.
+    fn set_read(&mut self, user: &str, seq: u64) -> Result<u64, Self::Error>;
+}
+
+/// What applying one frame produced.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Outcome {
+    /// Frames for the sender only.
+    pub reply: Vec<ServerFrame>,
+    /// Frames for every socket in the room (the sender included).
+    pub broadcast: Vec<ServerFrame>,
+}
+
+fn store_err<E: std::fmt::Display>(e: E) -> ApiError {
+    ApiError::Internal(format!("room storage: {e}"))
+}
+
+/// The handle by which a display name is mentioned: lower-case, no spaces.
+pub fn mention_handle(display_name: &str) -> String {
+    display_name
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// `@handle` tokens in a body, lower-cased, each once, in order of appearance.
+/// An `@` inside a word (an email address) is not a mention.
+pub fn parse_mentions(body: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut prev: Option<char> = None;
+    for (i, c) in body.char_indices() {
+        let starts_word = prev.is_none_or(|p| !(p.is_alphanumeric() || p == '_' || p == '.'));
+        if c == '@' && starts_word {
+            let rest = &body[i + 1..];
+            let handle: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                .collect();
+            let handle = handle.trim_end_matches('.').to_lowercase();
+            if !handle.is_empty() && handle.chars().count() <= 64 && !out.contains(&handle) {
+                out.push(handle);
+            }
+        }
+        prev = Some(c);
+    }
+    out
+}
+
+fn validate_body(body: &str, limits: &ChatLimits) -> Result<(), ApiError> {
+    if body.trim().is_empty() {
+        return Err(ApiError::invalid("body must not be empty"));
+    }
+    if body.len() > limits.body_bytes {
+        return Err(ApiError::PayloadTooLarge {
+            limit: limits.body_bytes,
+        });
+    }
+    if body
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+    {
+        return Err(ApiError::invalid("body contains control characters"));
+    }
+    Ok(())
+}
+
+pub fn validate_client_msg_id(id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= CLIENT_MSG_ID_MAX
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "client_msg_id must be 1 to {CLIENT_MSG_ID_MAX} characters of A-Z a-z 0-9 - _ : ."
+        )))
+    }
+}
+
+fn validate_emoji(emoji: &str) -> Result<(), ApiError> {
+    if emoji.is_empty()
+        || emoji.len() > EMOJI_MAX_BYTES
+        || emoji.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::invalid(format!(
+            "emoji must be 1 to {EMOJI_MAX_BYTES} bytes without spaces"
+        )));
+    }
+    Ok(())
+}
+
+fn resolve_mentions<S: ChatStore>(store: &S, body: &str) -> Result<Vec<String>, ApiError> {
+    let mut ids = Vec::new();
+    for handle in parse_mentions(body) {
+        let id = if handle == "ai" {
+            Some("ai".to_string())
+        } else {
+            store.resolve_mention(&handle).map_err(store_err)?
+        };
+        if let Some(id) = id.filter(|id| !ids.contains(id)) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+fn live_message<S: ChatStore>(store: &S, id: u64) -> Result<StoredMessage, ApiError> {
+    store
+        .message(id)
+        .map_err(store_err)?
+        .filter(|m| !m.deleted)
+        .ok_or(ApiError::NotFound("message"))
+}
+
+fn append<S: ChatStore>(
+    store: &mut S,
+    make: impl FnOnce(u64) -> ServerFrame,
+) -> Result<ServerFrame, ApiError> {
+    let seq = store.head_seq().map_err(store_err)? + 1;
+    let frame = make(seq);
+    store.append_event(seq, &frame).map_err(store_err)?;
+    Ok(frame)
+}
+
+/// Applies one frame from `actor` at `now_ms`. Nothing is written when it fails.
+/// Typing, presence and ping concern sockets, not storage: the caller handles them.
+pub fn apply<S: ChatStore>(
+    store: &mut S,
+    actor: &Identity,
+    frame: ClientFrame,
+    limits: &ChatLimits,
+    now_ms: u64,
+) -> Result<Outcome, ApiError> {
+    let mut out = Outcome::default();
+    match frame {
+        ClientFrame::Send {
+            client_msg_id,
+            body,
+            reply_to,
+            attachments,
+        } => {
+            require(actor.role, Permission::SendMessage)?;
+            validate_client_msg_id(&client_msg_id)?;
+            if let Some(m) = store
+                .message_by_client_id(&actor.user_id, &client_msg_id)
+                .map_err(store_err)?
+            {
+                out.reply.push(ServerFrame::Ack {
+                    client_msg_id,
+                    id: m.id,
+                    seq: m.id,
+                    duplicate: true,
+                });
+                return Ok(out);
+            }
+            validate_body(&body, limits)?;
+            if !attachments.is_empty() {
+                return Err(ApiError::Conflict {
+                    code: "attachments_unavailable",
+                    message: "file attachments are not available yet: files are not implemented"
+                        .into(),
+                });
+            }
+            if let Some(parent) = reply_to {
+                live_message(store, parent)?;
+            }
+            let mentions = resolve_mentions(store, &body)?;
+            let seq = store.head_seq().map_err(store_err)? + 1;
+            let message = StoredMessage {
+                id: seq,
+                author: actor.user_id.clone(),
+                author_name: actor.display_name.clone(),
+                client_msg_id: client_msg_id.clone(),
+                body,
+                reply_to,
+                mentions,
+                attachments,
+                created_at: now_ms,
+                edited_at: None,
+                deleted: false,
+            };
+            store.insert_message(&message).map_err(store_err)?;
+            let frame = ServerFrame::Message {
+                seq,
+                message: message.view(BTreeMap::new()),
+            };
+            store.append_event(seq, &frame).map_err(store_err)?;
+            out.reply.push(ServerFrame::Ack {
+                client_msg_id,
+                id: seq,
+                seq,
+                duplicate: false,
+            });
+            out.broadcast.push(frame);
+        }
+        ClientFrame::Edit { id, body } => {
+            require(actor.role, Permission::EditOwnMessage)?;
+            let mut m = live_message(store, id)?;
+            if m.author != actor.user_id {
+                return Err(ApiError::forbidden("only the author may edit a message"));
+            }
+            validate_body(&body, limits)?;
+            m.mentions = resolve_mentions(store, &body)?;
+            m.body = body;
+            m.edited_at = Some(now_ms);
+            store.update_message(&m).map_err(store_err)?;
+            let frame = append(store, |seq| ServerFrame::MessageEdited {
+                seq,
+                id,
+                body: m.body.clone(),
+                mentions: m.mentions.clone(),
+                edited_at: now_ms,
+            })?;
+            out.broadcast.push(frame);
+        }
+        ClientFrame::Delete { id } => {
+            let mut m = live_message(store, id)?;
+            let own = m.author == actor.user_id && can(actor.role, Permission::EditOwnMessage);
+            if !own {
+                require(actor.role, Permission::DeleteAnyMessage)?;
+            }
+            m.deleted = true;
+            m.body.clear();
+            m.mentions.clear();
+            m.attachments.clear();
+            store.update_message(&m).map_err(store_err)?;
+            let frame = append(store, |seq| ServerFrame::MessageDeleted {
+                seq,
+                id,
+                deleted_by: actor.user_id.clone(),
+            })?;
+            out.broadcast.push(frame);
+        }
+        ClientFrame::React { id, emoji } => {
+            out.broadcast
+                .extend(react(store, actor, id, emoji, true, limits)?);
+        }
+        ClientFrame::Unreact { id, emoji } => {
+            out.broadcast
+                .extend(react(store, actor, id, emoji, false, limits)?);
+        }
+        ClientFrame::Read { seq } => {
+            let head = store.head_seq().map_err(store_err)?;
+            let stored = store
+                .set_read(&actor.user_id, seq.min(head))
+                .map_err(store_err)?;
+            out.broadcast.push(ServerFrame::Read {
+                user_id: actor.user_id.clone(),
+                seq: stored,
+            });
+        }
+        ClientFrame::Typing {} | ClientFrame::Presence { .. } | ClientFrame::Ping { .. } => {}
+    }
+    Ok(out)
+}
+
+/// Adds (`on`) or removes a reaction; a repeat changes nothing and broadcasts nothing.
+fn react<S: ChatStore>(
+    store: &mut S,
+    actor: &Identity,
+    id: u64,
+    emoji: String,
+    on: bool,
+    limits: &ChatLimits,
+) -> Result<Option<ServerFrame>, ApiError> {
+    require(actor.role, Permission::SendMessage)?;
+    validate_emoji(&emoji)?;
+    live_message(store, id)?;
+    if on {
+        let existing = store.reactions(id).map_err(store_err)?;
+        if !existing.contains_key(&emoji) && existing.len() >= limits.reactions_per_message {
+            return Err(ApiError::Conflict {
+                code: "too_many_reactions",
+                message: format!(
+                    "a message holds at most {} different reactions",
+                    limits.reactions_per_message
+                ),
+            });
+        }
+    }
+    if !store
+        .set_reaction(id, &actor.user_id, &emoji, on)
+        .map_err(store_err)?
+    {
+        return Ok(None);
+    }
+    append(store, |seq| ServerFrame::Reaction {
+        seq,
+        id,
+        emoji,
+        user_id: actor.user_id.clone(),
+        added: on,
+    })
+    .map(Some)
+}
+
+/// How a reconnecting client catches up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Nothing missed.
+    UpToDate,
+    /// Replay every event after this seq.
+    Replay { after: u64 },
+    /// The window no longer holds what was missed: page history over REST.
+    Resync,
+}
+
+/// `oldest` is the oldest retained event's seq (0 when the log is empty).
+pub fn plan_resume(since: u64, oldest: u64, head: u64) -> Resume {
+    if since >= head {
+        Resume::UpToDate
+    } else if oldest == 0 || since + 1 >= oldest {
+        Resume::Replay { after: since }
+    } else {
+        Resume::Resync
+    }
+}
+
+/// An in-memory [`ChatStore`] for tests and tools.
+#[derive(Debug, Default, Clone)]
+pub struct MemStore {
+    pub messages: BTreeMap<u64, StoredMessage>,
+    pub events: BTreeMap<u64, ServerFrame>,
+    pub reactions: BTreeMap<(u64, String), Vec<String>>,
+    pub people: BTreeMap<String, String>,
+    pub reads: BTreeMap<String, u64>,
+}
+
+impl ChatStore for MemStore {
+    type Error = std::convert::Infallible;
+
+    fn head_seq(&self) -> Result<u64, Self::Error> {
+        Ok(self.events.keys().next_back().copied().unwrap_or(0))
+    }
+    fn message(&self, id: u64) -> Result<Option<StoredMessage>, Self::Error> {
+        Ok(self.messages.get(&id).cloned())
+    }
+    fn message_by_client_id(
+        &self,
+        author: &str,
+        client_msg_id: &str,
+    ) -> Result<Option<StoredMessage>, Self::Error> {
+        Ok(self
+            .messages
+            .values()
+            .find(|m| m.author == author && m.client_msg_id == client_msg_id)
+            .cloned())
+    }
+    fn reactions(&self, id: u64) -> Result<BTreeMap<String, Vec<String>>, Self::Error> {
+        Ok(self
+            .reactions
+            .iter()
+            .filter(|((m, _), users)| *m == id && !users.is_empty())
+            .map(|((_, e), users)| (e.clone(), users.clone()))
+            .collect())
+    }
+    fn set_reaction(
+        &mut self,
+        id: u64,
+        user: &str,
+        emoji: &str,
+        on: bool,
+    ) -> Result<bool, Self::Error> {
+        let users = self.reactions.entry((id, emoji.to_string())).or_default();
+        let present = users.iter().any(|u| u == user);
+        match (on, present) {
+            (true, false) => users.push(user.to_string()),
+            (false, true) => users.retain(|u| u != user),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+    fn insert_message(&mut self, m: &StoredMessage) -> Result<(), Self::Error> {
+        self.messages.insert(m.id, m.clone());
+        Ok(())
+    }
+    fn update_message(&mut self, m: &StoredMessage) -> Result<(), Self::Error> {
+        self.messages.insert(m.id, m.clone());
+        Ok(())
+    }
+    fn append_event(&mut self, seq: u64, frame: &ServerFrame) -> Result<(), Self::Error> {
+        self.events.insert(seq, frame.clone());
+        Ok(())
+    }
+    fn resolve_mention(&self, handle: &str) -> Result<Option<String>, Self::Error> {
+        Ok(self
+            .people
+            .iter()
+            .find(|(_, name)| mention_handle(name) == handle)
+            .map(|(id, _)| id.clone()))
+    }
+    fn set_read(&mut self, user: &str, seq: u64) -> Result<u64, Self::Error> {
+        let r = self.reads.entry(user.to_string()).or_default();
+        *r = (*r).max(seq);
+        Ok(*r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rooms::Role;
+    use proptest::prelude::*;
+
+    fn who(id: &str, role: Role) -> Identity {
+        Identity {
+            user_id: id.into(),
+            display_name: id.to_uppercase(),
+            role,
+        }
+    }
+
+    fn send(id: &str, body: &str) -> ClientFrame {
+        ClientFrame::Send {
+            client_msg_id: id.into(),
+            body: body.into(),
+            reply_to: None,
+            attachments: vec![],
+        }
+    }
+
+    fn run(store: &mut MemStore, actor: &Identity, f: ClientFrame) -> Result<Outcome, ApiError> {
+        apply(store, actor, f, &ChatLimits::default(), 1000)
+    }
+
+    #[test]
+    fn send_acks_and_broadcasts_with_gap_free_seqs() {
+        let mut s = MemStore::default();
+        let a = who("a", Role::Member);
+        for i in 1..=5 {
+            let out = run(&mut s, &a, send(&format!("c{i}"), "hello")).unwrap();
+            assert_eq!(
+                out.reply,
+                vec![ServerFrame::Ack {
+                    client_msg_id: format!("c{i}"),
+                    id: i,
+                    seq: i,
+                    duplicate: false
+                }]
+            );
+            assert_eq!(out.broadcast[0].seq(), Some(i));
+        }
+        assert_eq!(
+            s.events.keys().copied().collect::<Vec<_>>(),
+            (1..=5).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn duplicate_client_msg_id_returns_the_original_ack_and_stores_nothing() {
+        let mut s = MemStore::default();
+        let a = who("a", Role::Member);
+        run(&mut s, &a, send("same", "one")).unwrap();
+        let again = run(&mut s, &a, send("same", "different body")).unwrap();
+        assert_eq!(
+            again.reply,
+            vec![ServerFrame::Ack {
+                client_msg_id: "same".into(),
+                id: 1,
+                seq: 1,
+                duplicate: true
+            }]
+        );
+        assert!(again.broadcast.is_empty());
+        assert_eq!(s.messages.len(), 1);
+        // The same id from someone else is a different message.
+        run(&mut s, &who("b", Role::Member), send("same", "b's")).unwrap();
+        assert_eq!(s.messages.len(), 2);
+    }
+
+    #[test]
+    fn viewers_cannot_write_but_can_mark_read() {
+        let mut s = MemStore::default();
+        run(&mut s, &who("a", Role::Member), send("c", "hi")).unwrap();
+        let v = who("v", Role::Viewer);
+        for f in [
+            send("x", "nope"),
+            ClientFrame::React {
+                id: 1,
+                emoji: "👍".into(),
+            },
+        ] {
+            assert_eq!(run(&mut s, &v, f).unwrap_err().code(), "forbidden");
+        }
+        assert!(run(&mut s, &v, ClientFrame::Read { seq: 1 }).is_ok());
+        assert_eq!(s.messages.len(), 1);
+    }
+
+    #[test]
+    fn authors_edit_and_delete_their_own_admins_delete_any() {
+        let mut s = MemStore::default();
+        let (a, b, admin) = (
+            who("a", Role::Member),
+            who("b", Role::Member),
+            who("z", Role::Admin),
+        );
+        run(&mut s, &a, send("1", "first")).unwrap();
+        run(&mut s, &a, send("2", "second")).unwrap();
+        assert_eq!(
+            run(
+                &mut s,
+                &b,
+                ClientFrame::Edit {
+                    id: 1,
+                    body: "hacked".into()
+                }
+            )
+            .unwrap_err()
+            .code(),
+            "forbidden"
+        );
+        assert_eq!(
+            run(&mut s, &b, ClientFrame::Delete { id: 1 })
+                .unwrap_err()
+                .code(),
+            "forbidden"
+        );
+        assert_eq!(
+            run(
+                &mut s,
+                &admin,
+                ClientFrame::Edit {
+                    id: 1,
+                    body: "x".into()
+                }
+            )
+            .unwrap_err()
+            .code(),
+            "forbidden"
+        );
+        let edited = run(
+            &mut s,
+            &a,
+            ClientFrame::Edit {
+                id: 1,
+                body: "first!".into(),
+            },
+        )
+        .unwrap();
+        assert!(
+            matches!(&edited.broadcast[0], ServerFrame::MessageEdited { seq: 3, body, .. } if body == "first!")
+        );
+        run(&mut s, &admin, ClientFrame::Delete { id: 1 }).unwrap();
+        run(&mut s, &a, ClientFrame::Delete { id: 2 }).unwrap();
+        assert!(s.messages[&1].deleted && s.messages[&1].body.is_empty());
+        assert_eq!(
+            run(
+                &mut s,
+                &a,
+                ClientFrame::Edit {
+                    id: 1,
+                    body: "back".into()
+                }
+            )
+            .unwrap_err()
+            .code(),
+            "not_found"
+        );
+    }
+
+    #[test]
+    fn reactions_toggle_once_per_person() {
+        let mut s = MemStore::default();
+        let a = who("a", Role::Member);
+        run(&mut s, &a, send("1", "react to me")).unwrap();
+        let r = |e: &str| ClientFrame::React {
+            id: 1,
+            emoji: e.into(),
+        };
+        assert_eq!(run(&mut s, &a, r("👍")).unwrap().broadcast.len(), 1);
+        assert_eq!(
+            run(&mut s, &a, r("👍")).unwrap().broadcast.len(),
+            0,
+            "second identical react is a no-op"
+        );
+        assert_eq!(s.reactions(1).unwrap()["👍"], vec!["a".to_string()]);
+        let un = run(
+            &mut s,
+            &a,
+            ClientFrame::Unreact {
+                id: 1,
+                emoji: "👍".into(),
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            un.broadcast[0],
+            ServerFrame::Reaction { added: false, .. }
+        ));
+        assert!(s.reactions(1).unwrap().is_empty());
+        assert_eq!(
+            run(&mut s, &a, r("a b")).unwrap_err().code(),
+            "invalid_input"
+        );
+        assert_eq!(
+            run(
+                &mut s,
+                &a,
+                ClientFrame::React {
+                    id: 99,
+                    emoji: "x".into()
+                }
+            )
+            .unwrap_err()
+            .code(),
+            "not_found"
+        );
+    }
+
+    #[test]
+    fn bounded_reactions_per_message() {
+        let mut s = MemStore::default();
+        let a = who("a", Role::Member);
+        run(&mut s, &a, send("1", "m")).unwrap();
+        let limits = ChatLimits {
+            reactions_per_message: 2,
+            ..ChatLimits::default()
+        };
+        for e in ["a", "b"] {
+            apply(
+                &mut s,
+                &a,
+                ClientFrame::React {
+                    id: 1,
+                    emoji: e.into(),
+                },
+                &limits,
+                0,
+            )
+            .unwrap();
+        }
+        let e = apply(
+            &mut s,
+            &a,
+            ClientFrame::React {
+                id: 1,
+                emoji: "c".into(),
+            },
+            &limits,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "too_many_reactions");
+    }
+
+    #[test]
+    fn bad_bodies_are_refused_and_store_nothing() {
+        let mut s = MemStore::default();
+        let a = who("a", Role::Member);
+        for (body, code) in [
+            ("", "invalid_input"),
+            ("   ", "invalid_input"),
+            ("a\u{0}b", "invalid_input"),
+        ] {
+            assert_eq!(run(&mut s, &a, send("c", body)).unwrap_err().code(), code);
+        }
+        let big = "x".repeat(8 * 1024 + 1);
+        assert_eq!(
+            run(&mut s, &a, send("c", &big)).unwrap_err().code(),
+            "payload_too_large"
+        );
+        assert_eq!(
+            run(&mut s, &a, send("bad id!", "x")).unwrap_err().code(),
+            "invalid_input"
+        );
+        let reply = ClientFrame::Send {
+            client_msg_id: "r".into(),
+            body: "x".into(),
+            reply_to: Some(42),
+            attachments: vec![],
+        };
+        assert_eq!(run(&mut s, &a, reply).unwrap_err().code(), "not_found");
+        assert!(s.messages.is_empty() && s.events.is_empty());
+    }
+
+    #[test]
+    fn replies_and_mentions() {
+        let mut s = MemStore::default();
+        s.people.insert("u-ada".into(), "Ada Lovelace".into());
+        let a = who("a", Role::Member);
+        run(&mut s, &a, send("1", "root")).unwrap();
+        let reply = ClientFrame::Send {
+            client_msg_id: "2".into(),
+            body: "@adalovelace and @ai, see ada@example.org and @nobody".into(),
+            reply_to: Some(1),
+            attachments: vec![],
+        };
+        run(&mut s, &a, reply).unwrap();
+        let m = &s.messages[&2];
+        assert_eq!(m.reply_to, Some(1));
+        assert_eq!(m.mentions, vec!["u-ada".to_string(), "ai".to_string()]);
+    }
+
+    #[test]
+    fn mention_parsing() {
+        assert_eq!(
+            parse_mentions("hi @Ada, @bob.smith. @ada again"),
+            vec!["ada", "bob.smith"]
+        );
+        assert!(parse_mentions("mail me at x@y.org").is_empty());
+        assert!(parse_mentions("@ alone").is_empty());
+        assert_eq!(mention_handle("Ada Lovelace"), "adalovelace");
+    }
+
+    #[test]
+    fn read_markers_only_move_forward_and_stop_at_head() {
+        let mut s = MemStore::default();
+        let a = who("a", Role::Member);
+        run(&mut s, &a, send("1", "x")).unwrap();
+        run(&mut s, &a, ClientFrame::Read { seq: 100 }).unwrap();
+        assert_eq!(s.reads["a"], 1);
+        run(&mut s, &a, send("2", "y")).unwrap();
+        run(&mut s, &a, ClientFrame::Read { seq: 2 }).unwrap();
+        let back = run(&mut s, &a, ClientFrame::Read { seq: 0 }).unwrap();
+        assert_eq!(
+            back.broadcast,
+            vec![ServerFrame::Read {
+                user_id: "a".into(),
+                seq: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn attachments_are_refused_until_files_exist() {
+        let mut s = MemStore::default();
+        let f = ClientFrame::Send {
+            client_msg_id: "1".into(),
+            body: "see".into(),
+            reply_to: None,
+            attachments: vec!["f1".into()],
+        };
+        assert_eq!(
+            run(&mut s, &who("a", Role::Member), f).unwrap_err().code(),
+            "attachments_unavailable"
+        );
+    }
+
+    #[test]
+    fn resume_plans() {
+        assert_eq!(plan_resume(10, 1, 10), Resume::UpToDate);
+        assert_eq!(plan_resume(3, 1, 10), Resume::Replay { after: 3 });
+        assert_eq!(plan_resume(0, 1, 10), Resume::Replay { after: 0 });
+        assert_eq!(plan_resume(4, 5, 10), Resume::Replay { after: 4 });
+        assert_eq!(plan_resume(3, 5, 10), Resume::Resync);
+        assert_eq!(plan_resume(0, 0, 0), Resume::UpToDate);
+    }
+
+    proptest! {
+        /// Any interleaving of sends (with repeated ids) from several people
+        /// yields exactly one message per (author, client id), gap-free seqs, and
+        /// the same ack for every repeat.
+        #[test]
+        fn idempotent_and_gap_free(ops in proptest::collection::vec((0usize..3, 0u8..6), 1..80)) {
+            let mut s = MemStore::default();
+            let people = [who("a", Role::Member), who("b", Role::Admin), who("c", Role::Owner)];
+            let mut first_ack: BTreeMap<(usize, u8), u64> = BTreeMap::new();
+            for (p, id) in ops {
+                let out = run(&mut s, &people[p], send(&format!("m{id}"), "body")).unwrap();
+                let ServerFrame::Ack { id: mid, .. } = out.reply[0] else { panic!("no ack") };
+                prop_assert_eq!(*first_ack.entry((p, id)).or_insert(mid), mid);
+            }
+            prop_assert_eq!(s.messages.len(), first_ack.len());
+            let seqs: Vec<u64> = s.events.keys().copied().collect();
+            prop_assert_eq!(seqs, (1..=first_ack.len() as u64).collect::<Vec<_>>());
+        }
+    }
+}

@@ -1,0 +1,595 @@
+//! RoomDO: the single writer of one room. It holds the room's hibernating
+//! WebSockets, orders and stores chat (via `tessera_core::chat`), replays missed
+//! events on resume, keeps presence and typing in socket attachments (so they
+//! survive hibernation), and serves the room's history to the Worker.
+//!
+//! Only the Worker reaches this object. It authenticates the caller and checks
+//! membership first, then passes the identity in `x-tessera-*` headers that it
+//! sets itself; a client cannot forge them.
+
+use crate::http::{error_response, json, Failure, HttpResult};
+use crate::store::{SqlChatStore, SCHEMA};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use tessera_core::chat::{apply, plan_resume, ChatLimits, ChatStore, Resume, HISTORY_PAGE_MAX};
+use tessera_core::protocol::{
+    parse_client_frame, ClientFrame, Identity, PresenceEntry, ServerFrame, Status, TypingEntry,
+};
+use tessera_core::ratelimit::{Rate, TokenBucket};
+use tessera_core::rooms::Role;
+use tessera_core::ApiError;
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, Response, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair,
+};
+
+/// 10 writes per second per person, with bursts of 10.
+const WRITE_RATE: Rate = Rate {
+    capacity: 10.0,
+    per_sec: 10.0,
+};
+const TYPING_MS: u64 = 5_000;
+/// Invalid frames a socket may send before it is closed with 1008.
+const MAX_STRIKES: u32 = 20;
+const CLOSE_POLICY: u16 = 1008;
+/// Close code for a member removed from the room (application range).
+pub const CLOSE_REMOVED: u16 = 4003;
+pub const CLOSE_ROOM_DELETED: u16 = 4004;
+const PRESENCE_OFFLINE_LIMIT: u32 = 50;
+
+/// Per-socket state, stored in the socket's attachment so that it survives
+/// hibernation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Attachment {
+    conn: String,
+    room: String,
+    user_id: String,
+    display_name: String,
+    role: Role,
+    status: Status,
+    since_ms: u64,
+    typing_until: u64,
+    strikes: u32,
+}
+
+impl Attachment {
+    fn identity(&self) -> Identity {
+        Identity {
+            user_id: self.user_id.clone(),
+            display_name: self.display_name.clone(),
+            role: self.role,
+        }
+    }
+}
+
+#[durable_object]
+pub struct RoomDO {
+    state: State,
+    limits: ChatLimits,
+    /// Rate-limit buckets per person. Losing them on eviction only resets the
+    /// limit, which is harmless; everything else lives in storage.
+    buckets: RefCell<HashMap<String, TokenBucket>>,
+    schema_error: Option<String>,
+}
+
+fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+fn var_usize(env: &Env, name: &str) -> Option<usize> {
+    env.var(name).ok()?.to_string().parse().ok()
+}
+
+impl DurableObject for RoomDO {
+    fn new(state: State, env: Env) -> Self {
+        let defaults = ChatLimits::default();
+        let limits = ChatLimits {
+            body_bytes: var_usize(&env, "CHAT_BODY_LIMIT").unwrap_or(defaults.body_bytes),
+            frame_bytes: var_usize(&env, "CHAT_FRAME_LIMIT").unwrap_or(defaults.frame_bytes),
+            ..defaults
+        };
+        let schema_error = state
+            .storage()
+            .sql()
+            .exec(SCHEMA, None)
+            .err()
+            .map(|e| e.to_string());
+        Self {
+            state,
+            limits,
+            buckets: RefCell::new(HashMap::new()),
+            schema_error,
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        Ok(match self.serve(req).await {
+            Ok(resp) => resp,
+            Err(Failure(e)) => error_response(&e),
+        })
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
+        let Some(mut att) = ws.deserialize_attachment::<Attachment>()? else {
+            ws.close(Some(1011), Some("socket state lost"))?;
+            return Ok(());
+        };
+        let text = match message {
+            WebSocketIncomingMessage::String(t) => t,
+            WebSocketIncomingMessage::Binary(_) => {
+                return self.strike(
+                    &ws,
+                    &mut att,
+                    &ApiError::invalid("frames must be JSON text"),
+                    None,
+                );
+            }
+        };
+        let frame = match parse_client_frame(&text, self.limits.frame_bytes) {
+            Ok(f) => f,
+            Err(e) => return self.strike(&ws, &mut att, &e, None),
+        };
+        let now = now_ms();
+        let reference = match &frame {
+            ClientFrame::Send { client_msg_id, .. } => Some(client_msg_id.clone()),
+            ClientFrame::Edit { id, .. }
+            | ClientFrame::Delete { id }
+            | ClientFrame::React { id, .. }
+            | ClientFrame::Unreact { id, .. } => Some(id.to_string()),
+            _ => None,
+        };
+        if frame.is_write() {
+            if let Err(wait_ms) = self.take_token(&att.user_id, now) {
+                let limited = ServerFrame::Error {
+                    code: "rate_limited".into(),
+                    message: format!(
+                        "at most {} messages per second; retry shortly",
+                        WRITE_RATE.per_sec
+                    ),
+                    reference,
+                    retry_after: Some(wait_ms as f64 / 1000.0),
+                };
+                send(&ws, &limited);
+                return Ok(());
+            }
+        }
+        match frame {
+            ClientFrame::Ping { nonce } => send(&ws, &ServerFrame::Pong { nonce, at: now }),
+            ClientFrame::Typing {} => {
+                if att.role < Role::Member {
+                    send(
+                        &ws,
+                        &ServerFrame::error(&ApiError::forbidden("viewers cannot type here"), None),
+                    );
+                    return Ok(());
+                }
+                att.typing_until = now + TYPING_MS;
+                ws.serialize_attachment(&att)?;
+                self.broadcast(&ServerFrame::Typing {
+                    users: self.typing(now),
+                });
+            }
+            ClientFrame::Presence { status } => {
+                att.status = if status == Status::Offline {
+                    Status::Away
+                } else {
+                    status
+                };
+                ws.serialize_attachment(&att)?;
+                self.broadcast(&ServerFrame::Presence {
+                    users: vec![self.presence_of(&att.user_id, &att.display_name, now)],
+                });
+            }
+            frame => {
+                let mut store = self.store();
+                match apply(&mut store, &att.identity(), frame, &self.limits, now) {
+                    Ok(outcome) => {
+                        for f in &outcome.reply {
+                            send(&ws, f);
+                        }
+                        for f in &outcome.broadcast {
+                            self.broadcast(f);
+                        }
+                    }
+                    Err(e) => send(&ws, &ServerFrame::error(&e, reference)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        reason: String,
+        _clean: bool,
+    ) -> worker::Result<()> {
+        // Complete the closing handshake; the peer may already be gone.
+        let _ = ws.close(Some(code.clamp(1000, 4999) as u16), Some(reason));
+        self.left(&ws)
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
+        self.left(&ws)
+    }
+}
+
+fn send(ws: &WebSocket, frame: &ServerFrame) {
+    // A socket that is closing cannot be written to; its close handler runs.
+    let _ = ws.send_with_str(frame.to_json());
+}
+
+/// The caller's identity as the Worker passed it.
+fn identity(req: &Request) -> HttpResult<Identity> {
+    req.headers()
+        .get("x-tessera-identity")?
+        .as_deref()
+        .and_then(Identity::from_header)
+        .ok_or_else(|| ApiError::Internal("room object called without an identity".into()).into())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostMessage {
+    body: String,
+    #[serde(default)]
+    reply_to: Option<u64>,
+    #[serde(default)]
+    attachments: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct MemberUpdate {
+    user_id: String,
+    role: Option<Role>,
+}
+
+impl RoomDO {
+    /// One write from `user`, or the milliseconds until one is allowed.
+    fn take_token(&self, user: &str, now: u64) -> Result<(), u64> {
+        self.buckets
+            .borrow_mut()
+            .entry(user.to_string())
+            .or_insert_with(|| TokenBucket::full(WRITE_RATE, now))
+            .try_take(WRITE_RATE, now)
+    }
+
+    fn store(&self) -> SqlChatStore {
+        SqlChatStore {
+            sql: self.state.storage().sql(),
+            retained: self.limits.retained_events,
+        }
+    }
+
+    async fn serve(&self, mut req: Request) -> HttpResult<Response> {
+        if let Some(e) = &self.schema_error {
+            return Err(ApiError::Internal(format!("room schema: {e}")).into());
+        }
+        let url = req.url()?;
+        let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
+        let path: Vec<&str> = url.path().trim_matches('/').split('/').collect();
+        match (req.method(), path.as_slice()) {
+            (Method::Get, ["ws"]) => self.open_socket(&req, &query),
+            (Method::Get, ["messages"]) => self.history(&query),
+            (Method::Get, ["messages", id]) => {
+                let id: u64 = id.parse().map_err(|_| ApiError::NotFound("message"))?;
+                let store = self.store();
+                let m = store.message(id)?.ok_or(ApiError::NotFound("message"))?;
+                let reactions = store.reactions_of(&[id])?.remove(&id).unwrap_or_default();
+                json(200, &m.view(reactions))
+            }
+            (Method::Post, ["messages"]) => {
+                let who = identity(&req)?;
+                let key = req
+                    .headers()
+                    .get("idempotency-key")?
+                    .ok_or_else(|| ApiError::invalid("the Idempotency-Key header is required"))?;
+                let body: PostMessage =
+                    tessera_core::api::parse_json(&req.bytes().await?, self.limits.frame_bytes)?;
+                let now = now_ms();
+                if let Err(wait_ms) = self.take_token(&who.user_id, now) {
+                    return Err(ApiError::RateLimited {
+                        retry_after_secs: wait_ms.div_ceil(1000),
+                    }
+                    .into());
+                }
+                let frame = ClientFrame::Send {
+                    client_msg_id: key,
+                    body: body.body,
+                    reply_to: body.reply_to,
+                    attachments: body.attachments,
+                };
+                let outcome = apply(&mut self.store(), &who, frame, &self.limits, now)?;
+                for f in &outcome.broadcast {
+                    self.broadcast(f);
+                }
+                let Some(ServerFrame::Ack { id, duplicate, .. }) = outcome.reply.first() else {
+                    return Err(ApiError::Internal("send produced no ack".into()).into());
+                };
+                let store = self.store();
+                let m = store.message(*id)?.ok_or(ApiError::NotFound("message"))?;
+                let reactions = store.reactions_of(&[*id])?.remove(id).unwrap_or_default();
+                json(if *duplicate { 200 } else { 201 }, &m.view(reactions))
+            }
+            (Method::Get, ["unread"]) => {
+                let user = query
+                    .get("user")
+                    .ok_or_else(|| ApiError::invalid("user is required"))?;
+                let store = self.store();
+                let (unread, read_seq) = store.unread(user)?;
+                let head = store.head_seq()?;
+                json(
+                    200,
+                    &serde_json::json!({ "unread": unread, "read_seq": read_seq, "head_seq": head }),
+                )
+            }
+            (Method::Post, ["member"]) => {
+                let update: MemberUpdate =
+                    tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
+                self.member_changed(&update);
+                json(200, &serde_json::json!({ "ok": true }))
+            }
+            (Method::Post, ["purge"]) => {
+                for ws in self.state.get_websockets() {
+                    let _ = ws.close(Some(CLOSE_ROOM_DELETED), Some("room deleted"));
+                }
+                self.state.storage().delete_all().await?;
+                json(200, &serde_json::json!({ "ok": true }))
+            }
+            _ => Err(ApiError::NoRoute.into()),
+        }
+    }
+
+    fn open_socket(&self, req: &Request, query: &BTreeMap<String, String>) -> HttpResult<Response> {
+        if req.headers().get("upgrade")?.as_deref() != Some("websocket") {
+            return Err(ApiError::invalid("expected a WebSocket upgrade").into());
+        }
+        let who = identity(req)?;
+        let room = req.headers().get("x-tessera-room")?.unwrap_or_default();
+        let since: Option<u64> = match query.get("since") {
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| ApiError::invalid("since must be a sequence number"))?,
+            ),
+            None => None,
+        };
+        let now = now_ms();
+        let pair = WebSocketPair::new()?;
+        let att = Attachment {
+            conn: format!("{now}-{}", js_sys::Math::random()),
+            room: room.clone(),
+            user_id: who.user_id.clone(),
+            display_name: who.display_name.clone(),
+            role: who.role,
+            status: Status::Online,
+            since_ms: now,
+            typing_until: 0,
+            strikes: 0,
+        };
+        self.state.accept_web_socket(&pair.server);
+        pair.server.serialize_attachment(&att)?;
+        let store = self.store();
+        store.remember_person(&who.user_id, &who.display_name, now)?;
+        let head = store.head_seq()?;
+        send(
+            &pair.server,
+            &ServerFrame::Hello {
+                room,
+                you: who.clone(),
+                head_seq: head,
+                presence: self.presence(now)?,
+                typing: self.typing(now),
+            },
+        );
+        if let Some(since) = since {
+            match plan_resume(since, store.oldest_seq()?, head) {
+                Resume::UpToDate => {}
+                Resume::Replay { after } => {
+                    for frame in store.events_after(after)? {
+                        let _ = pair.server.send_with_str(frame);
+                    }
+                }
+                Resume::Resync => send(
+                    &pair.server,
+                    &ServerFrame::Resync {
+                        head_seq: head,
+                        oldest_seq: store.oldest_seq()?,
+                    },
+                ),
+            }
+        }
+        self.broadcast_except(
+            &att.conn,
+            &ServerFrame::Presence {
+                users: vec![self.presence_of(&who.user_id, &who.display_name, now)],
+            },
+        );
+        let resp = Response::from_websocket(pair.client)?;
+        if let Some(protocol) = req.headers().get("x-tessera-protocol")? {
+            resp.headers().set("sec-websocket-protocol", &protocol)?;
+        }
+        Ok(resp)
+    }
+
+    fn history(&self, query: &BTreeMap<String, String>) -> HttpResult<Response> {
+        let num = |k: &str| -> HttpResult<Option<u64>> {
+            query
+                .get(k)
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| ApiError::invalid(format!("{k} must be a number")).into())
+                })
+                .transpose()
+        };
+        let limit = num("limit")?.unwrap_or(50);
+        if !(1..=HISTORY_PAGE_MAX as u64).contains(&limit) {
+            return Err(ApiError::invalid(format!("limit must be 1 to {HISTORY_PAGE_MAX}")).into());
+        }
+        let store = self.store();
+        let page = store.page(num("before")?, num("after")?, limit as u32)?;
+        let ids: Vec<u64> = page.iter().map(|m| m.id).collect();
+        let mut reactions = store.reactions_of(&ids)?;
+        let messages: Vec<_> = page
+            .iter()
+            .map(|m| m.view(reactions.remove(&m.id).unwrap_or_default()))
+            .collect();
+        let head = store.head_seq()?;
+        json(
+            200,
+            &serde_json::json!({ "messages": messages, "head_seq": head }),
+        )
+    }
+
+    fn sockets(&self) -> Vec<(WebSocket, Attachment)> {
+        self.state
+            .get_websockets()
+            .into_iter()
+            .filter_map(|ws| {
+                let att = ws.deserialize_attachment::<Attachment>().ok().flatten()?;
+                Some((ws, att))
+            })
+            .collect()
+    }
+
+    fn broadcast(&self, frame: &ServerFrame) {
+        let text = frame.to_json();
+        for ws in self.state.get_websockets() {
+            let _ = ws.send_with_str(&text);
+        }
+    }
+
+    fn broadcast_except(&self, conn: &str, frame: &ServerFrame) {
+        let text = frame.to_json();
+        for (ws, att) in self.sockets() {
+            if att.conn != conn {
+                let _ = ws.send_with_str(&text);
+            }
+        }
+    }
+
+    fn typing(&self, now: u64) -> Vec<TypingEntry> {
+        let mut users: Vec<TypingEntry> = Vec::new();
+        for (_, att) in self.sockets() {
+            if att.typing_until > now && !users.iter().any(|u| u.user_id == att.user_id) {
+                users.push(TypingEntry {
+                    user_id: att.user_id,
+                    display_name: att.display_name,
+                    until: att.typing_until,
+                });
+            }
+        }
+        users
+    }
+
+    /// One person's presence: online if any of their sockets is, away if all
+    /// connected ones are away, offline with the last time seen otherwise.
+    fn presence_of(&self, user_id: &str, display_name: &str, now: u64) -> PresenceEntry {
+        let mine: Vec<Attachment> = self
+            .sockets()
+            .into_iter()
+            .map(|(_, a)| a)
+            .filter(|a| a.user_id == user_id)
+            .collect();
+        let status = if mine.iter().any(|a| a.status == Status::Online) {
+            Status::Online
+        } else if mine.is_empty() {
+            Status::Offline
+        } else {
+            Status::Away
+        };
+        PresenceEntry {
+            user_id: user_id.to_string(),
+            display_name: display_name.to_string(),
+            status,
+            last_seen: if mine.is_empty() { 0 } else { now },
+        }
+    }
+
+    fn presence(&self, now: u64) -> HttpResult<Vec<PresenceEntry>> {
+        let mut out: Vec<PresenceEntry> = Vec::new();
+        for (user_id, display_name, last_seen) in
+            self.store().known_people(PRESENCE_OFFLINE_LIMIT)?
+        {
+            let mut entry = self.presence_of(&user_id, &display_name, now);
+            if entry.status == Status::Offline {
+                entry.last_seen = last_seen;
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    fn strike(
+        &self,
+        ws: &WebSocket,
+        att: &mut Attachment,
+        e: &ApiError,
+        reference: Option<String>,
+    ) -> worker::Result<()> {
+        att.strikes += 1;
+        if att.strikes >= MAX_STRIKES {
+            ws.close(Some(CLOSE_POLICY), Some("too many invalid frames"))?;
+            return Ok(());
+        }
+        ws.serialize_attachment(&*att)?;
+        send(ws, &ServerFrame::error(e, reference));
+        Ok(())
+    }
+
+    /// A socket went away: if it was the person's last, they are now offline.
+    fn left(&self, ws: &WebSocket) -> worker::Result<()> {
+        let Some(att) = ws.deserialize_attachment::<Attachment>()? else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let others = self
+            .sockets()
+            .into_iter()
+            .any(|(_, a)| a.user_id == att.user_id && a.conn != att.conn);
+        if !others {
+            self.store()
+                .remember_person(&att.user_id, &att.display_name, now)?;
+            let entry = PresenceEntry {
+                user_id: att.user_id.clone(),
+                display_name: att.display_name.clone(),
+                status: Status::Offline,
+                last_seen: now,
+            };
+            self.broadcast_except(&att.conn, &ServerFrame::Presence { users: vec![entry] });
+            if att.typing_until > now {
+                self.broadcast_except(
+                    &att.conn,
+                    &ServerFrame::Typing {
+                        users: self.typing(now),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The Worker tells the room about a membership change: a new role applies to
+    /// open sockets at once; a removed member's sockets are closed.
+    fn member_changed(&self, update: &MemberUpdate) {
+        for (ws, mut att) in self.sockets() {
+            if att.user_id != update.user_id {
+                continue;
+            }
+            match update.role {
+                Some(role) => {
+                    att.role = role;
+                    let _ = ws.serialize_attachment(&att);
+                }
+                None => {
+                    let _ = ws.close(Some(CLOSE_REMOVED), Some("removed from the room"));
+                }
+            }
+        }
+    }
+}

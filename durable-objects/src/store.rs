@@ -1,0 +1,373 @@
+//! The Room Durable Object's SQLite schema and the [`ChatStore`] over it.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use tessera_core::chat::{mention_handle, ChatStore, StoredMessage};
+use tessera_core::protocol::ServerFrame;
+use worker::{SqlStorage, SqlStorageValue as V};
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+  id INTEGER PRIMARY KEY,
+  author TEXT NOT NULL,
+  author_name TEXT NOT NULL,
+  client_msg_id TEXT NOT NULL,
+  body TEXT NOT NULL,
+  reply_to INTEGER,
+  mentions TEXT NOT NULL,
+  attachments TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  edited_at INTEGER,
+  deleted INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (author, client_msg_id)
+);
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, frame TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reactions (
+  message_id INTEGER NOT NULL,
+  emoji TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  PRIMARY KEY (message_id, emoji, user_id)
+);
+CREATE TABLE IF NOT EXISTS people (
+  user_id TEXT PRIMARY KEY,
+  display_name TEXT NOT NULL,
+  handle TEXT NOT NULL,
+  last_seen INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS people_handle ON people(handle);
+CREATE TABLE IF NOT EXISTS reads (user_id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+";
+
+pub struct SqlChatStore {
+    pub sql: SqlStorage,
+    /// Events older than the newest `retained` are pruned (messages stay).
+    pub retained: u64,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    id: u64,
+    author: String,
+    author_name: String,
+    client_msg_id: String,
+    body: String,
+    reply_to: Option<u64>,
+    mentions: String,
+    attachments: String,
+    created_at: u64,
+    edited_at: Option<u64>,
+    deleted: u8,
+}
+
+impl From<Row> for StoredMessage {
+    fn from(r: Row) -> Self {
+        StoredMessage {
+            id: r.id,
+            author: r.author,
+            author_name: r.author_name,
+            client_msg_id: r.client_msg_id,
+            body: r.body,
+            reply_to: r.reply_to,
+            mentions: serde_json::from_str(&r.mentions).unwrap_or_default(),
+            attachments: serde_json::from_str(&r.attachments).unwrap_or_default(),
+            created_at: r.created_at,
+            edited_at: r.edited_at,
+            deleted: r.deleted != 0,
+        }
+    }
+}
+
+/// Ids and seqs stay below 2^53 so they survive JavaScript numbers.
+const MAX_SAFE_ID: u64 = (1 << 53) - 1;
+
+pub fn int(v: u64) -> V {
+    V::Integer(v as i64)
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, author, author_name, client_msg_id, body, reply_to, mentions, attachments, created_at, edited_at, deleted";
+
+#[derive(Deserialize)]
+struct Seq {
+    seq: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ReactionRow {
+    message_id: u64,
+    emoji: String,
+    user_id: String,
+}
+
+impl SqlChatStore {
+    fn one_seq(&self, query: &str) -> worker::Result<u64> {
+        let rows: Vec<Seq> = self.sql.exec(query, None)?.to_array()?;
+        Ok(rows.first().and_then(|r| r.seq).unwrap_or(0))
+    }
+
+    pub fn oldest_seq(&self) -> worker::Result<u64> {
+        self.one_seq("SELECT MIN(seq) AS seq FROM events")
+    }
+
+    pub fn events_after(&self, after: u64) -> worker::Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct F {
+            frame: String,
+        }
+        let rows: Vec<F> = self
+            .sql
+            .exec(
+                "SELECT frame FROM events WHERE seq > ? ORDER BY seq",
+                vec![int(after)],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().map(|r| r.frame).collect())
+    }
+
+    fn messages_where(&self, clause: &str, args: Vec<V>) -> worker::Result<Vec<StoredMessage>> {
+        let rows: Vec<Row> = self
+            .sql
+            .exec(
+                &format!("SELECT {MESSAGE_COLUMNS} FROM messages {clause}"),
+                args,
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// A page of history by id: newest first before `before`, oldest first after `after`.
+    pub fn page(
+        &self,
+        before: Option<u64>,
+        after: Option<u64>,
+        limit: u32,
+    ) -> worker::Result<Vec<StoredMessage>> {
+        let mut page = match (before, after) {
+            (_, Some(after)) => self.messages_where(
+                "WHERE id > ? AND id < ? ORDER BY id ASC LIMIT ?",
+                vec![
+                    int(after),
+                    int(before.unwrap_or(MAX_SAFE_ID)),
+                    int(limit.into()),
+                ],
+            )?,
+            (before, None) => {
+                let mut rows = self.messages_where(
+                    "WHERE id < ? ORDER BY id DESC LIMIT ?",
+                    vec![int(before.unwrap_or(MAX_SAFE_ID)), int(limit.into())],
+                )?;
+                rows.reverse();
+                rows
+            }
+        };
+        page.sort_by_key(|m| m.id);
+        Ok(page)
+    }
+
+    /// Reactions of every message in `ids` (one query).
+    pub fn reactions_of(
+        &self,
+        ids: &[u64],
+    ) -> worker::Result<BTreeMap<u64, BTreeMap<String, Vec<String>>>> {
+        let (Some(lo), Some(hi)) = (ids.iter().min(), ids.iter().max()) else {
+            return Ok(BTreeMap::new());
+        };
+        let rows: Vec<ReactionRow> = self
+            .sql
+            .exec(
+                "SELECT message_id, emoji, user_id FROM reactions WHERE message_id BETWEEN ? AND ? ORDER BY rowid",
+                vec![int(*lo), int(*hi)],
+            )?
+            .to_array()?;
+        let mut out: BTreeMap<u64, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+        for r in rows {
+            out.entry(r.message_id)
+                .or_default()
+                .entry(r.emoji)
+                .or_default()
+                .push(r.user_id);
+        }
+        Ok(out)
+    }
+
+    pub fn unread(&self, user: &str) -> worker::Result<(u64, u64)> {
+        #[derive(Deserialize)]
+        struct N {
+            n: u64,
+        }
+        let read = self.read_marker(user)?;
+        let rows: Vec<N> = self
+            .sql
+            .exec(
+                "SELECT COUNT(*) AS n FROM messages WHERE id > ? AND author != ? AND deleted = 0",
+                vec![int(read), V::from(user)],
+            )?
+            .to_array()?;
+        Ok((rows.first().map_or(0, |r| r.n), read))
+    }
+
+    fn read_marker(&self, user: &str) -> worker::Result<u64> {
+        let rows: Vec<Seq> = self
+            .sql
+            .exec(
+                "SELECT seq FROM reads WHERE user_id = ?",
+                vec![V::from(user)],
+            )?
+            .to_array()?;
+        Ok(rows.first().and_then(|r| r.seq).unwrap_or(0))
+    }
+
+    pub fn remember_person(&self, user: &str, name: &str, now_ms: u64) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT INTO people (user_id, display_name, handle, last_seen) VALUES (?, ?, ?, ?)
+             ON CONFLICT (user_id) DO UPDATE SET display_name = excluded.display_name,
+               handle = excluded.handle, last_seen = excluded.last_seen",
+            vec![
+                V::from(user),
+                V::from(name),
+                V::from(mention_handle(name)),
+                int(now_ms),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// People known to the room who are not connected now, most recent first.
+    pub fn known_people(&self, limit: u32) -> worker::Result<Vec<(String, String, u64)>> {
+        #[derive(Deserialize)]
+        struct P {
+            user_id: String,
+            display_name: String,
+            last_seen: u64,
+        }
+        let rows: Vec<P> = self
+            .sql
+            .exec(
+                "SELECT user_id, display_name, last_seen FROM people ORDER BY last_seen DESC LIMIT ?",
+                vec![int(limit.into())],
+            )?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .map(|p| (p.user_id, p.display_name, p.last_seen))
+            .collect())
+    }
+}
+
+impl ChatStore for SqlChatStore {
+    type Error = worker::Error;
+
+    fn head_seq(&self) -> worker::Result<u64> {
+        self.one_seq("SELECT MAX(seq) AS seq FROM events")
+    }
+
+    fn message(&self, id: u64) -> worker::Result<Option<StoredMessage>> {
+        Ok(self.messages_where("WHERE id = ?", vec![int(id)])?.pop())
+    }
+
+    fn message_by_client_id(
+        &self,
+        author: &str,
+        client_msg_id: &str,
+    ) -> worker::Result<Option<StoredMessage>> {
+        Ok(self
+            .messages_where(
+                "WHERE author = ? AND client_msg_id = ?",
+                vec![V::from(author), V::from(client_msg_id)],
+            )?
+            .pop())
+    }
+
+    fn reactions(&self, id: u64) -> worker::Result<BTreeMap<String, Vec<String>>> {
+        Ok(self.reactions_of(&[id])?.remove(&id).unwrap_or_default())
+    }
+
+    fn set_reaction(&mut self, id: u64, user: &str, emoji: &str, on: bool) -> worker::Result<bool> {
+        let query = if on {
+            "INSERT INTO reactions (message_id, emoji, user_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM reactions WHERE message_id = ? AND emoji = ? AND user_id = ?"
+        };
+        let cursor = self
+            .sql
+            .exec(query, vec![int(id), V::from(emoji), V::from(user)])?;
+        Ok(cursor.rows_written() > 0)
+    }
+
+    fn insert_message(&mut self, m: &StoredMessage) -> worker::Result<()> {
+        self.sql.exec(
+            &format!(
+                "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            vec![
+                int(m.id),
+                V::from(m.author.as_str()),
+                V::from(m.author_name.as_str()),
+                V::from(m.client_msg_id.as_str()),
+                V::from(m.body.as_str()),
+                m.reply_to.map(int).unwrap_or(V::Null),
+                V::from(serde_json::to_string(&m.mentions)?),
+                V::from(serde_json::to_string(&m.attachments)?),
+                int(m.created_at),
+                m.edited_at.map(int).unwrap_or(V::Null),
+                int(m.deleted.into()),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn update_message(&mut self, m: &StoredMessage) -> worker::Result<()> {
+        self.sql.exec(
+            "UPDATE messages SET body = ?, mentions = ?, attachments = ?, edited_at = ?, deleted = ? WHERE id = ?",
+            vec![
+                V::from(m.body.as_str()),
+                V::from(serde_json::to_string(&m.mentions)?),
+                V::from(serde_json::to_string(&m.attachments)?),
+                m.edited_at.map(int).unwrap_or(V::Null),
+                int(m.deleted.into()),
+                int(m.id),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn append_event(&mut self, seq: u64, frame: &ServerFrame) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT INTO events (seq, frame) VALUES (?, ?)",
+            vec![int(seq), V::from(frame.to_json())],
+        )?;
+        // Prune in steps of 100 so that the window stays between `retained` and
+        // `retained + 100` events without a delete per append.
+        if seq.is_multiple_of(100) && seq > self.retained {
+            self.sql.exec(
+                "DELETE FROM events WHERE seq <= ?",
+                vec![int(seq - self.retained)],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn resolve_mention(&self, handle: &str) -> worker::Result<Option<String>> {
+        #[derive(Deserialize)]
+        struct U {
+            user_id: String,
+        }
+        let rows: Vec<U> = self
+            .sql
+            .exec(
+                "SELECT user_id FROM people WHERE handle = ? LIMIT 1",
+                vec![V::from(handle)],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|u| u.user_id))
+    }
+
+    fn set_read(&mut self, user: &str, seq: u64) -> worker::Result<u64> {
+        self.sql.exec(
+            "INSERT INTO reads (user_id, seq) VALUES (?, ?)
+             ON CONFLICT (user_id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+            vec![V::from(user), int(seq)],
+        )?;
+        self.read_marker(user)
+    }
+}

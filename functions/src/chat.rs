@@ -1,0 +1,191 @@
+//! The Worker's side of real-time rooms: it authenticates, checks membership and
+//! forwards to the room's Durable Object with an identity the client cannot
+//! forge. Also tells the object about membership changes.
+
+use crate::accounts::load_user;
+use crate::ctx::Ctx;
+use crate::rooms::membership;
+use crate::tokens::{authenticate, user_for_token};
+use tessera_core::protocol::Identity;
+use tessera_core::ApiError;
+use tessera_durable_objects::http::HttpResult;
+use worker::{Headers, Method, Request, RequestInit, Response, Stub};
+
+/// The subprotocol a browser offers next to `bearer.<token>`; the answer echoes it.
+const SUBPROTOCOL: &str = "tessera.v1";
+
+fn stub(ctx: &Ctx, room_id: &str) -> HttpResult<Stub> {
+    Ok(ctx
+        .env
+        .durable_object("ROOMS")?
+        .id_from_name(room_id)?
+        .get_stub()?)
+}
+
+/// Calls the room object. `path` includes any query string.
+pub async fn call_room(
+    ctx: &Ctx,
+    room_id: &str,
+    method: Method,
+    path: &str,
+    headers: Headers,
+    body: Option<Vec<u8>>,
+) -> HttpResult<Response> {
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(headers);
+    if let Some(body) = body {
+        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+    }
+    let req = Request::new_with_init(&format!("https://room{path}"), &init)?;
+    Ok(stub(ctx, room_id)?.fetch_with_request(req).await?)
+}
+
+async fn identity_headers(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Headers> {
+    let m = membership(ctx, room_id, user_id).await?;
+    let user = load_user(ctx, user_id).await?;
+    let who = Identity {
+        user_id: user.id,
+        display_name: user.display_name,
+        role: m.role,
+    };
+    let headers = Headers::new();
+    headers.set("x-tessera-identity", &who.to_header())?;
+    headers.set("x-tessera-room", room_id)?;
+    Ok(headers)
+}
+
+/// The token of a socket request: `?token=`, or `bearer.<token>` among the
+/// offered subprotocols (browsers cannot set headers on WebSockets).
+fn socket_token(req: &Request) -> HttpResult<(String, bool)> {
+    let offered = req
+        .headers()
+        .get("sec-websocket-protocol")?
+        .unwrap_or_default();
+    if let Some(token) = offered
+        .split(',')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("bearer."))
+    {
+        return Ok((
+            token.to_string(),
+            offered.split(',').any(|p| p.trim() == SUBPROTOCOL),
+        ));
+    }
+    let url = req.url()?;
+    let token = url
+        .query_pairs()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .ok_or(ApiError::Unauthenticated)?;
+    Ok((token, false))
+}
+
+pub async fn socket(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
+    if req.headers().get("upgrade")?.as_deref() != Some("websocket") {
+        return Err(ApiError::invalid("this endpoint expects a WebSocket upgrade").into());
+    }
+    let (token, echo_protocol) = socket_token(&req)?;
+    let user_id = user_for_token(ctx, &token).await?;
+    let headers = identity_headers(ctx, room_id, &user_id).await?;
+    headers.set("upgrade", "websocket")?;
+    if echo_protocol {
+        headers.set("x-tessera-protocol", SUBPROTOCOL)?;
+    }
+    let url = req.url()?;
+    let since = url
+        .query_pairs()
+        .find(|(k, _)| k == "since")
+        .map(|(_, v)| v.into_owned());
+    let path = match since {
+        Some(s) => format!("/ws?since={}", js_sys::encode_uri_component(&s)),
+        None => "/ws".to_string(),
+    };
+    call_room(ctx, room_id, Method::Get, &path, headers, None).await
+}
+
+pub async fn list_messages(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let headers = identity_headers(ctx, room_id, &user_id).await?;
+    let url = req.url()?;
+    let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
+    call_room(
+        ctx,
+        room_id,
+        Method::Get,
+        &format!("/messages{query}"),
+        headers,
+        None,
+    )
+    .await
+}
+
+pub async fn get_message(ctx: &Ctx, req: Request, room_id: &str, id: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let headers = identity_headers(ctx, room_id, &user_id).await?;
+    call_room(
+        ctx,
+        room_id,
+        Method::Get,
+        &format!("/messages/{id}"),
+        headers,
+        None,
+    )
+    .await
+}
+
+/// Server-side senders (integrations, the AI) post with an `Idempotency-Key`.
+pub async fn post_message(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let headers = identity_headers(ctx, room_id, &user_id).await?;
+    let key = req
+        .headers()
+        .get("idempotency-key")?
+        .ok_or_else(|| ApiError::invalid("the Idempotency-Key header is required"))?;
+    headers.set("idempotency-key", &key)?;
+    let body = crate::ctx::read_body(&mut req).await?;
+    call_room(ctx, room_id, Method::Post, "/messages", headers, Some(body)).await
+}
+
+/// Tells the room that a member's role changed (`Some`) or that they left (`None`).
+pub async fn member_changed(
+    ctx: &Ctx,
+    room_id: &str,
+    user_id: &str,
+    role: Option<&str>,
+) -> HttpResult<()> {
+    let body = serde_json::to_vec(&serde_json::json!({ "user_id": user_id, "role": role }))?;
+    call_room(
+        ctx,
+        room_id,
+        Method::Post,
+        "/member",
+        Headers::new(),
+        Some(body),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Closes the room's sockets and erases its object storage.
+pub async fn purge(ctx: &Ctx, room_id: &str) -> HttpResult<()> {
+    call_room(ctx, room_id, Method::Post, "/purge", Headers::new(), None).await?;
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+pub struct Unread {
+    pub unread: u64,
+}
+
+/// Unread messages for `user_id` in each room, asked of the rooms in parallel.
+/// A room that cannot answer gets `None` rather than failing the whole list.
+pub async fn unread_counts(ctx: &Ctx, room_ids: &[String], user_id: &str) -> Vec<Option<u64>> {
+    let calls = room_ids.iter().map(|room| async move {
+        let path = format!("/unread?user={}", js_sys::encode_uri_component(user_id));
+        let mut resp = call_room(ctx, room, Method::Get, &path, Headers::new(), None)
+            .await
+            .ok()?;
+        resp.json::<Unread>().await.ok().map(|u| u.unread)
+    });
+    futures_util::future::join_all(calls).await
+}
