@@ -28,20 +28,24 @@ export function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Starts `wrangler dev`. `persistDir` lets a test restart a server on the same
- * state; `vars` become `--var` bindings.
+ * Starts `wrangler dev` and waits until it answers. `persistDir` lets a caller
+ * restart a server on the same state; `vars` become `--var` bindings; `config`
+ * runs another worker (benchmarks' reference servers) instead of Tessera.
  */
-export async function startServer({ vars = {}, persistDir } = {}) {
+export async function launch({ vars = {}, persistDir, config } = {}) {
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'tessera-test-'));
-  execFileSync('wrangler', ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', dir], {
-    cwd: ROOT,
-    env: ENV,
-    stdio: 'pipe',
-  });
+  if (!config) {
+    execFileSync('wrangler', ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', dir], {
+      cwd: ROOT,
+      env: ENV,
+      stdio: 'pipe',
+    });
+  }
   const port = await freePort();
   const inspector = await freePort();
   const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
     '--persist-to', dir, '--test-scheduled', '--show-interactive-dev-session=false'];
+  if (config) args.push('-c', config);
   for (const [k, v] of Object.entries({ JWT_SECRET, ...vars })) args.push('--var', `${k}:${v}`);
   const child = spawn('wrangler', args, { cwd: ROOT, env: ENV, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let logs = '';
@@ -69,7 +73,7 @@ export async function startServer({ vars = {}, persistDir } = {}) {
     if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${logs}`);
     try {
       const r = await fetch(`${url}/api/v1/health`, { headers: { 'cf-connecting-ip': randomIp() } });
-      if (r.status === 200) break;
+      if (r.status === 200 || (config && r.status === 404)) break;
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) {
       server.kill();
@@ -77,10 +81,17 @@ export async function startServer({ vars = {}, persistDir } = {}) {
     }
     await sleep(200);
   }
-  after(async () => {
+  server.cleanup = async () => {
     await server.stop();
     if (!persistDir) rmSync(dir, { recursive: true, force: true });
-  });
+  };
+  return server;
+}
+
+/** [`launch`] for a test file: the server is stopped when the file's tests end. */
+export async function startServer(options) {
+  const server = await launch(options);
+  after(server.cleanup);
   return server;
 }
 

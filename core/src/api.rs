@@ -32,6 +32,14 @@ pub enum Endpoint {
     ListMessages,
     PostMessage,
     GetMessage,
+    ListDocs,
+    GetDoc,
+    DeleteDoc,
+    PostDocUpdate,
+    CreateDocVersion,
+    ListDocVersions,
+    GetDocVersion,
+    RestoreDocVersion,
 }
 
 /// (method, path pattern, endpoint). `{name}` segments are parameters.
@@ -94,6 +102,42 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
         "GET",
         "/api/v1/rooms/{room_id}/messages/{message_id}",
         Endpoint::GetMessage,
+    ),
+    ("GET", "/api/v1/rooms/{room_id}/docs", Endpoint::ListDocs),
+    (
+        "GET",
+        "/api/v1/rooms/{room_id}/docs/{doc}",
+        Endpoint::GetDoc,
+    ),
+    (
+        "DELETE",
+        "/api/v1/rooms/{room_id}/docs/{doc}",
+        Endpoint::DeleteDoc,
+    ),
+    (
+        "POST",
+        "/api/v1/rooms/{room_id}/docs/{doc}/updates",
+        Endpoint::PostDocUpdate,
+    ),
+    (
+        "POST",
+        "/api/v1/rooms/{room_id}/docs/{doc}/versions",
+        Endpoint::CreateDocVersion,
+    ),
+    (
+        "GET",
+        "/api/v1/rooms/{room_id}/docs/{doc}/versions",
+        Endpoint::ListDocVersions,
+    ),
+    (
+        "GET",
+        "/api/v1/rooms/{room_id}/docs/{doc}/versions/{version}",
+        Endpoint::GetDocVersion,
+    ),
+    (
+        "POST",
+        "/api/v1/rooms/{room_id}/docs/{doc}/versions/{version}/restore",
+        Endpoint::RestoreDocVersion,
     ),
 ];
 

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod chat;
+pub mod docs;
 pub mod error;
 pub mod ids;
 pub mod protocol;

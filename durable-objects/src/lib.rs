@@ -1,6 +1,8 @@
 //! Durable Objects (the single writer of each room) and the small HTTP glue that
 //! both they and the Worker use to speak JSON and map errors.
 
+mod docs;
+mod docstore;
 pub mod http;
 pub mod room;
 mod store;

@@ -7,12 +7,15 @@
 //! membership first, then passes the identity in `x-tessera-*` headers that it
 //! sets itself; a client cannot forge them.
 
+use crate::docs::Pending;
+use crate::docstore;
 use crate::http::{error_response, json, Failure, HttpResult};
 use crate::store::{SqlChatStore, SCHEMA};
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use tessera_core::chat::{apply, plan_resume, ChatLimits, ChatStore, Resume, HISTORY_PAGE_MAX};
+use tessera_core::docs::{DocLimits, LiveDoc};
 use tessera_core::protocol::{
     parse_client_frame, ClientFrame, Identity, PresenceEntry, ServerFrame, Status, TypingEntry,
 };
@@ -24,11 +27,8 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair,
 };
 
-/// 10 writes per second per person, with bursts of 10.
-const WRITE_RATE: Rate = Rate {
-    capacity: 10.0,
-    per_sec: 10.0,
-};
+/// Writes per second per person (bursts of as many), unless `CHAT_RATE_PER_SEC` says otherwise.
+const DEFAULT_WRITE_RATE: f64 = 10.0;
 const TYPING_MS: u64 = 5_000;
 /// Invalid frames a socket may send before it is closed with 1008.
 const MAX_STRIKES: u32 = 20;
@@ -65,19 +65,31 @@ impl Attachment {
 
 #[durable_object]
 pub struct RoomDO {
-    state: State,
+    pub(crate) state: State,
+    pub(crate) env: Env,
     limits: ChatLimits,
+    pub(crate) doc_limits: DocLimits,
+    /// Documents open in memory; rebuilt from storage on demand.
+    pub(crate) docs: RefCell<HashMap<String, LiveDoc>>,
+    /// Document updates integrated in memory but not yet written (see `docs`).
+    pub(crate) pending: RefCell<Vec<Pending>>,
+    pub(crate) flush_scheduled: Cell<bool>,
+    /// The latest awareness message of each document socket (by connection).
+    /// Clients renew their awareness periodically, so this rebuilds itself.
+    pub(crate) awareness: RefCell<HashMap<String, Vec<u8>>>,
+    pub(crate) last_doc_event: RefCell<HashMap<String, u64>>,
+    write_rate: Rate,
     /// Rate-limit buckets per person. Losing them on eviction only resets the
     /// limit, which is harmless; everything else lives in storage.
     buckets: RefCell<HashMap<String, TokenBucket>>,
     schema_error: Option<String>,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
-fn var_usize(env: &Env, name: &str) -> Option<usize> {
+fn var<T: std::str::FromStr>(env: &Env, name: &str) -> Option<T> {
     env.var(name).ok()?.to_string().parse().ok()
 }
 
@@ -85,19 +97,41 @@ impl DurableObject for RoomDO {
     fn new(state: State, env: Env) -> Self {
         let defaults = ChatLimits::default();
         let limits = ChatLimits {
-            body_bytes: var_usize(&env, "CHAT_BODY_LIMIT").unwrap_or(defaults.body_bytes),
-            frame_bytes: var_usize(&env, "CHAT_FRAME_LIMIT").unwrap_or(defaults.frame_bytes),
+            body_bytes: var(&env, "CHAT_BODY_LIMIT").unwrap_or(defaults.body_bytes),
+            frame_bytes: var(&env, "CHAT_FRAME_LIMIT").unwrap_or(defaults.frame_bytes),
             ..defaults
         };
-        let schema_error = state
-            .storage()
-            .sql()
+        let per_sec = var::<f64>(&env, "CHAT_RATE_PER_SEC")
+            .filter(|r| *r >= 1.0)
+            .unwrap_or(DEFAULT_WRITE_RATE);
+        let sql = state.storage().sql();
+        let schema_error = sql
             .exec(SCHEMA, None)
+            .and_then(|_| sql.exec(docstore::SCHEMA, None))
             .err()
             .map(|e| e.to_string());
+        let doc_defaults = DocLimits::default();
+        let doc_limits = DocLimits {
+            message_bytes: var(&env, "DOC_MESSAGE_LIMIT").unwrap_or(doc_defaults.message_bytes),
+            doc_bytes: var(&env, "DOC_SIZE_LIMIT").unwrap_or(doc_defaults.doc_bytes),
+            compact_after_updates: var(&env, "DOC_COMPACT_AFTER_UPDATES")
+                .unwrap_or(doc_defaults.compact_after_updates),
+            ..doc_defaults
+        };
         Self {
             state,
+            env,
             limits,
+            doc_limits,
+            docs: RefCell::new(HashMap::new()),
+            pending: RefCell::new(Vec::new()),
+            flush_scheduled: Cell::new(false),
+            awareness: RefCell::new(HashMap::new()),
+            last_doc_event: RefCell::new(HashMap::new()),
+            write_rate: Rate {
+                capacity: per_sec,
+                per_sec,
+            },
             buckets: RefCell::new(HashMap::new()),
             schema_error,
         }
@@ -115,6 +149,19 @@ impl DurableObject for RoomDO {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
+        let tags = self.state.get_tags(&ws);
+        if tags.iter().any(|t| t == "doc") {
+            return match message {
+                WebSocketIncomingMessage::Binary(bytes) => self.doc_message(ws, tags, bytes).await,
+                WebSocketIncomingMessage::String(_) => {
+                    ws.close(
+                        Some(1003),
+                        Some("document sockets carry binary y-protocol messages"),
+                    )?;
+                    Ok(())
+                }
+            };
+        }
         let Some(mut att) = ws.deserialize_attachment::<Attachment>()? else {
             ws.close(Some(1011), Some("socket state lost"))?;
             return Ok(());
@@ -149,7 +196,7 @@ impl DurableObject for RoomDO {
                     code: "rate_limited".into(),
                     message: format!(
                         "at most {} messages per second; retry shortly",
-                        WRITE_RATE.per_sec
+                        self.write_rate.per_sec
                     ),
                     reference,
                     retry_after: Some(wait_ms as f64 / 1000.0),
@@ -212,12 +259,42 @@ impl DurableObject for RoomDO {
     ) -> worker::Result<()> {
         // Complete the closing handshake; the peer may already be gone.
         let _ = ws.close(Some(code.clamp(1000, 4999) as u16), Some(reason));
-        self.left(&ws)
+        self.socket_gone(&ws).await
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
-        self.left(&ws)
+        self.socket_gone(&ws).await
     }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        if let Err(e) = self.backup_docs().await {
+            // Thrown errors make the runtime retry the alarm with backoff.
+            worker::console_error!("document backup failed: {e}");
+            return Err(e);
+        }
+        Response::ok("backed up")
+    }
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A WebSocket seen only for `send` with an existing JS value, so that a
+    /// broadcast converts its frame from Rust to JavaScript once, not per socket.
+    type RawSocket;
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send_value(
+        this: &RawSocket,
+        data: &wasm_bindgen::JsValue,
+    ) -> Result<(), wasm_bindgen::JsValue>;
+}
+
+pub(crate) fn send_js(
+    ws: &WebSocket,
+    data: &wasm_bindgen::JsValue,
+) -> Result<(), wasm_bindgen::JsValue> {
+    use wasm_bindgen::JsCast;
+    let raw: &web_sys::WebSocket = ws.as_ref();
+    raw.unchecked_ref::<RawSocket>().send_value(data)
 }
 
 fn send(ws: &WebSocket, frame: &ServerFrame) {
@@ -251,13 +328,22 @@ struct MemberUpdate {
 }
 
 impl RoomDO {
+    async fn socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
+        let tags = self.state.get_tags(ws);
+        if tags.iter().any(|t| t == "doc") {
+            self.doc_left(ws, &tags).await
+        } else {
+            self.left(ws)
+        }
+    }
+
     /// One write from `user`, or the milliseconds until one is allowed.
     fn take_token(&self, user: &str, now: u64) -> Result<(), u64> {
         self.buckets
             .borrow_mut()
             .entry(user.to_string())
-            .or_insert_with(|| TokenBucket::full(WRITE_RATE, now))
-            .try_take(WRITE_RATE, now)
+            .or_insert_with(|| TokenBucket::full(self.write_rate, now))
+            .try_take(self.write_rate, now)
     }
 
     fn store(&self) -> SqlChatStore {
@@ -276,6 +362,12 @@ impl RoomDO {
         let path: Vec<&str> = url.path().trim_matches('/').split('/').collect();
         match (req.method(), path.as_slice()) {
             (Method::Get, ["ws"]) => self.open_socket(&req, &query),
+            (_, ["docs", rest @ ..]) => {
+                let who = identity(&req)?;
+                let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+                let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+                self.serve_docs(req, who, &rest).await
+            }
             (Method::Get, ["messages"]) => self.history(&query),
             (Method::Get, ["messages", id]) => {
                 let id: u64 = id.parse().map_err(|_| ApiError::NotFound("message"))?;
@@ -372,7 +464,8 @@ impl RoomDO {
             typing_until: 0,
             strikes: 0,
         };
-        self.state.accept_web_socket(&pair.server);
+        self.state
+            .accept_websocket_with_tags(&pair.server, &["chat"]);
         pair.server.serialize_attachment(&att)?;
         let store = self.store();
         store.remember_person(&who.user_id, &who.display_name, now)?;
@@ -448,7 +541,7 @@ impl RoomDO {
 
     fn sockets(&self) -> Vec<(WebSocket, Attachment)> {
         self.state
-            .get_websockets()
+            .get_websockets_with_tag("chat")
             .into_iter()
             .filter_map(|ws| {
                 let att = ws.deserialize_attachment::<Attachment>().ok().flatten()?;
@@ -457,18 +550,19 @@ impl RoomDO {
             .collect()
     }
 
-    fn broadcast(&self, frame: &ServerFrame) {
-        let text = frame.to_json();
-        for ws in self.state.get_websockets() {
-            let _ = ws.send_with_str(&text);
+    pub(crate) fn broadcast(&self, frame: &ServerFrame) {
+        let text = wasm_bindgen::JsValue::from_str(&frame.to_json());
+        for ws in self.state.get_websockets_with_tag("chat") {
+            // A closing socket cannot be written to; its close handler runs.
+            let _ = send_js(&ws, &text);
         }
     }
 
     fn broadcast_except(&self, conn: &str, frame: &ServerFrame) {
-        let text = frame.to_json();
+        let text = wasm_bindgen::JsValue::from_str(&frame.to_json());
         for (ws, att) in self.sockets() {
             if att.conn != conn {
-                let _ = ws.send_with_str(&text);
+                let _ = send_js(&ws, &text);
             }
         }
     }

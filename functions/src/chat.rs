@@ -80,17 +80,26 @@ fn socket_token(req: &Request) -> HttpResult<(String, bool)> {
     Ok((token, false))
 }
 
-pub async fn socket(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
-    if req.headers().get("upgrade")?.as_deref() != Some("websocket") {
+pub fn is_upgrade(req: &Request) -> HttpResult<bool> {
+    Ok(req.headers().get("upgrade")?.as_deref() == Some("websocket"))
+}
+
+/// Authenticates a WebSocket upgrade and hands it to the room object at `path`.
+async fn upgrade(ctx: &Ctx, req: &Request, room_id: &str, path: &str) -> HttpResult<Response> {
+    if !is_upgrade(req)? {
         return Err(ApiError::invalid("this endpoint expects a WebSocket upgrade").into());
     }
-    let (token, echo_protocol) = socket_token(&req)?;
+    let (token, echo_protocol) = socket_token(req)?;
     let user_id = user_for_token(ctx, &token).await?;
     let headers = identity_headers(ctx, room_id, &user_id).await?;
     headers.set("upgrade", "websocket")?;
     if echo_protocol {
         headers.set("x-tessera-protocol", SUBPROTOCOL)?;
     }
+    call_room(ctx, room_id, Method::Get, path, headers, None).await
+}
+
+pub async fn socket(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
     let url = req.url()?;
     let since = url
         .query_pairs()
@@ -100,7 +109,43 @@ pub async fn socket(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Respon
         Some(s) => format!("/ws?since={}", js_sys::encode_uri_component(&s)),
         None => "/ws".to_string(),
     };
-    call_room(ctx, room_id, Method::Get, &path, headers, None).await
+    upgrade(ctx, &req, room_id, &path).await
+}
+
+/// Largest binary update accepted over REST (the socket limit is the object's).
+const DOC_UPDATE_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Every `/docs` route: the socket (`GET …/docs/{doc}` with an upgrade) or a
+/// REST call, forwarded with the caller's identity; the object checks the
+/// role each operation needs.
+pub async fn docs(
+    ctx: &Ctx,
+    mut req: Request,
+    room_id: &str,
+    rest: &[&str],
+) -> HttpResult<Response> {
+    let sub = rest.join("/");
+    if rest.len() == 1 && req.method() == Method::Get && is_upgrade(&req)? {
+        return upgrade(ctx, &req, room_id, &format!("/docs/{sub}/ws")).await;
+    }
+    let user_id = authenticate(ctx, &req).await?;
+    let headers = identity_headers(ctx, room_id, &user_id).await?;
+    let url = req.url()?;
+    let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let body = match (req.method(), rest.last()) {
+        (Method::Post, Some(&"updates")) => Some(
+            crate::ctx::read_body_as(&mut req, "application/octet-stream", DOC_UPDATE_LIMIT)
+                .await?,
+        ),
+        (Method::Post, _) => Some(crate::ctx::read_body(&mut req).await?),
+        _ => None,
+    };
+    let path = if sub.is_empty() {
+        "/docs".to_string()
+    } else {
+        format!("/docs/{sub}{query}")
+    };
+    call_room(ctx, room_id, req.method(), &path, headers, body).await
 }
 
 pub async fn list_messages(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {

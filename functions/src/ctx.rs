@@ -51,28 +51,32 @@ pub fn now_secs() -> u64 {
 }
 
 /// Reads a JSON body's bytes: it must be `application/json` and at most
-/// `JSON_BODY_LIMIT` bytes (refused from `Content-Length` before reading when it
-/// says so). Used as is when the body is forwarded to a room object.
+/// `JSON_BODY_LIMIT` bytes. Used as is when the body is forwarded to a room object.
 pub async fn read_body(req: &mut Request) -> HttpResult<Vec<u8>> {
+    read_body_as(req, "application/json", JSON_BODY_LIMIT).await
+}
+
+/// Reads a body of content type `expected` and at most `limit` bytes (refused
+/// from `Content-Length` before reading when it says so).
+pub async fn read_body_as(
+    req: &mut Request,
+    expected: &'static str,
+    limit: usize,
+) -> HttpResult<Vec<u8>> {
     let ct = req.headers().get("content-type")?.unwrap_or_default();
-    if !ct.to_ascii_lowercase().starts_with("application/json") {
-        return Err(ApiError::UnsupportedMediaType {
-            expected: "application/json",
-        }
-        .into());
+    if !ct.to_ascii_lowercase().starts_with(expected) {
+        return Err(ApiError::UnsupportedMediaType { expected }.into());
     }
     let declared: Option<usize> = req
         .headers()
         .get("content-length")?
         .and_then(|v| v.parse().ok());
-    let too_large = ApiError::PayloadTooLarge {
-        limit: JSON_BODY_LIMIT,
-    };
-    if declared.is_some_and(|n| n > JSON_BODY_LIMIT) {
+    let too_large = ApiError::PayloadTooLarge { limit };
+    if declared.is_some_and(|n| n > limit) {
         return Err(too_large.into());
     }
     let body = req.bytes().await?;
-    if body.len() > JSON_BODY_LIMIT {
+    if body.len() > limit {
         return Err(too_large.into());
     }
     Ok(body)

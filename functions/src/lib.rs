@@ -97,6 +97,16 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::ListMessages => chat::list_messages(ctx, req, a).await,
         Endpoint::PostMessage => chat::post_message(ctx, req, a).await,
         Endpoint::GetMessage => chat::get_message(ctx, req, a, b).await,
+        Endpoint::ListDocs => chat::docs(ctx, req, a, &[]).await,
+        Endpoint::GetDoc | Endpoint::DeleteDoc => chat::docs(ctx, req, a, &[b]).await,
+        Endpoint::PostDocUpdate => chat::docs(ctx, req, a, &[b, "updates"]).await,
+        Endpoint::CreateDocVersion | Endpoint::ListDocVersions => {
+            chat::docs(ctx, req, a, &[b, "versions"]).await
+        }
+        Endpoint::GetDocVersion => chat::docs(ctx, req, a, &[b, "versions", route.param(2)]).await,
+        Endpoint::RestoreDocVersion => {
+            chat::docs(ctx, req, a, &[b, "versions", route.param(2), "restore"]).await
+        }
     }
 }
 

@@ -1,0 +1,170 @@
+// Chat fan-out benchmark: Tessera's RoomDO (Rust) against a JavaScript
+// `partyserver` chat room doing the same work, both under local workerd
+// (wrangler dev), driven by real WebSocket clients from this process.
+//
+//   node bench/chat/run.mjs [--runs 3] [--seconds 5]
+//
+// For 10 and 100 clients in one room at 50 and 500 messages/s in total, every
+// client sends its share and every client (the sender too) receives every
+// message; fan-out latency is receive time minus send time, over all
+// deliveries. Then, with 100 clients, rates rise until p99 passes 50 ms or a
+// delivery is lost: the last rate that held is the sustained maximum.
+import WebSocket from 'ws';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { api, launch, randomIp, register, ROOT } from '../../tests/harness.mjs';
+
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const RUNS = arg('runs', 3);
+const SECONDS = arg('seconds', 5);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const now = () => performance.timeOrigin + performance.now();
+const BODY_T = /"body":"t=([0-9.]+)/;
+
+function pct(sorted, p) {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function open(url, headers) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+/** One measured stretch: `n` clients, `rate` messages/s in total, `seconds` long. */
+async function measure(clients, rate, seconds, tag) {
+  const lat = [];
+  let window = { from: Infinity, to: -Infinity };
+  const received = new Map();
+  for (const c of clients) {
+    c.ws.removeAllListeners('message');
+    c.ws.on('message', (data) => {
+      const m = BODY_T.exec(data.toString());
+      if (!m) return;
+      const t = Number(m[1]);
+      if (t >= window.from && t <= window.to) {
+        lat.push(now() - t);
+        received.set(t, (received.get(t) ?? 0) + 1);
+      }
+    });
+  }
+  const send = async (secs, record, phase) => {
+    const start = now();
+    let sent = 0;
+    let turn = 0;
+    const stamps = [];
+    while (now() - start < secs * 1000) {
+      const due = Math.floor(((now() - start) / 1000) * rate);
+      while (sent < due) {
+        const t = now();
+        const c = clients[turn++ % clients.length];
+        c.ws.send(`{"type":"send","client_msg_id":"${tag}-${phase}-${c.i}-${sent}","body":"t=${t}"}`);
+        if (record) stamps.push(t);
+        sent += 1;
+      }
+      await sleep(2);
+    }
+    return stamps;
+  };
+  await send(1, false, 'w'); // warm-up
+  window = { from: now(), to: Infinity };
+  const stamps = await send(seconds, true, 'm');
+  window.to = stamps.at(-1) ?? 0;
+  await sleep(1500); // drain
+  const expected = stamps.length * clients.length;
+  lat.sort((a, b) => a - b);
+  return { sent: stamps.length, deliveries: lat.length, lost: expected - lat.length // not delivered within the 1.5 s drain, p50: pct(lat, 50), p99: pct(lat, 99) };
+}
+
+/** Targets: how to make a room with `n` connected clients, and close it. */
+async function tessera(server, people) {
+  return async (n) => {
+    const owner = people[0];
+    const room = (await api(server, 'POST', '/api/v1/rooms', { token: owner.token, body: { name: 'bench', kind: 'group' } })).body.id;
+    for (const p of people.slice(1, n)) {
+      await api(server, 'POST', `/api/v1/rooms/${room}/members`, { token: owner.token, body: { user_id: p.user.id } });
+    }
+    const base = server.url.replace('http', 'ws');
+    return Promise.all(people.slice(0, n).map(async (p, i) => ({
+      i, ws: await open(`${base}/api/v1/rooms/${room}/ws?token=${p.token}`, { 'cf-connecting-ip': randomIp() }),
+    })));
+  };
+}
+
+function jsRoom(server) {
+  let k = 0;
+  return async (n) => {
+    const room = `bench-${Date.now()}-${k++}`;
+    const base = server.url.replace('http', 'ws');
+    return Promise.all(Array.from({ length: n }, async (_, i) => ({ i, ws: await open(`${base}/parties/js-chat-room/${room}`, {}) })));
+  };
+}
+
+async function suite(name, makeRoom) {
+  const rows = [];
+  for (const n of [10, 100]) {
+    for (const rate of [50, 500]) {
+      const runs = [];
+      for (let r = 0; r < RUNS; r += 1) {
+        const clients = await makeRoom(n);
+        runs.push(await measure(clients, rate, SECONDS, `${name}-${n}-${rate}-${r}`));
+        clients.forEach((c) => c.ws.terminate());
+      }
+      const row = {
+        target: name, clients: n, rate,
+        p50: median(runs.map((x) => x.p50)), p99: median(runs.map((x) => x.p99)),
+        lost: runs.reduce((a, x) => a + x.lost, 0), runs,
+      };
+      console.log(`${name} ${n} clients ${rate}/s: p50 ${row.p50.toFixed(2)} ms, p99 ${row.p99.toFixed(2)} ms, lost ${row.lost}`);
+      rows.push(row);
+    }
+  }
+  const maxima = [];
+  for (let r = 0; r < RUNS; r += 1) {
+    let best = 0;
+    for (const rate of [100, 200, 300, 400, 500, 750, 1000, 1500, 2000]) {
+      const clients = await makeRoom(100);
+      const m = await measure(clients, rate, 3, `${name}-max-${r}-${rate}`);
+      clients.forEach((c) => c.ws.terminate());
+      console.log(`${name} 100 clients ${rate}/s: p99 ${m.p99.toFixed(2)} ms, lost ${m.lost}`);
+      if (m.p99 > 50 || m.lost > 0) break;
+      best = rate;
+    }
+    maxima.push(best);
+  }
+  return { rows, max_rate: median(maxima), maxima };
+}
+
+const results = { date: new Date().toISOString(), runs: RUNS, seconds: SECONDS, suites: {} };
+const ts = await launch({ vars: { CHAT_RATE_PER_SEC: '100000' } });
+try {
+  const people = [];
+  for (let i = 0; i < 100; i += 1) people.push(await register(ts, `Bench${i}`));
+  results.suites.tessera = await suite('tessera', await tessera(ts, people));
+} finally {
+  await ts.cleanup();
+}
+const js = await launch({ config: join(ROOT, 'bench/chat/js-room/wrangler.toml') });
+try {
+  results.suites.partyserver = await suite('partyserver', jsRoom(js));
+} finally {
+  await js.cleanup();
+}
+mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+const out = join(ROOT, 'bench/results', `chat-${Date.now()}.json`);
+writeFileSync(out, JSON.stringify(results, null, 1));
+console.log('\n| clients | msg/s | Tessera p50 | Tessera p99 | partyserver p50 | partyserver p99 | lost (T/JS) |');
+console.log('|---|---|---|---|---|---|---|');
+for (const [i, t] of results.suites.tessera.rows.entries()) {
+  const j = results.suites.partyserver.rows[i];
+  console.log(`| ${t.clients} | ${t.rate} | ${t.p50.toFixed(2)} ms | ${t.p99.toFixed(2)} ms | ${j.p50.toFixed(2)} ms | ${j.p99.toFixed(2)} ms | ${t.lost}/${j.lost} |`);
+}
+console.log(`\nhighest sustained rate, 100 clients, p99 ≤ 50 ms, no loss: Tessera ${results.suites.tessera.max_rate}/s (runs ${results.suites.tessera.maxima}), partyserver ${results.suites.partyserver.max_rate}/s (runs ${results.suites.partyserver.maxima})`);
+console.log(`raw results: ${out}`);

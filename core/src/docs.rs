@@ -1,0 +1,585 @@
+//! Collaborative documents: the y-websocket protocol (sync step 1/2, updates,
+//! awareness, awareness queries) over a `yrs` document, what each incoming frame
+//! does, and the storage plan (append updates, compact into chunked snapshots).
+//! The Room Durable Object stores and broadcasts what this module decides.
+
+use crate::ApiError;
+use yrs::encoding::read::Cursor;
+use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
+use yrs::sync::{Message, MessageReader, SyncMessage};
+use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::updates::encoder::Encode;
+use yrs::{ClientID, Doc, GetString, ReadTxn, StateVector, Text, Transact, Update, WriteTxn};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DocLimits {
+    /// Largest WebSocket message or REST update accepted.
+    pub message_bytes: usize,
+    /// Largest stored document (snapshot plus tail of updates).
+    pub doc_bytes: usize,
+    /// Compact when the tail holds this many updates…
+    pub compact_after_updates: u64,
+    /// …or this many bytes.
+    pub compact_after_bytes: u64,
+    /// Snapshot chunk size: SQLite rows stay under the 2 MB limit.
+    pub chunk_bytes: usize,
+}
+
+impl Default for DocLimits {
+    fn default() -> Self {
+        Self {
+            message_bytes: 8 * 1024 * 1024,
+            doc_bytes: 32 * 1024 * 1024,
+            compact_after_updates: 10_000,
+            compact_after_bytes: 4 * 1024 * 1024,
+            chunk_bytes: 1024 * 1024,
+        }
+    }
+}
+
+pub const DOC_NAME_MAX: usize = 128;
+
+/// Document names appear in URLs and storage keys.
+pub fn validate_doc_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= DOC_NAME_MAX
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "document names are 1 to {DOC_NAME_MAX} of A-Z a-z 0-9 - _ ."
+        )))
+    }
+}
+
+/// Why a frame was refused. The sender's socket is closed with the reason;
+/// nothing is stored and no one else is affected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocError {
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("update does not integrate: {0}")]
+    Integrate(String),
+    #[error("message exceeds {0} bytes")]
+    MessageTooLarge(usize),
+    #[error("document would exceed {0} bytes")]
+    DocTooLarge(usize),
+    #[error("unsupported message type {0}")]
+    Unsupported(u8),
+}
+
+impl DocError {
+    /// WebSocket close code: 1009 for size, 1003 for unsupported, 1007 for bad data.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            DocError::MessageTooLarge(_) | DocError::DocTooLarge(_) => 1009,
+            DocError::Unsupported(_) => 1003,
+            DocError::Malformed(_) | DocError::Integrate(_) => 1007,
+        }
+    }
+}
+
+impl From<DocError> for ApiError {
+    fn from(e: DocError) -> Self {
+        match e {
+            DocError::MessageTooLarge(limit) => ApiError::PayloadTooLarge { limit },
+            DocError::DocTooLarge(_) => ApiError::Conflict {
+                code: "document_too_large",
+                message: e.to_string(),
+            },
+            _ => ApiError::invalid(e.to_string()),
+        }
+    }
+}
+
+fn malformed(e: impl std::fmt::Display) -> DocError {
+    DocError::Malformed(e.to_string())
+}
+
+/// Decodes every y-protocol message in one WebSocket frame.
+pub fn decode_frame(bytes: &[u8], limits: &DocLimits) -> Result<Vec<Message>, DocError> {
+    if bytes.len() > limits.message_bytes {
+        return Err(DocError::MessageTooLarge(limits.message_bytes));
+    }
+    if bytes.is_empty() {
+        return Err(malformed("empty frame"));
+    }
+    let mut decoder = DecoderV1::new(Cursor::new(bytes));
+    let mut out = Vec::new();
+    let mut consumed = 0;
+    for msg in MessageReader::new(&mut decoder) {
+        match msg.map_err(malformed)? {
+            Message::Auth(_) => return Err(DocError::Unsupported(2)),
+            Message::Custom(tag, _) => return Err(DocError::Unsupported(tag)),
+            m => {
+                consumed += m.encode_v1().len();
+                out.push(m);
+            }
+        }
+    }
+    // The reader stops quietly at a truncated message: every byte must belong
+    // to a whole message (the encoding is canonical, so lengths add up).
+    if out.is_empty() || consumed != bytes.len() {
+        return Err(malformed("truncated message"));
+    }
+    Ok(out)
+}
+
+pub fn encode(msg: &Message) -> Vec<u8> {
+    msg.encode_v1()
+}
+
+/// The message that carries one update to other clients.
+pub fn update_message(update: &[u8]) -> Vec<u8> {
+    encode(&Message::Sync(SyncMessage::Update(update.to_vec())))
+}
+
+/// A document held in memory while it has readers or writers.
+pub struct LiveDoc {
+    doc: Doc,
+    /// Bytes currently stored for it (snapshot + tail), for the size cap.
+    pub stored_bytes: usize,
+}
+
+impl LiveDoc {
+    pub fn new() -> Self {
+        // Servers never edit: garbage collection stays on, the client id is irrelevant.
+        Self {
+            doc: Doc::new(),
+            stored_bytes: 0,
+        }
+    }
+
+    /// Rebuilds a document from its snapshot and the updates stored after it.
+    pub fn load<'a>(
+        snapshot: &[u8],
+        tail: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Self, DocError> {
+        let mut live = Self::new();
+        if !snapshot.is_empty() {
+            live.apply(snapshot)?;
+        }
+        for u in tail {
+            live.apply(u)?;
+        }
+        Ok(live)
+    }
+
+    /// Decodes and integrates one v1 update.
+    pub fn apply(&mut self, update: &[u8]) -> Result<(), DocError> {
+        self.integrate(Update::decode_v1(update).map_err(malformed)?)
+    }
+
+    fn integrate(&mut self, update: Update) -> Result<(), DocError> {
+        self.doc
+            .transact_mut()
+            .apply_update(update)
+            .map_err(|e| DocError::Integrate(e.to_string()))
+    }
+
+    pub fn state_vector(&self) -> StateVector {
+        self.doc.transact().state_vector()
+    }
+
+    /// Everything the holder of `sv` is missing, as a v1 update.
+    pub fn diff(&self, sv: &StateVector) -> Vec<u8> {
+        self.doc.transact().encode_state_as_update_v1(sv)
+    }
+
+    /// The whole document as one v1 update (a snapshot).
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.diff(&StateVector::default())
+    }
+
+    /// The content of the Y.Text root `name` (empty if absent).
+    pub fn text(&self, name: &str) -> String {
+        let text = self.doc.get_or_insert_text(name);
+        text.get_string(&self.doc.transact())
+    }
+
+    /// The first message a server sends on a new connection.
+    pub fn sync_step1(&self) -> Vec<u8> {
+        encode(&Message::Sync(SyncMessage::SyncStep1(self.state_vector())))
+    }
+
+    /// A forward change that makes each named Y.Text root read as in `version`,
+    /// touching only the differing middle (common prefix and suffix are kept), so
+    /// connected clients converge on it like on any edit. `None` when nothing differs.
+    pub fn restore_texts(&mut self, version: &LiveDoc, names: &[String]) -> Option<Vec<u8>> {
+        let before = self.state_vector();
+        let mut changed = false;
+        {
+            let mut txn = self.doc.transact_mut();
+            for name in names {
+                let target = version.text(name);
+                let text = txn.get_or_insert_text(name.as_str());
+                let current = text.get_string(&txn);
+                let (start, del, ins) = text_diff(&current, &target);
+                changed |= del > 0 || !ins.is_empty();
+                if del > 0 {
+                    text.remove_range(&mut txn, start, del);
+                }
+                if !ins.is_empty() {
+                    text.insert(&mut txn, start, ins);
+                }
+            }
+        }
+        // The diff against the old state vector carries the new items and the
+        // whole delete set, so it is the complete forward change.
+        changed.then(|| self.diff(&before))
+    }
+}
+
+impl Default for LiveDoc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// (start, chars to delete, text to insert), in UTF-16 units as Y.Text counts them.
+fn text_diff<'a>(current: &str, target: &'a str) -> (u32, u32, &'a str) {
+    let prefix: usize = current
+        .chars()
+        .zip(target.chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a.len_utf8())
+        .sum();
+    let (cur_rest, tgt_rest) = (&current[prefix..], &target[prefix..]);
+    let suffix: usize = cur_rest
+        .chars()
+        .rev()
+        .zip(tgt_rest.chars().rev())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a.len_utf8())
+        .sum();
+    let deleted = &cur_rest[..cur_rest.len() - suffix];
+    let inserted = &tgt_rest[..tgt_rest.len() - suffix];
+    let utf16 = |s: &str| s.encode_utf16().count() as u32;
+    (utf16(&current[..prefix]), utf16(deleted), inserted)
+}
+
+/// What the Room object must do for one incoming frame, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocEffect {
+    /// Send to the sender.
+    Reply(Vec<u8>),
+    /// Store this update durably, then broadcast it to the document's other sockets.
+    Persist(Vec<u8>),
+    /// Relay an awareness message to the document's other sockets.
+    Relay(Vec<u8>),
+    /// Record the awareness clients (id, clock, gone) this socket speaks for.
+    Awareness(Vec<(u64, u32, bool)>),
+    /// Send the sender every other socket's current awareness.
+    AnswerAwarenessQuery,
+}
+
+/// Applies one frame from a socket. Writers' updates are integrated into `doc`
+/// (in memory; the caller persists them); a viewer's are dropped unapplied.
+/// All messages are decoded before anything is applied, so a bad frame has no
+/// effect at all.
+pub fn handle_frame(
+    doc: &mut LiveDoc,
+    frame: &[u8],
+    can_write: bool,
+    limits: &DocLimits,
+) -> Result<Vec<DocEffect>, DocError> {
+    let messages = decode_frame(frame, limits)?;
+    // Decode every update first: a frame with one bad update applies nothing.
+    let mut decoded = Vec::new();
+    let mut incoming = 0;
+    for msg in &messages {
+        if let Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) = msg {
+            if can_write {
+                decoded.push(Update::decode_v1(u).map_err(malformed)?);
+                incoming += u.len();
+            }
+        }
+    }
+    if doc.stored_bytes + incoming > limits.doc_bytes {
+        return Err(DocError::DocTooLarge(limits.doc_bytes));
+    }
+    let mut decoded = decoded.into_iter();
+    let mut effects = Vec::new();
+    for msg in messages {
+        match msg {
+            Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                effects.push(DocEffect::Reply(encode(&Message::Sync(
+                    SyncMessage::SyncStep2(doc.diff(&sv)),
+                ))));
+            }
+            Message::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update)) => {
+                let Some(parsed) = decoded.next().filter(|_| can_write) else {
+                    continue;
+                };
+                doc.integrate(parsed)?;
+                doc.stored_bytes += update.len();
+                effects.push(DocEffect::Persist(update));
+            }
+            Message::Awareness(update) => {
+                let clients = update
+                    .clients
+                    .iter()
+                    .map(|(id, e)| (id.get(), e.clock, &*e.json == "null"))
+                    .collect();
+                effects.push(DocEffect::Awareness(clients));
+                effects.push(DocEffect::Relay(encode(&Message::Awareness(update))));
+            }
+            Message::AwarenessQuery => effects.push(DocEffect::AnswerAwarenessQuery),
+            Message::Auth(_) | Message::Custom(..) => {}
+        }
+    }
+    Ok(effects)
+}
+
+/// The awareness message that tells others these clients are gone.
+pub fn awareness_removal(clients: &[(u64, u32)]) -> Vec<u8> {
+    let update = AwarenessUpdate {
+        clients: clients
+            .iter()
+            .map(|(id, clock)| {
+                (
+                    ClientID::new(*id & ((1 << 53) - 1)),
+                    AwarenessUpdateEntry {
+                        clock: clock.saturating_add(1),
+                        json: "null".into(),
+                    },
+                )
+            })
+            .collect(),
+    };
+    encode(&Message::Awareness(update))
+}
+
+/// Whether the tail of updates should be folded into a new snapshot.
+pub fn should_compact(tail_updates: u64, tail_bytes: u64, limits: &DocLimits) -> bool {
+    tail_updates >= limits.compact_after_updates || tail_bytes >= limits.compact_after_bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use yrs::{Doc, Text, Transact};
+
+    fn client_edit(doc: &Doc, f: impl FnOnce(&yrs::TextRef, &mut yrs::TransactionMut)) -> Vec<u8> {
+        let text = doc.get_or_insert_text("t");
+        let before = doc.transact().state_vector();
+        {
+            let mut txn = doc.transact_mut();
+            f(&text, &mut txn);
+        }
+        doc.transact().encode_state_as_update_v1(&before)
+    }
+
+    fn frame_for(update: &[u8]) -> Vec<u8> {
+        update_message(update)
+    }
+
+    #[test]
+    fn sync_step1_is_answered_with_the_missing_state() {
+        let mut server = LiveDoc::new();
+        let a = Doc::new();
+        let u = client_edit(&a, |t, txn| t.insert(txn, 0, "hello"));
+        handle_frame(&mut server, &frame_for(&u), true, &DocLimits::default()).unwrap();
+        let fresh = Doc::new();
+        let step1 = encode(&Message::Sync(SyncMessage::SyncStep1(
+            fresh.transact().state_vector(),
+        )));
+        let effects = handle_frame(&mut server, &step1, true, &DocLimits::default()).unwrap();
+        let DocEffect::Reply(reply) = &effects[0] else {
+            panic!("{effects:?}")
+        };
+        let msgs = decode_frame(reply, &DocLimits::default()).unwrap();
+        let Message::Sync(SyncMessage::SyncStep2(diff)) = &msgs[0] else {
+            panic!()
+        };
+        fresh
+            .transact_mut()
+            .apply_update(Update::decode_v1(diff).unwrap())
+            .unwrap();
+        assert_eq!(
+            fresh.get_or_insert_text("t").get_string(&fresh.transact()),
+            "hello"
+        );
+    }
+
+    #[test]
+    fn viewers_updates_are_not_applied() {
+        let mut server = LiveDoc::new();
+        let u = client_edit(&Doc::new(), |t, txn| t.insert(txn, 0, "nope"));
+        let effects =
+            handle_frame(&mut server, &frame_for(&u), false, &DocLimits::default()).unwrap();
+        assert!(effects.is_empty());
+        assert_eq!(server.text("t"), "");
+    }
+
+    #[test]
+    fn bad_frames_change_nothing() {
+        let mut server = LiveDoc::new();
+        let good = client_edit(&Doc::new(), |t, txn| t.insert(txn, 0, "ok"));
+        handle_frame(&mut server, &frame_for(&good), true, &DocLimits::default()).unwrap();
+        let sv = server.state_vector();
+        let limits = DocLimits::default();
+        // A good update followed by garbage in the same frame: nothing applies.
+        let mut mixed = frame_for(&client_edit(&Doc::new(), |t, txn| t.insert(txn, 0, "x")));
+        mixed.extend([0, 2, 5, 1, 2]);
+        for bad in [
+            vec![],
+            vec![0],
+            vec![0, 2],
+            vec![0, 9, 1, 1],
+            vec![7, 1, 0],
+            vec![2, 0],
+            mixed,
+        ] {
+            assert!(
+                handle_frame(&mut server, &bad, true, &limits).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(server.state_vector(), sv);
+        assert_eq!(server.text("t"), "ok");
+    }
+
+    #[test]
+    fn size_limits() {
+        let mut server = LiveDoc::new();
+        let limits = DocLimits {
+            message_bytes: 64,
+            doc_bytes: 100,
+            ..DocLimits::default()
+        };
+        let big = client_edit(&Doc::new(), |t, txn| t.insert(txn, 0, &"x".repeat(200)));
+        assert_eq!(
+            handle_frame(&mut server, &frame_for(&big), true, &limits).unwrap_err(),
+            DocError::MessageTooLarge(64)
+        );
+        let limits = DocLimits {
+            message_bytes: 1 << 20,
+            doc_bytes: 100,
+            ..DocLimits::default()
+        };
+        let e = handle_frame(&mut server, &frame_for(&big), true, &limits).unwrap_err();
+        assert_eq!(
+            (e.close_code(), ApiError::from(e).code()),
+            (1009, "document_too_large")
+        );
+        assert_eq!(server.text("t"), "");
+    }
+
+    #[test]
+    fn load_from_snapshot_and_tail_equals_live_state() {
+        let client = Doc::new();
+        let mut server = LiveDoc::new();
+        let mut tail = Vec::new();
+        for i in 0..50 {
+            let u = client_edit(&client, |t, txn| t.insert(txn, 0, &format!("{i} ")));
+            server.apply(&u).unwrap();
+            tail.push(u);
+        }
+        let snapshot = server.snapshot();
+        let more = client_edit(&client, |t, txn| t.insert(txn, 0, "end "));
+        server.apply(&more).unwrap();
+        let from_snapshot = LiveDoc::load(&snapshot, [more.as_slice()]).unwrap();
+        let from_updates =
+            LiveDoc::load(&[], tail.iter().map(Vec::as_slice).chain([more.as_slice()])).unwrap();
+        assert_eq!(from_snapshot.text("t"), server.text("t"));
+        assert_eq!(from_updates.text("t"), server.text("t"));
+    }
+
+    #[test]
+    fn restore_is_a_forward_change_that_converges() {
+        let client = Doc::new();
+        let mut server = LiveDoc::new();
+        server
+            .apply(&client_edit(&client, |t, txn| {
+                t.insert(txn, 0, "version one")
+            }))
+            .unwrap();
+        let v1 = LiveDoc::load(&server.snapshot(), []).unwrap();
+        server
+            .apply(&client_edit(&client, |t, txn| t.insert(txn, 8, "NOT ")))
+            .unwrap();
+        assert_eq!(server.text("t"), "version NOT one");
+        let change = server.restore_texts(&v1, &["t".to_string()]).unwrap();
+        assert_eq!(server.text("t"), "version one");
+        client
+            .transact_mut()
+            .apply_update(Update::decode_v1(&change).unwrap())
+            .unwrap();
+        assert_eq!(
+            client
+                .get_or_insert_text("t")
+                .get_string(&client.transact()),
+            "version one"
+        );
+        assert!(
+            server.restore_texts(&v1, &["t".to_string()]).is_none(),
+            "nothing left to restore"
+        );
+    }
+
+    #[test]
+    fn text_diff_keeps_common_ends() {
+        assert_eq!(
+            text_diff("hello world", "hello brave world"),
+            (6, 0, "brave ")
+        );
+        assert_eq!(text_diff("abc", "abc"), (3, 0, ""));
+        assert_eq!(text_diff("aXc", "aYc"), (1, 1, "Y"));
+        assert_eq!(text_diff("😀a", "😀b"), (2, 1, "b"));
+    }
+
+    #[test]
+    fn awareness_is_relayed_and_removal_encoded() {
+        let mut server = LiveDoc::new();
+        let update = AwarenessUpdate {
+            clients: [(
+                ClientID::new(7),
+                AwarenessUpdateEntry {
+                    clock: 3,
+                    json: r#"{"user":"a"}"#.into(),
+                },
+            )]
+            .into(),
+        };
+        let frame = encode(&Message::Awareness(update));
+        let effects = handle_frame(&mut server, &frame, false, &DocLimits::default()).unwrap();
+        assert_eq!(effects[0], DocEffect::Awareness(vec![(7, 3, false)]));
+        assert!(matches!(&effects[1], DocEffect::Relay(b) if *b == frame));
+        let removal = decode_frame(&awareness_removal(&[(7, 3)]), &DocLimits::default()).unwrap();
+        let Message::Awareness(u) = &removal[0] else {
+            panic!()
+        };
+        let gone = &u.clients[&ClientID::new(7)];
+        assert_eq!((gone.clock, &*gone.json), (4, "null"));
+    }
+
+    #[test]
+    fn doc_names() {
+        assert!(validate_doc_name("notes-2026.md").is_ok());
+        for bad in ["", "a/b", "../x", "a b", &"x".repeat(129)] {
+            assert!(validate_doc_name(bad).is_err());
+        }
+    }
+
+    proptest! {
+        /// Random and mutated frames never panic and never change the document
+        /// unless they decode as a valid update.
+        #[test]
+        fn fuzzed_frames_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200),
+                                     flip in any::<(usize, u8)>()) {
+            let mut server = LiveDoc::new();
+            let _ = handle_frame(&mut server, &bytes, true, &DocLimits::default());
+            let good = frame_for(&client_edit(&Doc::new(), |t, txn| t.insert(txn, 0, "fuzz me")));
+            let mut mutated = good.clone();
+            let i = flip.0 % mutated.len();
+            mutated[i] ^= flip.1;
+            let mut server = LiveDoc::new();
+            let _ = handle_frame(&mut server, &mutated, true, &DocLimits::default());
+        }
+    }
+}

@@ -1,0 +1,276 @@
+// Collaborative documents with unmodified yjs + y-websocket clients in Node,
+// against the Worker in workerd.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join as joinPath } from 'node:path';
+import WebSocket from 'ws';
+import { api, register, startServer, randomIp } from './harness.mjs';
+import { join } from './ws.mjs';
+import { open, synced, until, Y } from './ydoc.mjs';
+
+const server = await startServer({ vars: { DOC_COMPACT_AFTER_UPDATES: '50' } });
+
+async function roomWith(...roles) {
+  const owner = await register(server, 'Owner');
+  const room = (await api(server, 'POST', '/api/v1/rooms', { token: owner.token, body: { name: 'Docs', kind: 'project' } })).body.id;
+  const people = [];
+  for (const role of roles) {
+    const u = await register(server, role);
+    await api(server, 'POST', `/api/v1/rooms/${room}/members`, { token: owner.token, body: { user_id: u.user.id, role } });
+    people.push(u);
+  }
+  return { room, owner, people };
+}
+
+const textOf = async (room, doc, token) => (await fetch(`${server.url}/api/v1/rooms/${room}/docs/${doc}?format=text&name=t`, {
+  headers: { authorization: `Bearer ${token}`, 'cf-connecting-ip': randomIp() },
+})).text();
+
+const done = (...clients) => clients.forEach((c) => { c.provider.destroy(); c.ydoc.destroy(); });
+
+test('two clients converge under concurrent edits; a late joiner gets the full state', async () => {
+  const { room, owner, people: [bob] } = await roomWith('member');
+  const a = open(server, room, 'notes', owner.token);
+  const b = open(server, room, 'notes', bob.token);
+  await Promise.all([synced(a.provider), synced(b.provider)]);
+  for (let i = 0; i < 30; i += 1) {
+    const s = a.text.toString();
+    a.text.insert(s.indexOf(' ', Math.floor(s.length / 2)) + 1, `a${i} `); // at a word boundary
+    b.text.insert(i % 3 === 0 ? 0 : b.text.length, `b${i} `);
+  }
+  await until(() => a.text.toString() === b.text.toString() && a.text.length > 0, 10_000, 'convergence');
+  for (let i = 0; i < 30; i += 1) {
+    assert.ok(a.text.toString().includes(`a${i} `), `a${i}`);
+    assert.ok(a.text.toString().includes(`b${i} `), `b${i}`);
+  }
+  const late = open(server, room, 'notes', owner.token);
+  await synced(late.provider);
+  await until(() => late.text.toString() === a.text.toString(), 5000, 'late joiner');
+  assert.equal(await textOf(room, 'notes', owner.token), a.text.toString());
+  done(a, b, late);
+});
+
+test("a client's offline edits merge on reconnect", async () => {
+  const { room, owner, people: [bob] } = await roomWith('member');
+  const a = open(server, room, 'offline', owner.token);
+  const b = open(server, room, 'offline', bob.token);
+  await Promise.all([synced(a.provider), synced(b.provider)]);
+  a.text.insert(0, 'shared ');
+  await until(() => b.text.toString() === 'shared ');
+  b.provider.disconnect();
+  b.text.insert(b.text.length, 'offline-b');
+  a.text.insert(0, 'online-a ');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(!a.text.toString().includes('offline-b'));
+  b.provider.connect();
+  await until(() => a.text.toString() === b.text.toString() && a.text.toString().includes('offline-b'), 10_000, 'merge');
+  assert.equal(a.text.toString(), 'online-a shared offline-b');
+  done(a, b);
+});
+
+test("a viewer's edits are applied nowhere, but the viewer still receives updates", async () => {
+  const { room, owner, people: [viewer] } = await roomWith('viewer');
+  const a = open(server, room, 'ro', owner.token);
+  const v = open(server, room, 'ro', viewer.token);
+  await Promise.all([synced(a.provider), synced(v.provider)]);
+  v.text.insert(0, 'VIEWER WAS HERE ');
+  a.text.insert(0, 'owner text');
+  await until(() => v.text.toString().includes('owner text'), 5000, 'viewer receives');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(a.text.toString(), 'owner text');
+  assert.equal(await textOf(room, 'ro', owner.token), 'owner text');
+  const late = open(server, room, 'ro', owner.token);
+  await synced(late.provider);
+  await until(() => late.text.toString() === 'owner text');
+  const rest = await fetch(`${server.url}/api/v1/rooms/${room}/docs/ro/updates`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${viewer.token}`, 'content-type': 'application/octet-stream', 'cf-connecting-ip': randomIp() },
+    body: Y.encodeStateAsUpdate(v.ydoc),
+  });
+  assert.equal(rest.status, 403);
+  done(a, v, late);
+});
+
+test('compaction leaves the text identical, and it reloads from snapshot + tail', async () => {
+  const { room, owner } = await roomWith();
+  const a = open(server, room, 'compact', owner.token);
+  await synced(a.provider);
+  for (let i = 0; i < 180; i += 1) a.text.insert(a.text.length, `${i},`);
+  const expected = a.text.toString();
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await textOf(room, 'compact', owner.token), expected);
+  const list = await api(server, 'GET', `/api/v1/rooms/${room}/docs`, { token: owner.token });
+  const info = list.body.docs.find((d) => d.name === 'compact');
+  assert.ok(info.bytes > 0 && info.bytes < 4000, `stored bytes ${info.bytes} (compacted, not 180 separate updates' overhead)`);
+  done(a);
+  await new Promise((r) => setTimeout(r, 200)); // the object drops the document from memory
+  const fresh = open(server, room, 'compact', owner.token);
+  await synced(fresh.provider);
+  await until(() => fresh.text.toString() === expected, 5000, 'reload');
+  done(fresh);
+});
+
+test('REST: list, read as update and text, write, delete with permissions', async () => {
+  const { room, owner, people: [member, admin] } = await roomWith('member', 'admin');
+  const src = new Y.Doc();
+  src.getText('t').insert(0, 'written over REST');
+  const post = await fetch(`${server.url}/api/v1/rooms/${room}/docs/rest-doc/updates`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${member.token}`, 'content-type': 'application/octet-stream', 'cf-connecting-ip': randomIp() },
+    body: Y.encodeStateAsUpdate(src),
+  });
+  assert.equal(post.status, 200);
+  const got = await fetch(`${server.url}/api/v1/rooms/${room}/docs/rest-doc?format=update`, {
+    headers: { authorization: `Bearer ${owner.token}`, 'cf-connecting-ip': randomIp() },
+  });
+  assert.equal(got.headers.get('content-type'), 'application/octet-stream');
+  const copy = new Y.Doc();
+  Y.applyUpdate(copy, new Uint8Array(await got.arrayBuffer()));
+  assert.equal(copy.getText('t').toString(), 'written over REST');
+  assert.equal(await textOf(room, 'rest-doc', owner.token), 'written over REST');
+  const junk = await fetch(`${server.url}/api/v1/rooms/${room}/docs/rest-doc/updates`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${member.token}`, 'content-type': 'application/octet-stream', 'cf-connecting-ip': randomIp() },
+    body: new Uint8Array([1, 2, 3, 250, 250]),
+  });
+  assert.equal(junk.status, 400);
+  assert.equal(await textOf(room, 'rest-doc', owner.token), 'written over REST');
+  const missing = await api(server, 'GET', `/api/v1/rooms/${room}/docs/nope?format=text&name=t`, { token: owner.token });
+  assert.equal(missing.status, 404);
+  const badName = await api(server, 'GET', `/api/v1/rooms/${room}/docs/a..b%2F?format=text`, { token: owner.token });
+  assert.equal(badName.status, 404);
+  const c = open(server, room, 'rest-doc', owner.token);
+  await synced(c.provider);
+  const closed = new Promise((r) => c.provider.ws.once('close', (code) => r(code)));
+  assert.equal((await api(server, 'DELETE', `/api/v1/rooms/${room}/docs/rest-doc`, { token: member.token })).status, 403);
+  assert.equal((await api(server, 'DELETE', `/api/v1/rooms/${room}/docs/rest-doc`, { token: admin.token })).status, 204);
+  assert.equal(await closed, 4004);
+  done(c);
+  const after = await api(server, 'GET', `/api/v1/rooms/${room}/docs`, { token: owner.token });
+  assert.ok(!after.body.docs.some((d) => d.name === 'rest-doc'));
+  const stranger = await register(server, 'Stranger');
+  assert.equal((await api(server, 'GET', `/api/v1/rooms/${room}/docs`, { token: stranger.token })).status, 404);
+});
+
+test('versions: save, read, and restore as a forward change that connected clients converge on', async () => {
+  const { room, owner, people: [bob] } = await roomWith('member');
+  const a = open(server, room, 'versioned', owner.token);
+  const b = open(server, room, 'versioned', bob.token);
+  await Promise.all([synced(a.provider), synced(b.provider)]);
+  a.text.insert(0, 'The first draft.');
+  await until(() => b.text.toString() === 'The first draft.');
+  await new Promise((r) => setTimeout(r, 100));
+  const v = await api(server, 'POST', `/api/v1/rooms/${room}/docs/versioned/versions`, { token: owner.token, body: { label: 'draft 1' } });
+  assert.equal(v.status, 201);
+  assert.equal(v.body.v, 1);
+  b.text.insert(0, 'Bob rewrote everything. ');
+  a.text.delete(4, 6);
+  await until(() => a.text.toString() === b.text.toString() && a.text.toString() !== 'The first draft.');
+  const list = await api(server, 'GET', `/api/v1/rooms/${room}/docs/versioned/versions`, { token: bob.token });
+  assert.deepEqual(list.body.versions.map((x) => x.label), ['draft 1']);
+  const old = await fetch(`${server.url}/api/v1/rooms/${room}/docs/versioned/versions/1?format=text&name=t`, {
+    headers: { authorization: `Bearer ${bob.token}`, 'cf-connecting-ip': randomIp() },
+  });
+  assert.equal(await old.text(), 'The first draft.');
+  const noTexts = await api(server, 'POST', `/api/v1/rooms/${room}/docs/versioned/versions/1/restore`, { token: owner.token, body: { texts: [] } });
+  assert.equal(noTexts.status, 400);
+  const restore = await api(server, 'POST', `/api/v1/rooms/${room}/docs/versioned/versions/1/restore`, { token: owner.token, body: { texts: ['t'] } });
+  assert.equal(restore.status, 200);
+  await until(() => a.text.toString() === 'The first draft.' && b.text.toString() === 'The first draft.', 5000, 'restore converges');
+  assert.equal((await api(server, 'GET', `/api/v1/rooms/${room}/docs/versioned/versions/9?format=text&name=t`, { token: owner.token })).status, 404);
+  done(a, b);
+});
+
+test('awareness is relayed and removed when a client leaves', async () => {
+  const { room, owner, people: [bob] } = await roomWith('viewer');
+  const a = open(server, room, 'aware', owner.token);
+  const b = open(server, room, 'aware', bob.token);
+  await Promise.all([synced(a.provider), synced(b.provider)]);
+  a.provider.awareness.setLocalStateField('user', { name: 'Owner', cursor: 3 });
+  const aId = a.ydoc.clientID;
+  await until(() => b.provider.awareness.getStates().get(aId)?.user?.name === 'Owner', 5000, 'awareness relayed');
+  a.provider.ws.close();
+  a.provider.shouldConnect = false;
+  await until(() => !b.provider.awareness.getStates().has(aId), 5000, 'awareness removed');
+  done(a, b);
+});
+
+test('a doc_changed event reaches the room socket', async () => {
+  const { room, owner } = await roomWith();
+  const chat = await join(server, room, owner.token);
+  const a = open(server, room, 'events', owner.token);
+  await synced(a.provider);
+  a.text.insert(0, 'hello');
+  const ev = await chat.next((f) => f.type === 'event' && f.event === 'doc_changed');
+  assert.equal(ev.data.doc, 'events');
+  chat.close();
+  done(a);
+});
+
+test('a fuzzed stream of malformed frames closes only the sender; the document is untouched', async () => {
+  const { room, owner, people: [bob] } = await roomWith('member');
+  const a = open(server, room, 'fuzz', owner.token);
+  const b = open(server, room, 'fuzz', bob.token);
+  await Promise.all([synced(a.provider), synced(b.provider)]);
+  a.text.insert(0, 'stable');
+  await until(() => b.text.toString() === 'stable');
+  let seed = 42;
+  const rand = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed; };
+  const good = Y.encodeStateAsUpdate(a.ydoc);
+  const frames = [new Uint8Array([]), new Uint8Array([0]), new Uint8Array([0, 2]), new Uint8Array([9, 9, 9]), new Uint8Array([2, 0])];
+  for (let i = 0; i < 40; i += 1) {
+    const len = 1 + (rand() % 60);
+    frames.push(Uint8Array.from({ length: len }, () => rand() % 256));
+    const mutated = Uint8Array.from([0, 2, ...[good.length], ...good]);
+    mutated[3 + (rand() % good.length)] ^= 1 + (rand() % 255);
+    frames.push(mutated.slice(0, 3 + (rand() % good.length)));
+  }
+  const codes = [];
+  for (const frame of frames) {
+    const ws = new WebSocket(`${server.url.replace('http', 'ws')}/api/v1/rooms/${room}/docs/fuzz?token=${owner.token}`, { headers: { 'cf-connecting-ip': randomIp() } });
+    await new Promise((r) => ws.once('open', r));
+    const closed = new Promise((r) => ws.once('close', (code) => r(code)));
+    ws.send(frame);
+    const code = await Promise.race([closed, new Promise((r) => setTimeout(() => r('open'), 300))]);
+    codes.push(code);
+    ws.terminate();
+  }
+  assert.ok(codes.filter((c) => c === 1007 || c === 1003 || c === 1009).length >= frames.length * 0.8, `close codes: ${codes}`);
+  a.text.insert(a.text.length, ' still works');
+  await until(() => b.text.toString() === 'stable still works', 5000, 'others unaffected');
+  assert.equal(await textOf(room, 'fuzz', owner.token), 'stable still works');
+  const big = new WebSocket(`${server.url.replace('http', 'ws')}/api/v1/rooms/${room}/docs/fuzz?token=${owner.token}`, { headers: { 'cf-connecting-ip': randomIp() } });
+  await new Promise((r) => big.once('open', r));
+  const bigClosed = new Promise((r) => big.once('close', (code, reason) => r([code, reason.toString()])));
+  big.send(new Uint8Array(9 * 1024 * 1024));
+  const [code, reason] = await bigClosed;
+  assert.equal(code, 1009);
+  assert.match(reason, /exceeds/);
+  done(a, b);
+});
+
+test('the server is killed and restarted: nothing that was broadcast is lost', async () => {
+  const dir = mkdtempSync(joinPath(tmpdir(), 'tessera-doc-kill-'));
+  const s1 = await startServer({ persistDir: dir });
+  const owner = await register(s1, 'Owner');
+  const room = (await api(s1, 'POST', '/api/v1/rooms', { token: owner.token, body: { name: 'K', kind: 'group' } })).body.id;
+  const a = open(s1, room, 'kill', owner.token);
+  const b = open(s1, room, 'kill', owner.token);
+  await Promise.all([synced(a.provider), synced(b.provider)]);
+  let i = 0;
+  const writer = setInterval(() => { a.text.insert(a.text.length, `${i++};`); }, 2);
+  await until(() => b.text.length > 400, 10_000, 'edits flowing');
+  s1.kill();
+  clearInterval(writer);
+  const seenByB = b.text.toString();
+  done(a, b);
+  await s1.stop();
+  const s2 = await startServer({ persistDir: dir });
+  const c = open(s2, room, 'kill', owner.token);
+  await synced(c.provider);
+  const restored = c.text.toString();
+  assert.ok(restored.startsWith(seenByB), `the restarted server holds everything B received (${seenByB.length} chars; server has ${restored.length})`);
+  done(c);
+});
