@@ -25,10 +25,13 @@ if [ "$(worker-build --version 2>/dev/null)" != "$worker_build_version" ]; then
   cargo install worker-build --version "$worker_build_version" --locked --force
 fi
 
-# npm ci only when package-lock.json changed since the last install.
+# Installs the versions pinned in package-lock.json, only when it changed since
+# the last install. `npm install` rather than `npm ci`: npm 11 writes lockfiles
+# without the other platforms' optional workerd packages and then `npm ci`
+# refuses them as out of sync; `npm install` honours the lockfile all the same.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages"
-  npm ci --no-audit --no-fund
+  npm install --no-audit --no-fund
 fi
 
 # Local-only secrets for wrangler dev; deployed Workers get theirs from
