@@ -142,6 +142,9 @@ pub struct LiveDoc {
     doc: Doc,
     /// Bytes currently stored for it (snapshot + tail), for the size cap.
     pub stored_bytes: usize,
+    /// Updates and bytes stored after the snapshot, for the compaction decision.
+    pub tail_updates: u64,
+    pub tail_bytes: u64,
 }
 
 impl LiveDoc {
@@ -150,6 +153,8 @@ impl LiveDoc {
         Self {
             doc: Doc::new(),
             stored_bytes: 0,
+            tail_updates: 0,
+            tail_bytes: 0,
         }
     }
 

@@ -48,6 +48,23 @@ struct DocAttachment {
     awareness: Vec<(u64, u32)>,
 }
 
+fn same_socket(a: &WebSocket, b: &WebSocket) -> bool {
+    let a: &JsValue = a.as_ref();
+    let b: &JsValue = b.as_ref();
+    a == b
+}
+
+/// Sends one message (converted to JavaScript once) to every socket but `except`.
+fn send_except(sockets: &[WebSocket], message: &[u8], except: Option<&WebSocket>) {
+    let data = bytes_js(message);
+    for ws in sockets {
+        if !except.is_some_and(|e| same_socket(e, ws)) {
+            // A closing socket cannot be written to; its close handler runs.
+            let _ = send_js(ws, &data);
+        }
+    }
+}
+
 fn tag_value<'a>(tags: &'a [String], prefix: &str) -> Option<&'a str> {
     tags.iter().find_map(|t| t.strip_prefix(prefix))
 }
@@ -209,17 +226,7 @@ impl RoomDO {
     }
 
     fn broadcast_doc(&self, name: &str, message: &[u8], except: Option<&WebSocket>) {
-        let data = bytes_js(message);
-        for ws in self.doc_sockets(name) {
-            let skip = except.is_some_and(|e| {
-                let a: &JsValue = e.as_ref();
-                let b: &JsValue = ws.as_ref();
-                a == b
-            });
-            if !skip {
-                let _ = send_js(&ws, &data);
-            }
-        }
+        send_except(&self.doc_sockets(name), message, except);
     }
 
     /// Writes every queued update in one turn, compacts where the tail grew
@@ -240,17 +247,23 @@ impl RoomDO {
         let store = self.doc_store();
         let mut failed: Vec<String> = Vec::new();
         for (name, updates) in &by_doc {
-            let written = store.append(name, updates, now).and_then(|info| {
-                if should_compact(info.tail_updates, info.tail_bytes, &self.doc_limits) {
-                    self.with_doc(name, |doc| store.compact(name, doc, &self.doc_limits))??;
-                }
-                Ok(())
+            let written = store.append(name, updates, now).and_then(|()| {
+                self.with_doc(name, |doc| {
+                    doc.tail_updates += updates.len() as u64;
+                    doc.tail_bytes += updates.iter().map(|u| u.len() as u64).sum::<u64>();
+                    if should_compact(doc.tail_updates, doc.tail_bytes, &self.doc_limits) {
+                        store.compact(name, doc, &self.doc_limits)?;
+                    }
+                    Ok(())
+                })?
             });
             if let Err(e) = written {
                 worker::console_error!("writing document {name} failed: {e}");
                 failed.push(name.to_string());
             }
         }
+        // Each document's sockets are looked up once per flush, not per update.
+        let mut sockets: HashMap<&str, Vec<WebSocket>> = HashMap::new();
         for p in &batch {
             if failed.contains(&p.doc) {
                 if let Some(ws) = &p.sender {
@@ -261,7 +274,10 @@ impl RoomDO {
                 }
                 continue;
             }
-            self.broadcast_doc(&p.doc, &update_message(&p.update), p.sender.as_ref());
+            let targets = sockets
+                .entry(&p.doc)
+                .or_insert_with(|| self.doc_sockets(&p.doc));
+            send_except(targets, &update_message(&p.update), p.sender.as_ref());
         }
         for name in &failed {
             self.docs.borrow_mut().remove(name);
@@ -287,8 +303,14 @@ impl RoomDO {
         }
     }
 
+    /// Sets the daily backup alarm unless this object already knows one is set
+    /// (asked of storage once per object lifetime, not per write).
     async fn ensure_backup_alarm(&self) {
+        if self.backup_alarm_set.get() {
+            return;
+        }
         let storage = self.state.storage();
+        self.backup_alarm_set.set(true);
         if let Ok(None) = storage.get_alarm().await {
             let at = now_ms() as i64 + BACKUP_EVERY_MS;
             if let Err(e) = storage.set_alarm(at).await {
@@ -342,11 +364,10 @@ impl RoomDO {
                 self.broadcast_doc(name, &awareness_removal(&att.awareness), Some(ws));
             }
         }
-        let others = self.doc_sockets(name).iter().any(|other| {
-            let a: &JsValue = other.as_ref();
-            let b: &JsValue = ws.as_ref();
-            a != b
-        });
+        let others = self
+            .doc_sockets(name)
+            .iter()
+            .any(|other| !same_socket(other, ws));
         if !others {
             self.flush_docs().await;
             self.docs.borrow_mut().remove(name);

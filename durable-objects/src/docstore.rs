@@ -150,11 +150,13 @@ impl DocStore {
             worker::Error::RustError(format!("stored document {doc} does not load: {e}"))
         })?;
         live.stored_bytes = info.bytes as usize;
+        live.tail_updates = info.tail_updates;
+        live.tail_bytes = info.tail_bytes;
         Ok(Some(live))
     }
 
     /// Appends updates to a document's tail (creating the document).
-    pub fn append(&self, doc: &str, updates: &[&[u8]], now_ms: u64) -> worker::Result<DocInfo> {
+    pub fn append(&self, doc: &str, updates: &[&[u8]], now_ms: u64) -> worker::Result<()> {
         let bytes: usize = updates.iter().map(|u| u.len()).sum();
         self.sql.exec(
             "INSERT INTO docs (name, tail_updates, tail_bytes, updated_at) VALUES (?, ?, ?, ?)
@@ -173,8 +175,7 @@ impl DocStore {
                 vec![V::from(doc), V::Blob(u.to_vec())],
             )?;
         }
-        self.info(doc)?
-            .ok_or_else(|| worker::Error::RustError("document vanished".into()))
+        Ok(())
     }
 
     /// Replaces snapshot and tail with one snapshot of `live` (one transaction:
@@ -189,6 +190,8 @@ impl DocStore {
             vec![int(snapshot.len() as u64), V::from(doc)],
         )?;
         live.stored_bytes = snapshot.len();
+        live.tail_updates = 0;
+        live.tail_bytes = 0;
         Ok(())
     }
 

@@ -74,6 +74,7 @@ pub struct RoomDO {
     /// Document updates integrated in memory but not yet written (see `docs`).
     pub(crate) pending: RefCell<Vec<Pending>>,
     pub(crate) flush_scheduled: Cell<bool>,
+    pub(crate) backup_alarm_set: Cell<bool>,
     /// The latest awareness message of each document socket (by connection).
     /// Clients renew their awareness periodically, so this rebuilds itself.
     pub(crate) awareness: RefCell<HashMap<String, Vec<u8>>>,
@@ -126,6 +127,7 @@ impl DurableObject for RoomDO {
             docs: RefCell::new(HashMap::new()),
             pending: RefCell::new(Vec::new()),
             flush_scheduled: Cell::new(false),
+            backup_alarm_set: Cell::new(false),
             awareness: RefCell::new(HashMap::new()),
             last_doc_event: RefCell::new(HashMap::new()),
             write_rate: Rate {
