@@ -7,6 +7,7 @@
 use crate::protocol::{ClientFrame, Identity, MessageView, ServerFrame};
 use crate::rooms::{can, require, Permission};
 use crate::ApiError;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Bounds on what one person can put into a room. Configurable per deployment.
@@ -37,7 +38,7 @@ pub const EMOJI_MAX_BYTES: usize = 32;
 pub const HISTORY_PAGE_MAX: u32 = 200;
 
 /// The stored form of a message (reactions live apart).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredMessage {
     pub id: u64,
     pub author: String,
@@ -45,8 +46,10 @@ pub struct StoredMessage {
     pub client_msg_id: String,
     pub body: String,
     pub reply_to: Option<u64>,
+    /// User ids of the people mentioned (and `"ai"` for the AI teammate).
     pub mentions: Vec<String>,
     pub attachments: Vec<String>,
+    /// Unix milliseconds.
     pub created_at: u64,
     pub edited_at: Option<u64>,
     pub deleted: bool,
@@ -55,18 +58,8 @@ pub struct StoredMessage {
 impl StoredMessage {
     pub fn view(&self, reactions: BTreeMap<String, Vec<String>>) -> MessageView {
         MessageView {
-            id: self.id,
+            message: self.clone(),
             seq: self.id,
-            author: self.author.clone(),
-            author_name: self.author_name.clone(),
-            client_msg_id: self.client_msg_id.clone(),
-            body: self.body.clone(),
-            reply_to: self.reply_to,
-            mentions: self.mentions.clone(),
-            attachments: self.attachments.clone(),
-            created_at: self.created_at,
-            edited_at: self.edited_at,
-            deleted: self.deleted,
             reactions,
         }
     }

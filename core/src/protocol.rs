@@ -3,6 +3,7 @@
 //! sends, and the parsing that turns untrusted text into a typed frame or a clear
 //! error.
 
+use crate::chat::StoredMessage;
 use crate::rooms::Role;
 use crate::ApiError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -119,22 +120,13 @@ pub struct TypingEntry {
     pub until: u64,
 }
 
-/// A chat message as clients see it.
+/// A chat message as clients see it: the stored message, its `seq` (equal to
+/// its id: the seq of the event that created it) and its reactions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageView {
-    pub id: u64,
+    #[serde(flatten)]
+    pub message: StoredMessage,
     pub seq: u64,
-    pub author: String,
-    pub author_name: String,
-    pub client_msg_id: String,
-    pub body: String,
-    pub reply_to: Option<u64>,
-    /// User ids of the people mentioned (and `"ai"` for the AI teammate).
-    pub mentions: Vec<String>,
-    pub attachments: Vec<String>,
-    pub created_at: u64,
-    pub edited_at: Option<u64>,
-    pub deleted: bool,
     /// emoji → user ids who reacted with it.
     pub reactions: BTreeMap<String, Vec<String>>,
 }

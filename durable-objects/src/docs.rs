@@ -378,7 +378,7 @@ impl RoomDO {
     /// `/docs…` requests from the Worker, which has checked membership.
     pub(crate) async fn serve_docs(
         &self,
-        mut req: Request,
+        req: Request,
         who: Identity,
         path: &[&str],
     ) -> HttpResult<Response> {
@@ -389,16 +389,33 @@ impl RoomDO {
             }
         }
         let query: HashMap<String, String> = req.url()?.query_pairs().into_owned().collect();
-        let method = req.method();
-        match (method, path) {
+        let result = self
+            .serve_doc_request(req, &who, path, &store, &query)
+            .await;
+        // A document opened only for a REST call leaves memory with it.
+        if let Some(name) = path.first().filter(|_| path.get(1) != Some(&"ws")) {
+            if self.doc_sockets(name).is_empty() && self.pending.borrow().is_empty() {
+                self.docs.borrow_mut().remove(*name);
+            }
+        }
+        result
+    }
+
+    async fn serve_doc_request(
+        &self,
+        mut req: Request,
+        who: &Identity,
+        path: &[&str],
+        store: &DocStore,
+        query: &HashMap<String, String>,
+    ) -> HttpResult<Response> {
+        match (req.method(), path) {
             (Method::Get, []) => json(200, &serde_json::json!({ "docs": store.list()? })),
-            (Method::Get, [name, "ws"]) => self.open_doc_socket(&req, &who, name),
+            (Method::Get, [name, "ws"]) => self.open_doc_socket(&req, who, name),
             (Method::Get, [name]) => {
                 validate_doc_name(name)?;
                 store.info(name)?.ok_or(ApiError::NotFound("document"))?;
-                let state = self.with_doc(name, |d| d.snapshot())?;
-                let live = LiveDoc::load(&state, []).map_err(ApiError::from)?;
-                content(&live, &query)
+                self.with_doc(name, |d| content(d, query))?
             }
             (Method::Delete, [name]) => {
                 require(who.role, Permission::ManageDocuments)?;
@@ -462,12 +479,12 @@ impl RoomDO {
                 )
             }
             (Method::Get, [name, "versions", v]) => {
-                let state = self.version_state(&store, name, v)?;
-                content(&LiveDoc::load(&state, []).map_err(ApiError::from)?, &query)
+                let state = self.version_state(store, name, v)?;
+                content(&LiveDoc::load(&state, []).map_err(ApiError::from)?, query)
             }
             (Method::Post, [name, "versions", v, "restore"]) => {
                 require(who.role, Permission::EditDocument)?;
-                let state = self.version_state(&store, name, v)?;
+                let state = self.version_state(store, name, v)?;
                 let body: Restore = tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
                 if body.texts.is_empty() {
                     return Err(
