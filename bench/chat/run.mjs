@@ -78,9 +78,10 @@ async function measure(clients, rate, seconds, tag) {
   const stamps = await send(seconds, true, 'm');
   window.to = stamps.at(-1) ?? 0;
   await sleep(1500); // drain
+  // "lost": not delivered within the 1.5 s drain after the last send.
   const expected = stamps.length * clients.length;
   lat.sort((a, b) => a - b);
-  return { sent: stamps.length, deliveries: lat.length, lost: expected - lat.length // not delivered within the 1.5 s drain, p50: pct(lat, 50), p99: pct(lat, 99) };
+  return { sent: stamps.length, deliveries: lat.length, lost: expected - lat.length, p50: pct(lat, 50), p99: pct(lat, 99) };
 }
 
 /** Targets: how to make a room with `n` connected clients, and close it. */
