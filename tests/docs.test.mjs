@@ -10,7 +10,7 @@ import { api, register, startServer, randomIp } from './harness.mjs';
 import { join } from './ws.mjs';
 import { open, synced, until, Y } from './ydoc.mjs';
 
-const server = await startServer({ vars: { DOC_COMPACT_AFTER_UPDATES: '50' } });
+const server = await startServer({ vars: { DOC_COMPACT_AFTER_UPDATES: '50', DOC_RATE_PER_SEC: '300' } });
 
 async function roomWith(...roles) {
   const owner = await register(server, 'Owner');
@@ -250,6 +250,35 @@ test('a fuzzed stream of malformed frames closes only the sender; the document i
   assert.match(reason, /exceeds/);
   done(a, b);
 });
+
+test('a socket that floods document messages is closed with 1008; others are unaffected', async () => {
+  const { room, owner } = await roomWith();
+  const a = open(server, room, 'flood', owner.token);
+  await synced(a.provider);
+  a.text.insert(0, 'calm');
+  const src = new Y.Doc();
+  const updates = [];
+  src.on('update', (u) => updates.push(u));
+  for (let i = 0; i < 1000; i += 1) src.getText('other').insert(0, 'x');
+  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/api/v1/rooms/${room}/docs/flood?token=${owner.token}`, { headers: { 'cf-connecting-ip': randomIp() } });
+  await new Promise((r) => ws.once('open', r));
+  const closed = new Promise((r) => ws.once('close', (code, reason) => r([code, reason.toString()])));
+  for (const u of updates) ws.send(Uint8Array.from([0, 2, ...encodeLength(u.length), ...u]));
+  const [code, reason] = await closed;
+  assert.equal(code, 1008);
+  assert.match(reason, /too many/);
+  a.text.insert(4, ' still');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(await textOf(room, 'flood', owner.token), 'calm still');
+  done(a);
+});
+
+function encodeLength(n) {
+  const out = [];
+  while (n > 127) { out.push((n & 127) | 128); n >>>= 7; }
+  out.push(n);
+  return out;
+}
 
 test('the server is killed and restarted: nothing that was broadcast is lost', async () => {
   const dir = mkdtempSync(joinPath(tmpdir(), 'tessera-doc-kill-'));

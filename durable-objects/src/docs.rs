@@ -22,6 +22,7 @@ use tessera_core::docs::{
     LiveDoc,
 };
 use tessera_core::protocol::{Identity, ServerFrame};
+use tessera_core::ratelimit::TokenBucket;
 use tessera_core::rooms::{require, Permission};
 use tessera_core::ApiError;
 use wasm_bindgen::JsValue;
@@ -168,6 +169,19 @@ impl RoomDO {
             ws.close(Some(1011), Some("socket state lost"))?;
             return Ok(());
         };
+        let now = now_ms();
+        let allowed = self
+            .doc_buckets
+            .borrow_mut()
+            .entry(conn.to_string())
+            .or_insert_with(|| TokenBucket::full(self.doc_rate, now))
+            .try_take(self.doc_rate, now);
+        if allowed.is_err() {
+            // y-websocket has no error message: the client reconnects and
+            // re-syncs, losing nothing it holds.
+            ws.close(Some(1008), Some("too many document messages per second"))?;
+            return Ok(());
+        }
         let can_write = tags.iter().any(|t| t == "rw");
         let limits = self.doc_limits;
         let result = self.with_doc(name, |doc| handle_frame(doc, &bytes, can_write, &limits))?;
@@ -359,6 +373,7 @@ impl RoomDO {
             return Ok(());
         };
         self.awareness.borrow_mut().remove(conn);
+        self.doc_buckets.borrow_mut().remove(conn);
         if let Some(att) = ws.deserialize_attachment::<DocAttachment>()? {
             if !att.awareness.is_empty() {
                 self.broadcast_doc(name, &awareness_removal(&att.awareness), Some(ws));

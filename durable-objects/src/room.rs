@@ -29,6 +29,9 @@ use worker::{
 
 /// Writes per second per person (bursts of as many), unless `CHAT_RATE_PER_SEC` says otherwise.
 const DEFAULT_WRITE_RATE: f64 = 10.0;
+/// Messages per second per document socket, unless `DOC_RATE_PER_SEC` says
+/// otherwise: far above typing speed (a paste is one update).
+const DEFAULT_DOC_RATE: f64 = 500.0;
 const TYPING_MS: u64 = 5_000;
 /// Invalid frames a socket may send before it is closed with 1008.
 const MAX_STRIKES: u32 = 20;
@@ -79,6 +82,10 @@ pub struct RoomDO {
     /// Clients renew their awareness periodically, so this rebuilds itself.
     pub(crate) awareness: RefCell<HashMap<String, Vec<u8>>>,
     pub(crate) last_doc_event: RefCell<HashMap<String, u64>>,
+    /// Messages per second per document socket (a burst of as many).
+    pub(crate) doc_rate: Rate,
+    /// Rate-limit buckets per document connection (in memory: see `buckets`).
+    pub(crate) doc_buckets: RefCell<HashMap<String, TokenBucket>>,
     write_rate: Rate,
     /// Rate-limit buckets per person. Losing them on eviction only resets the
     /// limit, which is harmless; everything else lives in storage.
@@ -111,6 +118,9 @@ impl DurableObject for RoomDO {
             .and_then(|_| sql.exec(docstore::SCHEMA, None))
             .err()
             .map(|e| e.to_string());
+        let doc_rate = var::<f64>(&env, "DOC_RATE_PER_SEC")
+            .filter(|r| *r >= 1.0)
+            .unwrap_or(DEFAULT_DOC_RATE);
         let doc_defaults = DocLimits::default();
         let doc_limits = DocLimits {
             message_bytes: var(&env, "DOC_MESSAGE_LIMIT").unwrap_or(doc_defaults.message_bytes),
@@ -130,6 +140,11 @@ impl DurableObject for RoomDO {
             backup_alarm_set: Cell::new(false),
             awareness: RefCell::new(HashMap::new()),
             last_doc_event: RefCell::new(HashMap::new()),
+            doc_rate: Rate {
+                capacity: doc_rate,
+                per_sec: doc_rate,
+            },
+            doc_buckets: RefCell::new(HashMap::new()),
             write_rate: Rate {
                 capacity: per_sec,
                 per_sec,
