@@ -47,7 +47,9 @@ export async function launch({ vars = {}, persistDir, config } = {}) {
     '--persist-to', dir, '--test-scheduled', '--show-interactive-dev-session=false'];
   if (config) args.push('-c', config);
   for (const [k, v] of Object.entries({ JWT_SECRET, ...vars })) args.push('--var', `${k}:${v}`);
-  const child = spawn('wrangler', args, { cwd: ROOT, env: ENV, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  // Another worker's build command runs beside its own wrangler.toml.
+  const cwd = config ? dirname(config) : ROOT;
+  const child = spawn('wrangler', args, { cwd, env: ENV, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let logs = '';
   child.stdout.on('data', (d) => { logs += d; });
   child.stderr.on('data', (d) => { logs += d; });

@@ -205,6 +205,22 @@ for (const [mode, { updates, final }] of Object.entries(modes)) {
   }
 }
 
+// The floor again, as a Rust (workers-rs) object built like Tessera.
+{
+  const server = await launch({ config: join(ROOT, 'bench/docs/rust-floor/wrangler.toml') });
+  try {
+    const base = server.url.replace('http', 'ws');
+    for (const [mode, { updates }] of Object.entries(modes)) {
+      const ms = [];
+      for (let r = 0; r < RUNS; r += 1) ms.push(await replayFloor(`${base}/count-${mode.length}-${r}-${Date.now()}`, updates));
+      results.modes[mode].targets['rust floor'] = { ms };
+      console.log(`rust floor, ${mode}: ${median(ms).toFixed(0)} ms`);
+    }
+  } finally {
+    await server.cleanup();
+  }
+}
+
 // y-websocket-server (Node)
 {
   const port = await freePort();
@@ -232,11 +248,11 @@ for (const [mode, { updates, final }] of Object.entries(modes)) {
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
 const out = join(ROOT, 'bench/results', `docs-${Date.now()}.json`);
 writeFileSync(out, JSON.stringify(results, null, 1));
-console.log('\n| mode | updates | Tessera | floor | y-partyserver | y-websocket-server | Tessera / floor |');
-console.log('|---|---|---|---|---|---|---|');
+console.log('\n| mode | updates | Tessera | floor (JS) | floor (Rust) | y-partyserver | y-websocket-server | Tessera / floor |');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const [mode, m] of Object.entries(results.modes)) {
   const med = (k) => median(m.targets[k].ms);
   const cell = (k) => `${(med(k) / 1000).toFixed(2)} s (${Math.round(m.updates / (med(k) / 1000))}/s)`;
-  console.log(`| ${mode} | ${m.updates} | ${cell('tessera')} | ${cell('floor')} | ${cell('y-partyserver')} | ${cell('y-websocket-server')} | ${(med('tessera') / med('floor')).toFixed(2)}× |`);
+  console.log(`| ${mode} | ${m.updates} | ${cell('tessera')} | ${cell('floor')} | ${cell('rust floor')} | ${cell('y-partyserver')} | ${cell('y-websocket-server')} | ${(med('tessera') / med('floor')).toFixed(2)}× |`);
 }
 console.log(`raw results: ${out}`);
