@@ -22,7 +22,8 @@ fi
 worker_build_version=$(awk '/^name = "worker"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
 if [ "$(worker-build --version 2>/dev/null)" != "$worker_build_version" ]; then
   say "installing worker-build $worker_build_version (about 3 minutes)"
-  cargo install worker-build --version "$worker_build_version" --locked --force
+  # Not --locked either: the same resolution as the one tested here.
+  cargo install worker-build --version "$worker_build_version" --force
 fi
 
 # Installs the versions pinned in package-lock.json, only when it changed since
