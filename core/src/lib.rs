@@ -9,6 +9,7 @@ pub mod chat;
 pub mod docs;
 pub mod error;
 pub mod ids;
+pub mod presence;
 pub mod protocol;
 pub mod ratelimit;
 pub mod rooms;

@@ -16,6 +16,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use tessera_core::chat::{apply, plan_resume, ChatLimits, ChatStore, Resume, HISTORY_PAGE_MAX};
 use tessera_core::docs::{DocLimits, LiveDoc};
+use tessera_core::presence::{self, Connected};
 use tessera_core::protocol::{
     parse_client_frame, ClientFrame, Identity, PresenceEntry, ServerFrame, Status, TypingEntry,
 };
@@ -57,6 +58,15 @@ struct Attachment {
 }
 
 impl Attachment {
+    fn connected(&self) -> Connected<'_> {
+        Connected {
+            user_id: &self.user_id,
+            display_name: &self.display_name,
+            status: self.status,
+            typing_until: self.typing_until,
+        }
+    }
+
     fn identity(&self) -> Identity {
         Identity {
             user_id: self.user_id.clone(),
@@ -584,56 +594,24 @@ impl RoomDO {
         }
     }
 
-    fn typing(&self, now: u64) -> Vec<TypingEntry> {
-        let mut users: Vec<TypingEntry> = Vec::new();
-        for (_, att) in self.sockets() {
-            if att.typing_until > now && !users.iter().any(|u| u.user_id == att.user_id) {
-                users.push(TypingEntry {
-                    user_id: att.user_id,
-                    display_name: att.display_name,
-                    until: att.typing_until,
-                });
-            }
-        }
-        users
+    /// Runs `f` over every chat socket's state, read from the attachments once.
+    fn with_connected<T>(&self, f: impl FnOnce(&[Connected]) -> T) -> T {
+        let atts: Vec<Attachment> = self.sockets().into_iter().map(|(_, a)| a).collect();
+        let conns: Vec<Connected> = atts.iter().map(Attachment::connected).collect();
+        f(&conns)
     }
 
-    /// One person's presence: online if any of their sockets is, away if all
-    /// connected ones are away, offline with the last time seen otherwise.
+    fn typing(&self, now: u64) -> Vec<TypingEntry> {
+        self.with_connected(|c| presence::typing(c, now))
+    }
+
     fn presence_of(&self, user_id: &str, display_name: &str, now: u64) -> PresenceEntry {
-        let mine: Vec<Attachment> = self
-            .sockets()
-            .into_iter()
-            .map(|(_, a)| a)
-            .filter(|a| a.user_id == user_id)
-            .collect();
-        let status = if mine.iter().any(|a| a.status == Status::Online) {
-            Status::Online
-        } else if mine.is_empty() {
-            Status::Offline
-        } else {
-            Status::Away
-        };
-        PresenceEntry {
-            user_id: user_id.to_string(),
-            display_name: display_name.to_string(),
-            status,
-            last_seen: if mine.is_empty() { 0 } else { now },
-        }
+        self.with_connected(|c| presence::presence_of(c, user_id, display_name, 0, now))
     }
 
     fn presence(&self, now: u64) -> HttpResult<Vec<PresenceEntry>> {
-        let mut out: Vec<PresenceEntry> = Vec::new();
-        for (user_id, display_name, last_seen) in
-            self.store().known_people(PRESENCE_OFFLINE_LIMIT)?
-        {
-            let mut entry = self.presence_of(&user_id, &display_name, now);
-            if entry.status == Status::Offline {
-                entry.last_seen = last_seen;
-            }
-            out.push(entry);
-        }
-        Ok(out)
+        let known = self.store().known_people(PRESENCE_OFFLINE_LIMIT)?;
+        Ok(self.with_connected(|c| presence::room_presence(c, &known, now)))
     }
 
     fn strike(
