@@ -245,6 +245,16 @@ pub const PAGE_DEFAULT: u32 = 50;
 pub const PAGE_MAX: u32 = 200;
 
 impl Page {
+    /// Cuts rows fetched with `limit + 1` down to the page and returns the
+    /// cursor of the next page (the last row's key) when there is one.
+    pub fn finish<T>(&self, rows: &mut Vec<T>, key: impl Fn(&T) -> String) -> Option<String> {
+        if rows.len() <= self.limit as usize {
+            return None;
+        }
+        rows.truncate(self.limit as usize);
+        rows.last().map(key)
+    }
+
     pub fn from_query<'a>(
         pairs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, ApiError> {

@@ -4,10 +4,10 @@
 //! are in `tessera-core`.
 
 mod accounts;
-mod chat;
 mod crypto;
 mod ctx;
 mod oidc;
+mod room_object;
 mod rooms;
 mod tokens;
 
@@ -93,19 +93,21 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::RemoveMember => rooms::remove_member(ctx, req, a, b).await,
         Endpoint::CreateInvite => rooms::create_invite(ctx, req, a).await,
         Endpoint::AcceptInvite => rooms::accept_invite(ctx, req, a).await,
-        Endpoint::RoomSocket => chat::socket(ctx, req, a).await,
-        Endpoint::ListMessages => chat::list_messages(ctx, req, a).await,
-        Endpoint::PostMessage => chat::post_message(ctx, req, a).await,
-        Endpoint::GetMessage => chat::get_message(ctx, req, a, b).await,
-        Endpoint::ListDocs => chat::docs(ctx, req, a, &[]).await,
-        Endpoint::GetDoc | Endpoint::DeleteDoc => chat::docs(ctx, req, a, &[b]).await,
-        Endpoint::PostDocUpdate => chat::docs(ctx, req, a, &[b, "updates"]).await,
+        Endpoint::RoomSocket => room_object::socket(ctx, req, a).await,
+        Endpoint::ListMessages => room_object::list_messages(ctx, req, a).await,
+        Endpoint::PostMessage => room_object::post_message(ctx, req, a).await,
+        Endpoint::GetMessage => room_object::get_message(ctx, req, a, b).await,
+        Endpoint::ListDocs => room_object::docs(ctx, req, a, &[]).await,
+        Endpoint::GetDoc | Endpoint::DeleteDoc => room_object::docs(ctx, req, a, &[b]).await,
+        Endpoint::PostDocUpdate => room_object::docs(ctx, req, a, &[b, "updates"]).await,
         Endpoint::CreateDocVersion | Endpoint::ListDocVersions => {
-            chat::docs(ctx, req, a, &[b, "versions"]).await
+            room_object::docs(ctx, req, a, &[b, "versions"]).await
         }
-        Endpoint::GetDocVersion => chat::docs(ctx, req, a, &[b, "versions", route.param(2)]).await,
+        Endpoint::GetDocVersion => {
+            room_object::docs(ctx, req, a, &[b, "versions", route.param(2)]).await
+        }
         Endpoint::RestoreDocVersion => {
-            chat::docs(ctx, req, a, &[b, "versions", route.param(2), "restore"]).await
+            room_object::docs(ctx, req, a, &[b, "versions", route.param(2), "restore"]).await
         }
     }
 }

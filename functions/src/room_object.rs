@@ -1,6 +1,6 @@
-//! The Worker's side of real-time rooms: it authenticates, checks membership and
-//! forwards to the room's Durable Object with an identity the client cannot
-//! forge. Also tells the object about membership changes.
+//! The Worker's side of the room object (chat and documents): it authenticates,
+//! checks membership and forwards to the room's Durable Object with an identity
+//! the client cannot forge. Also tells the object about membership changes.
 
 use crate::ctx::{arg, Ctx};
 use crate::tokens::{authenticate, user_for_token};

@@ -4,7 +4,7 @@
 
 use crate::ctx::{arg, changes, now_secs, page, read_json, Ctx};
 use crate::tokens::authenticate;
-use crate::{chat, crypto};
+use crate::{crypto, room_object};
 use serde::{Deserialize, Serialize};
 use tessera_core::rooms::{
     check_invite_usable, may_grant, require, AddMember, CreateInvite, CreateRoom, MemberChange,
@@ -109,24 +109,15 @@ pub async fn list(ctx: &Ctx, req: Request) -> HttpResult<Response> {
         .all()
         .await?
         .results()?;
-    let next_cursor = (rooms.len() > page.limit as usize).then(|| {
-        rooms.truncate(page.limit as usize);
-        rooms.last().map(|r| r.id.clone())
-    });
+    let next_cursor = page.finish(&mut rooms, |r| r.id.clone());
     let ids: Vec<String> = rooms.iter().map(|r| r.id.clone()).collect();
     for (room, unread) in rooms
         .iter_mut()
-        .zip(chat::unread_counts(ctx, &ids, &user_id).await)
+        .zip(room_object::unread_counts(ctx, &ids, &user_id).await)
     {
         room.unread = Some(unread);
     }
-    json(
-        200,
-        &RoomList {
-            rooms,
-            next_cursor: next_cursor.flatten(),
-        },
-    )
+    json(200, &RoomList { rooms, next_cursor })
 }
 
 async fn existing_users(ctx: &Ctx, ids: &[String]) -> HttpResult<()> {
@@ -232,7 +223,7 @@ pub async fn delete(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Respon
     require(m.role, Permission::DeleteRoom)?;
     // Memberships and invites go with the room (ON DELETE CASCADE); the room
     // object's sockets are closed and its storage erased.
-    chat::purge(ctx, room_id).await?;
+    room_object::purge(ctx, room_id).await?;
     ctx.db()?
         .prepare("DELETE FROM rooms WHERE id = ?1")
         .bind(&[arg(room_id)])?
@@ -249,6 +240,9 @@ struct Member {
     joined_at: u64,
 }
 
+const MEMBER_SELECT: &str = "SELECT m.user_id, u.display_name, m.role, m.joined_at
+     FROM memberships m JOIN users u ON u.id = m.user_id";
+
 #[derive(Serialize)]
 struct MemberList {
     members: Vec<Member>,
@@ -261,22 +255,15 @@ pub async fn members(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Respo
     let page = page(&req)?;
     let mut members: Vec<Member> = ctx
         .db()?
-        .prepare(
-            "SELECT m.user_id, u.display_name, m.role, m.joined_at
-             FROM memberships m JOIN users u ON u.id = m.user_id
-             WHERE m.room_id = ?1 AND m.user_id > COALESCE(?3, '')
-             ORDER BY m.user_id LIMIT ?2",
-        )
+        .prepare(format!(
+            "{MEMBER_SELECT} WHERE m.room_id = ?1 AND m.user_id > COALESCE(?3, '')
+             ORDER BY m.user_id LIMIT ?2"
+        ))
         .bind(&[arg(room_id), arg(page.limit + 1), arg(page.cursor.as_ref())])?
         .all()
         .await?
         .results()?;
-    let next_cursor = if members.len() > page.limit as usize {
-        members.truncate(page.limit as usize);
-        members.last().map(|m| m.user_id.clone())
-    } else {
-        None
-    };
+    let next_cursor = page.finish(&mut members, |m| m.user_id.clone());
     json(
         200,
         &MemberList {
@@ -289,11 +276,9 @@ pub async fn members(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Respo
 async fn member_json(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Response> {
     let member: Member = ctx
         .db()?
-        .prepare(
-            "SELECT m.user_id, u.display_name, m.role, m.joined_at
-             FROM memberships m JOIN users u ON u.id = m.user_id
-             WHERE m.room_id = ?1 AND m.user_id = ?2",
-        )
+        .prepare(format!(
+            "{MEMBER_SELECT} WHERE m.room_id = ?1 AND m.user_id = ?2"
+        ))
         .bind(&[arg(room_id), arg(user_id)])?
         .first(None)
         .await?
@@ -386,7 +371,7 @@ pub async fn update_member(
         .bind(&[arg(room_id), arg(target), arg(body.role.as_str())])?
         .run()
         .await?;
-    chat::member_changed(ctx, room_id, target, Some(body.role.as_str())).await?;
+    room_object::member_changed(ctx, room_id, target, Some(body.role.as_str())).await?;
     member_json(ctx, room_id, target).await
 }
 
@@ -409,7 +394,7 @@ pub async fn remove_member(
         .bind(&[arg(room_id), arg(target)])?
         .run()
         .await?;
-    chat::member_changed(ctx, room_id, target, None).await?;
+    room_object::member_changed(ctx, room_id, target, None).await?;
     no_content()
 }
 
