@@ -30,7 +30,7 @@ use worker::{Delay, Method, Request, Response, WebSocket, WebSocketPair};
 
 /// A `doc_changed` event goes to the room's chat sockets at most this often per document.
 const DOC_EVENT_EVERY_MS: u64 = 2_000;
-const BACKUP_EVERY_MS: i64 = 24 * 3600 * 1000;
+const BACKUP_EVERY_MS: u64 = 24 * 3600 * 1000;
 /// Close code for sockets of a deleted document.
 pub const CLOSE_DOC_DELETED: u16 = 4004;
 
@@ -326,8 +326,9 @@ impl RoomDO {
         let storage = self.state.storage();
         self.backup_alarm_set.set(true);
         if let Ok(None) = storage.get_alarm().await {
-            let at = now_ms() as i64 + BACKUP_EVERY_MS;
-            if let Err(e) = storage.set_alarm(at).await {
+            // An integer alarm time is an offset from now, not a date.
+            let every = std::time::Duration::from_millis(BACKUP_EVERY_MS);
+            if let Err(e) = storage.set_alarm(every).await {
                 worker::console_error!("setting the backup alarm failed: {e}");
             }
         }
@@ -363,6 +364,8 @@ impl RoomDO {
                 .await?;
             store.mark_backed_up(&info.name, now)?;
         }
+        // The next change sets the next day's alarm.
+        self.backup_alarm_set.set(false);
         Ok(())
     }
 
