@@ -58,6 +58,8 @@ export async function launch({ vars = {}, persistDir, config } = {}) {
     url,
     port,
     dir,
+    /** wrangler's pid, which is also its process group (benchmarks sample workerd in it). */
+    pid: child.pid,
     get logs() { return logs; },
     /** SIGKILL the whole process group: wrangler and workerd die mid-flight. */
     kill() {

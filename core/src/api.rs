@@ -40,6 +40,15 @@ pub enum Endpoint {
     ListDocVersions,
     GetDocVersion,
     RestoreDocVersion,
+    CreateUpload,
+    UploadStatus,
+    PatchUpload,
+    TerminateUpload,
+    ListFiles,
+    GetFile,
+    FileContent,
+    FileContentHead,
+    DeleteFile,
 }
 
 /// (method, path pattern, endpoint). `{name}` segments are parameters.
@@ -139,6 +148,35 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
         "/api/v1/rooms/{room_id}/docs/{doc}/versions/{version}/restore",
         Endpoint::RestoreDocVersion,
     ),
+    ("POST", "/api/v1/uploads", Endpoint::CreateUpload),
+    (
+        "HEAD",
+        "/api/v1/uploads/{upload_id}",
+        Endpoint::UploadStatus,
+    ),
+    (
+        "PATCH",
+        "/api/v1/uploads/{upload_id}",
+        Endpoint::PatchUpload,
+    ),
+    (
+        "DELETE",
+        "/api/v1/uploads/{upload_id}",
+        Endpoint::TerminateUpload,
+    ),
+    ("GET", "/api/v1/rooms/{room_id}/files", Endpoint::ListFiles),
+    ("GET", "/api/v1/files/{file_id}", Endpoint::GetFile),
+    (
+        "GET",
+        "/api/v1/files/{file_id}/content",
+        Endpoint::FileContent,
+    ),
+    (
+        "HEAD",
+        "/api/v1/files/{file_id}/content",
+        Endpoint::FileContentHead,
+    ),
+    ("DELETE", "/api/v1/files/{file_id}", Endpoint::DeleteFile),
 ];
 
 /// A matched route with its path parameters in pattern order.

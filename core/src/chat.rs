@@ -4,6 +4,7 @@
 //! Durable Object's SQLite), so the engine runs natively in tests against
 //! [`MemStore`] and in the Room Durable Object against SQLite.
 
+use crate::files::FileRef;
 use crate::protocol::{ClientFrame, Identity, MessageView, ServerFrame};
 use crate::rooms::{can, require, Permission};
 use crate::ApiError;
@@ -48,7 +49,8 @@ pub struct StoredMessage {
     pub reply_to: Option<u64>,
     /// User ids of the people mentioned (and `"ai"` for the AI teammate).
     pub mentions: Vec<String>,
-    pub attachments: Vec<String>,
+    /// Files of this room, as they were when the message was sent.
+    pub attachments: Vec<FileRef>,
     /// Unix milliseconds.
     pub created_at: u64,
     pub edited_at: Option<u64>,
@@ -95,6 +97,8 @@ pub trait ChatStore {
     fn resolve_mention(&self, handle: &str) -> Result<Option<String>, Self::Error>;
     /// Moves a read marker forward; returns the marker now stored.
     fn set_read(&mut self, user: &str, seq: u64) -> Result<u64, Self::Error>;
+    /// A finished file of this room (attachments may name only those).
+    fn file(&self, id: &str) -> Result<Option<FileRef>, Self::Error>;
 }
 
 /// What applying one frame produced.
@@ -146,6 +150,11 @@ fn validate_body(body: &str, limits: &ChatLimits) -> Result<(), ApiError> {
     if body.trim().is_empty() {
         return Err(ApiError::invalid("body must not be empty"));
     }
+    validate_body_text(body, limits)
+}
+
+/// Size and characters of a body that may be empty (a message with files).
+fn validate_body_text(body: &str, limits: &ChatLimits) -> Result<(), ApiError> {
     if body.len() > limits.body_bytes {
         return Err(ApiError::PayloadTooLarge {
             limit: limits.body_bytes,
@@ -220,6 +229,47 @@ fn append<S: ChatStore>(
     Ok(frame)
 }
 
+/// The files a message attaches: each once, at most `limits.attachments`, and
+/// every one a finished file of this room.
+fn resolve_attachments<S: ChatStore>(
+    store: &S,
+    ids: Vec<String>,
+    limits: &ChatLimits,
+) -> Result<Vec<FileRef>, ApiError> {
+    let mut out: Vec<FileRef> = Vec::new();
+    for id in ids {
+        if out.iter().any(|f| f.id == id) {
+            continue;
+        }
+        if out.len() == limits.attachments {
+            return Err(ApiError::invalid(format!(
+                "at most {} attachments per message",
+                limits.attachments
+            )));
+        }
+        let file = store
+            .file(&id)
+            .map_err(store_err)?
+            .ok_or_else(|| ApiError::invalid(format!("`{id}` is not a file of this room")))?;
+        out.push(file);
+    }
+    Ok(out)
+}
+
+/// Appends an event of another part of the room (files, jobs, workflows) to
+/// the replayable stream; returns the frame to broadcast.
+pub fn record_event<S: ChatStore>(
+    store: &mut S,
+    event: &str,
+    data: serde_json::Value,
+) -> Result<ServerFrame, ApiError> {
+    append(store, |seq| ServerFrame::Event {
+        event: event.to_string(),
+        seq: Some(seq),
+        data,
+    })
+}
+
 /// Applies one frame from `actor` at `now_ms`. Nothing is written when it fails.
 /// Typing, presence and ping concern sockets, not storage: the caller handles them.
 pub fn apply<S: ChatStore>(
@@ -251,13 +301,11 @@ pub fn apply<S: ChatStore>(
                 });
                 return Ok(out);
             }
-            validate_body(&body, limits)?;
-            if !attachments.is_empty() {
-                return Err(ApiError::Conflict {
-                    code: "attachments_unavailable",
-                    message: "file attachments are not available yet: files are not implemented"
-                        .into(),
-                });
+            let attachments = resolve_attachments(store, attachments, limits)?;
+            if attachments.is_empty() {
+                validate_body(&body, limits)?;
+            } else {
+                validate_body_text(&body, limits)?;
             }
             if let Some(parent) = reply_to {
                 live_message(store, parent)?;
@@ -422,6 +470,7 @@ pub struct MemStore {
     pub reactions: BTreeMap<(u64, String), Vec<String>>,
     pub people: BTreeMap<String, String>,
     pub reads: BTreeMap<String, u64>,
+    pub files: BTreeMap<String, FileRef>,
 }
 
 impl ChatStore for MemStore {
@@ -491,6 +540,9 @@ impl ChatStore for MemStore {
         let r = self.reads.entry(user.to_string()).or_default();
         *r = (*r).max(seq);
         Ok(*r)
+    }
+    fn file(&self, id: &str) -> Result<Option<FileRef>, Self::Error> {
+        Ok(self.files.get(id).cloned())
     }
 }
 
@@ -819,19 +871,57 @@ mod tests {
         );
     }
 
-    #[test]
-    fn attachments_are_refused_until_files_exist() {
-        let mut s = MemStore::default();
-        let f = ClientFrame::Send {
-            client_msg_id: "1".into(),
-            body: "see".into(),
+    fn attach(id: &str, files: &[&str]) -> ClientFrame {
+        ClientFrame::Send {
+            client_msg_id: id.into(),
+            body: String::new(),
             reply_to: None,
-            attachments: vec!["f1".into()],
+            attachments: files.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn attachments_name_files_of_this_room() {
+        let mut s = MemStore::default();
+        let file = FileRef {
+            id: "f1".into(),
+            name: "plan.pdf".into(),
+            content_type: "application/pdf".into(),
+            size: 42,
         };
+        s.files.insert("f1".into(), file.clone());
+        let a = who("a", Role::Member);
+        let err = run(&mut s, &a, attach("1", &["f1", "other-room-file"])).unwrap_err();
+        assert_eq!(err.code(), "invalid_input");
+        assert_eq!(s.head_seq().unwrap(), 0, "nothing stored");
+        // A message may be only files; a file attached twice is listed once.
+        run(&mut s, &a, attach("2", &["f1", "f1"])).unwrap();
+        assert_eq!(s.message(1).unwrap().unwrap().attachments, vec![file]);
         assert_eq!(
-            run(&mut s, &who("a", Role::Member), f).unwrap_err().code(),
-            "attachments_unavailable"
+            run(&mut s, &a, attach("3", &[])).unwrap_err().code(),
+            "invalid_input"
         );
+        let many: Vec<String> = (0..11).map(|i| format!("f{i}")).collect();
+        for id in &many {
+            s.files.insert(
+                id.clone(),
+                FileRef {
+                    id: id.clone(),
+                    ..s.files["f1"].clone()
+                },
+            );
+        }
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(run(&mut s, &a, attach("4", &refs)).is_err());
+    }
+
+    #[test]
+    fn other_parts_of_the_room_record_events_in_the_stream() {
+        let mut s = MemStore::default();
+        run(&mut s, &who("a", Role::Member), send("1", "hi")).unwrap();
+        let f = record_event(&mut s, "file_added", serde_json::json!({"id": "f"})).unwrap();
+        assert_eq!(f.seq(), Some(2));
+        assert_eq!(s.head_seq().unwrap(), 2);
     }
 
     #[test]

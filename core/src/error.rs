@@ -38,6 +38,18 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    #[error("{message}")]
+    Locked { code: &'static str, message: String },
+    #[error("{message}")]
+    PreconditionFailed { code: &'static str, message: String },
+    #[error("the body does not match its Upload-Checksum")]
+    ChecksumMismatch,
+    #[error("files are limited to {limit} bytes")]
+    FileTooLarge { limit: u64 },
+    #[error("{0}")]
+    QuotaExceeded(String),
+    #[error("the range is outside the {size} bytes of the file")]
+    RangeNotSatisfiable { size: u64 },
     /// The detail is logged, never shown to the client.
     #[error("internal error")]
     Internal(String),
@@ -56,7 +68,13 @@ impl ApiError {
             Self::MethodNotAllowed => 405,
             Self::Conflict { .. } => 409,
             Self::Gone { .. } => 410,
-            Self::PayloadTooLarge { .. } => 413,
+            Self::PayloadTooLarge { .. } | Self::FileTooLarge { .. } | Self::QuotaExceeded(_) => {
+                413
+            }
+            Self::PreconditionFailed { .. } => 412,
+            Self::Locked { .. } => 423,
+            Self::RangeNotSatisfiable { .. } => 416,
+            Self::ChecksumMismatch => 460,
             Self::UnsupportedMediaType { .. } => 415,
             Self::RateLimited { .. } => 429,
             Self::Internal(_) => 500,
@@ -78,7 +96,14 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::NoRoute => "no_route",
             Self::MethodNotAllowed => "method_not_allowed",
-            Self::Conflict { code, .. } | Self::Gone { code, .. } => code,
+            Self::Conflict { code, .. }
+            | Self::Gone { code, .. }
+            | Self::PreconditionFailed { code, .. }
+            | Self::Locked { code, .. } => code,
+            Self::ChecksumMismatch => "checksum_mismatch",
+            Self::FileTooLarge { .. } => "file_too_large",
+            Self::QuotaExceeded(_) => "quota_exceeded",
+            Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod chat;
 pub mod docs;
 pub mod error;
+pub mod files;
 pub mod ids;
 pub mod presence;
 pub mod protocol;

@@ -83,6 +83,7 @@ pub enum Permission {
     EditDocument,
     ManageDocuments,
     UploadFile,
+    DeleteAnyFile,
     ManageMembers,
     CreateInvite,
     UpdateRoom,
@@ -90,7 +91,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::ReadRoom,
         Permission::SendMessage,
         Permission::EditOwnMessage,
@@ -98,6 +99,7 @@ impl Permission {
         Permission::EditDocument,
         Permission::ManageDocuments,
         Permission::UploadFile,
+        Permission::DeleteAnyFile,
         Permission::ManageMembers,
         Permission::CreateInvite,
         Permission::UpdateRoom,
@@ -114,6 +116,7 @@ impl Permission {
             | Permission::UploadFile => Role::Member,
             Permission::DeleteAnyMessage
             | Permission::ManageDocuments
+            | Permission::DeleteAnyFile
             | Permission::ManageMembers
             | Permission::CreateInvite
             | Permission::UpdateRoom => Role::Admin,
@@ -130,6 +133,7 @@ impl Permission {
             Permission::EditDocument => "edit documents in this room",
             Permission::ManageDocuments => "manage documents in this room",
             Permission::UploadFile => "upload files to this room",
+            Permission::DeleteAnyFile => "delete other people's files",
             Permission::ManageMembers => "manage the members of this room",
             Permission::CreateInvite => "invite people to this room",
             Permission::UpdateRoom => "change this room",
@@ -429,9 +433,8 @@ mod tests {
                 SendMessage | EditOwnMessage | EditDocument | UploadFile => {
                     [false, true, true, true]
                 }
-                DeleteAnyMessage | ManageDocuments | ManageMembers | CreateInvite | UpdateRoom => {
-                    [false, false, true, true]
-                }
+                DeleteAnyMessage | ManageDocuments | DeleteAnyFile | ManageMembers
+                | CreateInvite | UpdateRoom => [false, false, true, true],
                 DeleteRoom => [false, false, false, true],
             }
         };

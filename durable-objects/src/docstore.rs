@@ -70,7 +70,8 @@ pub struct DocStore {
     pub sql: SqlStorage,
 }
 
-fn blobs(cursor: worker::SqlCursor) -> worker::Result<Vec<Vec<u8>>> {
+/// The first column of every row, as bytes (a query that selects one BLOB).
+pub(crate) fn blobs(cursor: worker::SqlCursor) -> worker::Result<Vec<Vec<u8>>> {
     cursor
         .raw()
         .map(|row| match row?.into_iter().next() {

@@ -1,10 +1,13 @@
 //! Durable Objects (the single writer of each room) and the small HTTP glue that
 //! both they and the Worker use to speak JSON and map errors.
 
+pub mod d1;
 mod docs;
 mod docstore;
 pub mod http;
 pub mod room;
 mod store;
+pub mod upload;
 
 pub use room::RoomDO;
+pub use upload::UploadDO;

@@ -14,8 +14,11 @@ use crate::store::{SqlChatStore, SCHEMA};
 use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
-use tessera_core::chat::{apply, plan_resume, ChatLimits, ChatStore, Resume, HISTORY_PAGE_MAX};
+use tessera_core::chat::{
+    apply, plan_resume, record_event, ChatLimits, ChatStore, Resume, HISTORY_PAGE_MAX,
+};
 use tessera_core::docs::{DocLimits, LiveDoc};
+use tessera_core::files::FileRef;
 use tessera_core::presence::{self, Connected};
 use tessera_core::protocol::{
     parse_client_frame, ClientFrame, Identity, PresenceEntry, ServerFrame, Status, TypingEntry,
@@ -24,8 +27,8 @@ use tessera_core::ratelimit::{Rate, TokenBucket};
 use tessera_core::rooms::Role;
 use tessera_core::ApiError;
 use worker::{
-    durable_object, DurableObject, Env, Method, Request, Response, State, WebSocket,
-    WebSocketIncomingMessage, WebSocketPair,
+    durable_object, DurableObject, Env, Headers, Method, Request, RequestInit, Response, State,
+    WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
 /// Writes per second per person (bursts of as many), unless `CHAT_RATE_PER_SEC` says otherwise.
@@ -101,6 +104,56 @@ pub struct RoomDO {
     /// limit, which is harmless; everything else lives in storage.
     buckets: RefCell<HashMap<String, TokenBucket>>,
     schema_error: Option<String>,
+}
+
+/// Calls a room's object (from the Worker or another object). `path` includes
+/// any query string.
+pub async fn call(
+    env: &Env,
+    room_id: &str,
+    method: Method,
+    path: &str,
+    headers: Headers,
+    body: Option<Vec<u8>>,
+) -> HttpResult<Response> {
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(headers);
+    if let Some(body) = body {
+        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+    }
+    let req = Request::new_with_init(&format!("https://room{path}"), &init)?;
+    let stub = env
+        .durable_object("ROOMS")?
+        .id_from_name(room_id)?
+        .get_stub()?;
+    Ok(stub.fetch_with_request(req).await?)
+}
+
+/// Tells a room something as JSON at `path` (announcements from other objects).
+pub async fn tell(
+    env: &Env,
+    room_id: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> HttpResult<()> {
+    let mut resp = call(
+        env,
+        room_id,
+        Method::Post,
+        path,
+        Headers::new(),
+        Some(serde_json::to_vec(body)?),
+    )
+    .await?;
+    if resp.status_code() >= 300 {
+        let detail = resp.text().await.unwrap_or_default();
+        return Err(ApiError::Internal(format!(
+            "room {path} answered {}: {detail}",
+            resp.status_code()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -348,6 +401,25 @@ struct PostMessage {
     attachments: Vec<String>,
 }
 
+/// An upload object announcing a finished file.
+#[derive(Deserialize)]
+struct FileAdded {
+    file: FileRef,
+    uploader: String,
+}
+
+#[derive(Deserialize)]
+struct FileRemoved {
+    id: String,
+}
+
+/// An event that is broadcast but not kept for replay (progress).
+#[derive(Deserialize)]
+struct Ephemeral {
+    event: String,
+    data: serde_json::Value,
+}
+
 #[derive(Deserialize)]
 struct MemberUpdate {
     user_id: String,
@@ -454,6 +526,34 @@ impl RoomDO {
                 self.member_changed(&update);
                 json(200, &serde_json::json!({ "ok": true }))
             }
+            (Method::Post, ["files", "added"]) => {
+                let added: FileAdded = tessera_core::api::parse_json(&req.bytes().await?, 8192)?;
+                let store = self.store();
+                if store.add_file(&added.file)? {
+                    self.record(
+                        "file_added",
+                        serde_json::json!({ "file": added.file, "uploader": added.uploader }),
+                    )?;
+                }
+                json(200, &serde_json::json!({ "ok": true }))
+            }
+            (Method::Post, ["files", "removed"]) => {
+                let removed: FileRemoved =
+                    tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
+                if self.store().remove_file(&removed.id)? {
+                    self.record("file_deleted", serde_json::json!({ "id": removed.id }))?;
+                }
+                json(200, &serde_json::json!({ "ok": true }))
+            }
+            (Method::Post, ["event"]) => {
+                let e: Ephemeral = tessera_core::api::parse_json(&req.bytes().await?, 8192)?;
+                self.broadcast(&ServerFrame::Event {
+                    event: e.event,
+                    seq: None,
+                    data: e.data,
+                });
+                json(200, &serde_json::json!({ "ok": true }))
+            }
             (Method::Post, ["purge"]) => {
                 for ws in self.state.get_websockets() {
                     let _ = ws.close(Some(CLOSE_ROOM_DELETED), Some("room deleted"));
@@ -463,6 +563,13 @@ impl RoomDO {
             }
             _ => Err(ApiError::NoRoute.into()),
         }
+    }
+
+    /// Appends an event to the replayable stream and broadcasts it.
+    fn record(&self, event: &str, data: serde_json::Value) -> HttpResult<()> {
+        let frame = record_event(&mut self.store(), event, data)?;
+        self.broadcast(&frame);
+        Ok(())
     }
 
     fn open_socket(&self, req: &Request, query: &BTreeMap<String, String>) -> HttpResult<Response> {

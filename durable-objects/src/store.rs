@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use tessera_core::chat::{mention_handle, ChatStore, StoredMessage};
+use tessera_core::files::FileRef;
 use tessera_core::protocol::ServerFrame;
 use worker::{SqlStorage, SqlStorageValue as V};
 
@@ -36,6 +37,14 @@ CREATE TABLE IF NOT EXISTS people (
 );
 CREATE INDEX IF NOT EXISTS people_handle ON people(handle);
 CREATE TABLE IF NOT EXISTS reads (user_id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+-- The room's finished files, as the upload objects announce them: what chat
+-- attachments are checked against (the metadata of record is in D1).
+CREATE TABLE IF NOT EXISTS files (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  size INTEGER NOT NULL
+);
 ";
 
 pub struct SqlChatStore {
@@ -232,6 +241,28 @@ impl SqlChatStore {
         Ok(())
     }
 
+    /// Records a finished file; returns whether it was new (announcements may repeat).
+    pub fn add_file(&self, f: &FileRef) -> worker::Result<bool> {
+        let cursor = self.sql.exec(
+            "INSERT INTO files (id, name, content_type, size) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            vec![
+                V::from(f.id.as_str()),
+                V::from(f.name.as_str()),
+                V::from(f.content_type.as_str()),
+                int(f.size),
+            ],
+        )?;
+        Ok(cursor.rows_written() > 0)
+    }
+
+    /// Forgets a deleted file; returns whether it was known.
+    pub fn remove_file(&self, id: &str) -> worker::Result<bool> {
+        let cursor = self
+            .sql
+            .exec("DELETE FROM files WHERE id = ?", vec![V::from(id)])?;
+        Ok(cursor.rows_written() > 0)
+    }
+
     /// People known to the room who are not connected now, most recent first.
     pub fn known_people(&self, limit: u32) -> worker::Result<Vec<(String, String, u64)>> {
         #[derive(Deserialize)]
@@ -369,5 +400,16 @@ impl ChatStore for SqlChatStore {
             vec![V::from(user), int(seq)],
         )?;
         self.read_marker(user)
+    }
+
+    fn file(&self, id: &str) -> worker::Result<Option<FileRef>> {
+        let rows: Vec<FileRef> = self
+            .sql
+            .exec(
+                "SELECT id, name, content_type, size FROM files WHERE id = ?",
+                vec![V::from(id)],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next())
     }
 }

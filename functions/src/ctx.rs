@@ -5,8 +5,8 @@ use serde::de::DeserializeOwned;
 use std::cell::RefCell;
 use tessera_core::api::{parse_json, Page, JSON_BODY_LIMIT};
 use tessera_core::ApiError;
+pub use tessera_durable_objects::d1::{arg, changes};
 use tessera_durable_objects::http::HttpResult;
-use wasm_bindgen::JsValue;
 use worker::{D1Database, Env, Request};
 
 pub struct Ctx {
@@ -86,49 +86,6 @@ pub async fn read_body_as(
 /// by the target types.
 pub async fn read_json<T: DeserializeOwned>(req: &mut Request) -> HttpResult<T> {
     Ok(parse_json(&read_body(req).await?, JSON_BODY_LIMIT)?)
-}
-
-/// A D1 bind argument. Numbers go as f64: D1 takes no BigInt, and every number we
-/// store (seconds, counts) is far below 2^53.
-pub fn arg<T: Into<D1Arg>>(v: T) -> JsValue {
-    v.into().0
-}
-
-pub struct D1Arg(JsValue);
-
-impl From<&str> for D1Arg {
-    fn from(v: &str) -> Self {
-        D1Arg(JsValue::from_str(v))
-    }
-}
-impl From<&String> for D1Arg {
-    fn from(v: &String) -> Self {
-        D1Arg(JsValue::from_str(v))
-    }
-}
-impl From<u64> for D1Arg {
-    fn from(v: u64) -> Self {
-        D1Arg(JsValue::from_f64(v as f64))
-    }
-}
-impl From<u32> for D1Arg {
-    fn from(v: u32) -> Self {
-        D1Arg(JsValue::from_f64(v.into()))
-    }
-}
-impl<T: Into<D1Arg>> From<Option<T>> for D1Arg {
-    fn from(v: Option<T>) -> Self {
-        v.map(Into::into).unwrap_or(D1Arg(JsValue::NULL))
-    }
-}
-
-/// Rows changed by a write.
-pub fn changes(result: &worker::D1Result) -> HttpResult<u64> {
-    Ok(result
-        .meta()?
-        .and_then(|m| m.changes)
-        .map(|c| c as u64)
-        .unwrap_or(0))
 }
 
 /// `?limit=&cursor=` of a list request.

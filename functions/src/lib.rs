@@ -6,6 +6,7 @@
 mod accounts;
 mod crypto;
 mod ctx;
+mod files;
 mod oidc;
 mod room_object;
 mod rooms;
@@ -48,11 +49,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
         request_id,
         user: RefCell::new(None),
     };
-    let mut resp = match serve(&ctx, req, &method, &path).await {
+    let resp = match serve(&ctx, req, &method, &path).await {
         Ok(resp) => resp,
         Err(failure) => error_response(&failure.0),
     };
-    decorate(&ctx, &mut resp, &path, origin.as_deref());
+    let resp = decorate(&ctx, resp, &method, &path, origin.as_deref());
     log(&ctx, &method, &path, resp.status_code(), started);
     Ok(resp)
 }
@@ -109,6 +110,14 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::RestoreDocVersion => {
             room_object::docs(ctx, req, a, &[b, "versions", route.param(2), "restore"]).await
         }
+        Endpoint::CreateUpload => files::create(ctx, req).await,
+        Endpoint::UploadStatus => files::status(ctx, req, a).await,
+        Endpoint::PatchUpload => files::patch(ctx, req, a).await,
+        Endpoint::TerminateUpload => files::terminate(ctx, req, a).await,
+        Endpoint::ListFiles => files::list(ctx, req, a).await,
+        Endpoint::GetFile => files::get(ctx, req, a).await,
+        Endpoint::FileContent | Endpoint::FileContentHead => files::content(ctx, req, a).await,
+        Endpoint::DeleteFile => files::delete(ctx, req, a).await,
     }
 }
 
@@ -136,12 +145,22 @@ async fn health(ctx: &Ctx) -> HttpResult<Response> {
 }
 
 /// Headers every response carries: request id, CORS for configured origins, and
-/// no caching of API answers.
-fn decorate(ctx: &Ctx, resp: &mut Response, path: &str, origin: Option<&str>) {
-    let headers = resp.headers_mut();
+/// no caching of API answers unless the handler said otherwise.
+fn decorate(
+    ctx: &Ctx,
+    resp: Response,
+    method: &Method,
+    path: &str,
+    origin: Option<&str>,
+) -> Response {
+    // Answers passed through from an object have immutable headers: decorate a copy.
+    let headers = resp.headers().clone();
     // Constant, well-formed header names and values: `set` cannot fail on them.
     let _ = headers.set("x-request-id", &ctx.request_id);
-    if path.starts_with("/api/") {
+    if path.starts_with("/api/v1/uploads") {
+        files::tus_headers(ctx, &headers, method);
+    }
+    if path.starts_with("/api/") && !headers.has("cache-control").unwrap_or(false) {
         let _ = headers.set("cache-control", "no-store");
     }
     let configured = ctx.var("CORS_ORIGINS").unwrap_or_default();
@@ -153,17 +172,22 @@ fn decorate(ctx: &Ctx, resp: &mut Response, path: &str, origin: Option<&str>) {
             ("access-control-allow-methods", &methods),
             (
                 "access-control-allow-headers",
-                "authorization, content-type, idempotency-key, if-match, x-request-id",
+                "authorization, content-type, idempotency-key, if-match, if-none-match, range, x-request-id, \
+                 tus-resumable, upload-length, upload-metadata, upload-offset, upload-checksum, \
+                 upload-defer-length, upload-concat",
             ),
             (
                 "access-control-expose-headers",
-                "x-request-id, retry-after, etag",
+                "x-request-id, retry-after, etag, content-range, content-disposition, location, \
+                 tus-resumable, tus-version, tus-extension, tus-max-size, tus-checksum-algorithm, \
+                 upload-offset, upload-length, upload-metadata, upload-expires",
             ),
             ("access-control-max-age", "600"),
         ] {
             let _ = headers.set(name, value);
         }
     }
+    resp.with_headers(headers)
 }
 
 fn log(ctx: &Ctx, method: &Method, path: &str, status: u16, started: f64) {
@@ -178,8 +202,8 @@ fn log(ctx: &Ctx, method: &Method, path: &str, status: u16, started: f64) {
     worker::console_log!("{line}");
 }
 
-/// Daily housekeeping (cron `0 2 * * *`): drop refresh tokens and invites that can
-/// never be used again.
+/// Daily housekeeping (cron `0 2 * * *`): drop refresh tokens, invites and
+/// expired uploads that can never be used again.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let result = async {
@@ -190,6 +214,9 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
                 .bind(&[arg(now.saturating_sub(24 * 3600))])?,
             db.prepare("DELETE FROM invites WHERE expires_at < ?1 OR uses >= max_uses")
                 .bind(&[arg(now)])?,
+            // Expired uploads answer 410 for a week (their objects say so), then go.
+            db.prepare("DELETE FROM files WHERE status = 'expired' AND expires_at < ?1")
+                .bind(&[arg(now.saturating_sub(7 * 24 * 3600))])?,
         ])
         .await
     }

@@ -7,18 +7,10 @@ use crate::tokens::{authenticate, user_for_token};
 use tessera_core::protocol::Identity;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::HttpResult;
-use worker::{Headers, Method, Request, RequestInit, Response, Stub};
+use worker::{Headers, Method, Request, Response};
 
 /// The subprotocol a browser offers next to `bearer.<token>`; the answer echoes it.
 const SUBPROTOCOL: &str = "tessera.v1";
-
-fn stub(ctx: &Ctx, room_id: &str) -> HttpResult<Stub> {
-    Ok(ctx
-        .env
-        .durable_object("ROOMS")?
-        .id_from_name(room_id)?
-        .get_stub()?)
-}
 
 /// Calls the room object. `path` includes any query string.
 pub async fn call_room(
@@ -29,13 +21,7 @@ pub async fn call_room(
     headers: Headers,
     body: Option<Vec<u8>>,
 ) -> HttpResult<Response> {
-    let mut init = RequestInit::new();
-    init.with_method(method).with_headers(headers);
-    if let Some(body) = body {
-        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
-    }
-    let req = Request::new_with_init(&format!("https://room{path}"), &init)?;
-    Ok(stub(ctx, room_id)?.fetch_with_request(req).await?)
+    tessera_durable_objects::room::call(&ctx.env, room_id, method, path, headers, body).await
 }
 
 #[derive(serde::Deserialize)]

@@ -60,7 +60,7 @@ pub async fn membership(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<M
     Ok(Membership { room, role, kind })
 }
 
-async fn member_role(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Option<Role>> {
+pub async fn member_role(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Option<Role>> {
     let role: Option<String> = ctx
         .db()?
         .prepare("SELECT role FROM memberships WHERE room_id = ?1 AND user_id = ?2")
@@ -224,6 +224,7 @@ pub async fn delete(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Respon
     // Memberships and invites go with the room (ON DELETE CASCADE); the room
     // object's sockets are closed and its storage erased.
     room_object::purge(ctx, room_id).await?;
+    crate::files::purge_room(ctx, room_id).await?;
     ctx.db()?
         .prepare("DELETE FROM rooms WHERE id = ?1")
         .bind(&[arg(room_id)])?

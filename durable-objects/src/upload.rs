@@ -1,0 +1,537 @@
+//! UploadDO: one tus upload, from creation to a finished file in R2. It takes
+//! the upload's PATCHes one at a time, streams their bytes into R2 multipart
+//! parts of one size (buffering what is below a part in its SQLite, in rows
+//! under the row limit), records each part's etag itself (the binding cannot
+//! list parts), completes the object when the last byte arrives, writes the
+//! file's metadata to D1 and announces it to the room. An alarm aborts the
+//! upload when it expires.
+//!
+//! Only the Worker reaches this object, after checking that the caller is the
+//! uploader and may still write in the room. The rules are in
+//! `tessera_core::files`.
+
+use crate::d1::arg;
+use crate::docstore::blobs;
+use crate::http::{no_content, Failure, HttpResult};
+use crate::room;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use std::cell::Cell;
+use tessera_core::files::{
+    http_date, parse_checksum, parse_u64_header, progress_due, take_part, BodyHasher, FileRef,
+    NewUpload, Phase, UploadState, BUFFER_ROW_BYTES, PART_BYTES,
+};
+use tessera_core::ApiError;
+use worker::{
+    durable_object, Bucket, DurableObject, Env, Method, MultipartUpload, Request, Response,
+    ResponseBuilder, SqlStorage, SqlStorageValue as V, State, UploadedPart,
+};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS upload (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS parts (number INTEGER PRIMARY KEY, etag TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS buffer (start INTEGER PRIMARY KEY, bytes BLOB NOT NULL);
+";
+
+/// How long an expired upload still answers 410 before its state is erased.
+const EXPIRED_KEPT_SECS: u64 = 7 * 24 * 3600;
+/// When finishing fails (D1 or the room unreachable), the alarm retries after this.
+const RETRY_SECS: u64 = 30;
+
+#[durable_object]
+pub struct UploadDO {
+    state: State,
+    env: Env,
+    /// A PATCH is streaming: another one for the same upload is refused (423)
+    /// rather than interleaved at an await.
+    busy: Cell<bool>,
+    last_progress_ms: Cell<Option<u64>>,
+}
+
+/// What the Worker asks for at creation.
+#[derive(Deserialize)]
+struct Create {
+    id: String,
+    uploader: String,
+    upload: NewUpload,
+    expiry_secs: u64,
+}
+
+fn now_secs() -> u64 {
+    (js_sys::Date::now() / 1000.0) as u64
+}
+
+impl DurableObject for UploadDO {
+    fn new(state: State, env: Env) -> Self {
+        Self {
+            state,
+            env,
+            busy: Cell::new(false),
+            last_progress_ms: Cell::new(None),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        Ok(match self.serve(req).await {
+            Ok(resp) => resp,
+            Err(Failure(e)) => crate::http::error_response(&e),
+        })
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        if let Err(Failure(e)) = self.on_alarm().await {
+            worker::console_error!("upload alarm failed: {e:?}");
+            self.retry_later().await?;
+        }
+        Response::ok("done")
+    }
+}
+
+impl UploadDO {
+    fn sql(&self) -> HttpResult<SqlStorage> {
+        let sql = self.state.storage().sql();
+        sql.exec(SCHEMA, None)?;
+        Ok(sql)
+    }
+
+    fn load(&self) -> HttpResult<Option<UploadState>> {
+        #[derive(Deserialize)]
+        struct Row {
+            state: String,
+        }
+        let rows: Vec<Row> = self
+            .sql()?
+            .exec("SELECT state FROM upload WHERE id = 1", None)?
+            .to_array()?;
+        match rows.into_iter().next() {
+            Some(r) => Ok(Some(serde_json::from_str(&r.state)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn save(&self, st: &UploadState) -> HttpResult<()> {
+        self.sql()?.exec(
+            "INSERT INTO upload (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+            vec![V::from(serde_json::to_string(st)?)],
+        )?;
+        Ok(())
+    }
+
+    fn existing(&self) -> HttpResult<UploadState> {
+        Ok(self.load()?.ok_or(ApiError::NotFound("upload"))?)
+    }
+
+    fn bucket(&self) -> HttpResult<Bucket> {
+        Ok(self.env.bucket("FILES")?)
+    }
+
+    fn multipart(&self, st: &UploadState) -> HttpResult<MultipartUpload> {
+        Ok(self
+            .bucket()?
+            .resume_multipart_upload(&st.r2_key, &st.multipart_id)?)
+    }
+
+    async fn serve(&self, req: Request) -> HttpResult<Response> {
+        let path = req.path();
+        match (req.method(), path.as_str()) {
+            (Method::Post, "/create") => self.create(req).await,
+            (Method::Get, "/state") => self.status().await,
+            (Method::Patch, "/patch") => {
+                if self.busy.replace(true) {
+                    return Err(ApiError::Locked {
+                        code: "upload_locked",
+                        message: "another PATCH of this upload is in progress".into(),
+                    }
+                    .into());
+                }
+                let result = self.patch(req).await;
+                self.busy.set(false);
+                result
+            }
+            (Method::Delete, "/upload") => self.terminate().await,
+            _ => Err(ApiError::NoRoute.into()),
+        }
+    }
+
+    async fn create(&self, mut req: Request) -> HttpResult<Response> {
+        let c: Create = tessera_core::api::parse_json(&req.bytes().await?, 16 * 1024)?;
+        if self.load()?.is_some() {
+            return Err(ApiError::Conflict {
+                code: "upload_exists",
+                message: "this upload already exists".into(),
+            }
+            .into());
+        }
+        let now = now_secs();
+        let key = tessera_core::files::r2_key(&c.upload.room_id, &c.id);
+        let multipart = self
+            .bucket()?
+            .create_multipart_upload(key)
+            .execute()
+            .await?;
+        let limits = tessera_core::files::FileLimits {
+            upload_expiry_secs: c.expiry_secs,
+            ..Default::default()
+        };
+        let st = UploadState::new(
+            c.id,
+            c.uploader,
+            &c.upload,
+            multipart.upload_id().await,
+            now,
+            &limits,
+        );
+        self.save(&st)?;
+        self.alarm_at(st.expires_at).await?;
+        self.tus_response(201, &st)
+    }
+
+    /// 204 (or `status`) with the upload's offset and, while it runs, its expiry.
+    fn tus_response(&self, status: u16, st: &UploadState) -> HttpResult<Response> {
+        let mut b = ResponseBuilder::new()
+            .with_status(status)
+            .with_header("upload-offset", &st.offset.to_string())?
+            .with_header("upload-length", &st.length.to_string())?
+            .with_header("cache-control", "no-store")?;
+        if st.phase == Phase::Receiving {
+            b = b.with_header("upload-expires", &http_date(st.expires_at))?;
+        }
+        if !st.metadata.is_empty() {
+            b = b.with_header("upload-metadata", &st.metadata)?;
+        }
+        Ok(b.empty())
+    }
+
+    /// HEAD: where the upload stands. Finishing that an earlier request could
+    /// not complete is retried first.
+    async fn status(&self) -> HttpResult<Response> {
+        let mut st = self.existing()?;
+        st.check_exists()?;
+        if let Err(e) = self.advance(&mut st).await {
+            worker::console_error!("finishing upload {} failed: {:?}", st.id, e.0);
+            self.retry_later().await?;
+        }
+        self.tus_response(200, &st)
+    }
+
+    async fn patch(&self, mut req: Request) -> HttpResult<Response> {
+        let mut st = self.existing()?;
+        let h = req.headers();
+        let offset = parse_u64_header("Upload-Offset", h.get("upload-offset")?.as_deref())?;
+        let content_length = h
+            .get("content-length")?
+            .map(|v| parse_u64_header("Content-Length", Some(&v)))
+            .transpose()?;
+        st.check_patch(
+            h.get("content-type")?.as_deref(),
+            offset,
+            content_length,
+            now_secs(),
+        )?;
+        let checksum = parse_checksum(h.get("upload-checksum")?.as_deref())?;
+        let mut hasher = checksum.as_ref().map(|c| BodyHasher::new(c.algorithm));
+        let multipart = self.multipart(&st)?;
+        let mut buffer = self.load_buffer()?;
+        let mut stored = Stored {
+            rows_len: buffer.len(),
+            parts: Vec::new(),
+        };
+        // A PATCH without a body is a valid, empty one.
+        let mut stream = match req.inner().body() {
+            Some(_) => Some(req.stream()?),
+            None => None,
+        };
+        let mut broken = false;
+        while let Some(chunk) = match stream.as_mut() {
+            Some(s) => s.next().await,
+            None => None,
+        } {
+            let Ok(chunk) = chunk else {
+                broken = true;
+                break;
+            };
+            if st.offset + chunk.len() as u64 > st.length {
+                return Err(st.overrun().into());
+            }
+            if let Some(h) = hasher.as_mut() {
+                h.update(&chunk);
+            }
+            st.keep_head(st.offset, &chunk);
+            st.sha256.update(&chunk);
+            st.offset += chunk.len() as u64;
+            buffer.extend_from_slice(&chunk);
+            while let Some(part) = take_part(&mut buffer, PART_BYTES) {
+                let number = st.parts + 1;
+                let etag = multipart.upload_part(number as u16, part).await?.etag();
+                st.parts = number;
+                stored.parts.push((number, etag));
+                // Without a checksum to verify at the end, what reached R2 is
+                // kept at once: a broken connection loses at most a part.
+                if hasher.is_none() {
+                    self.commit(&st, &buffer, &mut stored)?;
+                }
+            }
+        }
+        if let (Some(h), Some(c)) = (hasher, &checksum) {
+            if broken {
+                return Err(ApiError::invalid(
+                    "the body ended before its end; nothing of it was kept (Upload-Checksum covers the whole body)",
+                )
+                .into());
+            }
+            h.verify(c)?;
+        }
+        self.commit(&st, &buffer, &mut stored)?;
+        self.report_progress(&st).await;
+        if st.is_complete() {
+            if let Err(e) = self.advance(&mut st).await {
+                self.retry_later().await?;
+                return Err(e);
+            }
+        }
+        self.tus_response(204, &st)
+    }
+
+    fn load_buffer(&self) -> HttpResult<Vec<u8>> {
+        let rows = blobs(
+            self.sql()?
+                .exec("SELECT bytes FROM buffer ORDER BY start", None)?,
+        )?;
+        Ok(rows.concat())
+    }
+
+    /// Makes what was received so far durable in one synchronous turn (so it
+    /// commits together): new parts, the buffer below the next part, the state.
+    fn commit(&self, st: &UploadState, buffer: &[u8], stored: &mut Stored) -> HttpResult<()> {
+        let sql = self.sql()?;
+        for (number, etag) in stored.parts.drain(..) {
+            sql.exec(
+                "INSERT INTO parts (number, etag) VALUES (?, ?) ON CONFLICT (number) DO UPDATE SET etag = excluded.etag",
+                vec![V::Integer(number as i64), V::from(etag)],
+            )?;
+            // The rows before this part went into it.
+            sql.exec("DELETE FROM buffer", None)?;
+            stored.rows_len = 0;
+        }
+        let start = st.offset - buffer.len() as u64;
+        let mut at = stored.rows_len;
+        while at < buffer.len() {
+            let end = (at + BUFFER_ROW_BYTES).min(buffer.len());
+            sql.exec(
+                "INSERT INTO buffer (start, bytes) VALUES (?, ?)",
+                vec![
+                    V::Integer((start + at as u64) as i64),
+                    V::Blob(buffer[at..end].to_vec()),
+                ],
+            )?;
+            at = end;
+        }
+        stored.rows_len = buffer.len();
+        self.save(st)
+    }
+
+    /// Moves a fully received upload on: the last part and the R2 object, then
+    /// the metadata and the room. Each step is recorded, so a retry resumes
+    /// where a failure stopped.
+    async fn advance(&self, st: &mut UploadState) -> HttpResult<()> {
+        if st.phase == Phase::Receiving && st.is_complete() {
+            let buffer = self.load_buffer()?;
+            if st.length == 0 {
+                self.bucket()?
+                    .put(&st.r2_key, Vec::<u8>::new())
+                    .execute()
+                    .await?;
+                // An empty object needs no parts; the empty multipart upload goes.
+                let _ = self.multipart(st)?.abort().await;
+            } else {
+                let multipart = self.multipart(st)?;
+                if !buffer.is_empty() {
+                    let number = st.parts + 1;
+                    let etag = multipart.upload_part(number as u16, buffer).await?.etag();
+                    st.parts = number;
+                    self.commit(
+                        st,
+                        &[],
+                        &mut Stored {
+                            rows_len: 0,
+                            parts: vec![(number, etag)],
+                        },
+                    )?;
+                }
+                multipart.complete(self.parts()?).await?;
+            }
+            st.phase = Phase::Stored;
+            let sql = self.sql()?;
+            sql.exec("DELETE FROM parts", None)?;
+            sql.exec("DELETE FROM buffer", None)?;
+            self.save(st)?;
+        }
+        if st.phase == Phase::Stored {
+            self.finish(st).await?;
+            st.phase = Phase::Done;
+            self.save(st)?;
+            self.state.storage().delete_alarm().await?;
+        }
+        Ok(())
+    }
+
+    fn parts(&self) -> HttpResult<Vec<UploadedPart>> {
+        #[derive(Deserialize)]
+        struct Row {
+            number: u16,
+            etag: String,
+        }
+        let rows: Vec<Row> = self
+            .sql()?
+            .exec("SELECT number, etag FROM parts ORDER BY number", None)?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| UploadedPart::new(r.number, r.etag))
+            .collect())
+    }
+
+    /// Marks the file ready in D1 and tells the room (both idempotent).
+    async fn finish(&self, st: &UploadState) -> HttpResult<()> {
+        let file = FileRef {
+            id: st.id.clone(),
+            name: st.filename.clone(),
+            content_type: st.sniffed_type().to_string(),
+            size: st.length,
+        };
+        let db = self.env.d1("DB")?;
+        let result = db
+            .prepare(
+                "UPDATE files SET status = 'ready', sha256 = ?2, content_type = ?3, completed_at = ?4
+                 WHERE id = ?1 AND status IN ('uploading', 'ready')",
+            )
+            .bind(&[
+                arg(&st.id),
+                arg(&st.sha256.hex()),
+                arg(&file.content_type),
+                arg(now_secs()),
+            ])?
+            .run()
+            .await?;
+        if crate::d1::changes(&result)? == 0 {
+            // The file was deleted (or its room) while the last bytes arrived.
+            self.bucket()?.delete(&st.r2_key).await?;
+            return Ok(());
+        }
+        room::tell(
+            &self.env,
+            &st.room_id,
+            "/files/added",
+            &serde_json::json!({ "file": file, "uploader": st.uploader }),
+        )
+        .await
+    }
+
+    /// A throttled `upload_progress` event on the room socket (best effort:
+    /// progress is advisory, the upload does not wait on the room).
+    async fn report_progress(&self, st: &UploadState) {
+        let now = js_sys::Date::now() as u64;
+        if st.is_complete() || !progress_due(self.last_progress_ms.get(), now) {
+            return;
+        }
+        self.last_progress_ms.set(Some(now));
+        let event = serde_json::json!({
+            "event": "upload_progress",
+            "data": {
+                "file_id": st.id,
+                "name": st.filename,
+                "uploader": st.uploader,
+                "offset": st.offset,
+                "length": st.length,
+            }
+        });
+        if let Err(Failure(e)) = room::tell(&self.env, &st.room_id, "/event", &event).await {
+            worker::console_error!("upload progress not delivered: {e:?}");
+        }
+    }
+
+    /// tus termination (and deletion of a finished file): aborts the multipart
+    /// upload or removes the object, then erases this object's storage.
+    async fn terminate(&self) -> HttpResult<Response> {
+        let st = self.existing()?;
+        if self.busy.get() {
+            return Err(ApiError::Locked {
+                code: "upload_locked",
+                message: "a PATCH of this upload is in progress".into(),
+            }
+            .into());
+        }
+        match st.phase {
+            Phase::Receiving => {
+                // Already gone in R2 is fine: the goal is that nothing remains.
+                let _ = self.multipart(&st)?.abort().await;
+            }
+            Phase::Stored | Phase::Done => self.bucket()?.delete(&st.r2_key).await?,
+            Phase::Terminated | Phase::Expired => {}
+        }
+        self.state.storage().delete_alarm().await?;
+        self.state.storage().delete_all().await?;
+        no_content()
+    }
+
+    async fn on_alarm(&self) -> HttpResult<()> {
+        let Some(mut st) = self.load()? else {
+            return Ok(());
+        };
+        let now = now_secs();
+        match st.phase {
+            Phase::Receiving if st.is_complete() => self.advance(&mut st).await,
+            Phase::Receiving if now >= st.expires_at => self.expire(&mut st).await,
+            Phase::Receiving => {
+                self.alarm_at(st.expires_at).await?;
+                Ok(())
+            }
+            Phase::Stored => self.advance(&mut st).await,
+            Phase::Expired => {
+                self.state.storage().delete_all().await?;
+                Ok(())
+            }
+            Phase::Done | Phase::Terminated => Ok(()),
+        }
+    }
+
+    /// Frees everything an unfinished upload holds: its R2 parts, its buffer,
+    /// its place in the room's quota. `HEAD` answers 410 for a while after.
+    async fn expire(&self, st: &mut UploadState) -> HttpResult<()> {
+        let _ = self.multipart(st)?.abort().await;
+        self.env
+            .d1("DB")?
+            .prepare("UPDATE files SET status = 'expired' WHERE id = ?1 AND status = 'uploading'")
+            .bind(&[arg(&st.id)])?
+            .run()
+            .await?;
+        st.phase = Phase::Expired;
+        let sql = self.sql()?;
+        sql.exec("DELETE FROM parts", None)?;
+        sql.exec("DELETE FROM buffer", None)?;
+        self.save(st)?;
+        self.alarm_at(now_secs() + EXPIRED_KEPT_SECS).await?;
+        Ok(())
+    }
+
+    async fn retry_later(&self) -> worker::Result<()> {
+        self.alarm_at(now_secs() + RETRY_SECS).await
+    }
+
+    /// Wakes this object at `unix_secs` (an integer alarm time would be read
+    /// as an offset from now).
+    async fn alarm_at(&self, unix_secs: u64) -> worker::Result<()> {
+        let offset = (unix_secs * 1000).saturating_sub(js_sys::Date::now() as u64);
+        self.state
+            .storage()
+            .set_alarm(std::time::Duration::from_millis(offset))
+            .await
+    }
+}
+
+/// What a PATCH has sent to R2 but not yet recorded, and how much of the
+/// buffer is already in rows.
+struct Stored {
+    rows_len: usize,
+    parts: Vec<(u64, String)>,
+}

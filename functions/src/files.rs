@@ -1,0 +1,450 @@
+//! `/api/v1/uploads/*` (tus 1.0) and `/api/v1/files/*`: the Worker's side of
+//! files. Creation checks the room, the size limit and the room's quota, then
+//! hands the upload to its own Upload Durable Object; PATCH bodies stream
+//! through to it without being buffered here. Downloads stream from R2 with
+//! ranges and entity tags, typed by what the bytes are, not what they claimed.
+
+use crate::ctx::{arg, changes, now_secs, page, Ctx};
+use crate::rooms::member_role;
+use crate::tokens::authenticate;
+use crate::{crypto, room_object};
+use serde::{Deserialize, Serialize};
+use tessera_core::files::{
+    check_tus_resumable, content_disposition, etag, if_none_match, new_upload, parse_range,
+    renders_inline, room_prefix, ByteRange, FileLimits, OFFSET_OCTET_STREAM,
+    TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION,
+};
+use tessera_core::rooms::{can, require, Permission, Role};
+use tessera_core::ApiError;
+use tessera_durable_objects::http::{json, no_content, HttpResult};
+use worker::{Headers, Method, Range, Request, RequestInit, Response, ResponseBuilder, Stub};
+
+/// The tus headers every answer under `/api/v1/uploads` carries, and what
+/// `OPTIONS` announces.
+pub fn tus_headers(ctx: &Ctx, headers: &Headers, method: &Method) {
+    let _ = headers.set("tus-resumable", TUS_VERSION);
+    if *method == Method::Options {
+        let max = limits(ctx).max_file_bytes.to_string();
+        for (k, v) in [
+            ("tus-version", TUS_VERSION),
+            ("tus-extension", TUS_EXTENSIONS),
+            ("tus-max-size", &max),
+            ("tus-checksum-algorithm", TUS_CHECKSUM_ALGORITHMS),
+        ] {
+            let _ = headers.set(k, v);
+        }
+    }
+}
+
+pub fn limits(ctx: &Ctx) -> FileLimits {
+    let d = FileLimits::default();
+    let num = |name: &str, default: u64| {
+        ctx.var(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    FileLimits {
+        max_file_bytes: num("FILE_MAX_BYTES", d.max_file_bytes),
+        room_quota_bytes: num("ROOM_QUOTA_BYTES", d.room_quota_bytes),
+        upload_expiry_secs: num("UPLOAD_EXPIRY_SECS", d.upload_expiry_secs),
+    }
+}
+
+fn upload_stub(ctx: &Ctx, id: &str) -> HttpResult<Stub> {
+    Ok(ctx
+        .env
+        .durable_object("UPLOADS")?
+        .id_from_name(id)?
+        .get_stub()?)
+}
+
+/// Calls an upload's object; `body` is a JS body (bytes or a stream).
+async fn call_upload(
+    ctx: &Ctx,
+    id: &str,
+    method: Method,
+    path: &str,
+    headers: Headers,
+    body: Option<wasm_bindgen::JsValue>,
+) -> HttpResult<Response> {
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(headers);
+    init.with_body(body);
+    let req = Request::new_with_init(&format!("https://upload{path}"), &init)?;
+    Ok(upload_stub(ctx, id)?.fetch_with_request(req).await?)
+}
+
+fn header(req: &Request, name: &str) -> HttpResult<Option<String>> {
+    Ok(req.headers().get(name)?)
+}
+
+/// tus creation (and creation-with-upload): `POST /api/v1/uploads`.
+pub async fn create(ctx: &Ctx, req: Request) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    check_tus_resumable(header(&req, "tus-resumable")?.as_deref())?;
+    let limits = limits(ctx);
+    let upload = new_upload(
+        header(&req, "upload-length")?.as_deref(),
+        header(&req, "upload-defer-length")?.as_deref(),
+        header(&req, "upload-metadata")?.as_deref(),
+        &limits,
+    )?;
+    let role = member_role(ctx, &upload.room_id, &user_id)
+        .await?
+        .ok_or(ApiError::NotFound("room"))?;
+    require(role, Permission::UploadFile)?;
+    let id = crypto::new_id()?;
+    let now = now_secs();
+    // One statement, so two uploads racing for the last of the quota cannot
+    // both pass: abandoned (expired) uploads no longer count.
+    let inserted = ctx
+        .db()?
+        .prepare(
+            "INSERT INTO files (id, room_id, uploader_id, name, declared_type, size, status, r2_key, created_at, expires_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, 'uploading', ?7, ?8, ?9
+             WHERE (SELECT COALESCE(SUM(size), 0) FROM files WHERE room_id = ?2
+                    AND (status = 'ready' OR (status = 'uploading' AND expires_at > ?8))) + ?6 <= ?10",
+        )
+        .bind(&[
+            arg(&id),
+            arg(&upload.room_id),
+            arg(&user_id),
+            arg(&upload.filename),
+            arg(&upload.declared_type),
+            arg(upload.length),
+            arg(&tessera_core::files::r2_key(&upload.room_id, &id)),
+            arg(now),
+            arg(now + limits.upload_expiry_secs),
+            arg(limits.room_quota_bytes),
+        ])?
+        .run()
+        .await?;
+    if changes(&inserted)? == 0 {
+        return Err(ApiError::QuotaExceeded(format!(
+            "this upload would take the room past its quota of {} bytes; delete files first",
+            limits.room_quota_bytes
+        ))
+        .into());
+    }
+    let body = serde_json::json!({
+        "id": id,
+        "uploader": user_id,
+        "upload": upload,
+        "expiry_secs": limits.upload_expiry_secs,
+    });
+    let created = call_upload(
+        ctx,
+        &id,
+        Method::Post,
+        "/create",
+        Headers::new(),
+        Some(js_sys::Uint8Array::from(serde_json::to_vec(&body)?.as_slice()).into()),
+    )
+    .await;
+    let mut created = match created {
+        Ok(r) if r.status_code() == 201 => r,
+        other => {
+            ctx.db()?
+                .prepare("DELETE FROM files WHERE id = ?1")
+                .bind(&[arg(&id)])?
+                .run()
+                .await?;
+            return other;
+        }
+    };
+    let location = format!(
+        "{}/api/v1/uploads/{id}",
+        req.url()?.origin().ascii_serialization()
+    );
+    let with_data = header(&req, "content-type")?
+        .is_some_and(|ct| ct.trim().eq_ignore_ascii_case(OFFSET_OCTET_STREAM));
+    if with_data {
+        // creation-with-upload: the body is the first PATCH. If it fails, the
+        // upload still exists and the answer says how much was kept.
+        let patched = forward_patch(ctx, &req, &id, "0").await?;
+        if patched.status_code() < 300 {
+            created = patched;
+        } else {
+            let current =
+                call_upload(ctx, &id, Method::Get, "/state", Headers::new(), None).await?;
+            created = current;
+        }
+    }
+    let headers = created.headers().clone();
+    headers.set("location", &location)?;
+    Ok(Response::empty()?.with_status(201).with_headers(headers))
+}
+
+/// Forwards a PATCH body (a stream) to the upload's object.
+async fn forward_patch(ctx: &Ctx, req: &Request, id: &str, offset: &str) -> HttpResult<Response> {
+    let headers = Headers::new();
+    headers.set("upload-offset", offset)?;
+    for name in ["content-type", "content-length", "upload-checksum"] {
+        if let Some(v) = header(req, name)? {
+            headers.set(name, &v)?;
+        }
+    }
+    let body = req.inner().body().map(Into::into);
+    call_upload(ctx, id, Method::Patch, "/patch", headers, body).await
+}
+
+#[derive(Deserialize)]
+struct Access {
+    uploader_id: String,
+    role: Option<String>,
+}
+
+/// The upload's room and the caller's role there, in one query. Only the
+/// uploader reaches an upload; anyone else gets 404 as for a missing one.
+async fn upload_access(ctx: &Ctx, req: &Request, id: &str) -> HttpResult<Role> {
+    let user_id = authenticate(ctx, req).await?;
+    check_tus_resumable(header(req, "tus-resumable")?.as_deref())?;
+    let access: Access = ctx
+        .db()?
+        .prepare(
+            "SELECT f.uploader_id, m.role FROM files f
+             LEFT JOIN memberships m ON m.room_id = f.room_id AND m.user_id = ?2
+             WHERE f.id = ?1",
+        )
+        .bind(&[arg(id), arg(&user_id)])?
+        .first(None)
+        .await?
+        .filter(|a: &Access| a.uploader_id == user_id && a.role.is_some())
+        .ok_or(ApiError::NotFound("upload"))?;
+    Ok(access.role.unwrap_or_default().parse()?)
+}
+
+/// tus `HEAD /api/v1/uploads/{id}`.
+pub async fn status(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
+    upload_access(ctx, &req, id).await?;
+    call_upload(ctx, id, Method::Get, "/state", Headers::new(), None).await
+}
+
+/// tus `PATCH /api/v1/uploads/{id}`: the uploader must still be allowed to
+/// write in the room.
+pub async fn patch(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
+    let role = upload_access(ctx, &req, id).await?;
+    require(role, Permission::UploadFile)?;
+    let offset = header(&req, "upload-offset")?
+        .ok_or_else(|| ApiError::invalid("the Upload-Offset header is required"))?;
+    forward_patch(ctx, &req, id, &offset).await
+}
+
+/// tus termination: `DELETE /api/v1/uploads/{id}` of an unfinished upload.
+pub async fn terminate(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
+    upload_access(ctx, &req, id).await?;
+    let resp = call_upload(ctx, id, Method::Delete, "/upload", Headers::new(), None).await?;
+    if resp.status_code() >= 300 {
+        return Ok(resp);
+    }
+    ctx.db()?
+        .prepare("DELETE FROM files WHERE id = ?1 AND status != 'ready'")
+        .bind(&[arg(id)])?
+        .run()
+        .await?;
+    no_content()
+}
+
+/// A file as the API shows it.
+#[derive(Serialize, Deserialize)]
+struct FileRow {
+    id: String,
+    room_id: String,
+    uploader_id: String,
+    name: String,
+    content_type: Option<String>,
+    declared_type: String,
+    size: u64,
+    sha256: Option<String>,
+    status: String,
+    created_at: u64,
+    completed_at: Option<u64>,
+}
+
+const FILE_COLUMNS: &str = "f.id, f.room_id, f.uploader_id, f.name, f.content_type, f.declared_type, f.size, f.sha256, f.status, f.created_at, f.completed_at";
+
+/// A file and the caller's role in its room; 404 unless they are a member.
+async fn file_access(ctx: &Ctx, req: &Request, id: &str) -> HttpResult<(FileRow, Role, String)> {
+    let user_id = authenticate(ctx, req).await?;
+    #[derive(Deserialize)]
+    struct Found {
+        #[serde(flatten)]
+        file: FileRow,
+        role: String,
+    }
+    let found: Found = ctx
+        .db()?
+        .prepare(format!(
+            "SELECT {FILE_COLUMNS}, m.role FROM files f
+             JOIN memberships m ON m.room_id = f.room_id AND m.user_id = ?2
+             WHERE f.id = ?1 AND f.status = 'ready'"
+        ))
+        .bind(&[arg(id), arg(&user_id)])?
+        .first(None)
+        .await?
+        .ok_or(ApiError::NotFound("file"))?;
+    Ok((found.file, found.role.parse()?, user_id))
+}
+
+pub async fn get(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
+    let (file, _, _) = file_access(ctx, &req, id).await?;
+    json(200, &file)
+}
+
+#[derive(Serialize)]
+struct FileList {
+    files: Vec<FileRow>,
+    next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/rooms/{id}/files`: finished files, newest first.
+pub async fn list(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    member_role(ctx, room_id, &user_id)
+        .await?
+        .ok_or(ApiError::NotFound("room"))?;
+    let page = page(&req)?;
+    let mut files: Vec<FileRow> = ctx
+        .db()?
+        .prepare(format!(
+            "SELECT {FILE_COLUMNS} FROM files f
+             WHERE f.room_id = ?1 AND f.status = 'ready'
+               AND (?3 IS NULL OR (f.created_at, f.id) < (SELECT created_at, id FROM files WHERE id = ?3))
+             ORDER BY f.created_at DESC, f.id DESC LIMIT ?2"
+        ))
+        .bind(&[arg(room_id), arg(page.limit + 1), arg(page.cursor.as_ref())])?
+        .all()
+        .await?
+        .results()?;
+    let next_cursor = page.finish(&mut files, |f| f.id.clone());
+    json(200, &FileList { files, next_cursor })
+}
+
+/// `GET|HEAD /api/v1/files/{id}/content`: the bytes, streamed from R2.
+pub async fn content(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
+    let (file, _, _) = file_access(ctx, &req, id).await?;
+    let content_type = file
+        .content_type
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let tag = etag(file.sha256.as_deref().unwrap_or_default());
+    let headers = Headers::new();
+    headers.set("etag", &tag)?;
+    headers.set("accept-ranges", "bytes")?;
+    headers.set("x-content-type-options", "nosniff")?;
+    headers.set("content-security-policy", "default-src 'none'; sandbox")?;
+    headers.set("cache-control", "private, no-cache")?;
+    headers.set("content-type", &content_type)?;
+    headers.set(
+        "content-disposition",
+        &content_disposition(&file.name, renders_inline(&content_type)),
+    )?;
+    if if_none_match(header(&req, "if-none-match")?.as_deref(), &tag) {
+        return Ok(ResponseBuilder::new()
+            .with_status(304)
+            .with_headers(headers)
+            .empty());
+    }
+    let range = parse_range(header(&req, "range")?.as_deref(), file.size);
+    let (status, r2_range) = match range {
+        ByteRange::Full => (200, None),
+        ByteRange::Partial { start, end } => {
+            headers.set(
+                "content-range",
+                &format!("bytes {start}-{end}/{}", file.size),
+            )?;
+            (
+                206,
+                Some(Range::OffsetWithLength {
+                    offset: start,
+                    length: end - start + 1,
+                }),
+            )
+        }
+        ByteRange::Unsatisfiable => {
+            let resp =
+                tessera_durable_objects::http::error_response(&ApiError::RangeNotSatisfiable {
+                    size: file.size,
+                });
+            resp.headers()
+                .set("content-range", &format!("bytes */{}", file.size))?;
+            return Ok(resp);
+        }
+    };
+    let length = match range {
+        ByteRange::Partial { start, end } => end - start + 1,
+        _ => file.size,
+    };
+    headers.set("content-length", &length.to_string())?;
+    let builder = ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(headers);
+    let key = tessera_core::files::r2_key(&file.room_id, &file.id);
+    if req.method() == Method::Head || length == 0 {
+        return Ok(builder.empty());
+    }
+    let bucket = ctx.env.bucket("FILES")?;
+    let mut get = bucket.get(key);
+    if let Some(r) = r2_range {
+        get = get.range(r);
+    }
+    let object = get
+        .execute()
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("file {} is missing from R2", file.id)))?;
+    let body = object
+        .body()
+        .ok_or_else(|| ApiError::Internal("R2 returned no body".into()))?;
+    Ok(builder.body(body.response_body()?))
+}
+
+/// `DELETE /api/v1/files/{id}`: the uploader (while a member) or an admin.
+pub async fn delete(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
+    let (file, role, user_id) = file_access(ctx, &req, id).await?;
+    let own = file.uploader_id == user_id && can(role, Permission::UploadFile);
+    if !own {
+        require(role, Permission::DeleteAnyFile)?;
+    }
+    remove(ctx, &file.room_id, id).await?;
+    no_content()
+}
+
+/// Removes a finished file everywhere: metadata, bytes, its upload object and
+/// the room's list (which tells the sockets).
+pub async fn remove(ctx: &Ctx, room_id: &str, id: &str) -> HttpResult<()> {
+    ctx.db()?
+        .prepare("DELETE FROM files WHERE id = ?1")
+        .bind(&[arg(id)])?
+        .run()
+        .await?;
+    ctx.env
+        .bucket("FILES")?
+        .delete(tessera_core::files::r2_key(room_id, id))
+        .await?;
+    let _ = call_upload(ctx, id, Method::Delete, "/upload", Headers::new(), None).await;
+    room_object::call_room(
+        ctx,
+        room_id,
+        Method::Post,
+        "/files/removed",
+        Headers::new(),
+        Some(serde_json::to_vec(&serde_json::json!({ "id": id }))?),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes every object of a deleted room from R2 (D1 rows go by cascade).
+pub async fn purge_room(ctx: &Ctx, room_id: &str) -> HttpResult<()> {
+    let bucket = ctx.env.bucket("FILES")?;
+    loop {
+        let listed = bucket.list().prefix(room_prefix(room_id)).execute().await?;
+        let keys: Vec<String> = listed.objects().iter().map(|o| o.key()).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        bucket.delete_multiple(keys).await?;
+        if !listed.truncated() {
+            return Ok(());
+        }
+    }
+}
