@@ -159,6 +159,15 @@ test('an upload aborted midway resumes from the server offset and completes inta
   assert.equal(metaRow.body.sha256, sha256(data));
 });
 
+test('the chunks of an upload are not counted as API calls (120 PATCHes from one address)', async () => {
+  const owner = await register(server, 'Chunky');
+  const roomId = await room(owner);
+  const data = randomBytes(120 * 1024);
+  const { url } = await tusUpload(server, owner.token, data, { filename: 'many.bin', room_id: roomId }, { chunkSize: 1024 });
+  const got = await download(owner.token, idOf(url));
+  assert.equal(sha256(got.body), sha256(data));
+});
+
 async function create(token, roomId, length, extra = {}) {
   return tusRequest('POST', '/api/v1/uploads', token, {
     'upload-length': String(length),
