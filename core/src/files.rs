@@ -978,33 +978,23 @@ mod tests {
     #[test]
     fn ranges() {
         use ByteRange::*;
-        assert_eq!(parse_range(None, 10), Full);
-        assert_eq!(
-            parse_range(Some("bytes=0-3"), 10),
-            Partial { start: 0, end: 3 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=5-"), 10),
-            Partial { start: 5, end: 9 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=-3"), 10),
-            Partial { start: 7, end: 9 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=-30"), 10),
-            Partial { start: 0, end: 9 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=8-100"), 10),
-            Partial { start: 8, end: 9 }
-        );
-        assert_eq!(parse_range(Some("bytes=10-"), 10), Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=-0"), 10), Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=5-2"), 10), Full);
-        assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), Full);
-        assert_eq!(parse_range(Some("items=0-1"), 10), Full);
-        assert_eq!(parse_range(Some("bytes=x-1"), 10), Full);
+        let part = |start, end| Partial { start, end };
+        for (header, want) in [
+            (None, Full),
+            (Some("bytes=0-3"), part(0, 3)),
+            (Some("bytes=5-"), part(5, 9)),
+            (Some("bytes=-3"), part(7, 9)),
+            (Some("bytes=-30"), part(0, 9)),
+            (Some("bytes=8-100"), part(8, 9)),
+            (Some("bytes=10-"), Unsatisfiable),
+            (Some("bytes=-0"), Unsatisfiable),
+            (Some("bytes=5-2"), Full),
+            (Some("bytes=0-1,4-5"), Full),
+            (Some("items=0-1"), Full),
+            (Some("bytes=x-1"), Full),
+        ] {
+            assert_eq!(parse_range(header, 10), want, "{header:?}");
+        }
     }
 
     #[test]

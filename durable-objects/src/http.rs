@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use tessera_core::ApiError;
-use worker::{Headers, Response, ResponseBuilder};
+use worker::{Headers, Method, Request, RequestInit, Response, ResponseBuilder, Stub};
 
 const JSON_TYPE: &str = "application/json; charset=utf-8";
 
@@ -59,4 +59,21 @@ pub fn error_response(e: &ApiError) -> Response {
         .with_status(e.status())
         .with_headers(headers)
         .fixed(e.body().to_string().into_bytes())
+}
+
+/// Calls a Durable Object at `path` (which includes any query string); `body`
+/// is any JavaScript body (bytes or a stream, passed on without buffering).
+pub async fn call_object(
+    stub: Stub,
+    method: Method,
+    path: &str,
+    headers: Headers,
+    body: Option<wasm_bindgen::JsValue>,
+) -> HttpResult<Response> {
+    let mut init = RequestInit::new();
+    init.with_method(method)
+        .with_headers(headers)
+        .with_body(body);
+    let req = Request::new_with_init(&format!("https://object{path}"), &init)?;
+    Ok(stub.fetch_with_request(req).await?)
 }

@@ -9,7 +9,7 @@
 
 use crate::docs::Pending;
 use crate::docstore;
-use crate::http::{error_response, json, Failure, HttpResult};
+use crate::http::{call_object, error_response, json, Failure, HttpResult};
 use crate::store::{SqlChatStore, SCHEMA};
 use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
@@ -27,8 +27,8 @@ use tessera_core::ratelimit::{Rate, TokenBucket};
 use tessera_core::rooms::Role;
 use tessera_core::ApiError;
 use worker::{
-    durable_object, DurableObject, Env, Headers, Method, Request, RequestInit, Response, State,
-    WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    durable_object, DurableObject, Env, Headers, Method, Request, Response, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair,
 };
 
 /// Writes per second per person (bursts of as many), unless `CHAT_RATE_PER_SEC` says otherwise.
@@ -116,17 +116,12 @@ pub async fn call(
     headers: Headers,
     body: Option<Vec<u8>>,
 ) -> HttpResult<Response> {
-    let mut init = RequestInit::new();
-    init.with_method(method).with_headers(headers);
-    if let Some(body) = body {
-        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
-    }
-    let req = Request::new_with_init(&format!("https://room{path}"), &init)?;
     let stub = env
         .durable_object("ROOMS")?
         .id_from_name(room_id)?
         .get_stub()?;
-    Ok(stub.fetch_with_request(req).await?)
+    let body = body.map(|b| js_sys::Uint8Array::from(b.as_slice()).into());
+    call_object(stub, method, path, headers, body).await
 }
 
 /// Tells a room something as JSON at `path` (announcements from other objects).

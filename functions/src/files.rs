@@ -4,10 +4,10 @@
 //! through to it without being buffered here. Downloads stream from R2 with
 //! ranges and entity tags, typed by what the bytes are, not what they claimed.
 
+use crate::crypto;
 use crate::ctx::{arg, changes, now_secs, page, Ctx};
 use crate::rooms::member_role;
 use crate::tokens::authenticate;
-use crate::{crypto, room_object};
 use serde::{Deserialize, Serialize};
 use tessera_core::files::{
     check_tus_resumable, content_disposition, etag, if_none_match, new_upload, parse_range,
@@ -16,8 +16,9 @@ use tessera_core::files::{
 };
 use tessera_core::rooms::{can, require, Permission, Role};
 use tessera_core::ApiError;
-use tessera_durable_objects::http::{json, no_content, HttpResult};
-use worker::{Headers, Method, Range, Request, RequestInit, Response, ResponseBuilder, Stub};
+use tessera_durable_objects::http::{call_object, json, no_content, HttpResult};
+use tessera_durable_objects::room;
+use worker::{Headers, Method, Range, Request, Response, ResponseBuilder};
 
 /// The tus headers every answer under `/api/v1/uploads` carries, and what
 /// `OPTIONS` announces.
@@ -50,14 +51,6 @@ pub fn limits(ctx: &Ctx) -> FileLimits {
     }
 }
 
-fn upload_stub(ctx: &Ctx, id: &str) -> HttpResult<Stub> {
-    Ok(ctx
-        .env
-        .durable_object("UPLOADS")?
-        .id_from_name(id)?
-        .get_stub()?)
-}
-
 /// Calls an upload's object; `body` is a JS body (bytes or a stream).
 async fn call_upload(
     ctx: &Ctx,
@@ -67,11 +60,12 @@ async fn call_upload(
     headers: Headers,
     body: Option<wasm_bindgen::JsValue>,
 ) -> HttpResult<Response> {
-    let mut init = RequestInit::new();
-    init.with_method(method).with_headers(headers);
-    init.with_body(body);
-    let req = Request::new_with_init(&format!("https://upload{path}"), &init)?;
-    Ok(upload_stub(ctx, id)?.fetch_with_request(req).await?)
+    let stub = ctx
+        .env
+        .durable_object("UPLOADS")?
+        .id_from_name(id)?
+        .get_stub()?;
+    call_object(stub, method, path, headers, body).await
 }
 
 fn header(req: &Request, name: &str) -> HttpResult<Option<String>> {
@@ -421,8 +415,8 @@ pub async fn remove(ctx: &Ctx, room_id: &str, id: &str) -> HttpResult<()> {
         .delete(tessera_core::files::r2_key(room_id, id))
         .await?;
     let _ = call_upload(ctx, id, Method::Delete, "/upload", Headers::new(), None).await;
-    room_object::call_room(
-        ctx,
+    room::call(
+        &ctx.env,
         room_id,
         Method::Post,
         "/files/removed",

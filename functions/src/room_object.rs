@@ -7,22 +7,11 @@ use crate::tokens::{authenticate, user_for_token};
 use tessera_core::protocol::Identity;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::HttpResult;
+use tessera_durable_objects::room;
 use worker::{Headers, Method, Request, Response};
 
 /// The subprotocol a browser offers next to `bearer.<token>`; the answer echoes it.
 const SUBPROTOCOL: &str = "tessera.v1";
-
-/// Calls the room object. `path` includes any query string.
-pub async fn call_room(
-    ctx: &Ctx,
-    room_id: &str,
-    method: Method,
-    path: &str,
-    headers: Headers,
-    body: Option<Vec<u8>>,
-) -> HttpResult<Response> {
-    tessera_durable_objects::room::call(&ctx.env, room_id, method, path, headers, body).await
-}
 
 #[derive(serde::Deserialize)]
 struct MemberIdentity {
@@ -96,7 +85,7 @@ async fn upgrade(ctx: &Ctx, req: &Request, room_id: &str, path: &str) -> HttpRes
     if echo_protocol {
         headers.set("x-tessera-protocol", SUBPROTOCOL)?;
     }
-    call_room(ctx, room_id, Method::Get, path, headers, None).await
+    room::call(&ctx.env, room_id, Method::Get, path, headers, None).await
 }
 
 pub async fn socket(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
@@ -145,7 +134,7 @@ pub async fn docs(
     } else {
         format!("/docs/{sub}{query}")
     };
-    call_room(ctx, room_id, req.method(), &path, headers, body).await
+    room::call(&ctx.env, room_id, req.method(), &path, headers, body).await
 }
 
 pub async fn list_messages(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
@@ -153,8 +142,8 @@ pub async fn list_messages(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult
     let headers = identity_headers(ctx, room_id, &user_id).await?;
     let url = req.url()?;
     let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
-    call_room(
-        ctx,
+    room::call(
+        &ctx.env,
         room_id,
         Method::Get,
         &format!("/messages{query}"),
@@ -167,8 +156,8 @@ pub async fn list_messages(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult
 pub async fn get_message(ctx: &Ctx, req: Request, room_id: &str, id: &str) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
     let headers = identity_headers(ctx, room_id, &user_id).await?;
-    call_room(
-        ctx,
+    room::call(
+        &ctx.env,
         room_id,
         Method::Get,
         &format!("/messages/{id}"),
@@ -188,7 +177,15 @@ pub async fn post_message(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpRes
         .ok_or_else(|| ApiError::invalid("the Idempotency-Key header is required"))?;
     headers.set("idempotency-key", &key)?;
     let body = crate::ctx::read_body(&mut req).await?;
-    call_room(ctx, room_id, Method::Post, "/messages", headers, Some(body)).await
+    room::call(
+        &ctx.env,
+        room_id,
+        Method::Post,
+        "/messages",
+        headers,
+        Some(body),
+    )
+    .await
 }
 
 /// Tells the room that a member's role changed (`Some`) or that they left (`None`).
@@ -199,8 +196,8 @@ pub async fn member_changed(
     role: Option<&str>,
 ) -> HttpResult<()> {
     let body = serde_json::to_vec(&serde_json::json!({ "user_id": user_id, "role": role }))?;
-    call_room(
-        ctx,
+    room::call(
+        &ctx.env,
         room_id,
         Method::Post,
         "/member",
@@ -213,7 +210,15 @@ pub async fn member_changed(
 
 /// Closes the room's sockets and erases its object storage.
 pub async fn purge(ctx: &Ctx, room_id: &str) -> HttpResult<()> {
-    call_room(ctx, room_id, Method::Post, "/purge", Headers::new(), None).await?;
+    room::call(
+        &ctx.env,
+        room_id,
+        Method::Post,
+        "/purge",
+        Headers::new(),
+        None,
+    )
+    .await?;
     Ok(())
 }
 
@@ -227,7 +232,7 @@ pub struct Unread {
 pub async fn unread_counts(ctx: &Ctx, room_ids: &[String], user_id: &str) -> Vec<Option<u64>> {
     let calls = room_ids.iter().map(|room| async move {
         let path = format!("/unread?user={}", js_sys::encode_uri_component(user_id));
-        let mut resp = call_room(ctx, room, Method::Get, &path, Headers::new(), None)
+        let mut resp = room::call(&ctx.env, room, Method::Get, &path, Headers::new(), None)
             .await
             .ok()?;
         resp.json::<Unread>().await.ok().map(|u| u.unread)
