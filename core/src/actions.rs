@@ -1,0 +1,924 @@
+//! Collaboration workflows: a room's versioned state (activities and
+//! settings), the one catalogue of named actions (arguments, required role,
+//! whether an owner must approve), the activity life-cycle, and the rules of
+//! approvals. Every change to the state says what it changed (`path`, `old`,
+//! `new`) so clients patch their view from `collaboration_updated` events.
+//!
+//! The catalogue is also exactly what the AI teammate may propose.
+//!
+//! Status: the logic and its tests are here; the room object, the routes
+//! (`/state`, `/actions`, `/approvals`), rules and the audit log that use it are
+//! the rest of issue #6 and not built yet.
+
+use crate::rooms::Role;
+use crate::ApiError;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+pub const TITLE_MAX: usize = 200;
+pub const DESCRIPTION_MAX: usize = 4000;
+pub const ASSIGNEES_MAX: usize = 20;
+pub const ACTIVITIES_MAX: usize = 1000;
+/// An approval not decided within this time expires.
+pub const APPROVAL_TTL_SECS: u64 = 7 * 24 * 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityStatus {
+    Proposed,
+    Scheduled,
+    InProgress,
+    Done,
+    Cancelled,
+}
+
+impl ActivityStatus {
+    pub const ALL: [ActivityStatus; 5] = [
+        Self::Proposed,
+        Self::Scheduled,
+        Self::InProgress,
+        Self::Done,
+        Self::Cancelled,
+    ];
+
+    /// The life-cycle: forward only; done and cancelled are final.
+    pub const fn can_move_to(self, to: ActivityStatus) -> bool {
+        use ActivityStatus::*;
+        matches!(
+            (self, to),
+            (Proposed, Scheduled)
+                | (Proposed, InProgress)
+                | (Proposed, Cancelled)
+                | (Scheduled, Scheduled)
+                | (Scheduled, InProgress)
+                | (Scheduled, Cancelled)
+                | (InProgress, Done)
+                | (InProgress, Cancelled)
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub status: ActivityStatus,
+    pub created_by: String,
+    pub assignees: Vec<String>,
+    pub scheduled_at: Option<u64>,
+    pub due_at: Option<u64>,
+    /// User ids, each once.
+    pub votes: Vec<String>,
+    pub updated_at: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSettings {
+    pub archived: bool,
+}
+
+/// Everything the workflows own in a room. `version` increases by one with
+/// every change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomState {
+    pub version: u64,
+    pub activities: BTreeMap<String, Activity>,
+    pub settings: RoomSettings,
+    /// The number the next activity gets (ids are `a<n>`).
+    pub next_activity: u64,
+}
+
+/// One field that changed, for `collaboration_updated`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub path: String,
+    pub old: Value,
+    pub new: Value,
+}
+
+/// Who asks for an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorKind {
+    User,
+    Ai,
+    Rule,
+}
+
+/// A catalogue entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionSpec {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub min_role: Role,
+    /// Protected actions by someone below `min_role` (or by the AI) become
+    /// approval requests instead of failing.
+    pub protected: bool,
+    /// Argument names and JSON types (`string`, `integer`, `array`, `object`);
+    /// a trailing `?` marks an optional one.
+    pub args: &'static [(&'static str, &'static str)],
+}
+
+/// The catalogue: every action there is.
+pub const CATALOGUE: &[ActionSpec] = &[
+    ActionSpec {
+        name: "propose_activity",
+        summary: "Propose an activity",
+        min_role: Role::Member,
+        protected: false,
+        args: &[
+            ("title", "string"),
+            ("description", "string?"),
+            ("due_at", "integer?"),
+        ],
+    },
+    ActionSpec {
+        name: "update_activity",
+        summary: "Change an activity's title, description or due date",
+        min_role: Role::Member,
+        protected: false,
+        args: &[
+            ("id", "string"),
+            ("title", "string?"),
+            ("description", "string?"),
+            ("due_at", "integer?"),
+        ],
+    },
+    ActionSpec {
+        name: "vote_activity",
+        summary: "Vote for an activity (again to withdraw)",
+        min_role: Role::Member,
+        protected: false,
+        args: &[("id", "string")],
+    },
+    ActionSpec {
+        name: "schedule_activity",
+        summary: "Schedule an activity",
+        min_role: Role::Member,
+        protected: false,
+        args: &[("id", "string"), ("at", "integer")],
+    },
+    ActionSpec {
+        name: "start_activity",
+        summary: "Start an activity",
+        min_role: Role::Member,
+        protected: false,
+        args: &[("id", "string")],
+    },
+    ActionSpec {
+        name: "complete_activity",
+        summary: "Complete an activity",
+        min_role: Role::Member,
+        protected: false,
+        args: &[("id", "string")],
+    },
+    ActionSpec {
+        name: "cancel_activity",
+        summary: "Cancel an activity",
+        min_role: Role::Admin,
+        protected: false,
+        args: &[("id", "string")],
+    },
+    ActionSpec {
+        name: "assign",
+        summary: "Set who works on an activity",
+        min_role: Role::Member,
+        protected: false,
+        args: &[("id", "string"), ("user_ids", "array")],
+    },
+    ActionSpec {
+        name: "send_message",
+        summary: "Post a message in the room",
+        min_role: Role::Member,
+        protected: false,
+        args: &[("body", "string")],
+    },
+    ActionSpec {
+        name: "add_member",
+        summary: "Add someone to the room",
+        min_role: Role::Admin,
+        protected: false,
+        args: &[("user_id", "string"), ("role", "string")],
+    },
+    ActionSpec {
+        name: "remove_member",
+        summary: "Remove someone from the room",
+        min_role: Role::Admin,
+        protected: true,
+        args: &[("user_id", "string")],
+    },
+    ActionSpec {
+        name: "set_rule",
+        summary: "Create or replace a rule",
+        min_role: Role::Admin,
+        protected: false,
+        args: &[("rule", "object")],
+    },
+    ActionSpec {
+        name: "delete_rule",
+        summary: "Delete a rule",
+        min_role: Role::Admin,
+        protected: false,
+        args: &[("id", "string")],
+    },
+    ActionSpec {
+        name: "delete_file",
+        summary: "Delete a file",
+        min_role: Role::Admin,
+        protected: true,
+        args: &[("id", "string")],
+    },
+    ActionSpec {
+        name: "archive_room",
+        summary: "Archive the room",
+        min_role: Role::Owner,
+        protected: true,
+        args: &[],
+    },
+];
+
+pub fn spec(name: &str) -> Result<&'static ActionSpec, ApiError> {
+    CATALOGUE
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or(ApiError::NotFound("action"))
+}
+
+/// The actions someone with `role` may run or request (protected ones above
+/// their role appear too: asking creates an approval request).
+pub fn available(role: Role) -> Vec<&'static ActionSpec> {
+    CATALOGUE
+        .iter()
+        .filter(|s| role >= s.min_role || (s.protected && role >= Role::Member))
+        .collect()
+}
+
+/// What happens to a request for an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Run,
+    NeedsApproval,
+}
+
+/// Whether `actor` (with `role` in the room) may run `spec` now, must ask an
+/// owner, or is refused. The AI never runs a protected action itself.
+pub fn authorize(spec: &ActionSpec, role: Role, kind: ActorKind) -> Result<Decision, ApiError> {
+    if spec.protected && kind == ActorKind::Ai {
+        return Ok(Decision::NeedsApproval);
+    }
+    if role >= spec.min_role {
+        return Ok(Decision::Run);
+    }
+    if spec.protected && role >= Role::Member && kind != ActorKind::Rule {
+        return Ok(Decision::NeedsApproval);
+    }
+    Err(ApiError::forbidden(format!(
+        "`{}` needs the {} role",
+        spec.name, spec.min_role
+    )))
+}
+
+/// Checks the arguments against the catalogue's schema: no unknown names,
+/// every required one present, each of its JSON type.
+pub fn validate_args(spec: &ActionSpec, args: &Value) -> Result<(), ApiError> {
+    let obj = args
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("arguments must be a JSON object"))?;
+    for key in obj.keys() {
+        if !spec.args.iter().any(|(n, _)| n == key) {
+            return Err(ApiError::invalid(format!(
+                "`{}` takes no argument `{key}`",
+                spec.name
+            )));
+        }
+    }
+    for (name, ty) in spec.args {
+        let (ty, optional) = match ty.strip_suffix('?') {
+            Some(t) => (t, true),
+            None => (*ty, false),
+        };
+        match obj.get(*name) {
+            None | Some(Value::Null) if optional => {}
+            None | Some(Value::Null) => {
+                return Err(ApiError::invalid(format!(
+                    "`{}` needs the argument `{name}`",
+                    spec.name
+                )))
+            }
+            Some(v) => {
+                let ok = match ty {
+                    "string" => v.is_string(),
+                    "integer" => v.is_u64(),
+                    "array" => v.is_array(),
+                    _ => v.is_object(),
+                };
+                if !ok {
+                    return Err(ApiError::invalid(format!(
+                        "`{name}` of `{}` must be {ty}",
+                        spec.name
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An action that is not a change of the room state: the room object or the
+/// Worker carries it out (messages, members, rules, files, the room).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    State(Vec<Change>),
+    External { name: &'static str, args: Value },
+}
+
+fn text(args: &Value, key: &str, max: usize) -> Result<Option<String>, ApiError> {
+    match args.get(key).and_then(Value::as_str) {
+        None => Ok(None),
+        Some(s) => {
+            let s = s.trim();
+            if s.chars().count() > max || s.chars().any(|c| c.is_control() && c != '\n') {
+                return Err(ApiError::invalid(format!(
+                    "`{key}` must be at most {max} characters without control characters"
+                )));
+            }
+            Ok(Some(s.to_string()))
+        }
+    }
+}
+
+impl RoomState {
+    fn activity(&self, args: &Value) -> Result<&Activity, ApiError> {
+        let id = args.get("id").and_then(Value::as_str).unwrap_or_default();
+        self.activities
+            .get(id)
+            .ok_or(ApiError::NotFound("activity"))
+    }
+
+    /// Runs a validated action by `actor` at `now` (unix seconds). State
+    /// actions change the state (one version step) and return their changes;
+    /// the others are returned for the caller to carry out. Nothing changes
+    /// on error.
+    pub fn run(
+        &mut self,
+        spec: &'static ActionSpec,
+        args: &Value,
+        actor: &str,
+        now: u64,
+    ) -> Result<Effect, ApiError> {
+        validate_args(spec, args)?;
+        if self.settings.archived && spec.name != "send_message" {
+            return Err(ApiError::Conflict {
+                code: "room_archived",
+                message: "the room is archived".into(),
+            });
+        }
+        let mut next = self.clone();
+        let changes = match spec.name {
+            "propose_activity" => next.propose(args, actor, now)?,
+            "update_activity" => {
+                let mut a = self.activity(args)?.clone();
+                if matches!(a.status, ActivityStatus::Done | ActivityStatus::Cancelled) {
+                    return Err(transition_error(a.status, a.status));
+                }
+                if let Some(t) = text(args, "title", TITLE_MAX)? {
+                    if t.is_empty() {
+                        return Err(ApiError::invalid("`title` must not be empty"));
+                    }
+                    a.title = t;
+                }
+                if let Some(d) = text(args, "description", DESCRIPTION_MAX)? {
+                    a.description = d;
+                }
+                if let Some(due) = args.get("due_at").and_then(Value::as_u64) {
+                    a.due_at = Some(due);
+                }
+                next.put(a, now)
+            }
+            "vote_activity" => {
+                let mut a = self.activity(args)?.clone();
+                if a.status != ActivityStatus::Proposed {
+                    return Err(ApiError::Conflict {
+                        code: "invalid_transition",
+                        message: "only proposed activities take votes".into(),
+                    });
+                }
+                match a.votes.iter().position(|v| v == actor) {
+                    Some(i) => {
+                        a.votes.remove(i);
+                    }
+                    None => a.votes.push(actor.to_string()),
+                }
+                next.put(a, now)
+            }
+            "schedule_activity" => {
+                let at = args.get("at").and_then(Value::as_u64).unwrap_or_default();
+                next.transition(args, ActivityStatus::Scheduled, now, |a| {
+                    a.scheduled_at = Some(at)
+                })?
+            }
+            "start_activity" => next.transition(args, ActivityStatus::InProgress, now, |_| {})?,
+            "complete_activity" => next.transition(args, ActivityStatus::Done, now, |_| {})?,
+            "cancel_activity" => next.transition(args, ActivityStatus::Cancelled, now, |_| {})?,
+            "assign" => {
+                let mut a = self.activity(args)?.clone();
+                let ids: Vec<String> = args["user_ids"]
+                    .as_array()
+                    .map(|v| {
+                        v.iter()
+                            .filter_map(Value::as_str)
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if ids.len() > ASSIGNEES_MAX
+                    || ids.iter().any(|i| !crate::ids::is_valid_path_param(i))
+                {
+                    return Err(ApiError::invalid(format!(
+                        "`user_ids` must be at most {ASSIGNEES_MAX} user ids"
+                    )));
+                }
+                let mut unique: Vec<String> = Vec::new();
+                for id in ids {
+                    if !unique.contains(&id) {
+                        unique.push(id);
+                    }
+                }
+                a.assignees = unique;
+                next.put(a, now)
+            }
+            "archive_room" => {
+                next.settings.archived = true;
+                vec![Change {
+                    path: "settings.archived".into(),
+                    old: json!(false),
+                    new: json!(true),
+                }]
+            }
+            name => {
+                return Ok(Effect::External {
+                    name,
+                    args: args.clone(),
+                })
+            }
+        };
+        if changes.is_empty() {
+            return Ok(Effect::State(changes));
+        }
+        next.version = self.version + 1;
+        *self = next;
+        Ok(Effect::State(changes))
+    }
+
+    fn propose(&mut self, args: &Value, actor: &str, now: u64) -> Result<Vec<Change>, ApiError> {
+        if self.activities.len() >= ACTIVITIES_MAX {
+            return Err(ApiError::Conflict {
+                code: "too_many_activities",
+                message: format!("a room holds at most {ACTIVITIES_MAX} activities"),
+            });
+        }
+        let title = text(args, "title", TITLE_MAX)?.unwrap_or_default();
+        if title.is_empty() {
+            return Err(ApiError::invalid("`title` must not be empty"));
+        }
+        self.next_activity += 1;
+        let a = Activity {
+            id: format!("a{}", self.next_activity),
+            title,
+            description: text(args, "description", DESCRIPTION_MAX)?.unwrap_or_default(),
+            status: ActivityStatus::Proposed,
+            created_by: actor.to_string(),
+            assignees: Vec::new(),
+            scheduled_at: None,
+            due_at: args.get("due_at").and_then(Value::as_u64),
+            votes: Vec::new(),
+            updated_at: now,
+        };
+        Ok(self.put(a, now))
+    }
+
+    fn transition(
+        &mut self,
+        args: &Value,
+        to: ActivityStatus,
+        now: u64,
+        also: impl FnOnce(&mut Activity),
+    ) -> Result<Vec<Change>, ApiError> {
+        let mut a = self.activity(args)?.clone();
+        if !a.status.can_move_to(to) {
+            return Err(transition_error(a.status, to));
+        }
+        a.status = to;
+        also(&mut a);
+        Ok(self.put(a, now))
+    }
+
+    /// Stores an activity and lists the fields that differ from before.
+    fn put(&mut self, mut a: Activity, now: u64) -> Vec<Change> {
+        let old = self
+            .activities
+            .get(&a.id)
+            .map(|o| serde_json::to_value(o).unwrap_or(Value::Null));
+        let before = old.clone().unwrap_or(Value::Null);
+        let mut candidate = serde_json::to_value(&a).unwrap_or(Value::Null);
+        candidate["updated_at"] = before.get("updated_at").cloned().unwrap_or(Value::Null);
+        if old.is_some() && candidate == before {
+            return Vec::new();
+        }
+        a.updated_at = now;
+        let new = serde_json::to_value(&a).unwrap_or(Value::Null);
+        let base = format!("activities.{}", a.id);
+        self.activities.insert(a.id.clone(), a);
+        match (before, new) {
+            (Value::Object(o), Value::Object(n)) => n
+                .iter()
+                .filter(|(k, v)| o.get(*k) != Some(*v))
+                .map(|(k, v)| Change {
+                    path: format!("{base}.{k}"),
+                    old: o.get(k).cloned().unwrap_or(Value::Null),
+                    new: v.clone(),
+                })
+                .collect(),
+            (_, new) => vec![Change {
+                path: base,
+                old: Value::Null,
+                new,
+            }],
+        }
+    }
+}
+
+fn transition_error(from: ActivityStatus, to: ActivityStatus) -> ApiError {
+    let name = |s: ActivityStatus| {
+        serde_json::to_value(s)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    };
+    ApiError::Conflict {
+        code: "invalid_transition",
+        message: format!("an activity cannot go from {} to {}", name(from), name(to)),
+    }
+}
+
+/// `If-Match: <version>` (quotes allowed): 412 when the state moved on.
+pub fn check_version(if_match: Option<&str>, version: u64) -> Result<(), ApiError> {
+    let Some(h) = if_match else { return Ok(()) };
+    let wanted = h.trim().trim_start_matches("W/").trim_matches('"');
+    if wanted == "*" || wanted.parse::<u64>().ok() == Some(version) {
+        return Ok(());
+    }
+    Err(ApiError::PreconditionFailed {
+        code: "version_conflict",
+        message: format!("the room state is at version {version}, not {wanted}; reload and retry"),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Expired,
+}
+
+/// A protected action waiting for an owner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub id: String,
+    pub action: String,
+    pub args: Value,
+    pub requested_by: String,
+    pub requested_kind: ActorKind,
+    pub reason: Option<String>,
+    pub status: ApprovalStatus,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<u64>,
+}
+
+impl Approval {
+    /// Approves or rejects: only an owner, never the AI, never the requester,
+    /// and only while pending and unexpired.
+    pub fn resolve(
+        &mut self,
+        by: &str,
+        role: Role,
+        kind: ActorKind,
+        approve: bool,
+        now: u64,
+    ) -> Result<(), ApiError> {
+        if kind != ActorKind::User || role != Role::Owner {
+            return Err(ApiError::forbidden(
+                "only an owner of the room can decide an approval",
+            ));
+        }
+        if by == self.requested_by {
+            return Err(ApiError::forbidden(
+                "an approval cannot be decided by whoever requested it",
+            ));
+        }
+        if self.status == ApprovalStatus::Pending && now >= self.expires_at {
+            self.status = ApprovalStatus::Expired;
+        }
+        if self.status != ApprovalStatus::Pending {
+            return Err(ApiError::Conflict {
+                code: "approval_closed",
+                message: "this approval was already decided or has expired".into(),
+            });
+        }
+        self.status = if approve {
+            ApprovalStatus::Approved
+        } else {
+            ApprovalStatus::Rejected
+        };
+        self.resolved_by = Some(by.to_string());
+        self.resolved_at = Some(now);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(s: &mut RoomState, name: &str, args: Value) -> Result<Effect, ApiError> {
+        s.run(spec(name)?, &args, "u1", 100)
+    }
+
+    fn changes(e: Effect) -> Vec<Change> {
+        match e {
+            Effect::State(c) => c,
+            other => panic!("expected a state change, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_action_by_every_role() {
+        use ActorKind::*;
+        for s in CATALOGUE {
+            for role in Role::ALL {
+                let d = authorize(s, role, User);
+                if role >= s.min_role {
+                    assert_eq!(d, Ok(Decision::Run), "{} by {role}", s.name);
+                } else if s.protected && role >= Role::Member {
+                    assert_eq!(d, Ok(Decision::NeedsApproval), "{} by {role}", s.name);
+                } else {
+                    assert_eq!(d.unwrap_err().status(), 403, "{} by {role}", s.name);
+                }
+                // Rules never open approvals; the AI never runs protected actions.
+                if role < s.min_role {
+                    assert!(authorize(s, role, Rule).is_err());
+                }
+                if s.protected {
+                    assert_eq!(authorize(s, role, Ai), Ok(Decision::NeedsApproval));
+                }
+            }
+        }
+        assert_eq!(CATALOGUE.len(), 15);
+        let protected: Vec<_> = CATALOGUE
+            .iter()
+            .filter(|s| s.protected)
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(protected, ["remove_member", "delete_file", "archive_room"]);
+        assert!(available(Role::Viewer).is_empty());
+        assert!(available(Role::Member)
+            .iter()
+            .any(|s| s.name == "archive_room"));
+        assert_eq!(available(Role::Owner).len(), CATALOGUE.len());
+    }
+
+    #[test]
+    fn every_transition() {
+        use ActivityStatus::*;
+        let allowed = [
+            (Proposed, Scheduled),
+            (Proposed, InProgress),
+            (Proposed, Cancelled),
+            (Scheduled, Scheduled),
+            (Scheduled, InProgress),
+            (Scheduled, Cancelled),
+            (InProgress, Done),
+            (InProgress, Cancelled),
+        ];
+        for from in ActivityStatus::ALL {
+            for to in ActivityStatus::ALL {
+                assert_eq!(
+                    from.can_move_to(to),
+                    allowed.contains(&(from, to)),
+                    "{from:?} → {to:?}"
+                );
+            }
+        }
+        // Through the actions: done → anything is refused and changes nothing.
+        let mut s = RoomState::default();
+        run(&mut s, "propose_activity", json!({"title": "Ship"})).unwrap();
+        run(&mut s, "start_activity", json!({"id": "a1"})).unwrap();
+        run(&mut s, "complete_activity", json!({"id": "a1"})).unwrap();
+        let before = s.clone();
+        for (name, args) in [
+            ("schedule_activity", json!({"id": "a1", "at": 5})),
+            ("start_activity", json!({"id": "a1"})),
+            ("complete_activity", json!({"id": "a1"})),
+            ("cancel_activity", json!({"id": "a1"})),
+            ("update_activity", json!({"id": "a1", "title": "again"})),
+        ] {
+            let e = run(&mut s, name, args).unwrap_err();
+            assert_eq!(e.code(), "invalid_transition", "{name}");
+        }
+        assert_eq!(s, before);
+    }
+
+    #[test]
+    fn changes_and_versions() {
+        let mut s = RoomState::default();
+        let c = changes(
+            run(
+                &mut s,
+                "propose_activity",
+                json!({"title": " Plan ", "due_at": 500}),
+            )
+            .unwrap(),
+        );
+        assert_eq!(s.version, 1);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].path, "activities.a1");
+        assert_eq!(c[0].new["title"], "Plan");
+        let c = changes(run(&mut s, "schedule_activity", json!({"id": "a1", "at": 400})).unwrap());
+        assert_eq!(s.version, 2);
+        let paths: Vec<&str> = c.iter().map(|c| c.path.as_str()).collect();
+        assert!(
+            paths.contains(&"activities.a1.status")
+                && paths.contains(&"activities.a1.scheduled_at")
+        );
+        let status = c.iter().find(|c| c.path.ends_with(".status")).unwrap();
+        assert_eq!(
+            (status.old.clone(), status.new.clone()),
+            (json!("proposed"), json!("scheduled"))
+        );
+        // Setting what is already there changes nothing and keeps the version.
+        let c = changes(
+            run(
+                &mut s,
+                "update_activity",
+                json!({"id": "a1", "title": "Plan"}),
+            )
+            .unwrap(),
+        );
+        assert!(c.is_empty());
+        assert_eq!(s.version, 2);
+        run(
+            &mut s,
+            "assign",
+            json!({"id": "a1", "user_ids": ["u2", "u2", "u3"]}),
+        )
+        .unwrap();
+        assert_eq!(s.activities["a1"].assignees, ["u2", "u3"]);
+        assert_eq!(s.version, 3);
+    }
+
+    #[test]
+    fn votes_toggle_on_proposals_only() {
+        let mut s = RoomState::default();
+        run(&mut s, "propose_activity", json!({"title": "x"})).unwrap();
+        run(&mut s, "vote_activity", json!({"id": "a1"})).unwrap();
+        assert_eq!(s.activities["a1"].votes, ["u1"]);
+        run(&mut s, "vote_activity", json!({"id": "a1"})).unwrap();
+        assert!(s.activities["a1"].votes.is_empty());
+        run(&mut s, "start_activity", json!({"id": "a1"})).unwrap();
+        assert_eq!(
+            run(&mut s, "vote_activity", json!({"id": "a1"}))
+                .unwrap_err()
+                .code(),
+            "invalid_transition"
+        );
+    }
+
+    #[test]
+    fn arguments_are_checked_against_the_catalogue() {
+        let mut s = RoomState::default();
+        for (name, args) in [
+            ("propose_activity", json!({})),
+            ("propose_activity", json!({"title": ""})),
+            ("propose_activity", json!({"title": 5})),
+            ("propose_activity", json!({"title": "x", "extra": 1})),
+            ("propose_activity", json!("title")),
+            (
+                "propose_activity",
+                json!({"title": "x".repeat(TITLE_MAX + 1)}),
+            ),
+            ("schedule_activity", json!({"id": "a1"})),
+            ("assign", json!({"id": "a1", "user_ids": "u2"})),
+        ] {
+            assert_eq!(
+                run(&mut s, name, args.clone()).unwrap_err().status(),
+                400,
+                "{name} {args}"
+            );
+        }
+        assert_eq!(
+            run(&mut s, "start_activity", json!({"id": "nope"}))
+                .unwrap_err()
+                .status(),
+            404
+        );
+        assert_eq!(spec("rm_rf").unwrap_err().status(), 404);
+        assert_eq!(s, RoomState::default());
+    }
+
+    #[test]
+    fn other_actions_are_handed_back_and_archiving_freezes_the_state() {
+        let mut s = RoomState::default();
+        let e = run(&mut s, "send_message", json!({"body": "hi"})).unwrap();
+        assert_eq!(
+            e,
+            Effect::External {
+                name: "send_message",
+                args: json!({"body": "hi"})
+            }
+        );
+        run(&mut s, "archive_room", json!({})).unwrap();
+        assert!(s.settings.archived);
+        assert_eq!(
+            run(&mut s, "propose_activity", json!({"title": "x"}))
+                .unwrap_err()
+                .code(),
+            "room_archived"
+        );
+    }
+
+    #[test]
+    fn if_match() {
+        assert!(check_version(None, 3).is_ok());
+        assert!(check_version(Some("3"), 3).is_ok());
+        assert!(check_version(Some("\"3\""), 3).is_ok());
+        assert!(check_version(Some("*"), 3).is_ok());
+        assert_eq!(check_version(Some("2"), 3).unwrap_err().status(), 412);
+        assert_eq!(check_version(Some("x"), 3).unwrap_err().status(), 412);
+    }
+
+    #[test]
+    fn approvals_need_another_owner() {
+        let pending = Approval {
+            id: "p1".into(),
+            action: "remove_member".into(),
+            args: json!({"user_id": "u9"}),
+            requested_by: "u1".into(),
+            requested_kind: ActorKind::User,
+            reason: None,
+            status: ApprovalStatus::Pending,
+            created_at: 0,
+            expires_at: APPROVAL_TTL_SECS,
+            resolved_by: None,
+            resolved_at: None,
+        };
+        let mut a = pending.clone();
+        assert_eq!(
+            a.resolve("u1", Role::Owner, ActorKind::User, true, 5)
+                .unwrap_err()
+                .status(),
+            403,
+            "self-approval"
+        );
+        assert_eq!(
+            a.resolve("ai", Role::Owner, ActorKind::Ai, true, 5)
+                .unwrap_err()
+                .status(),
+            403,
+            "the AI"
+        );
+        assert_eq!(
+            a.resolve("u2", Role::Admin, ActorKind::User, true, 5)
+                .unwrap_err()
+                .status(),
+            403,
+            "an admin"
+        );
+        assert_eq!(a, pending, "refusals change nothing");
+        a.resolve("u2", Role::Owner, ActorKind::User, true, 5)
+            .unwrap();
+        assert_eq!(
+            (a.status, a.resolved_by.as_deref()),
+            (ApprovalStatus::Approved, Some("u2"))
+        );
+        assert_eq!(
+            a.resolve("u3", Role::Owner, ActorKind::User, false, 6)
+                .unwrap_err()
+                .code(),
+            "approval_closed"
+        );
+        let mut late = pending.clone();
+        assert_eq!(
+            late.resolve("u2", Role::Owner, ActorKind::User, true, APPROVAL_TTL_SECS)
+                .unwrap_err()
+                .code(),
+            "approval_closed"
+        );
+        assert_eq!(late.status, ApprovalStatus::Expired);
+    }
+}
