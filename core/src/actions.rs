@@ -6,9 +6,9 @@
 //!
 //! The catalogue is also exactly what the AI teammate may propose.
 //!
-//! Status: the logic and its tests are here; the room object, the routes
-//! (`/state`, `/actions`, `/approvals`), rules and the audit log that use it are
-//! the rest of issue #6 and not built yet.
+//! Not built yet (issue #6): approval requests (a protected action below the
+//! caller's role answers 501), rules, and running add_member, remove_member,
+//! set_rule, delete_rule and delete_file as named actions (501 too).
 
 use crate::rooms::Role;
 use crate::ApiError;

@@ -49,6 +49,11 @@ pub enum Endpoint {
     FileContent,
     FileContentHead,
     DeleteFile,
+    GetState,
+    ListActions,
+    RunAction,
+    ListAudit,
+    ExportAudit,
 }
 
 /// (method, path pattern, endpoint). `{name}` segments are parameters.
@@ -177,6 +182,23 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
         Endpoint::FileContentHead,
     ),
     ("DELETE", "/api/v1/files/{file_id}", Endpoint::DeleteFile),
+    ("GET", "/api/v1/rooms/{room_id}/state", Endpoint::GetState),
+    (
+        "GET",
+        "/api/v1/rooms/{room_id}/actions",
+        Endpoint::ListActions,
+    ),
+    (
+        "POST",
+        "/api/v1/rooms/{room_id}/actions/{action}",
+        Endpoint::RunAction,
+    ),
+    ("GET", "/api/v1/rooms/{room_id}/audit", Endpoint::ListAudit),
+    (
+        "GET",
+        "/api/v1/rooms/{room_id}/audit/export",
+        Endpoint::ExportAudit,
+    ),
 ];
 
 /// A matched route with its path parameters in pattern order.

@@ -38,6 +38,9 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// Visibly unfinished: the message says what is not built yet.
+    #[error("{0}")]
+    NotImplemented(String),
     #[error("{message}")]
     Locked { code: &'static str, message: String },
     #[error("{message}")]
@@ -79,6 +82,7 @@ impl ApiError {
             Self::RateLimited { .. } => 429,
             Self::Internal(_) => 500,
             Self::Unavailable(_) => 503,
+            Self::NotImplemented(_) => 501,
         }
     }
 
@@ -106,6 +110,7 @@ impl ApiError {
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
+            Self::NotImplemented(_) => "not_implemented",
             Self::Internal(_) => "internal",
         }
     }

@@ -8,6 +8,7 @@ pub mod http;
 pub mod room;
 mod store;
 pub mod upload;
+mod workflows;
 
 pub use room::RoomDO;
 pub use upload::UploadDO;

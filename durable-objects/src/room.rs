@@ -83,7 +83,7 @@ impl Attachment {
 pub struct RoomDO {
     pub(crate) state: State,
     pub(crate) env: Env,
-    limits: ChatLimits,
+    pub(crate) limits: ChatLimits,
     pub(crate) doc_limits: DocLimits,
     /// Documents open in memory; rebuilt from storage on demand.
     pub(crate) docs: RefCell<HashMap<String, LiveDoc>>,
@@ -174,6 +174,7 @@ impl DurableObject for RoomDO {
         let schema_error = sql
             .exec(SCHEMA, None)
             .and_then(|_| sql.exec(docstore::SCHEMA, None))
+            .and_then(|_| sql.exec(crate::workflows::SCHEMA, None))
             .err()
             .map(|e| e.to_string());
         let doc_rate = var::<f64>(&env, "DOC_RATE_PER_SEC")
@@ -378,7 +379,7 @@ fn send(ws: &WebSocket, frame: &ServerFrame) {
 }
 
 /// The caller's identity as the Worker passed it.
-fn identity(req: &Request) -> HttpResult<Identity> {
+pub(crate) fn identity(req: &Request) -> HttpResult<Identity> {
     req.headers()
         .get("x-tessera-identity")?
         .as_deref()
@@ -440,7 +441,7 @@ impl RoomDO {
             .try_take(self.write_rate, now)
     }
 
-    fn store(&self) -> SqlChatStore {
+    pub(crate) fn store(&self) -> SqlChatStore {
         SqlChatStore {
             sql: self.state.storage().sql(),
             retained: self.limits.retained_events,
@@ -461,6 +462,11 @@ impl RoomDO {
                 let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
                 let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
                 self.serve_docs(req, who, &rest).await
+            }
+            (Method::Get, ["state"]) => json(200, &self.workflow_state()?),
+            (Method::Post, ["actions", name]) => {
+                let name = name.to_string();
+                self.run_action(req, &name).await
             }
             (Method::Get, ["messages"]) => self.history(&query),
             (Method::Get, ["messages", id]) => {
@@ -561,7 +567,7 @@ impl RoomDO {
     }
 
     /// Appends an event to the replayable stream and broadcasts it.
-    fn record(&self, event: &str, data: serde_json::Value) -> HttpResult<()> {
+    pub(crate) fn record(&self, event: &str, data: serde_json::Value) -> HttpResult<()> {
         let frame = record_event(&mut self.store(), event, data)?;
         self.broadcast(&frame);
         Ok(())

@@ -11,6 +11,7 @@ mod oidc;
 mod room_object;
 mod rooms;
 mod tokens;
+mod workflows;
 
 use ctx::{arg, now_secs, Ctx};
 use std::cell::RefCell;
@@ -126,6 +127,11 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::GetFile => files::get(ctx, req, a).await,
         Endpoint::FileContent | Endpoint::FileContentHead => files::content(ctx, req, a).await,
         Endpoint::DeleteFile => files::delete(ctx, req, a).await,
+        Endpoint::GetState => workflows::state(ctx, req, a).await,
+        Endpoint::ListActions => workflows::list(ctx, req, a).await,
+        Endpoint::RunAction => workflows::run(ctx, req, a, b).await,
+        Endpoint::ListAudit => workflows::audit(ctx, req, a).await,
+        Endpoint::ExportAudit => workflows::export(ctx, req, a).await,
     }
 }
 
@@ -186,7 +192,7 @@ fn decorate(
             ),
             (
                 "access-control-expose-headers",
-                "x-request-id, retry-after, etag, content-range, content-disposition, location, \
+                "x-request-id, retry-after, etag, content-range, content-disposition, location, x-next-cursor, \
                  tus-resumable, tus-version, tus-extension, tus-max-size, tus-checksum-algorithm, \
                  upload-offset, upload-length, upload-metadata, upload-expires",
             ),

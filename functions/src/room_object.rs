@@ -21,7 +21,7 @@ struct MemberIdentity {
 
 /// The caller's identity in a room, in one query (this runs on every socket
 /// upgrade and every forwarded request); 404 for non-members, as everywhere.
-async fn identity_headers(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Headers> {
+pub async fn identity_headers(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Headers> {
     let found: MemberIdentity = ctx
         .db()?
         .prepare(

@@ -1,0 +1,211 @@
+//! `/api/v1/rooms/{id}/state`, `/actions` and `/audit`: the Worker's side of
+//! collaboration workflows. The room object runs actions against the room
+//! state; the Worker checks membership first and writes every attempt, with its
+//! result, to the append-only audit log in D1.
+
+use crate::ctx::{arg, now_secs, page, read_body, Ctx};
+use crate::room_object::identity_headers;
+use crate::rooms::member_role;
+use crate::tokens::authenticate;
+use serde::{Deserialize, Serialize};
+use tessera_core::actions::{authorize, available, ActorKind, Decision};
+use tessera_core::rooms::{require, Permission, Role};
+use tessera_core::ApiError;
+use tessera_durable_objects::http::{json, HttpResult};
+use tessera_durable_objects::room;
+use worker::{Headers, Method, Request, Response, ResponseBuilder};
+
+async fn role_in(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Role> {
+    Ok(member_role(ctx, room_id, user_id)
+        .await?
+        .ok_or(ApiError::NotFound("room"))?)
+}
+
+pub async fn state(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let headers = identity_headers(ctx, room_id, &user_id).await?;
+    room::call(&ctx.env, room_id, Method::Get, "/state", headers, None).await
+}
+
+/// The catalogue as the caller sees it: what they may run, and what they may
+/// only ask an owner for.
+pub async fn list(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let role = role_in(ctx, room_id, &user_id).await?;
+    let actions: Vec<_> = available(role)
+        .into_iter()
+        .map(|s| {
+            let mode = match authorize(s, role, ActorKind::User) {
+                Ok(Decision::Run) => "run",
+                _ => "approval",
+            };
+            let args: serde_json::Map<String, serde_json::Value> = s
+                .args
+                .iter()
+                .map(|(n, t)| (n.to_string(), serde_json::Value::from(*t)))
+                .collect();
+            serde_json::json!({
+                "name": s.name, "summary": s.summary, "min_role": s.min_role,
+                "protected": s.protected, "mode": mode, "args": args,
+            })
+        })
+        .collect();
+    json(
+        200,
+        &serde_json::json!({ "role": role, "actions": actions }),
+    )
+}
+
+/// Runs a named action in the room object, then records the attempt.
+pub async fn run(ctx: &Ctx, mut req: Request, room_id: &str, name: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let headers = identity_headers(ctx, room_id, &user_id).await?;
+    for h in ["if-match", "idempotency-key"] {
+        if let Some(v) = req.headers().get(h)? {
+            headers.set(h, &v)?;
+        }
+    }
+    let body = read_body(&mut req).await?;
+    let mut resp = room::call(
+        &ctx.env,
+        room_id,
+        Method::Post,
+        &format!("/actions/{name}"),
+        headers,
+        Some(body.clone()),
+    )
+    .await?;
+    let status = resp.status_code();
+    let answer = resp.bytes().await?;
+    let outcome: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
+    let args: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let result = serde_json::json!({ "status": status, "outcome": outcome });
+    ctx.db()?
+        .prepare(
+            "INSERT INTO audit_log (room_id, actor, actor_kind, action, arguments, result, request_id, at)
+             VALUES (?1, ?2, 'user', ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(&[
+            arg(room_id),
+            arg(&user_id),
+            arg(name),
+            arg(&args.to_string()),
+            arg(&result.to_string()),
+            arg(&ctx.request_id),
+            arg(now_secs()),
+        ])?
+        .run()
+        .await?;
+    Ok(ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(resp.headers().clone())
+        .fixed(answer))
+}
+
+#[derive(Serialize, Deserialize)]
+struct AuditEntry {
+    id: u64,
+    actor: String,
+    actor_kind: String,
+    action: String,
+    arguments: String,
+    result: String,
+    request_id: String,
+    at: u64,
+}
+
+impl AuditEntry {
+    fn view(&self) -> serde_json::Value {
+        let parse = |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
+        serde_json::json!({
+            "id": self.id, "actor": self.actor, "actor_kind": self.actor_kind,
+            "action": self.action, "arguments": parse(&self.arguments),
+            "result": parse(&self.result), "request_id": self.request_id, "at": self.at,
+        })
+    }
+}
+
+/// Largest page of an NDJSON export.
+const EXPORT_PAGE: u32 = 5000;
+
+/// Entries newest first, after `?cursor=` (an entry id), filtered by
+/// `?actor=` and `?action=`; admins and owners only.
+async fn entries(
+    ctx: &Ctx,
+    req: &Request,
+    room_id: &str,
+    limit: u32,
+) -> HttpResult<(Vec<AuditEntry>, Option<String>)> {
+    let user_id = authenticate(ctx, req).await?;
+    require(
+        role_in(ctx, room_id, &user_id).await?,
+        Permission::ManageMembers,
+    )?;
+    let page = page(req)?;
+    let url = req.url()?;
+    let q = |k: &str| {
+        url.query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    let cursor: Option<u64> = match &page.cursor {
+        Some(c) => Some(
+            c.parse()
+                .map_err(|_| ApiError::invalid("cursor is not valid"))?,
+        ),
+        None => None,
+    };
+    let limit = if limit == 0 { page.limit } else { limit };
+    let mut rows: Vec<AuditEntry> = ctx
+        .db()?
+        .prepare(
+            "SELECT id, actor, actor_kind, action, arguments, result, request_id, at FROM audit_log
+             WHERE room_id = ?1 AND (?2 IS NULL OR id < ?2) AND (?3 IS NULL OR actor = ?3)
+               AND (?4 IS NULL OR action = ?4)
+             ORDER BY id DESC LIMIT ?5",
+        )
+        .bind(&[
+            arg(room_id),
+            arg(cursor),
+            arg(q("actor").as_ref()),
+            arg(q("action").as_ref()),
+            arg(limit + 1),
+        ])?
+        .all()
+        .await?
+        .results()?;
+    let next = tessera_core::api::Page {
+        limit,
+        cursor: None,
+    }
+    .finish(&mut rows, |e| e.id.to_string());
+    Ok((rows, next))
+}
+
+pub async fn audit(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
+    let (rows, next_cursor) = entries(ctx, &req, room_id, 0).await?;
+    let entries: Vec<_> = rows.iter().map(AuditEntry::view).collect();
+    json(
+        200,
+        &serde_json::json!({ "entries": entries, "next_cursor": next_cursor }),
+    )
+}
+
+/// NDJSON, one entry per line, up to 5,000 per request; `x-next-cursor` names
+/// the next page.
+pub async fn export(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
+    let (rows, next) = entries(ctx, &req, room_id, EXPORT_PAGE).await?;
+    let mut body = String::new();
+    for e in &rows {
+        body.push_str(&e.view().to_string());
+        body.push('\n');
+    }
+    let headers = Headers::new();
+    headers.set("content-type", "application/x-ndjson")?;
+    if let Some(c) = next {
+        headers.set("x-next-cursor", &c)?;
+    }
+    Ok(ResponseBuilder::new()
+        .with_headers(headers)
+        .fixed(body.into_bytes()))
+}
