@@ -874,23 +874,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn patches_are_checked() {
+    fn upload_of(length: u64, now: u64) -> UploadState {
         let upload = NewUpload {
             room_id: "r".into(),
             filename: "f".into(),
             declared_type: "text/plain".into(),
-            length: 10,
+            length,
             metadata: String::new(),
         };
-        let mut s = UploadState::new(
+        UploadState::new(
             "id".into(),
             "u".into(),
             &upload,
             "m".into(),
-            100,
+            now,
             &FileLimits::default(),
-        );
+        )
+    }
+
+    #[test]
+    fn patches_are_checked() {
+        let mut s = upload_of(10, 100);
         let ok = Some(OFFSET_OCTET_STREAM);
         assert!(s.check_patch(ok, 0, Some(10), 100).is_ok());
         assert_eq!(s.check_patch(ok, 3, None, 100).unwrap_err().status(), 409);
@@ -922,21 +926,7 @@ mod tests {
 
     #[test]
     fn head_is_kept_for_sniffing() {
-        let upload = NewUpload {
-            room_id: "r".into(),
-            filename: "f".into(),
-            declared_type: "text/plain".into(),
-            length: 2000,
-            metadata: String::new(),
-        };
-        let mut s = UploadState::new(
-            "id".into(),
-            "u".into(),
-            &upload,
-            "m".into(),
-            0,
-            &FileLimits::default(),
-        );
+        let mut s = upload_of(2000, 0);
         s.keep_head(0, b"\x89PN");
         s.keep_head(3, b"G\r\n\x1a\n rest");
         assert_eq!(s.sniffed_type(), "image/png");
