@@ -319,13 +319,15 @@ impl Default for ResumableSha256 {
 }
 
 impl ResumableSha256 {
+    /// Compresses whole 64-byte blocks in place (no copy of the data).
     fn blocks(&mut self, data: &[u8]) {
         use sha2::digest::generic_array::GenericArray;
-        let blocks: Vec<GenericArray<u8, _>> = data
-            .chunks_exact(64)
-            .map(GenericArray::clone_from_slice)
-            .collect();
-        sha2::compress256(&mut self.state, &blocks);
+        for block in data.chunks_exact(64) {
+            sha2::compress256(
+                &mut self.state,
+                std::slice::from_ref(GenericArray::from_slice(block)),
+            );
+        }
     }
 
     pub fn update(&mut self, mut data: &[u8]) {

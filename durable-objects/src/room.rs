@@ -10,7 +10,7 @@
 use crate::docs::Pending;
 use crate::docstore;
 use crate::http::{call_object, error_response, json, Failure, HttpResult};
-use crate::store::{SqlChatStore, SCHEMA};
+use crate::store::{create_schema, SqlChatStore, SCHEMA};
 use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -171,12 +171,8 @@ impl DurableObject for RoomDO {
             .filter(|r| *r >= 1.0)
             .unwrap_or(DEFAULT_WRITE_RATE);
         let sql = state.storage().sql();
-        let schema_error = sql
-            .exec(SCHEMA, None)
-            .and_then(|_| sql.exec(docstore::SCHEMA, None))
-            .and_then(|_| sql.exec(crate::workflows::SCHEMA, None))
-            .err()
-            .map(|e| e.to_string());
+        let schema_error =
+            create_schema(&sql, &[SCHEMA, docstore::SCHEMA, crate::workflows::SCHEMA]).err();
         let doc_rate = var::<f64>(&env, "DOC_RATE_PER_SEC")
             .filter(|r| *r >= 1.0)
             .unwrap_or(DEFAULT_DOC_RATE);

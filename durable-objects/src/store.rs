@@ -47,6 +47,15 @@ CREATE TABLE IF NOT EXISTS files (
 );
 ";
 
+/// Creates an object's tables once, when the object starts; the error (if
+/// any) is kept and answered to every request rather than panicking.
+pub(crate) fn create_schema(sql: &SqlStorage, schemas: &[&str]) -> Result<(), String> {
+    schemas
+        .iter()
+        .try_for_each(|schema| sql.exec(schema, None).map(|_| ()))
+        .map_err(|e| e.to_string())
+}
+
 pub struct SqlChatStore {
     pub sql: SqlStorage,
     /// Events older than the newest `retained` are pruned (messages stay).

@@ -14,6 +14,7 @@ use crate::d1::arg;
 use crate::docstore::blobs;
 use crate::http::{no_content, Failure, HttpResult};
 use crate::room;
+use crate::store::create_schema;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use std::cell::Cell;
@@ -46,6 +47,7 @@ pub struct UploadDO {
     /// rather than interleaved at an await.
     busy: Cell<bool>,
     last_progress_ms: Cell<Option<u64>>,
+    schema_error: Option<String>,
 }
 
 /// What the Worker asks for at creation.
@@ -63,11 +65,13 @@ fn now_secs() -> u64 {
 
 impl DurableObject for UploadDO {
     fn new(state: State, env: Env) -> Self {
+        let schema_error = create_schema(&state.storage().sql(), &[SCHEMA]).err();
         Self {
             state,
             env,
             busy: Cell::new(false),
             last_progress_ms: Cell::new(None),
+            schema_error,
         }
     }
 
@@ -88,10 +92,15 @@ impl DurableObject for UploadDO {
 }
 
 impl UploadDO {
-    fn sql(&self) -> HttpResult<SqlStorage> {
-        let sql = self.state.storage().sql();
-        sql.exec(SCHEMA, None)?;
-        Ok(sql)
+    fn schema_ready(&self) -> HttpResult<()> {
+        match &self.schema_error {
+            Some(e) => Err(ApiError::Internal(format!("upload schema: {e}")).into()),
+            None => Ok(()),
+        }
+    }
+
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
     }
 
     fn load(&self) -> HttpResult<Option<UploadState>> {
@@ -100,7 +109,7 @@ impl UploadDO {
             state: String,
         }
         let rows: Vec<Row> = self
-            .sql()?
+            .sql()
             .exec("SELECT state FROM upload WHERE id = 1", None)?
             .to_array()?;
         match rows.into_iter().next() {
@@ -110,7 +119,7 @@ impl UploadDO {
     }
 
     fn save(&self, st: &UploadState) -> HttpResult<()> {
-        self.sql()?.exec(
+        self.sql().exec(
             "INSERT INTO upload (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state",
             vec![V::from(serde_json::to_string(st)?)],
         )?;
@@ -132,6 +141,7 @@ impl UploadDO {
     }
 
     async fn serve(&self, req: Request) -> HttpResult<Response> {
+        self.schema_ready()?;
         let path = req.path();
         match (req.method(), path.as_str()) {
             (Method::Post, "/create") => self.create(req).await,
@@ -294,7 +304,7 @@ impl UploadDO {
 
     fn load_buffer(&self) -> HttpResult<Vec<u8>> {
         let rows = blobs(
-            self.sql()?
+            self.sql()
                 .exec("SELECT bytes FROM buffer ORDER BY start", None)?,
         )?;
         Ok(rows.concat())
@@ -303,7 +313,7 @@ impl UploadDO {
     /// Makes what was received so far durable in one synchronous turn (so it
     /// commits together): new parts, the buffer below the next part, the state.
     fn commit(&self, st: &UploadState, buffer: &[u8], stored: &mut Stored) -> HttpResult<()> {
-        let sql = self.sql()?;
+        let sql = self.sql();
         for (number, etag) in stored.parts.drain(..) {
             sql.exec(
                 "INSERT INTO parts (number, etag) VALUES (?, ?) ON CONFLICT (number) DO UPDATE SET etag = excluded.etag",
@@ -361,7 +371,7 @@ impl UploadDO {
                 multipart.complete(self.parts()?).await?;
             }
             st.phase = Phase::Stored;
-            let sql = self.sql()?;
+            let sql = self.sql();
             sql.exec("DELETE FROM parts", None)?;
             sql.exec("DELETE FROM buffer", None)?;
             self.save(st)?;
@@ -382,7 +392,7 @@ impl UploadDO {
             etag: String,
         }
         let rows: Vec<Row> = self
-            .sql()?
+            .sql()
             .exec("SELECT number, etag FROM parts ORDER BY number", None)?
             .to_array()?;
         Ok(rows
@@ -475,6 +485,7 @@ impl UploadDO {
     }
 
     async fn on_alarm(&self) -> HttpResult<()> {
+        self.schema_ready()?;
         let Some(mut st) = self.load()? else {
             return Ok(());
         };
@@ -506,7 +517,7 @@ impl UploadDO {
             .run()
             .await?;
         st.phase = Phase::Expired;
-        let sql = self.sql()?;
+        let sql = self.sql();
         sql.exec("DELETE FROM parts", None)?;
         sql.exec("DELETE FROM buffer", None)?;
         self.save(st)?;
