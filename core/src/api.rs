@@ -56,6 +56,16 @@ pub enum Endpoint {
     ExportAudit,
 }
 
+impl Endpoint {
+    /// Whether a request counts against the per-client API limit. The chunks
+    /// of an upload do not: their number follows from the chunk size of an
+    /// upload whose creation was counted (a 100 MiB file in 1 MiB chunks is
+    /// 101 requests).
+    pub const fn counts_against_api_limit(self) -> bool {
+        !matches!(self, Endpoint::PatchUpload | Endpoint::UploadStatus)
+    }
+}
+
 /// (method, path pattern, endpoint). `{name}` segments are parameters.
 pub const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("GET", "/api/v1/health", Endpoint::Health),
@@ -370,6 +380,16 @@ mod tests {
             route("GET", "/api/v1/rooms/a/b/c/d"),
             Err(ApiError::NoRoute)
         );
+    }
+
+    #[test]
+    fn upload_chunks_are_not_api_calls() {
+        let counted = |m, p| route(m, p).unwrap().endpoint.counts_against_api_limit();
+        assert!(!counted("PATCH", "/api/v1/uploads/u1"));
+        assert!(!counted("HEAD", "/api/v1/uploads/u1"));
+        assert!(counted("POST", "/api/v1/uploads"));
+        assert!(counted("DELETE", "/api/v1/uploads/u1"));
+        assert!(counted("GET", "/api/v1/rooms"));
     }
 
     #[test]

@@ -67,13 +67,7 @@ async fn serve(ctx: &Ctx, req: Request, method: &Method, path: &str) -> HttpResu
         return Err(ApiError::NoRoute.into());
     }
     let route = route(method.as_ref(), path)?;
-    // The chunks of an upload are not API calls: their number follows from the
-    // chunk size of an upload that was created (and counted) under the limit.
-    let chunk = matches!(
-        route.endpoint,
-        Endpoint::PatchUpload | Endpoint::UploadStatus
-    );
-    if !chunk {
+    if route.endpoint.counts_against_api_limit() {
         ctx.limit("API_LIMITER", ctx.ip.clone(), API_LIMIT_PERIOD_SECS)
             .await?;
     }
