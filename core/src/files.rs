@@ -486,15 +486,27 @@ impl UploadState {
         Ok(())
     }
 
-    pub fn overrun(&self) -> ApiError {
+    fn overrun(&self) -> ApiError {
         ApiError::invalid(format!(
             "the body goes past Upload-Length ({} bytes)",
             self.length
         ))
     }
 
+    /// Takes the next bytes of a PATCH body: refused past `Upload-Length`,
+    /// otherwise counted, hashed and (at the start) kept for sniffing.
+    pub fn absorb(&mut self, bytes: &[u8]) -> Result<(), ApiError> {
+        if self.offset + bytes.len() as u64 > self.length {
+            return Err(self.overrun());
+        }
+        self.keep_head(self.offset, bytes);
+        self.sha256.update(bytes);
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
     /// Keeps the first bytes of the file for sniffing.
-    pub fn keep_head(&mut self, received_before: u64, bytes: &[u8]) {
+    fn keep_head(&mut self, received_before: u64, bytes: &[u8]) {
         if received_before >= SNIFF_BYTES as u64 {
             return;
         }
@@ -924,6 +936,24 @@ mod tests {
         );
         s.phase = Phase::Terminated;
         assert_eq!(s.check_patch(ok, 10, None, 100).unwrap_err().status(), 404);
+    }
+
+    #[test]
+    fn absorbed_bytes_are_counted_hashed_and_bounded() {
+        let mut s = upload_of(5, 0);
+        s.absorb(b"he").unwrap();
+        s.absorb(b"llo").unwrap();
+        assert_eq!(s.offset, 5);
+        assert!(s.is_complete());
+        assert_eq!(s.sniffed_type(), "text/plain; charset=utf-8");
+        let want: String = Sha256::digest(b"hello")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(s.sha256.hex(), want);
+        let before = s.clone();
+        assert_eq!(s.absorb(b"!").unwrap_err().status(), 400);
+        assert_eq!(s, before, "a refused chunk changes nothing");
     }
 
     #[test]

@@ -260,15 +260,10 @@ impl UploadDO {
                 broken = true;
                 break;
             };
-            if st.offset + chunk.len() as u64 > st.length {
-                return Err(st.overrun().into());
-            }
+            st.absorb(&chunk)?;
             if let Some(h) = hasher.as_mut() {
                 h.update(&chunk);
             }
-            st.keep_head(st.offset, &chunk);
-            st.sha256.update(&chunk);
-            st.offset += chunk.len() as u64;
             buffer.extend_from_slice(&chunk);
             while let Some(part) = take_part(&mut buffer, PART_BYTES) {
                 let number = st.parts + 1;
