@@ -44,7 +44,7 @@ pub fn no_content() -> HttpResult<Response> {
 }
 
 /// `{"error": {"code", "message"}}` with the error's status (and `Retry-After`
-/// for rate limits). Internal details go to the log, never to the client.
+/// for rate limits, `Content-Range` for unsatisfiable ranges). Internal details go to the log, never to the client.
 pub fn error_response(e: &ApiError) -> Response {
     if let ApiError::Internal(detail) = e {
         worker::console_error!("internal error: {detail}");
@@ -52,8 +52,14 @@ pub fn error_response(e: &ApiError) -> Response {
     let headers = Headers::new();
     // Setting well-formed constant header names and ASCII values cannot fail.
     let _ = headers.set("content-type", JSON_TYPE);
-    if let ApiError::RateLimited { retry_after_secs } = e {
-        let _ = headers.set("retry-after", &retry_after_secs.to_string());
+    match e {
+        ApiError::RateLimited { retry_after_secs } => {
+            let _ = headers.set("retry-after", &retry_after_secs.to_string());
+        }
+        ApiError::RangeNotSatisfiable { size } => {
+            let _ = headers.set("content-range", &format!("bytes */{size}"));
+        }
+        _ => {}
     }
     ResponseBuilder::new()
         .with_status(e.status())

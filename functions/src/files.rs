@@ -10,9 +10,9 @@ use crate::rooms::member_role;
 use crate::tokens::authenticate;
 use serde::{Deserialize, Serialize};
 use tessera_core::files::{
-    check_tus_resumable, content_disposition, etag, if_none_match, new_upload, parse_range,
-    renders_inline, room_prefix, ByteRange, FileLimits, OFFSET_OCTET_STREAM,
-    TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION,
+    check_tus_resumable, download_headers, etag, if_none_match, new_upload, parse_range,
+    room_prefix, FileLimits, OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS,
+    TUS_VERSION,
 };
 use tessera_core::rooms::{can, require, Permission, Role};
 use tessera_core::ApiError;
@@ -320,68 +320,36 @@ pub async fn content(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> 
     let content_type = file
         .content_type
         .unwrap_or_else(|| "application/octet-stream".into());
-    let tag = etag(file.sha256.as_deref().unwrap_or_default());
+    let sha256 = file.sha256.unwrap_or_default();
     let headers = Headers::new();
-    headers.set("etag", &tag)?;
-    headers.set("accept-ranges", "bytes")?;
-    headers.set("x-content-type-options", "nosniff")?;
-    headers.set("content-security-policy", "default-src 'none'; sandbox")?;
-    headers.set("cache-control", "private, no-cache")?;
-    headers.set("content-type", &content_type)?;
-    headers.set(
-        "content-disposition",
-        &content_disposition(&file.name, renders_inline(&content_type)),
-    )?;
-    if if_none_match(header(&req, "if-none-match")?.as_deref(), &tag) {
+    for (name, value) in download_headers(&file.name, &content_type, &sha256) {
+        headers.set(name, &value)?;
+    }
+    if if_none_match(header(&req, "if-none-match")?.as_deref(), &etag(&sha256)) {
         return Ok(ResponseBuilder::new()
             .with_status(304)
             .with_headers(headers)
             .empty());
     }
-    let range = parse_range(header(&req, "range")?.as_deref(), file.size);
-    let (status, r2_range) = match range {
-        ByteRange::Full => (200, None),
-        ByteRange::Partial { start, end } => {
-            headers.set(
-                "content-range",
-                &format!("bytes {start}-{end}/{}", file.size),
-            )?;
-            (
-                206,
-                Some(Range::OffsetWithLength {
-                    offset: start,
-                    length: end - start + 1,
-                }),
-            )
-        }
-        ByteRange::Unsatisfiable => {
-            let resp =
-                tessera_durable_objects::http::error_response(&ApiError::RangeNotSatisfiable {
-                    size: file.size,
-                });
-            resp.headers()
-                .set("content-range", &format!("bytes */{}", file.size))?;
-            return Ok(resp);
-        }
-    };
-    let length = match range {
-        ByteRange::Partial { start, end } => end - start + 1,
-        _ => file.size,
-    };
-    headers.set("content-length", &length.to_string())?;
+    let span = parse_range(header(&req, "range")?.as_deref(), file.size).span(file.size)?;
+    if let Some(range) = &span.content_range {
+        headers.set("content-range", range)?;
+    }
+    headers.set("content-length", &span.length.to_string())?;
     let builder = ResponseBuilder::new()
-        .with_status(status)
+        .with_status(span.status)
         .with_headers(headers);
-    let key = tessera_core::files::r2_key(&file.room_id, &file.id);
-    if req.method() == Method::Head || length == 0 {
+    if req.method() == Method::Head || span.length == 0 {
         return Ok(builder.empty());
     }
-    let bucket = ctx.env.bucket("FILES")?;
-    let mut get = bucket.get(key);
-    if let Some(r) = r2_range {
-        get = get.range(r);
-    }
-    let object = get
+    let object = ctx
+        .env
+        .bucket("FILES")?
+        .get(tessera_core::files::r2_key(&file.room_id, &file.id))
+        .range(Range::OffsetWithLength {
+            offset: span.offset,
+            length: span.length,
+        })
         .execute()
         .await?
         .ok_or_else(|| ApiError::Internal(format!("file {} is missing from R2", file.id)))?;
