@@ -11,9 +11,10 @@
 //! message. An update that was never written was never broadcast either, and
 //! its sender still holds it and re-sends it on reconnect (sync step 1/2).
 
+use crate::clock::now_ms;
 use crate::docstore::{DocStore, VersionInfo};
 use crate::http::{json, no_content, HttpResult};
-use crate::room::{now_ms, send_js, RoomDO};
+use crate::room::{send_js, RoomDO};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;

@@ -7,6 +7,7 @@
 //! membership first, then passes the identity in `x-tessera-*` headers that it
 //! sets itself; a client cannot forge them.
 
+use crate::clock::now_ms;
 use crate::docs::Pending;
 use crate::docstore;
 use crate::http::{call_object, error_response, json, Failure, HttpResult};
@@ -149,10 +150,6 @@ pub async fn tell(
         .into());
     }
     Ok(())
-}
-
-pub(crate) fn now_ms() -> u64 {
-    js_sys::Date::now() as u64
 }
 
 fn var<T: std::str::FromStr>(env: &Env, name: &str) -> Option<T> {

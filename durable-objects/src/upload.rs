@@ -10,6 +10,7 @@
 //! uploader and may still write in the room. The rules are in
 //! `tessera_core::files`.
 
+use crate::clock::{now_ms, now_secs};
 use crate::d1::arg;
 use crate::docstore::blobs;
 use crate::http::{no_content, Failure, HttpResult};
@@ -57,10 +58,6 @@ struct Create {
     uploader: String,
     upload: NewUpload,
     expiry_secs: u64,
-}
-
-fn now_secs() -> u64 {
-    (js_sys::Date::now() / 1000.0) as u64
 }
 
 impl DurableObject for UploadDO {
@@ -435,7 +432,7 @@ impl UploadDO {
     /// A throttled `upload_progress` event on the room socket (best effort:
     /// progress is advisory, the upload does not wait on the room).
     async fn report_progress(&self, st: &UploadState) {
-        let now = js_sys::Date::now() as u64;
+        let now = now_ms();
         if st.is_complete() || !progress_due(self.last_progress_ms.get(), now) {
             return;
         }
@@ -527,7 +524,7 @@ impl UploadDO {
     /// Wakes this object at `unix_secs` (an integer alarm time would be read
     /// as an offset from now).
     async fn alarm_at(&self, unix_secs: u64) -> worker::Result<()> {
-        let offset = (unix_secs * 1000).saturating_sub(js_sys::Date::now() as u64);
+        let offset = (unix_secs * 1000).saturating_sub(now_ms());
         self.state
             .storage()
             .set_alarm(std::time::Duration::from_millis(offset))

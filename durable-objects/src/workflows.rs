@@ -98,7 +98,7 @@ impl RoomDO {
         }
         let mut state = self.workflow_state()?;
         check_version(req.headers().get("if-match")?.as_deref(), state.version)?;
-        let now = crate::room::now_ms();
+        let now = crate::clock::now_ms();
         match state.run(spec, &args, &who.user_id, now / 1000)? {
             Effect::State(changes) => {
                 if !changes.is_empty() {

@@ -46,9 +46,7 @@ impl Ctx {
     }
 }
 
-pub fn now_secs() -> u64 {
-    (js_sys::Date::now() / 1000.0) as u64
-}
+pub use tessera_durable_objects::clock::now_secs;
 
 /// Reads a JSON body's bytes: it must be `application/json` and at most
 /// `JSON_BODY_LIMIT` bytes. Used as is when the body is forwarded to a room object.
