@@ -477,30 +477,17 @@ impl RoomDO {
                     .ok_or_else(|| ApiError::invalid("the Idempotency-Key header is required"))?;
                 let body: PostMessage =
                     tessera_core::api::parse_json(&req.bytes().await?, self.limits.frame_bytes)?;
-                let now = now_ms();
-                if let Err(wait_ms) = self.take_token(&who.user_id, now) {
-                    return Err(ApiError::RateLimited {
-                        retry_after_secs: wait_ms.div_ceil(1000),
-                    }
-                    .into());
-                }
                 let frame = ClientFrame::Send {
                     client_msg_id: key,
                     body: body.body,
                     reply_to: body.reply_to,
                     attachments: body.attachments,
                 };
-                let outcome = apply(&mut self.store(), &who, frame, &self.limits, now)?;
-                for f in &outcome.broadcast {
-                    self.broadcast(f);
-                }
-                let Some(ServerFrame::Ack { id, duplicate, .. }) = outcome.reply.first() else {
-                    return Err(ApiError::Internal("send produced no ack".into()).into());
-                };
+                let (id, duplicate) = self.send_over_http(&who, frame)?;
                 let store = self.store();
-                let m = store.message(*id)?.ok_or(ApiError::NotFound("message"))?;
-                let reactions = store.reactions_of(&[*id])?.remove(id).unwrap_or_default();
-                json(if *duplicate { 200 } else { 201 }, &m.view(reactions))
+                let m = store.message(id)?.ok_or(ApiError::NotFound("message"))?;
+                let reactions = store.reactions_of(&[id])?.remove(&id).unwrap_or_default();
+                json(if duplicate { 200 } else { 201 }, &m.view(reactions))
             }
             (Method::Get, ["unread"]) => {
                 let user = query
@@ -556,6 +543,31 @@ impl RoomDO {
                 json(200, &serde_json::json!({ "ok": true }))
             }
             _ => Err(ApiError::NoRoute.into()),
+        }
+    }
+
+    /// A `send` that arrives over HTTP (integrations, named actions): the same
+    /// rate limit and engine as the socket; returns the message id and whether
+    /// it was a repeat of an earlier send.
+    pub(crate) fn send_over_http(
+        &self,
+        who: &Identity,
+        frame: ClientFrame,
+    ) -> HttpResult<(u64, bool)> {
+        let now = now_ms();
+        if let Err(wait_ms) = self.take_token(&who.user_id, now) {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: wait_ms.div_ceil(1000),
+            }
+            .into());
+        }
+        let outcome = apply(&mut self.store(), who, frame, &self.limits, now)?;
+        for f in &outcome.broadcast {
+            self.broadcast(f);
+        }
+        match outcome.reply.first() {
+            Some(ServerFrame::Ack { id, duplicate, .. }) => Ok((*id, *duplicate)),
+            _ => Err(ApiError::Internal("send produced no ack".into()).into()),
         }
     }
 

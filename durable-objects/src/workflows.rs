@@ -10,8 +10,7 @@ use serde::Deserialize;
 use tessera_core::actions::{
     authorize, check_version, spec, ActorKind, Decision, Effect, RoomState,
 };
-use tessera_core::chat::apply;
-use tessera_core::protocol::{ClientFrame, ServerFrame};
+use tessera_core::protocol::ClientFrame;
 use tessera_core::ApiError;
 use worker::{Request, Response, SqlStorageValue as V};
 
@@ -132,13 +131,7 @@ impl RoomDO {
                     reply_to: None,
                     attachments: Vec::new(),
                 };
-                let outcome = apply(&mut self.store(), &who, frame, &self.limits, now)?;
-                for f in &outcome.broadcast {
-                    self.broadcast(f);
-                }
-                let Some(ServerFrame::Ack { id, .. }) = outcome.reply.first() else {
-                    return Err(ApiError::Internal("send produced no ack".into()).into());
-                };
+                let (id, _) = self.send_over_http(&who, frame)?;
                 json(
                     201,
                     &serde_json::json!({ "version": state.version, "message_id": id }),
