@@ -42,6 +42,16 @@ impl ActivityStatus {
         Self::Cancelled,
     ];
 
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Proposed => "proposed",
+            Self::Scheduled => "scheduled",
+            Self::InProgress => "in_progress",
+            Self::Done => "done",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
     /// The life-cycle: forward only; done and cancelled are final.
     pub const fn can_move_to(self, to: ActivityStatus) -> bool {
         use ActivityStatus::*;
@@ -252,6 +262,36 @@ pub fn available(role: Role) -> Vec<&'static ActionSpec> {
     CATALOGUE
         .iter()
         .filter(|s| role >= s.min_role || (s.protected && role >= Role::Member))
+        .collect()
+}
+
+/// A catalogue entry as `GET …/actions` shows it to someone: whether they may
+/// run it or only ask an owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Offered {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub min_role: Role,
+    pub protected: bool,
+    /// `run` or `approval`.
+    pub mode: &'static str,
+    pub args: BTreeMap<&'static str, &'static str>,
+}
+
+pub fn offered(role: Role) -> Vec<Offered> {
+    available(role)
+        .into_iter()
+        .map(|s| Offered {
+            name: s.name,
+            summary: s.summary,
+            min_role: s.min_role,
+            protected: s.protected,
+            mode: match authorize(s, role, ActorKind::User) {
+                Ok(Decision::Run) => "run",
+                _ => "approval",
+            },
+            args: s.args.iter().copied().collect(),
+        })
         .collect()
 }
 
@@ -517,22 +557,17 @@ impl RoomState {
 
     /// Stores an activity and lists the fields that differ from before.
     fn put(&mut self, mut a: Activity, now: u64) -> Vec<Change> {
-        let old = self
-            .activities
-            .get(&a.id)
-            .map(|o| serde_json::to_value(o).unwrap_or(Value::Null));
-        let before = old.clone().unwrap_or(Value::Null);
-        let mut candidate = serde_json::to_value(&a).unwrap_or(Value::Null);
-        candidate["updated_at"] = before.get("updated_at").cloned().unwrap_or(Value::Null);
-        if old.is_some() && candidate == before {
-            return Vec::new();
+        let old = self.activities.get(&a.id).cloned();
+        if let Some(o) = &old {
+            a.updated_at = o.updated_at;
+            if *o == a {
+                return Vec::new();
+            }
         }
         a.updated_at = now;
-        let new = serde_json::to_value(&a).unwrap_or(Value::Null);
         let base = format!("activities.{}", a.id);
-        self.activities.insert(a.id.clone(), a);
-        match (before, new) {
-            (Value::Object(o), Value::Object(n)) => n
+        let changes = match (old.as_ref().map(json_of), json_of(&a)) {
+            (Some(Value::Object(o)), Value::Object(n)) => n
                 .iter()
                 .filter(|(k, v)| o.get(*k) != Some(*v))
                 .map(|(k, v)| Change {
@@ -546,21 +581,40 @@ impl RoomState {
                 old: Value::Null,
                 new,
             }],
-        }
+        };
+        self.activities.insert(a.id.clone(), a);
+        changes
     }
 }
 
 fn transition_error(from: ActivityStatus, to: ActivityStatus) -> ApiError {
-    let name = |s: ActivityStatus| {
-        serde_json::to_value(s)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default()
-    };
     ApiError::Conflict {
         code: "invalid_transition",
-        message: format!("an activity cannot go from {} to {}", name(from), name(to)),
+        message: format!(
+            "an activity cannot go from {} to {}",
+            from.as_str(),
+            to.as_str()
+        ),
     }
+}
+
+fn json_of<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// The activities a list of changes touched, each once (what to write).
+pub fn changed_activities(changes: &[Change]) -> Vec<&str> {
+    let mut ids: Vec<&str> = Vec::new();
+    for c in changes {
+        let id = c
+            .path
+            .strip_prefix("activities.")
+            .and_then(|p| p.split('.').next());
+        if let Some(id) = id.filter(|id| !ids.contains(id)) {
+            ids.push(id);
+        }
+    }
+    ids
 }
 
 /// `If-Match: <version>` (quotes allowed): 412 when the state moved on.
@@ -687,6 +741,17 @@ mod tests {
             .collect();
         assert_eq!(protected, ["remove_member", "delete_file", "archive_room"]);
         assert!(available(Role::Viewer).is_empty());
+        let member = offered(Role::Member);
+        let mode = |n: &str| member.iter().find(|o| o.name == n).map(|o| o.mode);
+        assert_eq!(
+            (
+                mode("propose_activity"),
+                mode("archive_room"),
+                mode("cancel_activity")
+            ),
+            (Some("run"), Some("approval"), None)
+        );
+        assert!(offered(Role::Owner).iter().all(|o| o.mode == "run"));
         assert!(available(Role::Member)
             .iter()
             .any(|s| s.name == "archive_room"));
@@ -780,6 +845,20 @@ mod tests {
         .unwrap();
         assert_eq!(s.activities["a1"].assignees, ["u2", "u3"]);
         assert_eq!(s.version, 3);
+    }
+
+    #[test]
+    fn changed_activities_are_listed_once() {
+        let mut s = RoomState::default();
+        let mut all = changes(run(&mut s, "propose_activity", json!({"title": "x"})).unwrap());
+        all.extend(changes(
+            run(&mut s, "schedule_activity", json!({"id": "a1", "at": 1})).unwrap(),
+        ));
+        all.extend(changes(run(&mut s, "archive_room", json!({})).unwrap()));
+        assert_eq!(changed_activities(&all), ["a1"]);
+        for status in ActivityStatus::ALL {
+            assert_eq!(json!(status), json!(status.as_str()));
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::room::{identity, RoomDO};
 use crate::store::int;
 use serde::Deserialize;
 use tessera_core::actions::{
-    authorize, check_version, spec, ActorKind, Decision, Effect, RoomState,
+    authorize, changed_activities, check_version, spec, ActorKind, Decision, Effect, RoomState,
 };
 use tessera_core::protocol::ClientFrame;
 use tessera_core::ApiError;
@@ -58,7 +58,7 @@ impl RoomDO {
 
     /// Writes the state after a change: the meta row and the activities that
     /// changed, in one synchronous turn.
-    fn save_workflow(&self, state: &RoomState, touched: &[String]) -> HttpResult<()> {
+    fn save_workflow(&self, state: &RoomState, touched: &[&str]) -> HttpResult<()> {
         let sql = self.state.storage().sql();
         sql.exec(
             "INSERT INTO workflow (id, version, settings, next_activity) VALUES (1, ?, ?, ?)
@@ -71,11 +71,11 @@ impl RoomDO {
             ],
         )?;
         for id in touched {
-            if let Some(a) = state.activities.get(id) {
+            if let Some(a) = state.activities.get(*id) {
                 sql.exec(
                     "INSERT INTO activities (id, data) VALUES (?, ?)
                      ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-                    vec![V::from(id.as_str()), V::from(serde_json::to_string(a)?)],
+                    vec![V::from(*id), V::from(serde_json::to_string(a)?)],
                 )?;
             }
         }
@@ -101,12 +101,7 @@ impl RoomDO {
         match state.run(spec, &args, &who.user_id, now / 1000)? {
             Effect::State(changes) => {
                 if !changes.is_empty() {
-                    let touched: Vec<String> = changes
-                        .iter()
-                        .filter_map(|c| c.path.strip_prefix("activities."))
-                        .map(|p| p.split('.').next().unwrap_or_default().to_string())
-                        .collect();
-                    self.save_workflow(&state, &touched)?;
+                    self.save_workflow(&state, &changed_activities(&changes))?;
                     self.record(
                         "collaboration_updated",
                         serde_json::json!({ "version": state.version, "changes": changes }),

@@ -6,7 +6,7 @@
 
 use crate::crypto;
 use crate::ctx::{arg, changes, now_secs, page, Ctx};
-use crate::rooms::member_role;
+use crate::rooms::role_in;
 use crate::tokens::authenticate;
 use serde::{Deserialize, Serialize};
 use tessera_core::files::{
@@ -83,9 +83,7 @@ pub async fn create(ctx: &Ctx, req: Request) -> HttpResult<Response> {
         header(&req, "upload-metadata")?.as_deref(),
         &limits,
     )?;
-    let role = member_role(ctx, &upload.room_id, &user_id)
-        .await?
-        .ok_or(ApiError::NotFound("room"))?;
+    let role = role_in(ctx, &upload.room_id, &user_id).await?;
     require(role, Permission::UploadFile)?;
     let id = crypto::new_id()?;
     let now = now_secs();
@@ -294,9 +292,7 @@ struct FileList {
 /// `GET /api/v1/rooms/{id}/files`: finished files, newest first.
 pub async fn list(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
-    member_role(ctx, room_id, &user_id)
-        .await?
-        .ok_or(ApiError::NotFound("room"))?;
+    role_in(ctx, room_id, &user_id).await?;
     let page = page(&req)?;
     let mut files: Vec<FileRow> = ctx
         .db()?

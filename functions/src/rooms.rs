@@ -70,6 +70,13 @@ pub async fn member_role(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<
     Ok(role.map(|r| r.parse()).transpose()?)
 }
 
+/// The caller's role in a room; 404 for non-members, as for a missing room.
+pub async fn role_in(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Role> {
+    Ok(member_role(ctx, room_id, user_id)
+        .await?
+        .ok_or(ApiError::NotFound("room"))?)
+}
+
 async fn owner_count(ctx: &Ctx, room_id: &str) -> HttpResult<usize> {
     let n: Option<u32> = ctx
         .db()?

@@ -5,21 +5,15 @@
 
 use crate::ctx::{arg, now_secs, page, read_body, Ctx};
 use crate::room_object::identity_headers;
-use crate::rooms::member_role;
+use crate::rooms::role_in;
 use crate::tokens::authenticate;
 use serde::{Deserialize, Serialize};
-use tessera_core::actions::{authorize, available, ActorKind, Decision};
-use tessera_core::rooms::{require, Permission, Role};
+use tessera_core::actions::offered;
+use tessera_core::rooms::{require, Permission};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, HttpResult};
 use tessera_durable_objects::room;
 use worker::{Headers, Method, Request, Response, ResponseBuilder};
-
-async fn role_in(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Role> {
-    Ok(member_role(ctx, room_id, user_id)
-        .await?
-        .ok_or(ApiError::NotFound("room"))?)
-}
 
 pub async fn state(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
@@ -32,27 +26,9 @@ pub async fn state(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Respons
 pub async fn list(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
     let role = role_in(ctx, room_id, &user_id).await?;
-    let actions: Vec<_> = available(role)
-        .into_iter()
-        .map(|s| {
-            let mode = match authorize(s, role, ActorKind::User) {
-                Ok(Decision::Run) => "run",
-                _ => "approval",
-            };
-            let args: serde_json::Map<String, serde_json::Value> = s
-                .args
-                .iter()
-                .map(|(n, t)| (n.to_string(), serde_json::Value::from(*t)))
-                .collect();
-            serde_json::json!({
-                "name": s.name, "summary": s.summary, "min_role": s.min_role,
-                "protected": s.protected, "mode": mode, "args": args,
-            })
-        })
-        .collect();
     json(
         200,
-        &serde_json::json!({ "role": role, "actions": actions }),
+        &serde_json::json!({ "role": role, "actions": offered(role) }),
     )
 }
 
