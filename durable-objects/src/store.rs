@@ -47,6 +47,15 @@ CREATE TABLE IF NOT EXISTS files (
 );
 ";
 
+/// The rows of a query, deserialised.
+pub(crate) fn select<T: serde::de::DeserializeOwned>(
+    sql: &SqlStorage,
+    query: &str,
+    args: impl Into<Option<Vec<V>>>,
+) -> worker::Result<Vec<T>> {
+    sql.exec(query, args)?.to_array()
+}
+
 /// Creates an object's tables once, when the object starts; the error (if
 /// any) is kept and answered to every request rather than panicking.
 pub(crate) fn create_schema(sql: &SqlStorage, schemas: &[&str]) -> Result<(), String> {
@@ -119,7 +128,7 @@ struct ReactionRow {
 
 impl SqlChatStore {
     fn one_seq(&self, query: &str) -> worker::Result<u64> {
-        let rows: Vec<Seq> = self.sql.exec(query, None)?.to_array()?;
+        let rows: Vec<Seq> = select(&self.sql, query, None)?;
         Ok(rows.first().and_then(|r| r.seq).unwrap_or(0))
     }
 
@@ -132,24 +141,20 @@ impl SqlChatStore {
         struct F {
             frame: String,
         }
-        let rows: Vec<F> = self
-            .sql
-            .exec(
-                "SELECT frame FROM events WHERE seq > ? ORDER BY seq",
-                vec![int(after)],
-            )?
-            .to_array()?;
+        let rows: Vec<F> = select(
+            &self.sql,
+            "SELECT frame FROM events WHERE seq > ? ORDER BY seq",
+            vec![int(after)],
+        )?;
         Ok(rows.into_iter().map(|r| r.frame).collect())
     }
 
     fn messages_where(&self, clause: &str, args: Vec<V>) -> worker::Result<Vec<StoredMessage>> {
-        let rows: Vec<Row> = self
-            .sql
-            .exec(
-                &format!("SELECT {MESSAGE_COLUMNS} FROM messages {clause}"),
-                args,
-            )?
-            .to_array()?;
+        let rows: Vec<Row> = select(
+            &self.sql,
+            &format!("SELECT {MESSAGE_COLUMNS} FROM messages {clause}"),
+            args,
+        )?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -190,13 +195,8 @@ impl SqlChatStore {
         let (Some(lo), Some(hi)) = (ids.iter().min(), ids.iter().max()) else {
             return Ok(BTreeMap::new());
         };
-        let rows: Vec<ReactionRow> = self
-            .sql
-            .exec(
-                "SELECT message_id, emoji, user_id FROM reactions WHERE message_id BETWEEN ? AND ? ORDER BY rowid",
-                vec![int(*lo), int(*hi)],
-            )?
-            .to_array()?;
+        let rows: Vec<ReactionRow> = select(&self.sql, "SELECT message_id, emoji, user_id FROM reactions WHERE message_id BETWEEN ? AND ? ORDER BY rowid",
+                vec![int(*lo), int(*hi)])?;
         let mut out: BTreeMap<u64, BTreeMap<String, Vec<String>>> = BTreeMap::new();
         for r in rows {
             out.entry(r.message_id)
@@ -214,24 +214,20 @@ impl SqlChatStore {
             n: u64,
         }
         let read = self.read_marker(user)?;
-        let rows: Vec<N> = self
-            .sql
-            .exec(
-                "SELECT COUNT(*) AS n FROM messages WHERE id > ? AND author != ? AND deleted = 0",
-                vec![int(read), V::from(user)],
-            )?
-            .to_array()?;
+        let rows: Vec<N> = select(
+            &self.sql,
+            "SELECT COUNT(*) AS n FROM messages WHERE id > ? AND author != ? AND deleted = 0",
+            vec![int(read), V::from(user)],
+        )?;
         Ok((rows.first().map_or(0, |r| r.n), read))
     }
 
     fn read_marker(&self, user: &str) -> worker::Result<u64> {
-        let rows: Vec<Seq> = self
-            .sql
-            .exec(
-                "SELECT seq FROM reads WHERE user_id = ?",
-                vec![V::from(user)],
-            )?
-            .to_array()?;
+        let rows: Vec<Seq> = select(
+            &self.sql,
+            "SELECT seq FROM reads WHERE user_id = ?",
+            vec![V::from(user)],
+        )?;
         Ok(rows.first().and_then(|r| r.seq).unwrap_or(0))
     }
 
@@ -280,13 +276,11 @@ impl SqlChatStore {
             display_name: String,
             last_seen: u64,
         }
-        let rows: Vec<P> = self
-            .sql
-            .exec(
-                "SELECT user_id, display_name, last_seen FROM people ORDER BY last_seen DESC LIMIT ?",
-                vec![int(limit.into())],
-            )?
-            .to_array()?;
+        let rows: Vec<P> = select(
+            &self.sql,
+            "SELECT user_id, display_name, last_seen FROM people ORDER BY last_seen DESC LIMIT ?",
+            vec![int(limit.into())],
+        )?;
         Ok(rows
             .into_iter()
             .map(|p| (p.user_id, p.display_name, p.last_seen))
@@ -392,13 +386,11 @@ impl ChatStore for SqlChatStore {
         struct U {
             user_id: String,
         }
-        let rows: Vec<U> = self
-            .sql
-            .exec(
-                "SELECT user_id FROM people WHERE handle = ? LIMIT 1",
-                vec![V::from(handle)],
-            )?
-            .to_array()?;
+        let rows: Vec<U> = select(
+            &self.sql,
+            "SELECT user_id FROM people WHERE handle = ? LIMIT 1",
+            vec![V::from(handle)],
+        )?;
         Ok(rows.into_iter().next().map(|u| u.user_id))
     }
 
@@ -412,13 +404,11 @@ impl ChatStore for SqlChatStore {
     }
 
     fn file(&self, id: &str) -> worker::Result<Option<FileRef>> {
-        let rows: Vec<FileRef> = self
-            .sql
-            .exec(
-                "SELECT id, name, content_type, size FROM files WHERE id = ?",
-                vec![V::from(id)],
-            )?
-            .to_array()?;
+        let rows: Vec<FileRef> = select(
+            &self.sql,
+            "SELECT id, name, content_type, size FROM files WHERE id = ?",
+            vec![V::from(id)],
+        )?;
         Ok(rows.into_iter().next())
     }
 }

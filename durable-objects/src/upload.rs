@@ -15,7 +15,7 @@ use crate::d1::arg;
 use crate::docstore::blobs;
 use crate::http::{no_content, Failure, HttpResult};
 use crate::room;
-use crate::store::create_schema;
+use crate::store::{create_schema, select};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use std::cell::Cell;
@@ -105,10 +105,7 @@ impl UploadDO {
         struct Row {
             state: String,
         }
-        let rows: Vec<Row> = self
-            .sql()
-            .exec("SELECT state FROM upload WHERE id = 1", None)?
-            .to_array()?;
+        let rows: Vec<Row> = select(&self.sql(), "SELECT state FROM upload WHERE id = 1", None)?;
         match rows.into_iter().next() {
             Some(r) => Ok(Some(serde_json::from_str(&r.state)?)),
             None => Ok(None),
@@ -383,10 +380,11 @@ impl UploadDO {
             number: u16,
             etag: String,
         }
-        let rows: Vec<Row> = self
-            .sql()
-            .exec("SELECT number, etag FROM parts ORDER BY number", None)?
-            .to_array()?;
+        let rows: Vec<Row> = select(
+            &self.sql(),
+            "SELECT number, etag FROM parts ORDER BY number",
+            None,
+        )?;
         Ok(rows
             .into_iter()
             .map(|r| UploadedPart::new(r.number, r.etag))

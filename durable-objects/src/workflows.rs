@@ -5,7 +5,7 @@
 
 use crate::http::{json, HttpResult};
 use crate::room::{identity, RoomDO};
-use crate::store::int;
+use crate::store::{int, select};
 use serde::Deserialize;
 use tessera_core::actions::{
     authorize, changed_activities, check_version, spec, ActorKind, Decision, Effect, RoomState,
@@ -36,19 +36,18 @@ impl RoomDO {
             data: String,
         }
         let sql = self.state.storage().sql();
-        let meta: Vec<Meta> = sql
-            .exec(
-                "SELECT version, settings, next_activity FROM workflow WHERE id = 1",
-                None,
-            )?
-            .to_array()?;
+        let meta: Vec<Meta> = select(
+            &sql,
+            "SELECT version, settings, next_activity FROM workflow WHERE id = 1",
+            None,
+        )?;
         let mut state = RoomState::default();
         if let Some(m) = meta.into_iter().next() {
             state.version = m.version;
             state.settings = serde_json::from_str(&m.settings)?;
             state.next_activity = m.next_activity;
         }
-        let rows: Vec<Row> = sql.exec("SELECT data FROM activities", None)?.to_array()?;
+        let rows: Vec<Row> = select(&sql, "SELECT data FROM activities", None)?;
         for r in rows {
             let a: tessera_core::actions::Activity = serde_json::from_str(&r.data)?;
             state.activities.insert(a.id.clone(), a);
