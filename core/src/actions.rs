@@ -4,13 +4,12 @@
 //! approvals. Every change to the state says what it changed (`path`, `old`,
 //! `new`) so clients patch their view from `collaboration_updated` events.
 //!
-//! The catalogue is also exactly what the AI teammate may propose.
-//!
-//! Not built yet (issue #6): approval requests (a protected action below the
-//! caller's role answers 501), rules, and running add_member, remove_member,
-//! set_rule, delete_rule and delete_file as named actions (501 too).
+//! The catalogue is also exactly what the AI teammate may propose. Rules
+//! (`crate::rules`) are part of the state: `set_rule` and `delete_rule` change
+//! it like any other action.
 
 use crate::rooms::Role;
+use crate::rules::{Rule, RuleDraft, RULES_MAX};
 use crate::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -98,6 +97,12 @@ pub struct RoomState {
     pub settings: RoomSettings,
     /// The number the next activity gets (ids are `a<n>`).
     pub next_activity: u64,
+    /// Admins only: not part of the state members read.
+    #[serde(skip)]
+    pub rules: BTreeMap<String, Rule>,
+    /// The number the next rule gets (ids are `r<n>`).
+    #[serde(skip)]
+    pub next_rule: u64,
 }
 
 /// One field that changed, for `collaboration_updated`.
@@ -489,6 +494,16 @@ impl RoomState {
                 a.assignees = unique;
                 next.put(a, now)
             }
+            "set_rule" => next.set_rule(&args["rule"], actor, now)?,
+            "delete_rule" => {
+                let id = args["id"].as_str().unwrap_or_default();
+                let old = next.rules.remove(id).ok_or(ApiError::NotFound("rule"))?;
+                vec![Change {
+                    path: format!("rules.{id}"),
+                    old: json_of(&old),
+                    new: Value::Null,
+                }]
+            }
             "archive_room" => {
                 next.settings.archived = true;
                 vec![Change {
@@ -537,6 +552,55 @@ impl RoomState {
             updated_at: now,
         };
         Ok(self.put(a, now))
+    }
+
+    fn set_rule(&mut self, draft: &Value, actor: &str, now: u64) -> Result<Vec<Change>, ApiError> {
+        let draft = RuleDraft::parse(draft)?;
+        let (id, old) = match &draft.id {
+            Some(id) => (
+                id.clone(),
+                Some(
+                    self.rules
+                        .get(id)
+                        .ok_or(ApiError::NotFound("rule"))?
+                        .clone(),
+                ),
+            ),
+            None if self.rules.len() >= RULES_MAX => {
+                return Err(ApiError::Conflict {
+                    code: "too_many_rules",
+                    message: format!("a room holds at most {RULES_MAX} rules"),
+                })
+            }
+            None => {
+                self.next_rule += 1;
+                (format!("r{}", self.next_rule), None)
+            }
+        };
+        let rule = draft.apply(old.as_ref(), id.clone(), actor, now)?;
+        let change = Change {
+            path: format!("rules.{id}"),
+            old: old.as_ref().map_or(Value::Null, json_of),
+            new: json_of(&rule),
+        };
+        self.rules.insert(id, rule);
+        Ok(vec![change])
+    }
+
+    /// The state as rule conditions see it: activities as a list (for
+    /// `filter`, `some`, …) and how many are still open.
+    pub fn view_for_rules(&self) -> Value {
+        let open = self
+            .activities
+            .values()
+            .filter(|a| !matches!(a.status, ActivityStatus::Done | ActivityStatus::Cancelled))
+            .count();
+        json!({
+            "version": self.version,
+            "settings": self.settings,
+            "activities": self.activities.values().collect::<Vec<_>>(),
+            "open_activities": open,
+        })
     }
 
     fn transition(
@@ -602,13 +666,15 @@ fn json_of<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// The activities a list of changes touched, each once (what to write).
-pub fn changed_activities(changes: &[Change]) -> Vec<&str> {
+/// The entries of `collection` (`activities`, `rules`) that a list of
+/// changes touched, each once: what to write or delete.
+pub fn changed<'a>(changes: &'a [Change], collection: &str) -> Vec<&'a str> {
     let mut ids: Vec<&str> = Vec::new();
     for c in changes {
         let id = c
             .path
-            .strip_prefix("activities.")
+            .strip_prefix(collection)
+            .and_then(|p| p.strip_prefix('.'))
             .and_then(|p| p.split('.').next());
         if let Some(id) = id.filter(|id| !ids.contains(id)) {
             ids.push(id);
@@ -653,9 +719,30 @@ pub struct Approval {
     pub expires_at: u64,
     pub resolved_by: Option<String>,
     pub resolved_at: Option<u64>,
+    /// What running the approved action gave: `{status, outcome}`.
+    #[serde(default)]
+    pub result: Option<Value>,
+}
+
+impl ApprovalStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+        }
+    }
 }
 
 impl Approval {
+    /// A pending approval past its time is expired.
+    pub fn expire(&mut self, now: u64) {
+        if self.status == ApprovalStatus::Pending && now >= self.expires_at {
+            self.status = ApprovalStatus::Expired;
+        }
+    }
+
     /// Approves or rejects: only an owner, never the AI, never the requester,
     /// and only while pending and unexpired.
     pub fn resolve(
@@ -676,9 +763,7 @@ impl Approval {
                 "an approval cannot be decided by whoever requested it",
             ));
         }
-        if self.status == ApprovalStatus::Pending && now >= self.expires_at {
-            self.status = ApprovalStatus::Expired;
-        }
+        self.expire(now);
         if self.status != ApprovalStatus::Pending {
             return Err(ApiError::Conflict {
                 code: "approval_closed",
@@ -855,7 +940,8 @@ mod tests {
             run(&mut s, "schedule_activity", json!({"id": "a1", "at": 1})).unwrap(),
         ));
         all.extend(changes(run(&mut s, "archive_room", json!({})).unwrap()));
-        assert_eq!(changed_activities(&all), ["a1"]);
+        assert_eq!(changed(&all, "activities"), ["a1"]);
+        assert!(changed(&all, "rules").is_empty());
         for status in ActivityStatus::ALL {
             assert_eq!(json!(status), json!(status.as_str()));
         }
@@ -932,6 +1018,37 @@ mod tests {
     }
 
     #[test]
+    fn rules_are_versioned_state_kept_out_of_the_members_view() {
+        let mut s = RoomState::default();
+        let rule = json!({"trigger": "file_added",
+            "effect": {"action": "send_message", "args": {"body": "new file"}}});
+        let c = changes(run(&mut s, "set_rule", json!({ "rule": rule })).unwrap());
+        assert_eq!((s.version, c[0].path.as_str()), (1, "rules.r1"));
+        assert_eq!(changed(&c, "rules"), ["r1"]);
+        run(
+            &mut s,
+            "set_rule",
+            json!({"rule": {"id": "r1", "enabled": false}}),
+        )
+        .unwrap();
+        assert!(!s.rules["r1"].enabled);
+        assert_eq!(s.version, 2);
+        assert!(serde_json::to_value(&s).unwrap().get("rules").is_none());
+        let missing = run(&mut s, "set_rule", json!({"rule": {"id": "r9"}}));
+        assert_eq!(missing.unwrap_err().status(), 404);
+        let c = changes(run(&mut s, "delete_rule", json!({"id": "r1"})).unwrap());
+        assert_eq!(c[0].new, Value::Null);
+        assert!(s.rules.is_empty());
+        for _ in 0..RULES_MAX {
+            run(&mut s, "set_rule", json!({ "rule": rule })).unwrap();
+        }
+        let full = run(&mut s, "set_rule", json!({ "rule": rule })).unwrap_err();
+        assert_eq!(full.code(), "too_many_rules");
+        // Ids are never reused, so audit entries name one rule each.
+        assert!(!s.rules.contains_key("r1") && s.rules.contains_key("r2"));
+    }
+
+    #[test]
     fn if_match() {
         assert!(check_version(None, 3).is_ok());
         assert!(check_version(Some("3"), 3).is_ok());
@@ -955,6 +1072,7 @@ mod tests {
             expires_at: APPROVAL_TTL_SECS,
             resolved_by: None,
             resolved_at: None,
+            result: None,
         };
         let mut a = pending.clone();
         assert_eq!(
@@ -999,5 +1117,13 @@ mod tests {
             "approval_closed"
         );
         assert_eq!(late.status, ApprovalStatus::Expired);
+        for status in [
+            ApprovalStatus::Pending,
+            ApprovalStatus::Approved,
+            ApprovalStatus::Rejected,
+            ApprovalStatus::Expired,
+        ] {
+            assert_eq!(json!(status), json!(status.as_str()));
+        }
     }
 }

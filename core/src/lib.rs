@@ -15,5 +15,6 @@ pub mod presence;
 pub mod protocol;
 pub mod ratelimit;
 pub mod rooms;
+pub mod rules;
 
 pub use error::ApiError;

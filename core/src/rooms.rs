@@ -73,6 +73,16 @@ impl FromStr for RoomKind {
     }
 }
 
+/// What the Worker tells a room's object about a membership change: a new
+/// role (`joined` for someone new), or a removal (`role: None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberNotice {
+    pub user_id: String,
+    pub role: Option<Role>,
+    #[serde(default)]
+    pub joined: bool,
+}
+
 /// Everything a member may try to do in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {

@@ -1,0 +1,688 @@
+//! Rules: "when <trigger>, if <condition>, run <action>" — automation a room's
+//! admins set up without writing code. A condition is a JSONLogic expression
+//! (evaluated by `jsonlogic-rs`) over the event and the room state; an effect
+//! is an action from the catalogue whose arguments are templated from the
+//! event (`"{{event.data.message.body}}"`).
+//!
+//! Everything a rule may cost is bounded here, at save time: the size, depth
+//! and node count of a condition, which operators it may use and how deeply
+//! it may iterate, the templates of its arguments, and how many rules a room
+//! holds. At run time a [`Cascade`] bounds the effects one originating event
+//! may cause, so rules that trigger each other stop instead of looping.
+
+use crate::actions::{spec, validate_args};
+use crate::ApiError;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::VecDeque;
+
+pub const RULES_MAX: usize = 50;
+pub const NAME_MAX: usize = 100;
+pub const CONDITION_BYTES_MAX: usize = 4096;
+pub const CONDITION_DEPTH_MAX: usize = 12;
+pub const CONDITION_NODES_MAX: usize = 256;
+/// `map`/`filter`/`all`… inside one another: each level multiplies the work
+/// by the length of an array (up to 1,000 activities).
+pub const ITERATION_NESTING_MAX: usize = 2;
+pub const EFFECT_ARGS_BYTES_MAX: usize = 8192;
+/// Effects one originating event may cause, chained rules included.
+pub const EFFECTS_PER_EVENT_MAX: usize = 10;
+/// A templated string after substitution.
+const RENDERED_STRING_MAX: usize = 8192;
+
+/// The JSONLogic operators a condition may use: the standard ones minus
+/// anything that reaches outside the data (there is nothing else in the spec).
+const OPERATORS: &[&str] = &[
+    "var",
+    "missing",
+    "missing_some",
+    "if",
+    "?:",
+    "==",
+    "===",
+    "!=",
+    "!==",
+    "!",
+    "!!",
+    "or",
+    "and",
+    ">",
+    ">=",
+    "<",
+    "<=",
+    "max",
+    "min",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "map",
+    "filter",
+    "reduce",
+    "all",
+    "none",
+    "some",
+    "merge",
+    "in",
+    "cat",
+    "substr",
+];
+const ITERATING: &[&str] = &["map", "filter", "reduce", "all", "none", "some"];
+
+/// Rules may not edit rules: an effect that did could rewrite its own bounds.
+const NOT_AN_EFFECT: &[&str] = &["set_rule", "delete_rule"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    MessagePosted,
+    ActivityChanged,
+    FileAdded,
+    MemberJoined,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleEffect {
+    pub action: String,
+    #[serde(default = "empty_object")]
+    pub args: Value,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub id: String,
+    pub name: String,
+    pub trigger: Trigger,
+    /// JSONLogic; `true` when the rule always applies.
+    pub condition: Value,
+    pub effect: RuleEffect,
+    pub enabled: bool,
+    /// Whoever saved the rule last: its effects run with their current role.
+    pub author: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// What `set_rule` takes: a new rule without `id`, or the fields to change of
+/// an existing one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDraft {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub trigger: Option<Trigger>,
+    pub condition: Option<Value>,
+    pub effect: Option<RuleEffect>,
+    pub enabled: Option<bool>,
+}
+
+impl RuleDraft {
+    pub fn parse(v: &Value) -> Result<Self, ApiError> {
+        serde_json::from_value(v.clone())
+            .map_err(|e| ApiError::invalid(format!("the rule is not valid: {e}")))
+    }
+
+    /// The rule this draft makes of `existing` (or a new rule with `id`),
+    /// validated.
+    pub fn apply(
+        self,
+        existing: Option<&Rule>,
+        id: String,
+        author: &str,
+        now: u64,
+    ) -> Result<Rule, ApiError> {
+        let missing = |f: &str| ApiError::invalid(format!("a new rule needs `{f}`"));
+        let rule = Rule {
+            id,
+            name: match (self.name, existing) {
+                (Some(n), _) => n.trim().to_string(),
+                (None, Some(r)) => r.name.clone(),
+                (None, None) => String::new(),
+            },
+            trigger: self
+                .trigger
+                .or(existing.map(|r| r.trigger))
+                .ok_or_else(|| missing("trigger"))?,
+            condition: self
+                .condition
+                .or_else(|| existing.map(|r| r.condition.clone()))
+                .unwrap_or(Value::Bool(true)),
+            effect: self
+                .effect
+                .or_else(|| existing.map(|r| r.effect.clone()))
+                .ok_or_else(|| missing("effect"))?,
+            enabled: self.enabled.or(existing.map(|r| r.enabled)).unwrap_or(true),
+            author: author.to_string(),
+            created_at: existing.map_or(now, |r| r.created_at),
+            updated_at: now,
+        };
+        rule.validate()?;
+        Ok(rule)
+    }
+}
+
+impl Rule {
+    /// Everything checked at save time, so that a saved rule is cheap to run.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if self.name.chars().count() > NAME_MAX || self.name.chars().any(char::is_control) {
+            return Err(ApiError::invalid(format!(
+                "a rule's name is at most {NAME_MAX} characters without control characters"
+            )));
+        }
+        validate_condition(&self.condition)?;
+        let action = spec(&self.effect.action)
+            .map_err(|_| ApiError::invalid(format!("unknown action `{}`", self.effect.action)))?;
+        if NOT_AN_EFFECT.contains(&action.name) {
+            return Err(ApiError::invalid(format!(
+                "`{}` cannot be a rule's effect",
+                action.name
+            )));
+        }
+        if self.effect.args.to_string().len() > EFFECT_ARGS_BYTES_MAX {
+            return Err(ApiError::invalid(format!(
+                "a rule's effect arguments are at most {EFFECT_ARGS_BYTES_MAX} bytes"
+            )));
+        }
+        check_templates(&self.effect.args)?;
+        // The arguments must fit the action's schema once templates are filled
+        // in: a template stands for a value of the right type.
+        validate_args(action, &placeholder_args(action, &self.effect.args))
+    }
+}
+
+/// Bounds, operators and shape of a JSONLogic condition.
+pub fn validate_condition(condition: &Value) -> Result<(), ApiError> {
+    if condition.to_string().len() > CONDITION_BYTES_MAX {
+        return Err(ApiError::invalid(format!(
+            "a condition is at most {CONDITION_BYTES_MAX} bytes"
+        )));
+    }
+    let mut nodes = 0;
+    walk(condition, 1, 0, &mut nodes)?;
+    // The crate parses before it evaluates: with empty data, errors of shape
+    // (arity, malformed operations) show; errors about the data do not count.
+    // Its error type is private, so the kinds are told apart by their text.
+    match jsonlogic_rs::apply(condition, &json!({})) {
+        Err(e) => {
+            let e = e.to_string();
+            let shape = [
+                "Wrong argument count",
+                "Invalid rule",
+                "Invalid variable key",
+            ];
+            if shape.iter().any(|s| e.starts_with(s)) {
+                return Err(ApiError::invalid(format!(
+                    "the condition is not valid JSONLogic: {e}"
+                )));
+            }
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+    }
+}
+
+fn walk(v: &Value, depth: usize, iterating: usize, nodes: &mut usize) -> Result<(), ApiError> {
+    *nodes += 1;
+    if *nodes > CONDITION_NODES_MAX {
+        return Err(ApiError::invalid(format!(
+            "a condition has at most {CONDITION_NODES_MAX} parts"
+        )));
+    }
+    if depth > CONDITION_DEPTH_MAX {
+        return Err(ApiError::invalid(format!(
+            "a condition nests at most {CONDITION_DEPTH_MAX} levels"
+        )));
+    }
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|i| walk(i, depth + 1, iterating, nodes)),
+        Value::Object(map) => {
+            let mut ops = map.iter();
+            let (Some((op, operand)), None) = (ops.next(), ops.next()) else {
+                return Err(ApiError::invalid(
+                    "each operation in a condition is an object with exactly one operator",
+                ));
+            };
+            if !OPERATORS.contains(&op.as_str()) {
+                return Err(ApiError::invalid(format!(
+                    "`{op}` is not an operator a condition may use"
+                )));
+            }
+            if !ITERATING.contains(&op.as_str()) {
+                return walk(operand, depth + 1, iterating, nodes);
+            }
+            if iterating + 1 > ITERATION_NESTING_MAX {
+                return Err(ApiError::invalid(format!(
+                    "a condition iterates at most {ITERATION_NESTING_MAX} levels deep"
+                )));
+            }
+            // The first operand is the array; the rest runs once per element.
+            match operand {
+                Value::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
+                    walk(item, depth + 1, iterating + usize::from(i > 0), nodes)
+                }),
+                other => walk(other, depth + 1, iterating, nodes),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// JSONLogic truthiness of a condition's result.
+pub fn evaluate(condition: &Value, data: &Value) -> Result<bool, ApiError> {
+    let out = jsonlogic_rs::apply(condition, data)
+        .map_err(|e| ApiError::invalid(format!("the condition failed: {e}")))?;
+    Ok(match out {
+        Value::Null => false,
+        Value::Bool(b) => b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(_) => true,
+    })
+}
+
+/// Every `{{path}}` in the strings of `v`: each must name `event.…` or
+/// `state.…`, with balanced braces.
+fn check_templates(v: &Value) -> Result<(), ApiError> {
+    match v {
+        Value::String(s) => placeholders(s).map(|_| ()),
+        Value::Array(items) => items.iter().try_for_each(check_templates),
+        Value::Object(map) => map.values().try_for_each(check_templates),
+        _ => Ok(()),
+    }
+}
+
+/// The parts of a template string: literal text and `{{path}}`s.
+enum Part<'a> {
+    Text(&'a str),
+    Path(&'a str),
+}
+
+fn placeholders(s: &str) -> Result<Vec<Part<'_>>, ApiError> {
+    let mut parts = Vec::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("{{") {
+        parts.push(Part::Text(&rest[..start]));
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| ApiError::invalid(format!("an unclosed `{{{{` in `{s}`")))?;
+        let path = after[..end].trim();
+        let valid = (path.starts_with("event.") || path.starts_with("state."))
+            && path
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
+        if !valid {
+            return Err(ApiError::invalid(format!(
+                "`{{{{{path}}}}}` must name a field of `event` or `state`, like `event.data.message.body`"
+            )));
+        }
+        parts.push(Part::Path(path));
+        rest = &after[end + 2..];
+    }
+    parts.push(Part::Text(rest));
+    Ok(parts)
+}
+
+/// The arguments with each template standing in for a value of the type the
+/// catalogue wants, for checking a rule's shape before it ever runs.
+fn placeholder_args(action: &crate::actions::ActionSpec, args: &Value) -> Value {
+    let Value::Object(map) = args else {
+        return args.clone();
+    };
+    let mut out = Map::new();
+    for (k, v) in map {
+        let templated = matches!(v, Value::String(s) if s.contains("{{"));
+        let ty = action
+            .args
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, t)| t.trim_end_matches('?'));
+        let stand_in = match (templated, ty) {
+            (true, Some("integer")) => json!(0),
+            (true, Some("array")) => json!([]),
+            (true, Some("object")) => json!({}),
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), stand_in);
+    }
+    Value::Object(out)
+}
+
+fn lookup<'a>(data: &'a Value, path: &str) -> &'a Value {
+    let mut at = data;
+    for key in path.split('.') {
+        at = match at {
+            Value::Object(m) => m.get(key),
+            Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => None,
+        }
+        .unwrap_or(&Value::Null);
+    }
+    at
+}
+
+/// Fills in the templates of an effect's arguments from `data`. A string that
+/// is exactly one `{{path}}` becomes the value there (numbers stay numbers);
+/// otherwise each is replaced by its text.
+pub fn render(args: &Value, data: &Value) -> Result<Value, ApiError> {
+    Ok(match args {
+        Value::String(s) if s.contains("{{") => {
+            let parts = placeholders(s)?;
+            if let [Part::Text(""), Part::Path(p), Part::Text("")] = parts.as_slice() {
+                return Ok(lookup(data, p).clone());
+            }
+            let mut out = String::new();
+            for part in parts {
+                match part {
+                    Part::Text(t) => out.push_str(t),
+                    Part::Path(p) => match lookup(data, p) {
+                        Value::String(s) => out.push_str(s),
+                        Value::Null => {}
+                        other => out.push_str(&other.to_string()),
+                    },
+                }
+                if out.len() > RENDERED_STRING_MAX {
+                    return Err(ApiError::invalid(format!(
+                        "a templated argument came to more than {RENDERED_STRING_MAX} bytes"
+                    )));
+                }
+            }
+            Value::String(out)
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| render(i, data))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render(v, data)?)))
+                .collect::<Result<_, ApiError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Something that happened in a room that rules may react to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub trigger: Trigger,
+    /// The user (or `ai`) whose action caused it.
+    pub actor: String,
+    pub data: Value,
+}
+
+/// What a rule asks to run for an event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub rule_id: String,
+    pub author: String,
+    pub action: String,
+    /// The rendered arguments, or why the rule could not be applied.
+    pub args: Result<Value, ApiError>,
+}
+
+/// The enabled rules for `event` whose condition holds, in id order, with
+/// their arguments rendered. `state` is the room state as conditions see it.
+pub fn plan(rules: &[Rule], event: &Event, state: &Value) -> Vec<Planned> {
+    let data = json!({ "event": event, "state": state });
+    rules
+        .iter()
+        .filter(|r| r.enabled && r.trigger == event.trigger)
+        .filter_map(|r| {
+            let args = match evaluate(&r.condition, &data) {
+                Ok(false) => return None,
+                Ok(true) => render(&r.effect.args, &data),
+                Err(e) => Err(e),
+            };
+            Some(Planned {
+                rule_id: r.id.clone(),
+                author: r.author.clone(),
+                action: r.effect.action.clone(),
+                args,
+            })
+        })
+        .collect()
+}
+
+/// The events one originating event leads to, and the effects they may still
+/// cause: at most [`EFFECTS_PER_EVENT_MAX`] in all, so no chain of rules loops.
+#[derive(Debug)]
+pub struct Cascade {
+    queue: VecDeque<Event>,
+    effects: usize,
+}
+
+impl Cascade {
+    pub fn new(origin: Event) -> Self {
+        Self {
+            queue: VecDeque::from([origin]),
+            effects: 0,
+        }
+    }
+
+    pub fn next_event(&mut self) -> Option<Event> {
+        self.queue.pop_front()
+    }
+
+    /// Counts one effect; false once the bound is reached (run nothing more).
+    pub fn take_effect(&mut self) -> bool {
+        if self.effects >= EFFECTS_PER_EVENT_MAX {
+            return false;
+        }
+        self.effects += 1;
+        true
+    }
+
+    pub fn caused(&mut self, events: impl IntoIterator<Item = Event>) {
+        self.queue.extend(events);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn draft(v: Value) -> Result<Rule, ApiError> {
+        RuleDraft::parse(&v)?.apply(None, "r1".into(), "u1", 10)
+    }
+
+    fn greeting() -> Value {
+        json!({
+            "name": "greet",
+            "trigger": "member_joined",
+            "effect": {"action": "send_message", "args": {"body": "Welcome, {{event.data.user_id}}!"}}
+        })
+    }
+
+    #[test]
+    fn a_rule_is_made_and_changed() {
+        let r = draft(greeting()).unwrap();
+        assert_eq!(
+            (r.trigger, r.condition.clone(), r.enabled),
+            (Trigger::MemberJoined, json!(true), true)
+        );
+        let patched = RuleDraft::parse(&json!({"enabled": false}))
+            .unwrap()
+            .apply(Some(&r), r.id.clone(), "u2", 20)
+            .unwrap();
+        assert_eq!(
+            (
+                patched.enabled,
+                patched.author.as_str(),
+                patched.created_at,
+                patched.updated_at
+            ),
+            (false, "u2", 10, 20)
+        );
+        assert_eq!(patched.effect, r.effect);
+        assert_eq!(
+            draft(json!({"trigger": "file_added"}))
+                .unwrap_err()
+                .status(),
+            400
+        );
+    }
+
+    #[test]
+    fn malicious_or_broken_rules_are_refused_at_save() {
+        let mut deep = json!(true);
+        for _ in 0..CONDITION_DEPTH_MAX + 1 {
+            deep = json!({ "!": [deep] });
+        }
+        let huge = json!({"in": ["x", "y".repeat(CONDITION_BYTES_MAX)]});
+        let wide = json!({"and": vec![json!({"==": [1, 1]}); CONDITION_NODES_MAX]});
+        let nested_loops = json!({"some": [{"var": "state.activities"},
+            {"some": [{"var": "state.activities"},
+                {"some": [{"var": "state.activities"}, {"==": [1, 1]}]}]}]});
+        for (condition, why) in [
+            (deep, "nests"),
+            (huge, "bytes"),
+            (wide, "parts"),
+            (nested_loops, "iterates"),
+            (json!({"eval": "rm -rf"}), "not an operator"),
+            (json!({"==": [1, 1], "!=": [1, 2]}), "exactly one operator"),
+            (json!({"log": "x"}), "not an operator"),
+            (json!({"!": [1, 2, 3]}), "not valid JSONLogic"),
+        ] {
+            let mut rule = greeting();
+            rule["condition"] = condition;
+            let e = draft(rule).unwrap_err();
+            assert_eq!(e.status(), 400);
+            assert!(e.to_string().contains(why), "{e} should say {why}");
+        }
+        for (effect, why) in [
+            (json!({"action": "format_disk"}), "unknown action"),
+            (
+                json!({"action": "set_rule", "args": {"rule": {}}}),
+                "cannot be a rule",
+            ),
+            (
+                json!({"action": "send_message", "args": {"body": "{{event.data"}}),
+                "unclosed",
+            ),
+            (
+                json!({"action": "send_message", "args": {"body": "{{env.JWT_SECRET}}"}}),
+                "must name a field",
+            ),
+            (
+                json!({"action": "send_message", "args": {"text": "hi"}}),
+                "no argument",
+            ),
+            (json!({"action": "send_message", "args": {}}), "needs"),
+            (
+                json!({"action": "schedule_activity", "args": {"id": "a1", "at": "soon"}}),
+                "must be integer",
+            ),
+        ] {
+            let mut rule = greeting();
+            rule["effect"] = effect;
+            let e = draft(rule).unwrap_err();
+            assert!(e.to_string().contains(why), "{e} should say {why}");
+        }
+        // A templated argument stands for a value of the right type.
+        let mut rule = greeting();
+        rule["effect"] = json!({"action": "schedule_activity",
+            "args": {"id": "{{event.data.activity.id}}", "at": "{{event.data.activity.due_at}}"}});
+        assert!(draft(rule).is_ok());
+    }
+
+    #[test]
+    fn conditions_see_the_event_and_the_state() {
+        let mut rule = draft(greeting()).unwrap();
+        rule.trigger = Trigger::MessagePosted;
+        rule.condition = json!({"and": [
+            {"in": ["urgent", {"var": "event.data.message.body"}]},
+            {"<": [{"var": "state.open_activities"}, 3]}
+        ]});
+        rule.effect = RuleEffect {
+            action: "propose_activity".into(),
+            args: json!({"title": "Follow up: {{event.data.message.body}}", "due_at": "{{event.data.message.at}}"}),
+        };
+        let event = |body: &str| Event {
+            trigger: Trigger::MessagePosted,
+            actor: "u2".into(),
+            data: json!({"message": {"body": body, "at": 77}}),
+        };
+        let state = json!({"open_activities": 1});
+        let planned = plan(std::slice::from_ref(&rule), &event("urgent: fix"), &state);
+        assert_eq!(planned.len(), 1);
+        assert_eq!(
+            planned[0].args,
+            Ok(json!({"title": "Follow up: urgent: fix", "due_at": 77}))
+        );
+        assert!(plan(std::slice::from_ref(&rule), &event("calm"), &state).is_empty());
+        assert!(plan(
+            std::slice::from_ref(&rule),
+            &event("urgent"),
+            &json!({"open_activities": 5})
+        )
+        .is_empty());
+        // Other triggers and disabled rules do not apply.
+        let joined = Event {
+            trigger: Trigger::MemberJoined,
+            ..event("urgent")
+        };
+        assert!(plan(std::slice::from_ref(&rule), &joined, &state).is_empty());
+        rule.enabled = false;
+        assert!(plan(&[rule], &event("urgent"), &state).is_empty());
+    }
+
+    #[test]
+    fn truthiness_follows_jsonlogic() {
+        for (logic, want) in [
+            (json!(true), true),
+            (json!({"var": "missing"}), false),
+            (json!({"var": "zero"}), false),
+            (json!({"var": "empty"}), false),
+            (json!({"var": "list"}), true),
+            (json!({"cat": ["a", "b"]}), true),
+        ] {
+            let data = json!({"zero": 0, "empty": "", "list": [1]});
+            assert_eq!(evaluate(&logic, &data).unwrap(), want, "{logic}");
+        }
+    }
+
+    #[test]
+    fn a_cascade_stops_at_the_bound() {
+        let e = Event {
+            trigger: Trigger::MessagePosted,
+            actor: "u1".into(),
+            data: json!({}),
+        };
+        let mut c = Cascade::new(e.clone());
+        let mut ran = 0;
+        // Every event causes another one, forever, unless the cascade stops it.
+        while let Some(ev) = c.next_event() {
+            if !c.take_effect() {
+                break;
+            }
+            ran += 1;
+            c.caused([ev]);
+        }
+        assert_eq!(ran, EFFECTS_PER_EVENT_MAX);
+    }
+
+    proptest! {
+        /// Whatever text a template is filled with, a literal stays literal:
+        /// substituted values are never themselves expanded.
+        #[test]
+        fn substitution_is_not_recursive(body in ".{0,40}") {
+            let data = json!({"event": {"data": {"body": body}}});
+            let out = render(&json!("said: {{event.data.body}}"), &data).unwrap();
+            prop_assert_eq!(out, json!(format!("said: {body}")));
+        }
+    }
+}
