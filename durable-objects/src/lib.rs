@@ -6,6 +6,7 @@ pub mod d1;
 mod docs;
 mod docstore;
 pub mod http;
+pub mod members;
 pub mod room;
 mod store;
 pub mod upload;

@@ -2,44 +2,27 @@
 //! checks membership and forwards to the room's Durable Object with an identity
 //! the client cannot forge. Also tells the object about membership changes.
 
-use crate::ctx::{arg, Ctx};
+use crate::ctx::Ctx;
 use crate::tokens::{authenticate, user_for_token};
-use tessera_core::protocol::Identity;
+use tessera_core::rooms::MemberNotice;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::HttpResult;
+use tessera_durable_objects::members;
 use tessera_durable_objects::room;
 use worker::{Headers, Method, Request, Response};
 
 /// The subprotocol a browser offers next to `bearer.<token>`; the answer echoes it.
 const SUBPROTOCOL: &str = "tessera.v1";
 
-#[derive(serde::Deserialize)]
-struct MemberIdentity {
-    role: String,
-    display_name: String,
-}
-
 /// The caller's identity in a room, in one query (this runs on every socket
 /// upgrade and every forwarded request); 404 for non-members, as everywhere.
 pub async fn identity_headers(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Headers> {
-    let found: MemberIdentity = ctx
-        .db()?
-        .prepare(
-            "SELECT m.role, u.display_name FROM memberships m JOIN users u ON u.id = m.user_id
-             WHERE m.room_id = ?1 AND m.user_id = ?2",
-        )
-        .bind(&[arg(room_id), arg(user_id)])?
-        .first(None)
+    let who = members::identity(&ctx.db()?, room_id, user_id)
         .await?
         .ok_or(ApiError::NotFound("room"))?;
-    let who = Identity {
-        user_id: user_id.to_string(),
-        display_name: found.display_name,
-        role: found.role.parse()?,
-    };
     let headers = Headers::new();
     headers.set("x-tessera-identity", &who.to_header())?;
-    headers.set("x-tessera-room", room_id)?;
+    headers.set("x-request-id", &ctx.request_id)?;
     Ok(headers)
 }
 
@@ -188,24 +171,9 @@ pub async fn post_message(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpRes
     .await
 }
 
-/// Tells the room that a member's role changed (`Some`) or that they left (`None`).
-pub async fn member_changed(
-    ctx: &Ctx,
-    room_id: &str,
-    user_id: &str,
-    role: Option<&str>,
-) -> HttpResult<()> {
-    let body = serde_json::to_vec(&serde_json::json!({ "user_id": user_id, "role": role }))?;
-    room::call(
-        &ctx.env,
-        room_id,
-        Method::Post,
-        "/member",
-        Headers::new(),
-        Some(body),
-    )
-    .await?;
-    Ok(())
+/// Tells the room about a membership change (see `MemberNotice`).
+pub async fn member_changed(ctx: &Ctx, room_id: &str, notice: MemberNotice) -> HttpResult<()> {
+    room::tell(&ctx.env, room_id, "/member", &serde_json::to_value(notice)?).await
 }
 
 /// Closes the room's sockets and erases its object storage.

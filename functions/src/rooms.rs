@@ -7,12 +7,12 @@ use crate::tokens::authenticate;
 use crate::{crypto, room_object};
 use serde::{Deserialize, Serialize};
 use tessera_core::rooms::{
-    check_invite_usable, may_grant, require, AddMember, CreateInvite, CreateRoom, MemberChange,
-    Permission, Role, RoomKind, UpdateMember, UpdateRoom,
+    check_invite_usable, require, AddMember, CreateInvite, CreateRoom, MemberNotice, Permission,
+    Role, RoomKind, UpdateMember, UpdateRoom,
 };
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, no_content, HttpResult};
-use wasm_bindgen::JsValue;
+use tessera_durable_objects::members;
 use worker::{Request, Response};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -61,13 +61,7 @@ pub async fn membership(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<M
 }
 
 pub async fn member_role(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Option<Role>> {
-    let role: Option<String> = ctx
-        .db()?
-        .prepare("SELECT role FROM memberships WHERE room_id = ?1 AND user_id = ?2")
-        .bind(&[arg(room_id), arg(user_id)])?
-        .first(Some("role"))
-        .await?;
-    Ok(role.map(|r| r.parse()).transpose()?)
+    members::role(&ctx.db()?, room_id, user_id).await
 }
 
 /// The caller's role in a room; 404 for non-members, as for a missing room.
@@ -75,16 +69,6 @@ pub async fn role_in(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Role
     Ok(member_role(ctx, room_id, user_id)
         .await?
         .ok_or(ApiError::NotFound("room"))?)
-}
-
-async fn owner_count(ctx: &Ctx, room_id: &str) -> HttpResult<usize> {
-    let n: Option<u32> = ctx
-        .db()?
-        .prepare("SELECT COUNT(*) AS n FROM memberships WHERE room_id = ?1 AND role = 'owner'")
-        .bind(&[arg(room_id)])?
-        .first(Some("n"))
-        .await?;
-    Ok(n.unwrap_or(0) as usize)
 }
 
 #[derive(Serialize)]
@@ -127,32 +111,11 @@ pub async fn list(ctx: &Ctx, req: Request) -> HttpResult<Response> {
     json(200, &RoomList { rooms, next_cursor })
 }
 
-async fn existing_users(ctx: &Ctx, ids: &[String]) -> HttpResult<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("?{i}")).collect();
-    let args: Vec<JsValue> = ids.iter().map(arg).collect();
-    let n: Option<u32> = ctx
-        .db()?
-        .prepare(format!(
-            "SELECT COUNT(*) AS n FROM users WHERE id IN ({})",
-            placeholders.join(",")
-        ))
-        .bind(&args)?
-        .first(Some("n"))
-        .await?;
-    if n.unwrap_or(0) as usize != ids.len() {
-        return Err(ApiError::invalid("members: some of these users do not exist").into());
-    }
-    Ok(())
-}
-
 pub async fn create(ctx: &Ctx, mut req: Request) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
     let body: CreateRoom = read_json(&mut req).await?;
     let room = body.validate(&user_id)?;
-    existing_users(ctx, &room.members).await?;
+    members::existing_users(&ctx.db()?, &room.members).await?;
     let db = ctx.db()?;
     let direct_key = (room.kind == RoomKind::Direct).then(|| {
         let mut pair = [user_id.clone(), room.members[0].clone()];
@@ -294,69 +257,33 @@ async fn member_json(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Resp
     json(200, &member)
 }
 
-fn direct_room_is_fixed() -> ApiError {
-    ApiError::Conflict {
-        code: "direct_room",
-        message: "a direct room has exactly two people; its membership cannot change".into(),
-    }
-}
-
 pub async fn add_member(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
     let m = membership(ctx, room_id, &user_id).await?;
     require(m.role, Permission::ManageMembers)?;
     let body: AddMember = read_json(&mut req).await?;
-    if m.kind == RoomKind::Direct {
-        return Err(direct_room_is_fixed().into());
-    }
-    if !may_grant(m.role, body.role) {
-        return Err(
-            ApiError::forbidden(format!("a {} may not add a {}", m.role, body.role)).into(),
-        );
-    }
-    existing_users(ctx, std::slice::from_ref(&body.user_id)).await?;
-    let inserted = ctx
-        .db()?
-        .prepare(
-            "INSERT INTO memberships (room_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&[
-            arg(room_id),
-            arg(&body.user_id),
-            arg(body.role.as_str()),
-            arg(now_secs()),
-        ])?
-        .run()
-        .await?;
-    if changes(&inserted)? == 0 {
-        return Err(ApiError::Conflict {
-            code: "already_member",
-            message: "this user is already a member".into(),
-        }
-        .into());
-    }
+    members::add(
+        &ctx.db()?,
+        room_id,
+        m.role,
+        &body.user_id,
+        body.role,
+        now_secs(),
+    )
+    .await?;
+    room_object::member_changed(
+        ctx,
+        room_id,
+        MemberNotice {
+            user_id: body.user_id.clone(),
+            role: Some(body.role),
+            joined: true,
+        },
+    )
+    .await?;
     Ok(member_json(ctx, room_id, &body.user_id)
         .await?
         .with_status(201))
-}
-
-async fn change_for(
-    ctx: &Ctx,
-    m: &Membership,
-    room_id: &str,
-    actor: &str,
-    target: &str,
-) -> HttpResult<MemberChange> {
-    let target_role = member_role(ctx, room_id, target)
-        .await?
-        .ok_or(ApiError::NotFound("member"))?;
-    Ok(MemberChange {
-        actor: m.role,
-        target: target_role,
-        actor_is_target: actor == target,
-        owners: owner_count(ctx, room_id).await?,
-    })
 }
 
 pub async fn update_member(
@@ -368,10 +295,7 @@ pub async fn update_member(
     let user_id = authenticate(ctx, &req).await?;
     let m = membership(ctx, room_id, &user_id).await?;
     let body: UpdateMember = read_json(&mut req).await?;
-    if m.kind == RoomKind::Direct {
-        return Err(direct_room_is_fixed().into());
-    }
-    change_for(ctx, &m, room_id, &user_id, target)
+    members::change(&ctx.db()?, room_id, &user_id, m.role, target)
         .await?
         .check_role_change(body.role)?;
     ctx.db()?
@@ -379,7 +303,16 @@ pub async fn update_member(
         .bind(&[arg(room_id), arg(target), arg(body.role.as_str())])?
         .run()
         .await?;
-    room_object::member_changed(ctx, room_id, target, Some(body.role.as_str())).await?;
+    room_object::member_changed(
+        ctx,
+        room_id,
+        MemberNotice {
+            user_id: target.to_string(),
+            role: Some(body.role),
+            joined: false,
+        },
+    )
+    .await?;
     member_json(ctx, room_id, target).await
 }
 
@@ -391,18 +324,17 @@ pub async fn remove_member(
 ) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
     let m = membership(ctx, room_id, &user_id).await?;
-    if m.kind == RoomKind::Direct {
-        return Err(direct_room_is_fixed().into());
-    }
-    change_for(ctx, &m, room_id, &user_id, target)
-        .await?
-        .check_removal()?;
-    ctx.db()?
-        .prepare("DELETE FROM memberships WHERE room_id = ?1 AND user_id = ?2")
-        .bind(&[arg(room_id), arg(target)])?
-        .run()
-        .await?;
-    room_object::member_changed(ctx, room_id, target, None).await?;
+    members::remove(&ctx.db()?, room_id, &user_id, m.role, target).await?;
+    room_object::member_changed(
+        ctx,
+        room_id,
+        MemberNotice {
+            user_id: target.to_string(),
+            role: None,
+            joined: false,
+        },
+    )
+    .await?;
     no_content()
 }
 
@@ -491,5 +423,16 @@ pub async fn accept_invite(ctx: &Ctx, req: Request, code: &str) -> HttpResult<Re
         }
         .into());
     }
+    let role: Role = invite.role.parse()?;
+    room_object::member_changed(
+        ctx,
+        &invite.room_id,
+        MemberNotice {
+            user_id: user_id.clone(),
+            role: Some(role),
+            joined: true,
+        },
+    )
+    .await?;
     json(201, &membership(ctx, &invite.room_id, &user_id).await?.room)
 }
