@@ -1,9 +1,10 @@
 // Collaboration workflows over real HTTP and the room socket: named actions on
 // the room state, versions and If-Match, collaboration_updated events, the
-// permission matrix as the catalogue lists it, and the audit log.
+// permission matrix for every action and role, approvals, rules and the audit
+// log.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, register, startServer } from './harness.mjs';
+import { api, randomIp, register, startServer } from './harness.mjs';
 import { join } from './ws.mjs';
 
 const server = await startServer();
@@ -84,7 +85,8 @@ test('roles: the catalogue per role, viewers and members refused what is above t
   assert.equal((await act(roomId, member, 'cancel_activity', { id: 'a1' })).status, 403);
   assert.equal((await act(roomId, owner, 'cancel_activity', { id: 'a1' })).status, 200);
   const approval = await act(roomId, member, 'archive_room', {});
-  assert.equal(approval.status, 501, 'approvals are visibly not built yet');
+  assert.equal(approval.status, 202, 'a protected action above the role becomes a request');
+  assert.equal(approval.body.approval.status, 'pending');
   assert.equal((await act(roomId, member, 'no_such_action', {})).status, 404);
   assert.equal((await act(roomId, member, 'propose_activity', { title: 'x', sudo: true })).status, 400);
   const stranger = await register(server, 'Stranger');
@@ -125,4 +127,262 @@ test('audit: every state change has exactly one entry; admins read it, others ca
   assert.equal(res.headers.get('content-type'), 'application/x-ndjson');
   const lines = (await res.text()).trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(lines.length, 4);
+});
+
+const audit = async (roomId, owner, query = '') =>
+  (await api(server, 'GET', `/api/v1/rooms/${roomId}/audit?limit=200${query}`, { token: owner.token })).body.entries;
+
+async function uploadSmallFile(who, roomId, name = 'notes.txt') {
+  const b64 = (v) => Buffer.from(v).toString('base64');
+  const res = await fetch(`${server.url}/api/v1/uploads`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${who.token}`, 'cf-connecting-ip': randomIp(), 'tus-resumable': '1.0.0',
+      'upload-length': '5', 'upload-metadata': `filename ${b64(name)},room_id ${b64(roomId)}`,
+      'content-type': 'application/offset+octet-stream',
+    },
+    body: 'hello',
+  });
+  assert.equal(res.status, 201);
+  return res.headers.get('location').split('/').pop();
+}
+
+test('the permission matrix: every action by every role over HTTP', async () => {
+  const first = await setup();
+  const catalogue = (await api(server, 'GET', `/api/v1/rooms/${first.roomId}/actions`, { token: first.owner.token })).body;
+  const rank = { viewer: 0, member: 1, admin: 2, owner: 3 };
+  for (const role of ['viewer', 'member', 'admin', 'owner']) {
+    const { owner, roomId } = await setup();
+    const actor = role === 'owner' ? owner : await register(server, role);
+    if (role !== 'owner') {
+      await api(server, 'POST', `/api/v1/rooms/${roomId}/members`, { token: owner.token, body: { user_id: actor.user.id, role } });
+    }
+    await act(roomId, owner, 'propose_activity', { title: 'seed' });
+    const target = await register(server, 'Target');
+    const file = await uploadSmallFile(owner, roomId);
+    const args = {
+      propose_activity: { title: 't' }, update_activity: { id: 'a1', title: 'u' }, vote_activity: { id: 'a1' },
+      schedule_activity: { id: 'a1', at: 1900000000 }, start_activity: { id: 'a1' }, complete_activity: { id: 'a1' },
+      cancel_activity: { id: 'a1' }, assign: { id: 'a1', user_ids: [owner.user.id] }, send_message: { body: 'hi' },
+      add_member: { user_id: target.user.id, role: 'viewer' }, remove_member: { user_id: target.user.id },
+      set_rule: { rule: { trigger: 'file_added', effect: { action: 'send_message', args: { body: 'x' } } } },
+      delete_rule: { id: 'r1' }, delete_file: { id: file }, archive_room: {},
+    };
+    assert.deepEqual(Object.keys(args).sort(), catalogue.actions.map((a) => a.name).sort());
+    for (const spec of catalogue.actions) {
+      const r = await act(roomId, actor, spec.name, args[spec.name]);
+      const allowed = rank[role] >= rank[spec.min_role];
+      const why = `${spec.name} by ${role}: ${r.status} ${JSON.stringify(r.body)}`;
+      if (allowed) assert.ok(![403, 202].includes(r.status) && r.status < 500, why);
+      else if (spec.protected && role !== 'viewer') assert.equal(r.status, 202, why);
+      else assert.equal(r.status, 403, why);
+    }
+  }
+});
+
+test('approval: a member asks to remove someone, the requester cannot decide, another owner approves, it runs and is audited', async () => {
+  const { owner, member, viewer, roomId } = await setup();
+  const sock = await join(server, roomId, owner.token);
+  const viewerSock = await join(server, roomId, viewer.token);
+  const asked = await act(roomId, member, 'remove_member', { user_id: viewer.user.id });
+  assert.equal(asked.status, 202, JSON.stringify(asked.body));
+  const aid = asked.body.approval.id;
+  const requested = await sock.next((f) => f.event === 'approval_requested');
+  assert.equal(requested.data.approval.id, aid);
+  assert.equal(requested.data.approval.requested_by, member.user.id);
+  const pending = await api(server, 'GET', `/api/v1/rooms/${roomId}/approvals?status=pending`, { token: member.token });
+  assert.deepEqual(pending.body.approvals.map((a) => a.id), [aid]);
+  const decide = (who, verb) => api(server, 'POST', `/api/v1/rooms/${roomId}/approvals/${aid}/${verb}`, { token: who.token });
+  assert.equal((await decide(member, 'approve')).status, 403, 'a member cannot decide');
+  // Even as an owner, the requester cannot approve their own request.
+  await api(server, 'PATCH', `/api/v1/rooms/${roomId}/members/${member.user.id}`, { token: owner.token, body: { role: 'owner' } });
+  const self = await decide(member, 'approve');
+  assert.equal(self.status, 403);
+  assert.match(self.body.error.message, /requested/);
+  assert.equal((await api(server, 'GET', `/api/v1/rooms/${roomId}/members`, { token: owner.token })).body.members.length, 3, 'nothing ran');
+  const approved = await decide(owner, 'approve');
+  assert.equal(approved.status, 200, JSON.stringify(approved.body));
+  assert.equal(approved.body.approval.status, 'approved');
+  assert.equal(approved.body.approval.resolved_by, owner.user.id);
+  assert.equal(approved.body.approval.result.status, 200);
+  assert.equal((await viewerSock.closedPromise).code, 4003, 'the removed member is disconnected');
+  const members = (await api(server, 'GET', `/api/v1/rooms/${roomId}/members`, { token: owner.token })).body.members;
+  assert.ok(!members.some((m) => m.user_id === viewer.user.id));
+  const resolved = await sock.next((f) => f.event === 'approval_resolved');
+  assert.equal(resolved.data.approval.status, 'approved');
+  assert.equal((await decide(owner, 'reject')).body.error.code, 'approval_closed');
+  const entries = (await audit(roomId, owner, '&action=remove_member')).reverse();
+  assert.deepEqual(entries.map((e) => [e.actor, e.result.status]), [
+    [member.user.id, 202], [member.user.id, 403], [member.user.id, 403], [owner.user.id, 200], [owner.user.id, 409],
+  ]);
+  assert.equal(entries[3].result.approval, aid);
+  assert.equal(entries[3].result.requested_by, member.user.id);
+  assert.equal(entries[3].result.decision, 'approved');
+  sock.close();
+});
+
+test('approval: a rejected request changes nothing; an approved delete_file removes the file', async () => {
+  const { owner, member, roomId } = await setup();
+  const archive = await act(roomId, member, 'archive_room', {});
+  const rejected = await api(server, 'POST', `/api/v1/rooms/${roomId}/approvals/${archive.body.approval.id}/reject`, { token: owner.token });
+  assert.equal(rejected.body.approval.status, 'rejected');
+  const state = await api(server, 'GET', `/api/v1/rooms/${roomId}/state`, { token: member.token });
+  assert.equal(state.body.settings.archived, false);
+  const file = await uploadSmallFile(owner, roomId);
+  const other = await setup();
+  const foreign = await act(other.roomId, other.owner, 'delete_file', { id: file });
+  assert.equal(foreign.status, 404, 'a file of another room is not found');
+  const asked = await act(roomId, member, 'delete_file', { id: file });
+  assert.equal(asked.status, 202);
+  const approved = await api(server, 'POST', `/api/v1/rooms/${roomId}/approvals/${asked.body.approval.id}/approve`, { token: owner.token });
+  assert.equal(approved.body.approval.result.status, 200, JSON.stringify(approved.body));
+  assert.equal((await api(server, 'GET', `/api/v1/files/${file}`, { token: owner.token })).status, 404);
+});
+
+const rule = (roomId, who, body) => api(server, 'POST', `/api/v1/rooms/${roomId}/rules`, { token: who.token, body });
+
+test('rules: admins only; welcome on member_joined, a follow-up on a matching message, file_added; each effect audited as the rule', async () => {
+  const { owner, member, roomId } = await setup();
+  assert.equal((await api(server, 'GET', `/api/v1/rooms/${roomId}/rules`, { token: member.token })).status, 403);
+  assert.equal((await rule(roomId, member, { trigger: 'member_joined', effect: { action: 'send_message', args: { body: 'x' } } })).status, 403);
+  const welcome = await rule(roomId, owner, {
+    name: 'welcome', trigger: 'member_joined',
+    effect: { action: 'send_message', args: { body: 'Welcome {{event.data.user_id}} as {{event.data.role}}' } },
+  });
+  assert.equal(welcome.status, 200, JSON.stringify(welcome.body));
+  assert.equal(welcome.body.rule.id, 'r1');
+  await rule(roomId, owner, {
+    name: 'urgent', trigger: 'message_posted',
+    condition: { in: ['urgent', { var: 'event.data.message.body' }] },
+    effect: { action: 'propose_activity', args: { title: 'Follow up: {{event.data.message.body}}' } },
+  });
+  await rule(roomId, owner, {
+    trigger: 'file_added', condition: { '==': [{ var: 'event.data.file.name' }, 'notes.txt'] },
+    effect: { action: 'send_message', args: { body: 'New file {{event.data.file.name}}' } },
+  });
+  const listed = await api(server, 'GET', `/api/v1/rooms/${roomId}/rules`, { token: owner.token });
+  assert.deepEqual(listed.body.rules.map((r) => r.id), ['r1', 'r2', 'r3']);
+
+  const sock = await join(server, roomId, member.token);
+  const newcomer = await register(server, 'Newcomer');
+  await api(server, 'POST', `/api/v1/rooms/${roomId}/members`, { token: owner.token, body: { user_id: newcomer.user.id, role: 'member' } });
+  const hello = await sock.next((f) => f.type === 'message' && f.message.body.startsWith('Welcome'));
+  assert.equal(hello.message.body, `Welcome ${newcomer.user.id} as member`);
+  assert.equal(hello.message.author, owner.user.id, 'the effect runs as the rule author');
+
+  sock.send({ type: 'send', client_msg_id: 'c1', body: 'calm day' });
+  sock.send({ type: 'send', client_msg_id: 'c2', body: 'urgent: the roof leaks' });
+  const updated = await sock.next((f) => f.event === 'collaboration_updated');
+  assert.equal(updated.data.changes[0].new.title, 'Follow up: urgent: the roof leaks');
+  await uploadSmallFile(member, roomId);
+  await sock.next((f) => f.type === 'message' && f.message.body === 'New file notes.txt');
+  const state = await api(server, 'GET', `/api/v1/rooms/${roomId}/state`, { token: member.token });
+  assert.equal(Object.keys(state.body.activities).length, 1, 'the calm message matched nothing');
+  assert.equal(state.body.rules, undefined, 'rules are not in the state members read');
+
+  const byRules = (await audit(roomId, owner)).filter((e) => e.actor_kind === 'rule');
+  assert.deepEqual(byRules.map((e) => [e.result.rule, e.action, e.result.status]).sort(), [
+    ['r1', 'send_message', 201], ['r2', 'propose_activity', 200], ['r3', 'send_message', 201],
+  ]);
+  assert.ok(byRules.every((e) => e.actor === owner.user.id));
+  sock.close();
+});
+
+test('rules: a chain that would loop stops at the bound, and the stop is audited', async () => {
+  const { owner, member, roomId } = await setup();
+  // Every change of an activity changes it again: without a bound, forever.
+  const loop = await rule(roomId, owner, {
+    name: 'again', trigger: 'activity_changed',
+    effect: { action: 'update_activity', args: { id: '{{event.data.activity.id}}', title: '{{event.data.activity.title}}!' } },
+  });
+  assert.equal(loop.status, 200, JSON.stringify(loop.body));
+  const proposed = await act(roomId, member, 'propose_activity', { title: 'x' });
+  assert.equal(proposed.status, 200);
+  const state = await api(server, 'GET', `/api/v1/rooms/${roomId}/state`, { token: owner.token });
+  assert.equal(state.body.activities.a1.title, 'x' + '!'.repeat(10), 'ten effects, then the bound');
+  assert.equal(state.body.version, 2 + 10, 'the rule, the proposal and ten effects');
+  const entries = await audit(roomId, owner);
+  const stopped = entries.filter((e) => e.result.outcome?.error?.code === 'rule_chain_limit');
+  assert.equal(stopped.length, 1);
+  assert.equal(stopped[0].actor_kind, 'rule');
+  assert.equal(entries.filter((e) => e.actor_kind === 'rule' && e.result.status === 200).length, 10);
+  // The room still works, and deleting the rule ends it.
+  assert.equal((await api(server, 'DELETE', `/api/v1/rooms/${roomId}/rules/r1`, { token: owner.token })).status, 200);
+  await act(roomId, member, 'update_activity', { id: 'a1', title: 'calm' });
+  const after = await api(server, 'GET', `/api/v1/rooms/${roomId}/state`, { token: owner.token });
+  assert.equal(after.body.activities.a1.title, 'calm');
+});
+
+test('rules: malicious or broken rules are refused at save time and change nothing; at most 50', async () => {
+  const { owner, roomId } = await setup();
+  let deep = true;
+  for (let i = 0; i < 20; i++) deep = { '!': [deep] };
+  const effect = { action: 'send_message', args: { body: 'x' } };
+  for (const [body, why] of [
+    [{ trigger: 'message_posted', condition: deep, effect }, /nests/],
+    [{ trigger: 'message_posted', condition: { in: ['a', 'b'.repeat(5000)] }, effect }, /bytes/],
+    [{ trigger: 'message_posted', condition: { exec: ['rm -rf /'] }, effect }, /not an operator/],
+    [{ trigger: 'message_posted', effect: { action: 'set_rule', args: { rule: {} } } }, /cannot be a rule/],
+    [{ trigger: 'message_posted', effect: { action: 'send_message', args: { body: '{{env.JWT_SECRET}}' } } }, /must name a field/],
+    [{ trigger: 'on_the_moon', effect }, /not valid/],
+    [{ trigger: 'message_posted', effect, sudo: true }, /not valid/],
+  ]) {
+    const r = await rule(roomId, owner, body);
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.match(r.body.error.message, why);
+  }
+  const state = await api(server, 'GET', `/api/v1/rooms/${roomId}/state`, { token: owner.token });
+  assert.equal(state.body.version, 0, 'nothing was saved');
+  for (let i = 0; i < 50; i++) assert.equal((await rule(roomId, owner, { trigger: 'file_added', effect })).status, 200);
+  const tooMany = await rule(roomId, owner, { trigger: 'file_added', effect });
+  assert.equal(tooMany.status, 409);
+  assert.equal(tooMany.body.error.code, 'too_many_rules');
+  const patched = await api(server, 'PATCH', `/api/v1/rooms/${roomId}/rules/r7`, { token: owner.token, body: { enabled: false } });
+  assert.equal(patched.body.rule.enabled, false);
+  assert.equal((await api(server, 'PATCH', `/api/v1/rooms/${roomId}/rules/r999`, { token: owner.token, body: { enabled: false } })).status, 404);
+});
+
+test('rules: an effect runs with its author\'s current role; a lost right is refused and audited', async () => {
+  const { owner, member, roomId } = await setup();
+  const admin = await register(server, 'Admin');
+  await api(server, 'POST', `/api/v1/rooms/${roomId}/members`, { token: owner.token, body: { user_id: admin.user.id, role: 'admin' } });
+  const saved = await rule(roomId, admin, {
+    trigger: 'message_posted', condition: { '==': [{ var: 'event.data.message.body' }, 'cancel it'] },
+    effect: { action: 'cancel_activity', args: { id: 'a1' } },
+  });
+  assert.equal(saved.status, 200);
+  await act(roomId, member, 'propose_activity', { title: 'doomed' });
+  await api(server, 'PATCH', `/api/v1/rooms/${roomId}/members/${admin.user.id}`, { token: owner.token, body: { role: 'member' } });
+  await act(roomId, member, 'send_message', { body: 'cancel it' });
+  const state = await api(server, 'GET', `/api/v1/rooms/${roomId}/state`, { token: member.token });
+  assert.equal(state.body.activities.a1.status, 'proposed', 'the demoted author\'s rule could not cancel');
+  const refused = (await audit(roomId, owner, '&action=cancel_activity'))[0];
+  assert.equal(refused.actor, admin.user.id);
+  assert.equal(refused.actor_kind, 'rule');
+  assert.equal(refused.result.status, 403);
+  // Promoted again, the same rule works.
+  await api(server, 'PATCH', `/api/v1/rooms/${roomId}/members/${admin.user.id}`, { token: owner.token, body: { role: 'admin' } });
+  await act(roomId, member, 'send_message', { body: 'cancel it' });
+  const after = await api(server, 'GET', `/api/v1/rooms/${roomId}/state`, { token: member.token });
+  assert.equal(after.body.activities.a1.status, 'cancelled');
+});
+
+test('audit: with rules and approvals in play, every version step has exactly one entry', async () => {
+  const { owner, member, roomId } = await setup();
+  await rule(roomId, owner, {
+    trigger: 'activity_changed', condition: { '==': [{ var: 'event.data.activity.status' }, 'in_progress'] },
+    effect: { action: 'assign', args: { id: '{{event.data.activity.id}}', user_ids: [owner.user.id] } },
+  });
+  await act(roomId, member, 'propose_activity', { title: 'x' });
+  await act(roomId, member, 'start_activity', { id: 'a1' });
+  const asked = await act(roomId, member, 'archive_room', {});
+  await api(server, 'POST', `/api/v1/rooms/${roomId}/approvals/${asked.body.approval.id}/approve`, { token: owner.token });
+  const state = await api(server, 'GET', `/api/v1/rooms/${roomId}/state`, { token: owner.token });
+  assert.deepEqual(state.body.activities.a1.assignees, [owner.user.id], 'the rule assigned it');
+  assert.equal(state.body.settings.archived, true);
+  const versions = (await audit(roomId, owner))
+    .filter((e) => e.result.status === 200 && e.result.outcome?.changes?.length > 0)
+    .map((e) => e.result.outcome.version)
+    .sort((a, b) => a - b);
+  assert.deepEqual(versions, Array.from({ length: state.body.version }, (_, i) => i + 1));
 });

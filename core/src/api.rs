@@ -52,6 +52,13 @@ pub enum Endpoint {
     GetState,
     ListActions,
     RunAction,
+    ListRules,
+    CreateRule,
+    UpdateRule,
+    DeleteRule,
+    ListApprovals,
+    ApproveApproval,
+    RejectApproval,
     ListAudit,
     ExportAudit,
 }
@@ -202,6 +209,37 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
         "POST",
         "/api/v1/rooms/{room_id}/actions/{action}",
         Endpoint::RunAction,
+    ),
+    ("GET", "/api/v1/rooms/{room_id}/rules", Endpoint::ListRules),
+    (
+        "POST",
+        "/api/v1/rooms/{room_id}/rules",
+        Endpoint::CreateRule,
+    ),
+    (
+        "PATCH",
+        "/api/v1/rooms/{room_id}/rules/{rule_id}",
+        Endpoint::UpdateRule,
+    ),
+    (
+        "DELETE",
+        "/api/v1/rooms/{room_id}/rules/{rule_id}",
+        Endpoint::DeleteRule,
+    ),
+    (
+        "GET",
+        "/api/v1/rooms/{room_id}/approvals",
+        Endpoint::ListApprovals,
+    ),
+    (
+        "POST",
+        "/api/v1/rooms/{room_id}/approvals/{approval_id}/approve",
+        Endpoint::ApproveApproval,
+    ),
+    (
+        "POST",
+        "/api/v1/rooms/{room_id}/approvals/{approval_id}/reject",
+        Endpoint::RejectApproval,
     ),
     ("GET", "/api/v1/rooms/{room_id}/audit", Endpoint::ListAudit),
     (

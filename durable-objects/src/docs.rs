@@ -402,11 +402,6 @@ impl RoomDO {
         path: &[&str],
     ) -> HttpResult<Response> {
         let store = self.doc_store();
-        if let Some(room) = req.headers().get("x-tessera-room")? {
-            if store.meta("room")?.as_deref() != Some(room.as_str()) {
-                store.set_meta("room", &room)?;
-            }
-        }
         let query: HashMap<String, String> = req.url()?.query_pairs().into_owned().collect();
         let result = self
             .serve_doc_request(req, &who, path, &store, &query)

@@ -25,7 +25,8 @@ use tessera_core::protocol::{
     parse_client_frame, ClientFrame, Identity, PresenceEntry, ServerFrame, Status, TypingEntry,
 };
 use tessera_core::ratelimit::{Rate, TokenBucket};
-use tessera_core::rooms::Role;
+use tessera_core::rooms::{MemberNotice, Role};
+use tessera_core::rules::{Event, Trigger};
 use tessera_core::ApiError;
 use worker::{
     durable_object, DurableObject, Env, Headers, Method, Request, Response, State, WebSocket,
@@ -104,6 +105,11 @@ pub struct RoomDO {
     /// Rate-limit buckets per person. Losing them on eviction only resets the
     /// limit, which is harmless; everything else lives in storage.
     buckets: RefCell<HashMap<String, TokenBucket>>,
+    /// The room's rules, cached (see `workflows`).
+    pub(crate) rules: RefCell<Option<Vec<tessera_core::rules::Rule>>>,
+    /// The room's id, as every call from the Worker names it (kept in storage
+    /// for the alarm and the sockets).
+    room: RefCell<Option<String>>,
     schema_error: Option<String>,
 }
 
@@ -121,6 +127,8 @@ pub async fn call(
         .durable_object("ROOMS")?
         .id_from_name(room_id)?
         .get_stub()?;
+    // Every call names the room, so the object knows which one it is.
+    headers.set("x-tessera-room", room_id)?;
     let body = body.map(|b| js_sys::Uint8Array::from(b.as_slice()).into());
     call_object(stub, method, path, headers, body).await
 }
@@ -202,6 +210,8 @@ impl DurableObject for RoomDO {
                 per_sec,
             },
             buckets: RefCell::new(HashMap::new()),
+            rules: RefCell::new(None),
+            room: RefCell::new(None),
             schema_error,
         }
     }
@@ -311,6 +321,7 @@ impl DurableObject for RoomDO {
                         for f in &outcome.broadcast {
                             self.broadcast(f);
                         }
+                        self.after_chat(&outcome.broadcast, &att.room).await;
                     }
                     Err(e) => send(&ws, &ServerFrame::error(&e, reference)),
                 }
@@ -336,6 +347,7 @@ impl DurableObject for RoomDO {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
+        self.flush_audit().await;
         if let Err(e) = self.backup_docs().await {
             // Thrown errors make the runtime retry the alarm with backoff.
             worker::console_error!("document backup failed: {e}");
@@ -409,12 +421,6 @@ struct Ephemeral {
     data: serde_json::Value,
 }
 
-#[derive(Deserialize)]
-struct MemberUpdate {
-    user_id: String,
-    role: Option<Role>,
-}
-
 impl RoomDO {
     async fn socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
         let tags = self.state.get_tags(ws);
@@ -445,6 +451,7 @@ impl RoomDO {
         if let Some(e) = &self.schema_error {
             return Err(ApiError::Internal(format!("room schema: {e}")).into());
         }
+        self.remember_room(&req)?;
         let url = req.url()?;
         let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
         let path: Vec<&str> = url.path().trim_matches('/').split('/').collect();
@@ -459,7 +466,30 @@ impl RoomDO {
             (Method::Get, ["state"]) => json(200, &self.workflow_state()?),
             (Method::Post, ["actions", name]) => {
                 let name = name.to_string();
-                self.run_action(req, &name).await
+                let args = Self::action_args(&mut req).await?;
+                self.serve_action(&req, &name, args).await
+            }
+            (Method::Get, ["rules"]) => self.list_rules(&req),
+            (Method::Post, ["rules"]) => {
+                let args = Self::rule_args(Self::action_args(&mut req).await?, None)?;
+                self.serve_action(&req, "set_rule", args).await
+            }
+            (Method::Patch, ["rules", id]) => {
+                let id = id.to_string();
+                let args = Self::rule_args(Self::action_args(&mut req).await?, Some(&id))?;
+                self.serve_action(&req, "set_rule", args).await
+            }
+            (Method::Delete, ["rules", id]) => {
+                let args = serde_json::json!({ "id": id });
+                self.serve_action(&req, "delete_rule", args).await
+            }
+            (Method::Get, ["approvals"]) => {
+                identity(&req)?;
+                self.list_approvals(query.get("status").map(String::as_str))
+            }
+            (Method::Post, ["approvals", id, decision @ ("approve" | "reject")]) => {
+                let (id, approve) = (id.to_string(), *decision == "approve");
+                self.decide_approval(&req, &id, approve).await
             }
             (Method::Get, ["messages"]) => self.history(&query),
             (Method::Get, ["messages", id]) => {
@@ -484,6 +514,10 @@ impl RoomDO {
                     attachments: body.attachments,
                 };
                 let (id, duplicate) = self.send_over_http(&who, frame)?;
+                if !duplicate {
+                    let posted = self.message_event(id)?.into_iter().collect();
+                    self.react_now(posted, &req).await?;
+                }
                 let store = self.store();
                 let m = store.message(id)?.ok_or(ApiError::NotFound("message"))?;
                 let reactions = store.reactions_of(&[id])?.remove(&id).unwrap_or_default();
@@ -502,28 +536,32 @@ impl RoomDO {
                 )
             }
             (Method::Post, ["member"]) => {
-                let update: MemberUpdate =
+                let notice: MemberNotice =
                     tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
-                self.member_changed(&update);
+                let joined = self.member_changed(&notice, &notice.user_id);
+                self.react_now(joined, &req).await?;
                 json(200, &serde_json::json!({ "ok": true }))
             }
             (Method::Post, ["files", "added"]) => {
                 let added: FileAdded = tessera_core::api::parse_json(&req.bytes().await?, 8192)?;
                 let store = self.store();
                 if store.add_file(&added.file)? {
-                    self.record(
-                        "file_added",
-                        serde_json::json!({ "file": added.file, "uploader": added.uploader }),
-                    )?;
+                    let data =
+                        serde_json::json!({ "file": added.file, "uploader": added.uploader });
+                    self.record("file_added", data.clone())?;
+                    let added = Event {
+                        trigger: Trigger::FileAdded,
+                        actor: added.uploader,
+                        data,
+                    };
+                    self.react_now(vec![added], &req).await?;
                 }
                 json(200, &serde_json::json!({ "ok": true }))
             }
             (Method::Post, ["files", "removed"]) => {
                 let removed: FileRemoved =
                     tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
-                if self.store().remove_file(&removed.id)? {
-                    self.record("file_deleted", serde_json::json!({ "id": removed.id }))?;
-                }
+                self.file_removed(&removed.id)?;
                 json(200, &serde_json::json!({ "ok": true }))
             }
             (Method::Post, ["event"]) => {
@@ -569,6 +607,78 @@ impl RoomDO {
             Some(ServerFrame::Ack { id, duplicate, .. }) => Ok((*id, *duplicate)),
             _ => Err(ApiError::Internal("send produced no ack".into()).into()),
         }
+    }
+
+    /// A file left the room: dropped from its list, and the sockets told.
+    pub(crate) fn file_removed(&self, id: &str) -> HttpResult<()> {
+        if self.store().remove_file(id)? {
+            self.record("file_deleted", serde_json::json!({ "id": id }))?;
+        }
+        Ok(())
+    }
+
+    /// The room's id: named by every call from the Worker, and kept.
+    pub(crate) fn room_id(&self) -> HttpResult<String> {
+        if let Some(id) = self.room.borrow().as_ref() {
+            return Ok(id.clone());
+        }
+        let id = self
+            .doc_store()
+            .meta("room")?
+            .ok_or_else(|| ApiError::Internal("the room object does not know its room".into()))?;
+        *self.room.borrow_mut() = Some(id.clone());
+        Ok(id)
+    }
+
+    fn remember_room(&self, req: &Request) -> HttpResult<()> {
+        let Some(named) = req.headers().get("x-tessera-room")? else {
+            return Ok(());
+        };
+        if self.room.borrow().as_deref() == Some(named.as_str()) {
+            return Ok(());
+        }
+        let store = self.doc_store();
+        if store.meta("room")?.as_deref() != Some(named.as_str()) {
+            store.set_meta("room", &named)?;
+        }
+        *self.room.borrow_mut() = Some(named);
+        Ok(())
+    }
+
+    /// Lets rules react to events caused by a request from the Worker, and
+    /// copies the audit trail before it is answered.
+    async fn react_now(&self, events: Vec<Event>, req: &Request) -> HttpResult<()> {
+        if events.is_empty() || self.rules()?.is_empty() {
+            return Ok(());
+        }
+        let at = self.attempt_of(req)?;
+        self.react(events, &at).await;
+        self.flush_audit().await;
+        Ok(())
+    }
+
+    /// After a chat frame: a new message may set off rules.
+    async fn after_chat(&self, broadcast: &[ServerFrame], room_id: &str) {
+        let Some(ServerFrame::Message { message, .. }) = broadcast.first() else {
+            return;
+        };
+        if !matches!(self.rules(), Ok(r) if !r.is_empty()) {
+            return;
+        }
+        let posted = Event {
+            trigger: Trigger::MessagePosted,
+            actor: message.message.author.clone(),
+            data: serde_json::json!({ "message": message }),
+        };
+        let at = crate::workflows::Attempt {
+            room_id: room_id.to_string(),
+            request_id: format!("ws-{}", message.seq),
+            if_match: None,
+            idempotency_key: None,
+            context: serde_json::Map::new(),
+        };
+        self.react(vec![posted], &at).await;
+        self.flush_audit().await;
     }
 
     /// Appends an event to the replayable stream and broadcasts it.
@@ -776,9 +886,9 @@ impl RoomDO {
         Ok(())
     }
 
-    /// The Worker tells the room about a membership change: a new role applies to
-    /// open sockets at once; a removed member's sockets are closed.
-    fn member_changed(&self, update: &MemberUpdate) {
+    /// A new role applies to open sockets at once; a removed member's sockets
+    /// are closed.
+    pub(crate) fn apply_member_notice(&self, update: &MemberNotice) {
         for (ws, mut att) in self.sockets() {
             if att.user_id != update.user_id {
                 continue;

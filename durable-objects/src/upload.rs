@@ -60,6 +60,46 @@ struct Create {
     expiry_secs: u64,
 }
 
+/// Calls an upload's object (named by the file id). `path` includes any query.
+pub async fn call(
+    env: &Env,
+    id: &str,
+    method: Method,
+    path: &str,
+    headers: worker::Headers,
+    body: Option<wasm_bindgen::JsValue>,
+) -> HttpResult<Response> {
+    let stub = env
+        .durable_object("UPLOADS")?
+        .id_from_name(id)?
+        .get_stub()?;
+    crate::http::call_object(stub, method, path, headers, body).await
+}
+
+/// Erases a finished file's metadata, bytes and upload object; the caller
+/// tells the room, which drops it from its list and tells the sockets.
+pub async fn discard(env: &Env, room_id: &str, id: &str) -> HttpResult<()> {
+    env.d1("DB")?
+        .prepare("DELETE FROM files WHERE id = ?1")
+        .bind(&[arg(id)])?
+        .run()
+        .await?;
+    env.bucket("FILES")?
+        .delete(tessera_core::files::r2_key(room_id, id))
+        .await?;
+    // The upload object only answers 404 once its state is gone.
+    let _ = call(
+        env,
+        id,
+        Method::Delete,
+        "/upload",
+        worker::Headers::new(),
+        None,
+    )
+    .await;
+    Ok(())
+}
+
 impl DurableObject for UploadDO {
     fn new(state: State, env: Env) -> Self {
         let schema_error = create_schema(&state.storage().sql(), &[SCHEMA]).err();

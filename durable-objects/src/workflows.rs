@@ -1,27 +1,101 @@
 //! The room object's side of collaboration workflows: the room state
-//! (activities, settings, version) in the object's SQLite, named actions run
-//! against it (`tessera_core::actions`), and a `collaboration_updated` event in
-//! the room's stream for every change.
+//! (activities, rules, settings, version) in the object's SQLite, named
+//! actions run against it (`tessera_core::actions`), approval requests for
+//! protected actions, rules reacting to the room's events
+//! (`tessera_core::rules`), and the audit trail.
+//!
+//! Every attempt — by a person, a rule or the AI, allowed or refused — goes
+//! through [`RoomDO::attempt`], which writes exactly one audit entry. Entries
+//! go to an outbox table in the same synchronous turn as the change they
+//! describe, so neither exists without the other, and are then copied to D1's
+//! append-only `audit_log` (idempotently: each has a unique `source`).
 
-use crate::http::{json, HttpResult};
+use crate::d1::arg;
+use crate::http::{json, Failure, HttpResult};
+use crate::members;
 use crate::room::{identity, RoomDO};
 use crate::store::{int, select};
 use serde::Deserialize;
+use serde_json::{json as j, Value};
+use std::collections::BTreeMap;
 use tessera_core::actions::{
-    authorize, changed_activities, check_version, spec, ActorKind, Decision, Effect, RoomState,
+    authorize, changed, check_version, spec, validate_args, ActionSpec, Activity, ActorKind,
+    Approval, ApprovalStatus, Change, Decision, Effect, RoomState, APPROVAL_TTL_SECS,
 };
-use tessera_core::protocol::ClientFrame;
+use tessera_core::protocol::{ClientFrame, Identity};
+use tessera_core::rooms::{MemberNotice, Role};
+use tessera_core::rules::{plan, Cascade, Event, Rule, RuleDraft, Trigger};
 use tessera_core::ApiError;
 use worker::{Request, Response, SqlStorageValue as V};
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS workflow (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL,
-  settings TEXT NOT NULL, next_activity INTEGER NOT NULL);
+  settings TEXT NOT NULL, next_activity INTEGER NOT NULL, next_rule INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS activities (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rules (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS approvals (n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL,
+  data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL);
 ";
 
 /// Largest JSON arguments of one action.
 const ARGS_LIMIT: usize = 16 * 1024;
+/// Pending approval requests a room holds at once.
+const PENDING_APPROVALS_MAX: usize = 100;
+const APPROVALS_PAGE: usize = 100;
+/// Audit entries copied to D1 per batch.
+const AUDIT_BATCH: usize = 50;
+/// When copying the audit trail to D1 fails, the alarm retries after this.
+const AUDIT_RETRY_SECS: u64 = 30;
+
+/// Who runs an action, and as what.
+pub(crate) struct Actor {
+    pub who: Identity,
+    pub kind: ActorKind,
+}
+
+/// The circumstances of one attempt.
+pub(crate) struct Attempt {
+    pub room_id: String,
+    pub request_id: String,
+    pub if_match: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// Recorded with the result: the rule or approval behind the attempt.
+    pub context: serde_json::Map<String, Value>,
+}
+
+impl Attempt {
+    fn with(&self, key: &str, value: Value) -> Attempt {
+        let mut context = self.context.clone();
+        context.insert(key.into(), value);
+        Attempt {
+            room_id: self.room_id.clone(),
+            request_id: self.request_id.clone(),
+            if_match: None,
+            idempotency_key: None,
+            context,
+        }
+    }
+}
+
+/// What an allowed attempt did: the answer, and the events rules may react to.
+pub(crate) struct Done {
+    pub status: u16,
+    pub body: Value,
+    pub events: Vec<Event>,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    data: String,
+}
+
+fn parse_rows<T: serde::de::DeserializeOwned>(rows: Vec<Row>) -> HttpResult<Vec<T>> {
+    Ok(rows
+        .iter()
+        .map(|r| serde_json::from_str(&r.data))
+        .collect::<Result<_, _>>()?)
+}
 
 impl RoomDO {
     pub(crate) fn workflow_state(&self) -> HttpResult<RoomState> {
@@ -30,15 +104,12 @@ impl RoomDO {
             version: u64,
             settings: String,
             next_activity: u64,
-        }
-        #[derive(Deserialize)]
-        struct Row {
-            data: String,
+            next_rule: u64,
         }
         let sql = self.state.storage().sql();
         let meta: Vec<Meta> = select(
             &sql,
-            "SELECT version, settings, next_activity FROM workflow WHERE id = 1",
+            "SELECT version, settings, next_activity, next_rule FROM workflow WHERE id = 1",
             None,
         )?;
         let mut state = RoomState::default();
@@ -46,95 +117,670 @@ impl RoomDO {
             state.version = m.version;
             state.settings = serde_json::from_str(&m.settings)?;
             state.next_activity = m.next_activity;
+            state.next_rule = m.next_rule;
         }
-        let rows: Vec<Row> = select(&sql, "SELECT data FROM activities", None)?;
-        for r in rows {
-            let a: tessera_core::actions::Activity = serde_json::from_str(&r.data)?;
-            state.activities.insert(a.id.clone(), a);
-        }
+        let activities: Vec<Activity> =
+            parse_rows(select(&sql, "SELECT data FROM activities", None)?)?;
+        state.activities = activities.into_iter().map(|a| (a.id.clone(), a)).collect();
+        state.rules = self
+            .rules()?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
         Ok(state)
     }
 
-    /// Writes the state after a change: the meta row and the activities that
-    /// changed, in one synchronous turn.
-    fn save_workflow(&self, state: &RoomState, touched: &[&str]) -> HttpResult<()> {
+    /// The room's rules, read from storage once and kept until one changes
+    /// (every chat message asks).
+    pub(crate) fn rules(&self) -> HttpResult<Vec<Rule>> {
+        if let Some(rules) = self.rules.borrow().as_ref() {
+            return Ok(rules.clone());
+        }
+        let sql = self.state.storage().sql();
+        let rules: Vec<Rule> =
+            parse_rows(select(&sql, "SELECT data FROM rules ORDER BY id", None)?)?;
+        *self.rules.borrow_mut() = Some(rules.clone());
+        Ok(rules)
+    }
+
+    /// Writes the state after a change: the meta row and the activities and
+    /// rules that changed, in one synchronous turn.
+    fn save_workflow(&self, state: &RoomState, changes: &[Change]) -> HttpResult<()> {
         let sql = self.state.storage().sql();
         sql.exec(
-            "INSERT INTO workflow (id, version, settings, next_activity) VALUES (1, ?, ?, ?)
+            "INSERT INTO workflow (id, version, settings, next_activity, next_rule) VALUES (1, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET version = excluded.version, settings = excluded.settings,
-               next_activity = excluded.next_activity",
+               next_activity = excluded.next_activity, next_rule = excluded.next_rule",
             vec![
                 int(state.version),
                 V::from(serde_json::to_string(&state.settings)?),
                 int(state.next_activity),
+                int(state.next_rule),
             ],
         )?;
-        for id in touched {
-            if let Some(a) = state.activities.get(*id) {
+        for id in changed(changes, "activities") {
+            if let Some(a) = state.activities.get(id) {
                 sql.exec(
                     "INSERT INTO activities (id, data) VALUES (?, ?)
                      ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-                    vec![V::from(*id), V::from(serde_json::to_string(a)?)],
+                    vec![V::from(id), V::from(serde_json::to_string(a)?)],
                 )?;
+            }
+        }
+        let rules = changed(changes, "rules");
+        for id in &rules {
+            match state.rules.get(*id) {
+                Some(r) => sql.exec(
+                    "INSERT INTO rules (id, data) VALUES (?, ?)
+                     ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                    vec![V::from(*id), V::from(serde_json::to_string(r)?)],
+                )?,
+                None => sql.exec("DELETE FROM rules WHERE id = ?", vec![V::from(*id)])?,
+            };
+        }
+        if !rules.is_empty() {
+            *self.rules.borrow_mut() = None;
+        }
+        Ok(())
+    }
+
+    /// The circumstances of a request from the Worker.
+    pub(crate) fn attempt_of(&self, req: &Request) -> HttpResult<Attempt> {
+        let h = |name: &str| req.headers().get(name);
+        Ok(Attempt {
+            room_id: self.room_id()?,
+            request_id: h("x-request-id")?.unwrap_or_default(),
+            if_match: h("if-match")?,
+            idempotency_key: h("idempotency-key")?,
+            context: serde_json::Map::new(),
+        })
+    }
+
+    /// `POST /actions/{name}` (and the rule routes, which are `set_rule` and
+    /// `delete_rule`): runs or requests an action for the caller, lets rules
+    /// react, and copies the audit trail to D1 before answering.
+    pub(crate) async fn serve_action(
+        &self,
+        req: &Request,
+        name: &str,
+        args: Value,
+    ) -> HttpResult<Response> {
+        let actor = Actor {
+            who: identity(req)?,
+            kind: ActorKind::User,
+        };
+        let at = self.attempt_of(req)?;
+        let result = self.attempt(&actor, name, &args, &at).await;
+        if let Ok(done) = &result {
+            self.react(done.events.clone(), &at).await;
+        }
+        self.flush_audit().await;
+        let done = result?;
+        json(done.status, &done.body)
+    }
+
+    /// Parses the JSON arguments of an action request.
+    pub(crate) async fn action_args(req: &mut Request) -> HttpResult<Value> {
+        Ok(tessera_core::api::parse_json(
+            &req.bytes().await?,
+            ARGS_LIMIT,
+        )?)
+    }
+
+    /// One attempt at an action, allowed or refused, with its audit entry.
+    pub(crate) async fn attempt(
+        &self,
+        actor: &Actor,
+        name: &str,
+        args: &Value,
+        at: &Attempt,
+    ) -> HttpResult<Done> {
+        let result = self.decide(actor, name, args, at).await;
+        let (status, outcome) = match &result {
+            Ok(done) => (done.status, done.body.clone()),
+            Err(Failure(e)) => (e.status(), e.body()),
+        };
+        let mut recorded = at.context.clone();
+        recorded.insert("status".into(), j!(status));
+        recorded.insert("outcome".into(), outcome);
+        self.audit(actor, name, args, Value::Object(recorded), at)?;
+        result
+    }
+
+    async fn decide(
+        &self,
+        actor: &Actor,
+        name: &str,
+        args: &Value,
+        at: &Attempt,
+    ) -> HttpResult<Done> {
+        let spec = spec(name)?;
+        match authorize(spec, actor.who.role, actor.kind)? {
+            Decision::Run => self.perform(actor, spec, args, at).await,
+            Decision::NeedsApproval => self.request_approval(actor, spec, args),
+        }
+    }
+
+    /// Runs an authorised action.
+    async fn perform(
+        &self,
+        actor: &Actor,
+        spec: &'static ActionSpec,
+        args: &Value,
+        at: &Attempt,
+    ) -> HttpResult<Done> {
+        let mut state = self.workflow_state()?;
+        check_version(at.if_match.as_deref(), state.version)?;
+        let now = crate::clock::now_secs();
+        let user = actor.who.user_id.as_str();
+        match state.run(spec, args, user, now)? {
+            Effect::State(changes) => {
+                if !changes.is_empty() {
+                    self.save_workflow(&state, &changes)?;
+                    self.record(
+                        "collaboration_updated",
+                        j!({ "version": state.version, "changes": changes }),
+                    )?;
+                }
+                let events = changed(&changes, "activities")
+                    .into_iter()
+                    .filter_map(|id| state.activities.get(id))
+                    .map(|a| {
+                        let prefix = format!("activities.{}", a.id);
+                        let own: Vec<&Change> = changes
+                            .iter()
+                            .filter(|c| c.path.starts_with(&prefix))
+                            .collect();
+                        event(
+                            Trigger::ActivityChanged,
+                            user,
+                            j!({ "activity": a, "changes": own }),
+                        )
+                    })
+                    .collect();
+                let mut body = j!({ "version": state.version, "changes": changes });
+                if let Some(rule) = changed(&changes, "rules")
+                    .first()
+                    .and_then(|id| state.rules.get(*id))
+                {
+                    body["rule"] = j!(rule);
+                }
+                Ok(Done {
+                    status: 200,
+                    body,
+                    events,
+                })
+            }
+            Effect::External { name, args } => self.perform_external(actor, name, &args, at).await,
+        }
+    }
+
+    /// The actions that are not changes of the room state.
+    async fn perform_external(
+        &self,
+        actor: &Actor,
+        name: &str,
+        args: &Value,
+        at: &Attempt,
+    ) -> HttpResult<Done> {
+        let text = |k: &str| args[k].as_str().unwrap_or_default().to_string();
+        let user = actor.who.user_id.as_str();
+        let db = || self.env.d1("DB");
+        let now = crate::clock::now_secs();
+        match name {
+            "send_message" => {
+                let key = at.idempotency_key.clone().unwrap_or_else(|| {
+                    format!(
+                        "action-{}-{}",
+                        crate::clock::now_ms(),
+                        js_sys::Math::random()
+                    )
+                });
+                let frame = ClientFrame::Send {
+                    client_msg_id: key.chars().take(64).collect(),
+                    body: text("body"),
+                    reply_to: None,
+                    attachments: Vec::new(),
+                };
+                let (id, duplicate) = self.send_over_http(&actor.who, frame)?;
+                let events = match duplicate {
+                    true => Vec::new(),
+                    false => self.message_event(id)?.into_iter().collect(),
+                };
+                Ok(Done {
+                    status: 201,
+                    body: j!({ "message_id": id }),
+                    events,
+                })
+            }
+            "add_member" => {
+                let role: Role = text("role").parse()?;
+                let member = text("user_id");
+                members::add(&db()?, &at.room_id, actor.who.role, &member, role, now).await?;
+                let notice = MemberNotice {
+                    user_id: member,
+                    role: Some(role),
+                    joined: true,
+                };
+                let events = self.member_changed(&notice, user);
+                Ok(Done {
+                    status: 201,
+                    body: j!({ "user_id": notice.user_id, "role": role }),
+                    events,
+                })
+            }
+            "remove_member" => {
+                let member = text("user_id");
+                members::remove(&db()?, &at.room_id, user, actor.who.role, &member).await?;
+                self.apply_member_notice(&MemberNotice {
+                    user_id: member.clone(),
+                    role: None,
+                    joined: false,
+                });
+                Ok(Done {
+                    status: 200,
+                    body: j!({ "removed": member }),
+                    events: Vec::new(),
+                })
+            }
+            "delete_file" => {
+                use tessera_core::chat::ChatStore;
+                let id = text("id");
+                // Only this room's files: an id from elsewhere is not found.
+                self.store().file(&id)?.ok_or(ApiError::NotFound("file"))?;
+                crate::upload::discard(&self.env, &at.room_id, &id).await?;
+                self.file_removed(&id)?;
+                Ok(Done {
+                    status: 200,
+                    body: j!({ "deleted": id }),
+                    events: Vec::new(),
+                })
+            }
+            other => Err(ApiError::Internal(format!("no way to carry out `{other}`")).into()),
+        }
+    }
+
+    /// The `message_posted` event of a stored message.
+    pub(crate) fn message_event(&self, id: u64) -> HttpResult<Option<Event>> {
+        use tessera_core::chat::ChatStore;
+        let Some(m) = self.store().message(id)? else {
+            return Ok(None);
+        };
+        let author = m.author.clone();
+        Ok(Some(event(
+            Trigger::MessagePosted,
+            &author,
+            j!({ "message": m.view(BTreeMap::new()) }),
+        )))
+    }
+
+    /// A protected action by someone below its role (or by the AI) waits for
+    /// an owner: checked now, stored, announced, answered 202.
+    fn request_approval(
+        &self,
+        actor: &Actor,
+        spec: &'static ActionSpec,
+        args: &Value,
+    ) -> HttpResult<Done> {
+        validate_args(spec, args)?;
+        let now = crate::clock::now_secs();
+        let pending = self
+            .approvals()?
+            .into_iter()
+            .filter(|a| a.status == ApprovalStatus::Pending && now < a.expires_at)
+            .count();
+        if pending >= PENDING_APPROVALS_MAX {
+            return Err(ApiError::Conflict {
+                code: "too_many_approvals",
+                message: format!(
+                    "the room already has {PENDING_APPROVALS_MAX} requests waiting for an owner"
+                ),
+            }
+            .into());
+        }
+        let sql = self.state.storage().sql();
+        #[derive(Deserialize)]
+        struct Next {
+            n: u64,
+        }
+        let next: Vec<Next> = select(
+            &sql,
+            "SELECT COALESCE(MAX(n), 0) + 1 AS n FROM approvals",
+            None,
+        )?;
+        let approval = Approval {
+            id: format!("ap{}", next.first().map_or(1, |n| n.n)),
+            action: spec.name.to_string(),
+            args: args.clone(),
+            requested_by: actor.who.user_id.clone(),
+            requested_kind: actor.kind,
+            reason: None,
+            status: ApprovalStatus::Pending,
+            created_at: now,
+            expires_at: now + APPROVAL_TTL_SECS,
+            resolved_by: None,
+            resolved_at: None,
+            result: None,
+        };
+        self.save_approval(&approval)?;
+        self.record("approval_requested", j!({ "approval": approval }))?;
+        Ok(Done {
+            status: 202,
+            body: j!({ "approval": approval }),
+            events: Vec::new(),
+        })
+    }
+
+    fn save_approval(&self, a: &Approval) -> HttpResult<()> {
+        self.state.storage().sql().exec(
+            "INSERT INTO approvals (id, data) VALUES (?, ?)
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            vec![V::from(a.id.as_str()), V::from(serde_json::to_string(a)?)],
+        )?;
+        Ok(())
+    }
+
+    /// Newest first; expiry is applied as they are read (no timer keeps the
+    /// object awake for it).
+    fn approvals(&self) -> HttpResult<Vec<Approval>> {
+        let sql = self.state.storage().sql();
+        let mut list: Vec<Approval> = parse_rows(select(
+            &sql,
+            "SELECT data FROM approvals ORDER BY n DESC LIMIT ?",
+            Some(vec![int(APPROVALS_PAGE as u64 * 2)]),
+        )?)?;
+        let now = crate::clock::now_secs();
+        for a in &mut list {
+            a.expire(now);
+        }
+        Ok(list)
+    }
+
+    /// `GET /approvals[?status=pending|approved|rejected|expired]`.
+    pub(crate) fn list_approvals(&self, status: Option<&str>) -> HttpResult<Response> {
+        let list: Vec<Approval> = self
+            .approvals()?
+            .into_iter()
+            .filter(|a| status.is_none_or(|s| a.status.as_str() == s))
+            .take(APPROVALS_PAGE)
+            .collect();
+        json(200, &j!({ "approvals": list }))
+    }
+
+    /// `POST /approvals/{id}/approve|reject` by an owner other than the
+    /// requester. On approval the action runs with the approver's authority;
+    /// the decision and the action's result are one audit entry.
+    pub(crate) async fn decide_approval(
+        &self,
+        req: &Request,
+        id: &str,
+        approve: bool,
+    ) -> HttpResult<Response> {
+        let approver = Actor {
+            who: identity(req)?,
+            kind: ActorKind::User,
+        };
+        let at = self.attempt_of(req)?;
+        let sql = self.state.storage().sql();
+        let mut approval: Approval = parse_rows::<Approval>(select(
+            &sql,
+            "SELECT data FROM approvals WHERE id = ?",
+            Some(vec![V::from(id)]),
+        )?)?
+        .pop()
+        .ok_or(ApiError::NotFound("approval"))?;
+        let at = at.with("approval", j!(approval.id));
+        let now = crate::clock::now_secs();
+        if let Err(e) = approval.resolve(
+            &approver.who.user_id,
+            approver.who.role,
+            approver.kind,
+            approve,
+            now,
+        ) {
+            self.audit(
+                &approver,
+                &approval.action,
+                &approval.args,
+                j!({ "status": e.status(), "outcome": e.body(), "approval": approval.id }),
+                &at,
+            )?;
+            self.flush_audit().await;
+            return Err(e.into());
+        }
+        // Decided before it runs: a second decision meanwhile finds it closed.
+        self.save_approval(&approval)?;
+        let (status, outcome, events) = if approve {
+            let at = at.with("requested_by", j!(approval.requested_by));
+            match self
+                .decide(&approver, &approval.action, &approval.args, &at)
+                .await
+            {
+                Ok(done) => (done.status, done.body, done.events),
+                Err(Failure(e)) => (e.status(), e.body(), Vec::new()),
+            }
+        } else {
+            (200, j!({ "rejected": true }), Vec::new())
+        };
+        approval.result = Some(j!({ "status": status, "outcome": outcome }));
+        self.save_approval(&approval)?;
+        self.audit(
+            &approver,
+            &approval.action,
+            &approval.args,
+            j!({ "status": status, "outcome": outcome, "approval": approval.id,
+                 "decision": approval.status.as_str(), "requested_by": approval.requested_by }),
+            &at,
+        )?;
+        self.record("approval_resolved", j!({ "approval": approval }))?;
+        self.react(events, &at).await;
+        self.flush_audit().await;
+        json(200, &j!({ "approval": approval }))
+    }
+
+    /// `GET /rules` (admins and owners).
+    pub(crate) fn list_rules(&self, req: &Request) -> HttpResult<Response> {
+        tessera_core::rooms::require(
+            identity(req)?.role,
+            tessera_core::rooms::Permission::ManageMembers,
+        )?;
+        json(200, &j!({ "rules": self.rules()? }))
+    }
+
+    /// The arguments of `set_rule` for `POST /rules` and `PATCH /rules/{id}`.
+    pub(crate) fn rule_args(body: Value, id: Option<&str>) -> HttpResult<Value> {
+        let mut rule = body;
+        if let Some(id) = id {
+            // Parsing first gives a clear error for a body that is no rule.
+            RuleDraft::parse(&rule)?;
+            rule["id"] = j!(id);
+        }
+        Ok(j!({ "rule": rule }))
+    }
+
+    /// Lets the room's rules react to `events` (and to the events their
+    /// effects cause, up to the cascade's bound). Each effect is an attempt
+    /// by the rule's author, with their current role, and audited as such.
+    pub(crate) async fn react(&self, events: Vec<Event>, at: &Attempt) {
+        for origin in events {
+            if let Err(Failure(e)) = self.cascade(origin, at).await {
+                worker::console_error!("rules: {e}");
+            }
+        }
+    }
+
+    async fn cascade(&self, origin: Event, at: &Attempt) -> HttpResult<()> {
+        let mut cascade = Cascade::new(origin);
+        while let Some(event) = cascade.next_event() {
+            let rules = self.rules()?;
+            if !rules
+                .iter()
+                .any(|r| r.enabled && r.trigger == event.trigger)
+            {
+                continue;
+            }
+            let view = self.workflow_state()?.view_for_rules();
+            for planned in plan(&rules, &event, &view) {
+                let at = at.with("rule", j!(planned.rule_id));
+                let author = members::identity(&self.env.d1("DB")?, &at.room_id, &planned.author)
+                    .await?
+                    .unwrap_or(Identity {
+                        user_id: planned.author.clone(),
+                        display_name: String::new(),
+                        role: Role::Viewer,
+                    });
+                let actor = Actor {
+                    who: author,
+                    kind: ActorKind::Rule,
+                };
+                let args = planned.args.clone().unwrap_or(Value::Null);
+                if !cascade.take_effect() {
+                    let e = ApiError::Conflict {
+                        code: "rule_chain_limit",
+                        message: format!(
+                            "one event may cause at most {} rule effects; the rest were not run",
+                            tessera_core::rules::EFFECTS_PER_EVENT_MAX
+                        ),
+                    };
+                    return self.audit(
+                        &actor,
+                        &planned.action,
+                        &args,
+                        j!({ "status": e.status(), "outcome": e.body(), "rule": planned.rule_id }),
+                        &at,
+                    );
+                }
+                match planned.args {
+                    Ok(args) => {
+                        if let Ok(done) = self.attempt(&actor, &planned.action, &args, &at).await {
+                            cascade.caused(done.events);
+                        }
+                    }
+                    Err(e) => self.audit(
+                        &actor,
+                        &planned.action,
+                        &Value::Null,
+                        j!({ "status": e.status(), "outcome": e.body(), "rule": planned.rule_id }),
+                        &at,
+                    )?,
+                }
             }
         }
         Ok(())
     }
 
-    /// `POST /actions/{name}` from the Worker, which has checked membership and
-    /// writes the audit entry from this answer.
-    pub(crate) async fn run_action(&self, mut req: Request, name: &str) -> HttpResult<Response> {
-        let who = identity(&req)?;
-        let spec = spec(name)?;
-        let args: serde_json::Value =
-            tessera_core::api::parse_json(&req.bytes().await?, ARGS_LIMIT)?;
-        if authorize(spec, who.role, ActorKind::User)? == Decision::NeedsApproval {
-            return Err(ApiError::NotImplemented(format!(
-                "`{name}` needs an owner's approval for your role, and approval requests are not built yet"
-            ))
-            .into());
+    /// Appends an audit entry to the outbox (see the module comment).
+    fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        args: &Value,
+        result: Value,
+        at: &Attempt,
+    ) -> HttpResult<()> {
+        let entry = j!({
+            "room_id": at.room_id, "actor": actor.who.user_id, "actor_kind": actor.kind,
+            "action": action, "arguments": args, "result": result,
+            "request_id": at.request_id, "at": crate::clock::now_secs(),
+        });
+        self.state.storage().sql().exec(
+            "INSERT INTO audit_outbox (entry) VALUES (?)",
+            vec![V::from(entry.to_string())],
+        )?;
+        Ok(())
+    }
+
+    /// Copies the outbox to D1. A failure leaves the entries in the outbox and
+    /// asks the alarm to try again.
+    pub(crate) async fn flush_audit(&self) {
+        if let Err(Failure(e)) = self.copy_audit().await {
+            worker::console_error!("audit copy to D1 failed, retrying later: {e}");
+            let retry = std::time::Duration::from_secs(AUDIT_RETRY_SECS);
+            let _ = self.state.storage().set_alarm(retry).await;
+            self.backup_alarm_set.set(true);
         }
-        let mut state = self.workflow_state()?;
-        check_version(req.headers().get("if-match")?.as_deref(), state.version)?;
-        let now = crate::clock::now_ms();
-        match state.run(spec, &args, &who.user_id, now / 1000)? {
-            Effect::State(changes) => {
-                if !changes.is_empty() {
-                    self.save_workflow(&state, &changed_activities(&changes))?;
-                    self.record(
-                        "collaboration_updated",
-                        serde_json::json!({ "version": state.version, "changes": changes }),
-                    )?;
-                }
-                json(
-                    200,
-                    &serde_json::json!({ "version": state.version, "changes": changes }),
-                )
-            }
-            Effect::External {
-                name: "send_message",
-                args,
-            } => {
-                let key = req
-                    .headers()
-                    .get("idempotency-key")?
-                    .unwrap_or_else(|| format!("action-{now}-{}", js_sys::Math::random()));
-                let frame = ClientFrame::Send {
-                    client_msg_id: key.chars().take(64).collect(),
-                    body: args["body"].as_str().unwrap_or_default().to_string(),
-                    reply_to: None,
-                    attachments: Vec::new(),
-                };
-                let (id, _) = self.send_over_http(&who, frame)?;
-                json(
-                    201,
-                    &serde_json::json!({ "version": state.version, "message_id": id }),
-                )
-            }
-            Effect::External { name, .. } => Err(ApiError::NotImplemented(format!(
-                "`{name}` is not yet runnable as a named action; use its own endpoint"
-            ))
-            .into()),
+    }
+
+    async fn copy_audit(&self) -> HttpResult<()> {
+        #[derive(Deserialize)]
+        struct Pending {
+            seq: u64,
+            entry: String,
         }
+        #[derive(Deserialize)]
+        struct Entry {
+            room_id: String,
+            actor: String,
+            actor_kind: String,
+            action: String,
+            arguments: Value,
+            result: Value,
+            request_id: String,
+            at: u64,
+        }
+        let sql = self.state.storage().sql();
+        let db = self.env.d1("DB")?;
+        loop {
+            let rows: Vec<Pending> = select(
+                &sql,
+                "SELECT seq, entry FROM audit_outbox ORDER BY seq LIMIT ?",
+                Some(vec![int(AUDIT_BATCH as u64)]),
+            )?;
+            let Some(last) = rows.last().map(|r| r.seq) else {
+                return Ok(());
+            };
+            let mut inserts = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let e: Entry = serde_json::from_str(&r.entry)?;
+                inserts.push(
+                    db.prepare(
+                        "INSERT OR IGNORE INTO audit_log (room_id, actor, actor_kind, action, arguments,
+                           result, request_id, at, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )
+                    .bind(&[
+                        arg(&e.room_id),
+                        arg(&e.actor),
+                        arg(&e.actor_kind),
+                        arg(&e.action),
+                        arg(&e.arguments.to_string()),
+                        arg(&e.result.to_string()),
+                        arg(&e.request_id),
+                        arg(e.at),
+                        arg(&format!("{}:{}", e.room_id, r.seq)),
+                    ])?,
+                );
+            }
+            db.batch(inserts).await?;
+            sql.exec("DELETE FROM audit_outbox WHERE seq <= ?", vec![int(last)])?;
+        }
+    }
+
+    /// A membership change told by the Worker or made by an action: new roles
+    /// apply to open sockets at once, removed members' sockets close, and a
+    /// new member is announced (and returned as an event for rules).
+    pub(crate) fn member_changed(&self, notice: &MemberNotice, actor: &str) -> Vec<Event> {
+        self.apply_member_notice(notice);
+        match (notice.joined, notice.role) {
+            (true, Some(role)) => {
+                let data = j!({ "user_id": notice.user_id, "role": role });
+                // Not in the replayable stream: a client that missed it reads
+                // the member list.
+                self.broadcast(&tessera_core::protocol::ServerFrame::Event {
+                    event: "member_joined".into(),
+                    seq: None,
+                    data: data.clone(),
+                });
+                vec![event(Trigger::MemberJoined, actor, data)]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn event(trigger: Trigger, actor: &str, data: Value) -> Event {
+    Event {
+        trigger,
+        actor: actor.to_string(),
+        data,
     }
 }

@@ -16,8 +16,8 @@ use tessera_core::files::{
 };
 use tessera_core::rooms::{can, require, Permission, Role};
 use tessera_core::ApiError;
-use tessera_durable_objects::http::{call_object, json, no_content, HttpResult};
-use tessera_durable_objects::room;
+use tessera_durable_objects::http::{json, no_content, HttpResult};
+use tessera_durable_objects::{room, upload};
 use worker::{Headers, Method, Range, Request, Response, ResponseBuilder};
 
 /// The tus headers every answer under `/api/v1/uploads` carries, and what
@@ -49,23 +49,6 @@ pub fn limits(ctx: &Ctx) -> FileLimits {
         room_quota_bytes: num("ROOM_QUOTA_BYTES", d.room_quota_bytes),
         upload_expiry_secs: num("UPLOAD_EXPIRY_SECS", d.upload_expiry_secs),
     }
-}
-
-/// Calls an upload's object; `body` is a JS body (bytes or a stream).
-async fn call_upload(
-    ctx: &Ctx,
-    id: &str,
-    method: Method,
-    path: &str,
-    headers: Headers,
-    body: Option<wasm_bindgen::JsValue>,
-) -> HttpResult<Response> {
-    let stub = ctx
-        .env
-        .durable_object("UPLOADS")?
-        .id_from_name(id)?
-        .get_stub()?;
-    call_object(stub, method, path, headers, body).await
 }
 
 fn header(req: &Request, name: &str) -> HttpResult<Option<String>> {
@@ -124,8 +107,8 @@ pub async fn create(ctx: &Ctx, req: Request) -> HttpResult<Response> {
         "upload": upload,
         "expiry_secs": limits.upload_expiry_secs,
     });
-    let created = call_upload(
-        ctx,
+    let created = upload::call(
+        &ctx.env,
         &id,
         Method::Post,
         "/create",
@@ -158,7 +141,7 @@ pub async fn create(ctx: &Ctx, req: Request) -> HttpResult<Response> {
             created = patched;
         } else {
             let current =
-                call_upload(ctx, &id, Method::Get, "/state", Headers::new(), None).await?;
+                upload::call(&ctx.env, &id, Method::Get, "/state", Headers::new(), None).await?;
             created = current;
         }
     }
@@ -177,7 +160,7 @@ async fn forward_patch(ctx: &Ctx, req: &Request, id: &str, offset: &str) -> Http
         }
     }
     let body = req.inner().body().map(Into::into);
-    call_upload(ctx, id, Method::Patch, "/patch", headers, body).await
+    upload::call(&ctx.env, id, Method::Patch, "/patch", headers, body).await
 }
 
 #[derive(Deserialize)]
@@ -209,7 +192,7 @@ async fn upload_access(ctx: &Ctx, req: &Request, id: &str) -> HttpResult<Role> {
 /// tus `HEAD /api/v1/uploads/{id}`.
 pub async fn status(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
     upload_access(ctx, &req, id).await?;
-    call_upload(ctx, id, Method::Get, "/state", Headers::new(), None).await
+    upload::call(&ctx.env, id, Method::Get, "/state", Headers::new(), None).await
 }
 
 /// tus `PATCH /api/v1/uploads/{id}`: the uploader must still be allowed to
@@ -225,7 +208,15 @@ pub async fn patch(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
 /// tus termination: `DELETE /api/v1/uploads/{id}` of an unfinished upload.
 pub async fn terminate(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
     upload_access(ctx, &req, id).await?;
-    let resp = call_upload(ctx, id, Method::Delete, "/upload", Headers::new(), None).await?;
+    let resp = upload::call(
+        &ctx.env,
+        id,
+        Method::Delete,
+        "/upload",
+        Headers::new(),
+        None,
+    )
+    .await?;
     if resp.status_code() >= 300 {
         return Ok(resp);
     }
@@ -369,26 +360,14 @@ pub async fn delete(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
 /// Removes a finished file everywhere: metadata, bytes, its upload object and
 /// the room's list (which tells the sockets).
 pub async fn remove(ctx: &Ctx, room_id: &str, id: &str) -> HttpResult<()> {
-    ctx.db()?
-        .prepare("DELETE FROM files WHERE id = ?1")
-        .bind(&[arg(id)])?
-        .run()
-        .await?;
-    ctx.env
-        .bucket("FILES")?
-        .delete(tessera_core::files::r2_key(room_id, id))
-        .await?;
-    let _ = call_upload(ctx, id, Method::Delete, "/upload", Headers::new(), None).await;
-    room::call(
+    upload::discard(&ctx.env, room_id, id).await?;
+    room::tell(
         &ctx.env,
         room_id,
-        Method::Post,
         "/files/removed",
-        Headers::new(),
-        Some(serde_json::to_vec(&serde_json::json!({ "id": id }))?),
+        &serde_json::json!({ "id": id }),
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Deletes every object of a deleted room from R2 (D1 rows go by cascade).

@@ -1,9 +1,10 @@
-//! `/api/v1/rooms/{id}/state`, `/actions` and `/audit`: the Worker's side of
-//! collaboration workflows. The room object runs actions against the room
-//! state; the Worker checks membership first and writes every attempt, with its
-//! result, to the append-only audit log in D1.
+//! `/api/v1/rooms/{id}/state`, `/actions`, `/rules`, `/approvals` and
+//! `/audit`: the Worker's side of collaboration workflows. The room object runs
+//! actions, rules and approvals and writes the audit trail (see its
+//! `workflows` module); the Worker checks membership, passes the caller's
+//! identity and serves the audit log from D1.
 
-use crate::ctx::{arg, now_secs, page, read_body, Ctx};
+use crate::ctx::{arg, page, read_body, Ctx};
 use crate::room_object::identity_headers;
 use crate::rooms::role_in;
 use crate::tokens::authenticate;
@@ -15,10 +16,44 @@ use tessera_durable_objects::http::{json, HttpResult};
 use tessera_durable_objects::room;
 use worker::{Headers, Method, Request, Response, ResponseBuilder};
 
-pub async fn state(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
+/// Passes a request to the room object at `path` with the caller's identity
+/// (and their `If-Match` / `Idempotency-Key`, query string and, for requests
+/// that carry one, JSON body; approval decisions carry none).
+pub async fn forward(
+    ctx: &Ctx,
+    mut req: Request,
+    room_id: &str,
+    path: &str,
+) -> HttpResult<Response> {
+    let carries_body = matches!(req.method(), Method::Post | Method::Patch)
+        && !path.ends_with("/approve")
+        && !path.ends_with("/reject");
     let user_id = authenticate(ctx, &req).await?;
     let headers = identity_headers(ctx, room_id, &user_id).await?;
-    room::call(&ctx.env, room_id, Method::Get, "/state", headers, None).await
+    for h in ["if-match", "idempotency-key"] {
+        if let Some(v) = req.headers().get(h)? {
+            headers.set(h, &v)?;
+        }
+    }
+    let method = req.method();
+    let body = match carries_body {
+        true => Some(read_body(&mut req).await?),
+        false => None,
+    };
+    let query = req
+        .url()?
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    room::call(
+        &ctx.env,
+        room_id,
+        method,
+        &format!("{path}{query}"),
+        headers,
+        body,
+    )
+    .await
 }
 
 /// The catalogue as the caller sees it: what they may run, and what they may
@@ -30,52 +65,6 @@ pub async fn list(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response
         200,
         &serde_json::json!({ "role": role, "actions": offered(role) }),
     )
-}
-
-/// Runs a named action in the room object, then records the attempt.
-pub async fn run(ctx: &Ctx, mut req: Request, room_id: &str, name: &str) -> HttpResult<Response> {
-    let user_id = authenticate(ctx, &req).await?;
-    let headers = identity_headers(ctx, room_id, &user_id).await?;
-    for h in ["if-match", "idempotency-key"] {
-        if let Some(v) = req.headers().get(h)? {
-            headers.set(h, &v)?;
-        }
-    }
-    let body = read_body(&mut req).await?;
-    let mut resp = room::call(
-        &ctx.env,
-        room_id,
-        Method::Post,
-        &format!("/actions/{name}"),
-        headers,
-        Some(body.clone()),
-    )
-    .await?;
-    let status = resp.status_code();
-    let answer = resp.bytes().await?;
-    let outcome: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
-    let args: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let result = serde_json::json!({ "status": status, "outcome": outcome });
-    ctx.db()?
-        .prepare(
-            "INSERT INTO audit_log (room_id, actor, actor_kind, action, arguments, result, request_id, at)
-             VALUES (?1, ?2, 'user', ?3, ?4, ?5, ?6, ?7)",
-        )
-        .bind(&[
-            arg(room_id),
-            arg(&user_id),
-            arg(name),
-            arg(&args.to_string()),
-            arg(&result.to_string()),
-            arg(&ctx.request_id),
-            arg(now_secs()),
-        ])?
-        .run()
-        .await?;
-    Ok(ResponseBuilder::new()
-        .with_status(status)
-        .with_headers(resp.headers().clone())
-        .fixed(answer))
 }
 
 #[derive(Serialize, Deserialize)]
