@@ -196,6 +196,15 @@ impl RoomDO {
         })
     }
 
+    /// The person behind a request from the Worker, and its circumstances.
+    fn caller(&self, req: &Request) -> HttpResult<(Actor, Attempt)> {
+        let actor = Actor {
+            who: identity(req)?,
+            kind: ActorKind::User,
+        };
+        Ok((actor, self.attempt_of(req)?))
+    }
+
     /// `POST /actions/{name}` (and the rule routes, which are `set_rule` and
     /// `delete_rule`): runs or requests an action for the caller, lets rules
     /// react, and copies the audit trail to D1 before answering.
@@ -205,11 +214,7 @@ impl RoomDO {
         name: &str,
         args: Value,
     ) -> HttpResult<Response> {
-        let actor = Actor {
-            who: identity(req)?,
-            kind: ActorKind::User,
-        };
-        let at = self.attempt_of(req)?;
+        let (actor, at) = self.caller(req)?;
         let result = self.attempt(&actor, name, &args, &at).await;
         if let Ok(done) = &result {
             self.react(done.events.clone(), &at).await;
@@ -516,11 +521,7 @@ impl RoomDO {
         id: &str,
         approve: bool,
     ) -> HttpResult<Response> {
-        let approver = Actor {
-            who: identity(req)?,
-            kind: ActorKind::User,
-        };
-        let at = self.attempt_of(req)?;
+        let (approver, at) = self.caller(req)?;
         let sql = self.state.storage().sql();
         let mut approval: Approval = parse_rows::<Approval>(select(
             &sql,
