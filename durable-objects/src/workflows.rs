@@ -241,14 +241,8 @@ impl RoomDO {
         at: &Attempt,
     ) -> HttpResult<Done> {
         let result = self.decide(actor, name, args, at).await;
-        let (status, outcome) = match &result {
-            Ok(done) => (done.status, done.body.clone()),
-            Err(Failure(e)) => (e.status(), e.body()),
-        };
-        let mut recorded = at.context.clone();
-        recorded.insert("status".into(), j!(status));
-        recorded.insert("outcome".into(), outcome);
-        self.audit(actor, name, args, Value::Object(recorded), at)?;
+        let (status, outcome) = answer(&result);
+        self.audit(actor, name, args, status, outcome, at)?;
         result
     }
 
@@ -543,7 +537,8 @@ impl RoomDO {
                 &approver,
                 &approval.action,
                 &approval.args,
-                j!({ "status": e.status(), "outcome": e.body(), "approval": approval.id }),
+                e.status(),
+                e.body(),
                 &at,
             )?;
             self.flush_audit().await;
@@ -551,17 +546,19 @@ impl RoomDO {
         }
         // Decided before it runs: a second decision meanwhile finds it closed.
         self.save_approval(&approval)?;
-        let (status, outcome, events) = if approve {
-            let at = at.with("requested_by", j!(approval.requested_by));
-            match self
-                .decide(&approver, &approval.action, &approval.args, &at)
-                .await
-            {
-                Ok(done) => (done.status, done.body, done.events),
-                Err(Failure(e)) => (e.status(), e.body(), Vec::new()),
-            }
+        let decided = at
+            .with("decision", j!(approval.status.as_str()))
+            .with("requested_by", j!(approval.requested_by));
+        let ((status, outcome), events) = if approve {
+            let result = self
+                .decide(&approver, &approval.action, &approval.args, &decided)
+                .await;
+            (
+                answer(&result),
+                result.map(|d| d.events).unwrap_or_default(),
+            )
         } else {
-            (200, j!({ "rejected": true }), Vec::new())
+            ((200, j!({ "rejected": true })), Vec::new())
         };
         approval.result = Some(j!({ "status": status, "outcome": outcome }));
         self.save_approval(&approval)?;
@@ -569,9 +566,9 @@ impl RoomDO {
             &approver,
             &approval.action,
             &approval.args,
-            j!({ "status": status, "outcome": outcome, "approval": approval.id,
-                 "decision": approval.status.as_str(), "requested_by": approval.requested_by }),
-            &at,
+            status,
+            outcome,
+            &decided,
         )?;
         self.record("approval_resolved", j!({ "approval": approval }))?;
         self.react(events, &at).await;
@@ -643,13 +640,7 @@ impl RoomDO {
                             tessera_core::rules::EFFECTS_PER_EVENT_MAX
                         ),
                     };
-                    return self.audit(
-                        &actor,
-                        &planned.action,
-                        &args,
-                        j!({ "status": e.status(), "outcome": e.body(), "rule": planned.rule_id }),
-                        &at,
-                    );
+                    return self.audit(&actor, &planned.action, &args, e.status(), e.body(), &at);
                 }
                 match planned.args {
                     Ok(args) => {
@@ -657,28 +648,30 @@ impl RoomDO {
                             cascade.caused(done.events);
                         }
                     }
-                    Err(e) => self.audit(
-                        &actor,
-                        &planned.action,
-                        &Value::Null,
-                        j!({ "status": e.status(), "outcome": e.body(), "rule": planned.rule_id }),
-                        &at,
-                    )?,
+                    Err(e) => {
+                        self.audit(&actor, &planned.action, &args, e.status(), e.body(), &at)?
+                    }
                 }
             }
         }
         Ok(())
     }
 
-    /// Appends an audit entry to the outbox (see the module comment).
+    /// Appends an audit entry to the outbox (see the module comment); its
+    /// result is `{status, outcome}` and the attempt's context (the rule or
+    /// approval behind it).
     fn audit(
         &self,
         actor: &Actor,
         action: &str,
         args: &Value,
-        result: Value,
+        status: u16,
+        outcome: Value,
         at: &Attempt,
     ) -> HttpResult<()> {
+        let mut result = at.context.clone();
+        result.insert("status".into(), j!(status));
+        result.insert("outcome".into(), outcome);
         let entry = j!({
             "room_id": at.room_id, "actor": actor.who.user_id, "actor_kind": actor.kind,
             "action": action, "arguments": args, "result": result,
@@ -775,6 +768,14 @@ impl RoomDO {
             }
             _ => Vec::new(),
         }
+    }
+}
+
+/// The status and body an attempt answered with, as recorded.
+fn answer(result: &HttpResult<Done>) -> (u16, Value) {
+    match result {
+        Ok(done) => (done.status, done.body.clone()),
+        Err(Failure(e)) => (e.status(), e.body()),
     }
 }
 
