@@ -9,7 +9,7 @@
 //! it like any other action.
 
 use crate::rooms::Role;
-use crate::rules::{Rule, RuleDraft, RULES_MAX};
+use crate::rules::{Event, Rule, RuleDraft, Trigger, RULES_MAX};
 use crate::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -21,6 +21,8 @@ pub const ASSIGNEES_MAX: usize = 20;
 pub const ACTIVITIES_MAX: usize = 1000;
 /// An approval not decided within this time expires.
 pub const APPROVAL_TTL_SECS: u64 = 7 * 24 * 3600;
+/// Requests a room holds waiting for an owner at once.
+pub const PENDING_APPROVALS_MAX: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -587,6 +589,31 @@ impl RoomState {
         Ok(vec![change])
     }
 
+    /// The `activity_changed` events of a change by `actor`: one per activity
+    /// touched, with the activity as it is now and its own changes.
+    pub fn activity_events(&self, changes: &[Change], actor: &str) -> Vec<Event> {
+        changed(changes, "activities")
+            .into_iter()
+            .filter_map(|id| self.activities.get(id))
+            .map(|a| {
+                let base = format!("activities.{}", a.id);
+                let own: Vec<&Change> = changes
+                    .iter()
+                    .filter(|c| {
+                        c.path
+                            .strip_prefix(&base)
+                            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+                    })
+                    .collect();
+                Event {
+                    trigger: Trigger::ActivityChanged,
+                    actor: actor.to_string(),
+                    data: json!({ "activity": a, "changes": own }),
+                }
+            })
+            .collect()
+    }
+
     /// The state as rule conditions see it: activities as a list (for
     /// `filter`, `some`, …) and how many are still open.
     pub fn view_for_rules(&self) -> Value {
@@ -736,6 +763,47 @@ impl ApprovalStatus {
 }
 
 impl Approval {
+    /// The `n`-th request of a room for `spec` by `by`, checked against the
+    /// catalogue and against the requests already waiting (`recent`, newest
+    /// first, expiry applied).
+    pub fn request(
+        n: u64,
+        spec: &ActionSpec,
+        args: &Value,
+        by: &str,
+        kind: ActorKind,
+        now: u64,
+        recent: &[Approval],
+    ) -> Result<Approval, ApiError> {
+        validate_args(spec, args)?;
+        let waiting = recent
+            .iter()
+            .filter(|a| a.status == ApprovalStatus::Pending)
+            .count();
+        if waiting >= PENDING_APPROVALS_MAX {
+            return Err(ApiError::Conflict {
+                code: "too_many_approvals",
+                message: format!(
+                    "the room already has {PENDING_APPROVALS_MAX} requests waiting for an owner"
+                ),
+            });
+        }
+        Ok(Approval {
+            id: format!("ap{n}"),
+            action: spec.name.to_string(),
+            args: args.clone(),
+            requested_by: by.to_string(),
+            requested_kind: kind,
+            reason: None,
+            status: ApprovalStatus::Pending,
+            created_at: now,
+            expires_at: now + APPROVAL_TTL_SECS,
+            resolved_by: None,
+            resolved_at: None,
+            result: None,
+        })
+    }
+
     /// A pending approval past its time is expired.
     pub fn expire(&mut self, now: u64) {
         if self.status == ApprovalStatus::Pending && now >= self.expires_at {
@@ -1046,6 +1114,53 @@ mod tests {
         assert_eq!(full.code(), "too_many_rules");
         // Ids are never reused, so audit entries name one rule each.
         assert!(!s.rules.contains_key("r1") && s.rules.contains_key("r2"));
+    }
+
+    #[test]
+    fn each_touched_activity_is_one_event_with_its_own_changes() {
+        let mut s = RoomState::default();
+        for _ in 0..10 {
+            run(&mut s, "propose_activity", json!({"title": "x"})).unwrap();
+        }
+        let mut all = changes(run(&mut s, "start_activity", json!({"id": "a1"})).unwrap());
+        all.extend(changes(
+            run(&mut s, "start_activity", json!({"id": "a10"})).unwrap(),
+        ));
+        let events = s.activity_events(&all, "u2");
+        assert_eq!(events.len(), 2);
+        for (e, id) in events.iter().zip(["a1", "a10"]) {
+            assert_eq!(
+                (e.trigger, e.actor.as_str()),
+                (Trigger::ActivityChanged, "u2")
+            );
+            assert_eq!(e.data["activity"]["id"], id);
+            assert_eq!(e.data["activity"]["status"], "in_progress");
+            let paths = e.data["changes"].as_array().unwrap();
+            assert!(
+                paths.iter().all(|c| c["path"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("activities.{id}."))),
+                "{id}: only its own changes, not those of a1 / a10"
+            );
+        }
+        assert!(s.activity_events(&[], "u2").is_empty());
+    }
+
+    #[test]
+    fn approval_requests_are_checked_and_bounded() {
+        let spec = spec("remove_member").unwrap();
+        let args = json!({"user_id": "u9"});
+        let a = Approval::request(3, spec, &args, "u1", ActorKind::User, 10, &[]).unwrap();
+        assert_eq!((a.id.as_str(), a.status), ("ap3", ApprovalStatus::Pending));
+        assert_eq!(a.expires_at, 10 + APPROVAL_TTL_SECS);
+        let bad = Approval::request(4, spec, &json!({}), "u1", ActorKind::User, 10, &[]);
+        assert_eq!(bad.unwrap_err().status(), 400);
+        let mut waiting = vec![a.clone(); PENDING_APPROVALS_MAX];
+        let full = Approval::request(4, spec, &args, "u1", ActorKind::Ai, 10, &waiting);
+        assert_eq!(full.unwrap_err().code(), "too_many_approvals");
+        waiting[0].status = ApprovalStatus::Expired;
+        assert!(Approval::request(4, spec, &args, "u1", ActorKind::Ai, 10, &waiting).is_ok());
     }
 
     #[test]

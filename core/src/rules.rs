@@ -196,6 +196,18 @@ impl Rule {
     }
 }
 
+/// The arguments of `set_rule` for a rule sent on its own (`POST …/rules`
+/// with no `id`, `PATCH …/rules/{id}` with one).
+pub fn set_rule_args(body: Value, id: Option<&str>) -> Result<Value, ApiError> {
+    let mut rule = body;
+    if let Some(id) = id {
+        // Parsing first gives a clear error for a body that is no rule.
+        RuleDraft::parse(&rule)?;
+        rule["id"] = json!(id);
+    }
+    Ok(json!({ "rule": rule }))
+}
+
 /// Bounds, operators and shape of a JSONLogic condition.
 pub fn validate_condition(condition: &Value) -> Result<(), ApiError> {
     if condition.to_string().len() > CONDITION_BYTES_MAX {
@@ -532,6 +544,23 @@ mod tests {
             draft(json!({"trigger": "file_added"}))
                 .unwrap_err()
                 .status(),
+            400
+        );
+    }
+
+    #[test]
+    fn rule_routes_become_set_rule_arguments() {
+        let body = json!({"enabled": false});
+        assert_eq!(
+            set_rule_args(body.clone(), Some("r2")).unwrap(),
+            json!({"rule": {"enabled": false, "id": "r2"}})
+        );
+        assert_eq!(
+            set_rule_args(body.clone(), None).unwrap(),
+            json!({ "rule": body })
+        );
+        assert_eq!(
+            set_rule_args(json!([1]), Some("r2")).unwrap_err().status(),
             400
         );
     }

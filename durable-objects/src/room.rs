@@ -471,12 +471,16 @@ impl RoomDO {
             }
             (Method::Get, ["rules"]) => self.list_rules(&req),
             (Method::Post, ["rules"]) => {
-                let args = Self::rule_args(Self::action_args(&mut req).await?, None)?;
+                let args =
+                    tessera_core::rules::set_rule_args(Self::action_args(&mut req).await?, None)?;
                 self.serve_action(&req, "set_rule", args).await
             }
             (Method::Patch, ["rules", id]) => {
                 let id = id.to_string();
-                let args = Self::rule_args(Self::action_args(&mut req).await?, Some(&id))?;
+                let args = tessera_core::rules::set_rule_args(
+                    Self::action_args(&mut req).await?,
+                    Some(&id),
+                )?;
                 self.serve_action(&req, "set_rule", args).await
             }
             (Method::Delete, ["rules", id]) => {

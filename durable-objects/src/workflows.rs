@@ -19,12 +19,12 @@ use serde::Deserialize;
 use serde_json::{json as j, Value};
 use std::collections::BTreeMap;
 use tessera_core::actions::{
-    authorize, changed, check_version, spec, validate_args, ActionSpec, Activity, ActorKind,
-    Approval, ApprovalStatus, Change, Decision, Effect, RoomState, APPROVAL_TTL_SECS,
+    authorize, changed, check_version, spec, ActionSpec, Activity, ActorKind, Approval, Change,
+    Decision, Effect, RoomState,
 };
 use tessera_core::protocol::{ClientFrame, Identity};
 use tessera_core::rooms::{MemberNotice, Role};
-use tessera_core::rules::{plan, Cascade, Event, Rule, RuleDraft, Trigger};
+use tessera_core::rules::{plan, Cascade, Event, Rule, Trigger};
 use tessera_core::ApiError;
 use worker::{Request, Response, SqlStorageValue as V};
 
@@ -40,8 +40,6 @@ CREATE TABLE IF NOT EXISTS audit_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, 
 
 /// Largest JSON arguments of one action.
 const ARGS_LIMIT: usize = 16 * 1024;
-/// Pending approval requests a room holds at once.
-const PENDING_APPROVALS_MAX: usize = 100;
 const APPROVALS_PAGE: usize = 100;
 /// Audit entries copied to D1 per batch.
 const AUDIT_BATCH: usize = 50;
@@ -281,22 +279,7 @@ impl RoomDO {
                         j!({ "version": state.version, "changes": changes }),
                     )?;
                 }
-                let events = changed(&changes, "activities")
-                    .into_iter()
-                    .filter_map(|id| state.activities.get(id))
-                    .map(|a| {
-                        let prefix = format!("activities.{}", a.id);
-                        let own: Vec<&Change> = changes
-                            .iter()
-                            .filter(|c| c.path.starts_with(&prefix))
-                            .collect();
-                        event(
-                            Trigger::ActivityChanged,
-                            user,
-                            j!({ "activity": a, "changes": own }),
-                        )
-                    })
-                    .collect();
+                let events = state.activity_events(&changes, user);
                 let mut body = j!({ "version": state.version, "changes": changes });
                 if let Some(rule) = changed(&changes, "rules")
                     .first()
@@ -421,22 +404,6 @@ impl RoomDO {
         spec: &'static ActionSpec,
         args: &Value,
     ) -> HttpResult<Done> {
-        validate_args(spec, args)?;
-        let now = crate::clock::now_secs();
-        let pending = self
-            .approvals()?
-            .into_iter()
-            .filter(|a| a.status == ApprovalStatus::Pending && now < a.expires_at)
-            .count();
-        if pending >= PENDING_APPROVALS_MAX {
-            return Err(ApiError::Conflict {
-                code: "too_many_approvals",
-                message: format!(
-                    "the room already has {PENDING_APPROVALS_MAX} requests waiting for an owner"
-                ),
-            }
-            .into());
-        }
         let sql = self.state.storage().sql();
         #[derive(Deserialize)]
         struct Next {
@@ -447,20 +414,15 @@ impl RoomDO {
             "SELECT COALESCE(MAX(n), 0) + 1 AS n FROM approvals",
             None,
         )?;
-        let approval = Approval {
-            id: format!("ap{}", next.first().map_or(1, |n| n.n)),
-            action: spec.name.to_string(),
-            args: args.clone(),
-            requested_by: actor.who.user_id.clone(),
-            requested_kind: actor.kind,
-            reason: None,
-            status: ApprovalStatus::Pending,
-            created_at: now,
-            expires_at: now + APPROVAL_TTL_SECS,
-            resolved_by: None,
-            resolved_at: None,
-            result: None,
-        };
+        let approval = Approval::request(
+            next.first().map_or(1, |n| n.n),
+            spec,
+            args,
+            &actor.who.user_id,
+            actor.kind,
+            crate::clock::now_secs(),
+            &self.approvals()?,
+        )?;
         self.save_approval(&approval)?;
         self.record("approval_requested", j!({ "approval": approval }))?;
         Ok(Done {
@@ -583,17 +545,6 @@ impl RoomDO {
             tessera_core::rooms::Permission::ManageMembers,
         )?;
         json(200, &j!({ "rules": self.rules()? }))
-    }
-
-    /// The arguments of `set_rule` for `POST /rules` and `PATCH /rules/{id}`.
-    pub(crate) fn rule_args(body: Value, id: Option<&str>) -> HttpResult<Value> {
-        let mut rule = body;
-        if let Some(id) = id {
-            // Parsing first gives a clear error for a body that is no rule.
-            RuleDraft::parse(&rule)?;
-            rule["id"] = j!(id);
-        }
-        Ok(j!({ "rule": rule }))
     }
 
     /// Lets the room's rules react to `events` (and to the events their
