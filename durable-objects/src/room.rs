@@ -106,7 +106,7 @@ pub struct RoomDO {
     /// limit, which is harmless; everything else lives in storage.
     buckets: RefCell<HashMap<String, TokenBucket>>,
     /// The room's rules, cached (see `workflows`).
-    pub(crate) rules: RefCell<Option<Vec<tessera_core::rules::Rule>>>,
+    pub(crate) rules: RefCell<Option<std::rc::Rc<[tessera_core::rules::Rule]>>>,
     /// The room's id, as every call from the Worker names it (kept in storage
     /// for the alarm and the sockets).
     room: RefCell<Option<String>>,

@@ -18,6 +18,7 @@ use crate::store::{int, select};
 use serde::Deserialize;
 use serde_json::{json as j, Value};
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use tessera_core::actions::{
     authorize, changed, check_version, spec, ActionSpec, Activity, ActorKind, Approval, Change,
     Decision, Effect, RoomState,
@@ -122,22 +123,22 @@ impl RoomDO {
         state.activities = activities.into_iter().map(|a| (a.id.clone(), a)).collect();
         state.rules = self
             .rules()?
-            .into_iter()
-            .map(|r| (r.id.clone(), r))
+            .iter()
+            .map(|r| (r.id.clone(), r.clone()))
             .collect();
         Ok(state)
     }
 
     /// The room's rules, read from storage once and kept until one changes
-    /// (every chat message asks).
-    pub(crate) fn rules(&self) -> HttpResult<Vec<Rule>> {
+    /// (every chat message asks: a shared handle, not a copy).
+    pub(crate) fn rules(&self) -> HttpResult<Rc<[Rule]>> {
         if let Some(rules) = self.rules.borrow().as_ref() {
-            return Ok(rules.clone());
+            return Ok(Rc::clone(rules));
         }
         let sql = self.state.storage().sql();
-        let rules: Vec<Rule> =
-            parse_rows(select(&sql, "SELECT data FROM rules ORDER BY id", None)?)?;
-        *self.rules.borrow_mut() = Some(rules.clone());
+        let rules: Rc<[Rule]> =
+            parse_rows::<Rule>(select(&sql, "SELECT data FROM rules ORDER BY id", None)?)?.into();
+        *self.rules.borrow_mut() = Some(Rc::clone(&rules));
         Ok(rules)
     }
 
@@ -544,7 +545,7 @@ impl RoomDO {
             identity(req)?.role,
             tessera_core::rooms::Permission::ManageMembers,
         )?;
-        json(200, &j!({ "rules": self.rules()? }))
+        json(200, &j!({ "rules": &*self.rules()? }))
     }
 
     /// Lets the room's rules react to `events` (and to the events their
