@@ -71,6 +71,15 @@ impl Endpoint {
     pub const fn counts_against_api_limit(self) -> bool {
         !matches!(self, Endpoint::PatchUpload | Endpoint::UploadStatus)
     }
+
+    /// Whether the Worker passes a JSON body on to the room object (approval
+    /// decisions carry none).
+    pub const fn takes_json_body(self) -> bool {
+        matches!(
+            self,
+            Endpoint::RunAction | Endpoint::CreateRule | Endpoint::UpdateRule
+        )
+    }
 }
 
 /// (method, path pattern, endpoint). `{name}` segments are parameters.
@@ -418,6 +427,18 @@ mod tests {
             route("GET", "/api/v1/rooms/a/b/c/d"),
             Err(ApiError::NoRoute)
         );
+    }
+
+    #[test]
+    fn workflow_bodies_are_passed_where_the_route_takes_one() {
+        let body = |m, p| route(m, p).unwrap().endpoint.takes_json_body();
+        assert!(body("POST", "/api/v1/rooms/r1/actions/propose_activity"));
+        assert!(body("POST", "/api/v1/rooms/r1/rules"));
+        assert!(body("PATCH", "/api/v1/rooms/r1/rules/r2"));
+        assert!(!body("POST", "/api/v1/rooms/r1/approvals/ap1/approve"));
+        assert!(!body("POST", "/api/v1/rooms/r1/approvals/ap1/reject"));
+        assert!(!body("DELETE", "/api/v1/rooms/r1/rules/r2"));
+        assert!(!body("GET", "/api/v1/rooms/r1/state"));
     }
 
     #[test]

@@ -121,22 +121,16 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::GetFile => files::get(ctx, req, a).await,
         Endpoint::FileContent | Endpoint::FileContentHead => files::content(ctx, req, a).await,
         Endpoint::DeleteFile => files::delete(ctx, req, a).await,
-        Endpoint::GetState => workflows::forward(ctx, req, a, "/state").await,
         Endpoint::ListActions => workflows::list(ctx, req, a).await,
-        Endpoint::RunAction => workflows::forward(ctx, req, a, &format!("/actions/{b}")).await,
-        Endpoint::ListRules | Endpoint::CreateRule => {
-            workflows::forward(ctx, req, a, "/rules").await
-        }
-        Endpoint::UpdateRule | Endpoint::DeleteRule => {
-            workflows::forward(ctx, req, a, &format!("/rules/{b}")).await
-        }
-        Endpoint::ListApprovals => workflows::forward(ctx, req, a, "/approvals").await,
-        Endpoint::ApproveApproval => {
-            workflows::forward(ctx, req, a, &format!("/approvals/{b}/approve")).await
-        }
-        Endpoint::RejectApproval => {
-            workflows::forward(ctx, req, a, &format!("/approvals/{b}/reject")).await
-        }
+        Endpoint::GetState
+        | Endpoint::RunAction
+        | Endpoint::ListRules
+        | Endpoint::CreateRule
+        | Endpoint::UpdateRule
+        | Endpoint::DeleteRule
+        | Endpoint::ListApprovals
+        | Endpoint::ApproveApproval
+        | Endpoint::RejectApproval => workflows::forward(ctx, req, route.endpoint, a).await,
         Endpoint::ListAudit => workflows::audit(ctx, req, a).await,
         Endpoint::ExportAudit => workflows::export(ctx, req, a).await,
     }

@@ -10,24 +10,23 @@ use crate::rooms::role_in;
 use crate::tokens::authenticate;
 use serde::{Deserialize, Serialize};
 use tessera_core::actions::offered;
+use tessera_core::api::Endpoint;
 use tessera_core::rooms::{require, Permission};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, HttpResult};
 use tessera_durable_objects::room;
-use worker::{Headers, Method, Request, Response, ResponseBuilder};
+use worker::{Headers, Request, Response, ResponseBuilder};
 
-/// Passes a request to the room object at `path` with the caller's identity
-/// (and their `If-Match` / `Idempotency-Key`, query string and, for requests
-/// that carry one, JSON body; approval decisions carry none).
+/// Passes a request to the room object, at the path below
+/// `/api/v1/rooms/{room_id}` (the object serves the same paths), with the
+/// caller's identity, their `If-Match` / `Idempotency-Key`, the query string
+/// and, where the route takes one, the JSON body.
 pub async fn forward(
     ctx: &Ctx,
     mut req: Request,
+    endpoint: Endpoint,
     room_id: &str,
-    path: &str,
 ) -> HttpResult<Response> {
-    let carries_body = matches!(req.method(), Method::Post | Method::Patch)
-        && !path.ends_with("/approve")
-        && !path.ends_with("/reject");
     let user_id = authenticate(ctx, &req).await?;
     let headers = identity_headers(ctx, room_id, &user_id).await?;
     for h in ["if-match", "idempotency-key"] {
@@ -35,20 +34,20 @@ pub async fn forward(
             headers.set(h, &v)?;
         }
     }
-    let method = req.method();
-    let body = match carries_body {
+    let body = match endpoint.takes_json_body() {
         true => Some(read_body(&mut req).await?),
         false => None,
     };
-    let query = req
-        .url()?
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
+    let url = req.url()?;
+    let path = url
+        .path()
+        .strip_prefix(&format!("/api/v1/rooms/{room_id}"))
+        .ok_or(ApiError::NoRoute)?;
+    let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
     room::call(
         &ctx.env,
         room_id,
-        method,
+        req.method(),
         &format!("{path}{query}"),
         headers,
         body,
