@@ -339,9 +339,9 @@ impl RoomDO {
     /// written to R2 as one Yjs update.
     pub(crate) async fn backup_docs(&self) -> worker::Result<()> {
         let store = self.doc_store();
-        let room = store
-            .meta("room")?
-            .unwrap_or_else(|| self.state.id().to_string());
+        let room = self
+            .room_id()
+            .unwrap_or_else(|_| self.state.id().to_string());
         let bucket = self.env.bucket("FILES")?;
         let now = now_ms();
         let day = js_sys::Date::new(&JsValue::from_f64(now as f64))

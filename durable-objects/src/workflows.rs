@@ -23,6 +23,7 @@ use tessera_core::actions::{
     authorize, changed, check_version, spec, ActionSpec, Activity, ActorKind, Approval, Change,
     Decision, Effect, RoomState,
 };
+use tessera_core::chat::ChatStore;
 use tessera_core::protocol::{ClientFrame, Identity};
 use tessera_core::rooms::{MemberNotice, Role};
 use tessera_core::rules::{plan, Cascade, Event, Rule, Trigger};
@@ -367,7 +368,6 @@ impl RoomDO {
                 })
             }
             "delete_file" => {
-                use tessera_core::chat::ChatStore;
                 let id = text("id");
                 // Only this room's files: an id from elsewhere is not found.
                 self.store().file(&id)?.ok_or(ApiError::NotFound("file"))?;
@@ -385,7 +385,6 @@ impl RoomDO {
 
     /// The `message_posted` event of a stored message.
     pub(crate) fn message_event(&self, id: u64) -> HttpResult<Option<Event>> {
-        use tessera_core::chat::ChatStore;
         let Some(m) = self.store().message(id)? else {
             return Ok(None);
         };
