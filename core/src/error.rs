@@ -38,6 +38,9 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// A room's daily AI budget is spent.
+    #[error("{0}")]
+    BudgetExhausted(String),
     /// Visibly unfinished: the message says what is not built yet.
     #[error("{0}")]
     NotImplemented(String),
@@ -79,7 +82,7 @@ impl ApiError {
             Self::RangeNotSatisfiable { .. } => 416,
             Self::ChecksumMismatch => 460,
             Self::UnsupportedMediaType { .. } => 415,
-            Self::RateLimited { .. } => 429,
+            Self::RateLimited { .. } | Self::BudgetExhausted(_) => 429,
             Self::Internal(_) => 500,
             Self::Unavailable(_) => 503,
             Self::NotImplemented(_) => 501,
@@ -110,6 +113,7 @@ impl ApiError {
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
+            Self::BudgetExhausted(_) => "ai_budget_exhausted",
             Self::NotImplemented(_) => "not_implemented",
             Self::Internal(_) => "internal",
         }

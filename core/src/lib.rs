@@ -4,6 +4,7 @@
 //! between the platform and this crate.
 
 pub mod actions;
+pub mod ai;
 pub mod api;
 pub mod auth;
 pub mod chat;
