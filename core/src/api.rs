@@ -61,6 +61,10 @@ pub enum Endpoint {
     RejectApproval,
     ListAudit,
     ExportAudit,
+    AnalyzeFile,
+    AnalyzeBatch,
+    GetJob,
+    RunCheckin,
 }
 
 impl Endpoint {
@@ -255,6 +259,18 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
         "GET",
         "/api/v1/rooms/{room_id}/audit/export",
         Endpoint::ExportAudit,
+    ),
+    (
+        "POST",
+        "/api/v1/files/{file_id}/analyze",
+        Endpoint::AnalyzeFile,
+    ),
+    ("POST", "/api/v1/ai/batch", Endpoint::AnalyzeBatch),
+    ("GET", "/api/v1/jobs/{job_id}", Endpoint::GetJob),
+    (
+        "POST",
+        "/api/v1/rooms/{room_id}/checkin",
+        Endpoint::RunCheckin,
     ),
 ];
 

@@ -1,6 +1,7 @@
 //! Durable Objects (the single writer of each room) and the small HTTP glue that
 //! both they and the Worker use to speak JSON and map errors.
 
+mod ai;
 pub mod clock;
 pub mod d1;
 mod docs;

@@ -46,6 +46,8 @@ const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_REMOVED: u16 = 4003;
 pub const CLOSE_ROOM_DELETED: u16 = 4004;
 const PRESENCE_OFFLINE_LIMIT: u32 = 50;
+/// How often a busy room tells D1 it is active.
+const TOUCH_EVERY_MS: u64 = 60_000;
 
 /// Per-socket state, stored in the socket's attachment so that it survives
 /// hibernation.
@@ -110,6 +112,11 @@ pub struct RoomDO {
     /// The room's id, as every call from the Worker names it (kept in storage
     /// for the alarm and the sockets).
     room: RefCell<Option<String>>,
+    /// `@ai` answers per minute in this room (in memory, like `buckets`).
+    pub(crate) ai_rate: Rate,
+    pub(crate) ai_bucket: RefCell<Option<TokenBucket>>,
+    /// When the room last told D1 it was active (see `touched`).
+    last_touch_ms: Cell<u64>,
     schema_error: Option<String>,
 }
 
@@ -176,11 +183,24 @@ impl DurableObject for RoomDO {
             .filter(|r| *r >= 1.0)
             .unwrap_or(DEFAULT_WRITE_RATE);
         let sql = state.storage().sql();
-        let schema_error =
-            create_schema(&sql, &[SCHEMA, docstore::SCHEMA, crate::workflows::SCHEMA]).err();
+        let schema_error = create_schema(
+            &sql,
+            &[
+                SCHEMA,
+                docstore::SCHEMA,
+                crate::workflows::SCHEMA,
+                crate::ai::SCHEMA,
+            ],
+        )
+        .err();
         let doc_rate = var::<f64>(&env, "DOC_RATE_PER_SEC")
             .filter(|r| *r >= 1.0)
             .unwrap_or(DEFAULT_DOC_RATE);
+        let ai_rate = crate::ai::replies_rate(
+            var::<f64>(&env, "AI_REPLIES_PER_MIN")
+                .filter(|r| *r >= 1.0)
+                .unwrap_or(crate::ai::DEFAULT_REPLIES_PER_MIN),
+        );
         let doc_defaults = DocLimits::default();
         let doc_limits = DocLimits {
             message_bytes: var(&env, "DOC_MESSAGE_LIMIT").unwrap_or(doc_defaults.message_bytes),
@@ -212,6 +232,9 @@ impl DurableObject for RoomDO {
             buckets: RefCell::new(HashMap::new()),
             rules: RefCell::new(None),
             room: RefCell::new(None),
+            ai_rate,
+            ai_bucket: RefCell::new(None),
+            last_touch_ms: Cell::new(0),
             schema_error,
         }
     }
@@ -321,7 +344,7 @@ impl DurableObject for RoomDO {
                         for f in &outcome.broadcast {
                             self.broadcast(f);
                         }
-                        self.after_chat(&outcome.broadcast, &att.room).await;
+                        self.after_chat(&ws, &outcome.broadcast, &att.room).await;
                     }
                     Err(e) => send(&ws, &ServerFrame::error(&e, reference)),
                 }
@@ -495,6 +518,10 @@ impl RoomDO {
                 let (id, approve) = (id.to_string(), *decision == "approve");
                 self.decide_approval(&req, &id, approve).await
             }
+            (Method::Get, ["ai", "digest"]) => self.digest(&query),
+            (Method::Get, ["ai", "context"]) => self.question_context(&query),
+            (Method::Post, ["ai", "checkin"]) => self.checkin(&mut req).await,
+            (Method::Post, ["ai", "record"]) => self.ai_record(&mut req).await,
             (Method::Get, ["messages"]) => self.history(&query),
             (Method::Get, ["messages", id]) => {
                 let id: u64 = id.parse().map_err(|_| ApiError::NotFound("message"))?;
@@ -518,12 +545,16 @@ impl RoomDO {
                     attachments: body.attachments,
                 };
                 let (id, duplicate) = self.send_over_http(&who, frame)?;
-                if !duplicate {
-                    let posted = self.message_event(id)?.into_iter().collect();
-                    self.react_now(posted, &req).await?;
-                }
                 let store = self.store();
                 let m = store.message(id)?.ok_or(ApiError::NotFound("message"))?;
+                if !duplicate {
+                    self.touched();
+                    let posted = self.message_event(id)?.into_iter().collect();
+                    self.react_now(posted, &req).await?;
+                    if let Err(e) = self.ask_ai_if_mentioned(&m).await {
+                        worker::console_log!("@ai not asked: {e}");
+                    }
+                }
                 let reactions = store.reactions_of(&[id])?.remove(&id).unwrap_or_default();
                 json(if duplicate { 200 } else { 201 }, &m.view(reactions))
             }
@@ -550,6 +581,7 @@ impl RoomDO {
                 let added: FileAdded = tessera_core::api::parse_json(&req.bytes().await?, 8192)?;
                 let store = self.store();
                 if store.add_file(&added.file)? {
+                    self.touched();
                     let data =
                         serde_json::json!({ "file": added.file, "uploader": added.uploader });
                     self.record("file_added", data.clone())?;
@@ -661,11 +693,31 @@ impl RoomDO {
         Ok(())
     }
 
-    /// After a chat frame: a new message may set off rules.
-    async fn after_chat(&self, broadcast: &[ServerFrame], room_id: &str) {
+    /// After a chat frame: a new message marks the room active, may ask the
+    /// AI (the sender hears when the room's `@ai` rate is spent) and may set
+    /// off rules.
+    async fn after_chat(&self, ws: &WebSocket, broadcast: &[ServerFrame], room_id: &str) {
         let Some(ServerFrame::Message { message, .. }) = broadcast.first() else {
             return;
         };
+        self.touched();
+        if let Err(e) = self.ask_ai_if_mentioned(&message.message).await {
+            let (code, retry_after) = match e {
+                ApiError::RateLimited { retry_after_secs } => {
+                    ("ai_rate_limited", Some(retry_after_secs as f64))
+                }
+                _ => ("ai_unavailable", None),
+            };
+            send(
+                ws,
+                &ServerFrame::Error {
+                    code: code.into(),
+                    message: format!("the AI will not answer this message: {e}"),
+                    reference: Some(message.message.client_msg_id.clone()),
+                    retry_after,
+                },
+            );
+        }
         if !matches!(self.rules(), Ok(r) if !r.is_empty()) {
             return;
         }
@@ -683,6 +735,33 @@ impl RoomDO {
         };
         self.react(vec![posted], &at).await;
         self.flush_audit().await;
+    }
+
+    /// Tells D1 that the room was active (the daily check-in picks rooms by
+    /// it), at most once a minute and without delaying the caller.
+    pub(crate) fn touched(&self) {
+        let now = now_ms();
+        if now.saturating_sub(self.last_touch_ms.get()) < TOUCH_EVERY_MS {
+            return;
+        }
+        let Ok(room) = self.room_id() else {
+            return;
+        };
+        self.last_touch_ms.set(now);
+        let env = self.env.clone();
+        self.state.wait_until(async move {
+            let result = async {
+                env.d1("DB")?
+                    .prepare("UPDATE rooms SET last_activity_at = ?1 WHERE id = ?2")
+                    .bind(&[crate::d1::arg(now / 1000), crate::d1::arg(&room)])?
+                    .run()
+                    .await
+            }
+            .await;
+            if let Err(e) = result {
+                worker::console_error!("marking the room active failed: {e}");
+            }
+        });
     }
 
     /// Appends an event to the replayable stream and broadcasts it.

@@ -158,6 +158,26 @@ impl SqlChatStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    /// The newest `limit` live messages written since `since_ms`, oldest
+    /// first, and how many there are in all.
+    pub fn since(&self, since_ms: u64, limit: u32) -> worker::Result<(Vec<StoredMessage>, u64)> {
+        let mut rows = self.messages_where(
+            "WHERE created_at >= ? AND deleted = 0 ORDER BY id DESC LIMIT ?",
+            vec![int(since_ms), int(limit.into())],
+        )?;
+        rows.reverse();
+        #[derive(Deserialize)]
+        struct Count {
+            n: u64,
+        }
+        let count: Vec<Count> = select(
+            &self.sql,
+            "SELECT COUNT(*) AS n FROM messages WHERE created_at >= ? AND deleted = 0",
+            vec![int(since_ms)],
+        )?;
+        Ok((rows, count.first().map_or(0, |c| c.n)))
+    }
+
     /// A page of history by id: newest first before `before`, oldest first after `after`.
     pub fn page(
         &self,

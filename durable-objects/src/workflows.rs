@@ -65,7 +65,7 @@ pub(crate) struct Attempt {
 }
 
 impl Attempt {
-    fn with(&self, key: &str, value: Value) -> Attempt {
+    pub(crate) fn with(&self, key: &str, value: Value) -> Attempt {
         let mut context = self.context.clone();
         context.insert(key.into(), value);
         Attempt {
@@ -215,6 +215,7 @@ impl RoomDO {
         args: Value,
     ) -> HttpResult<Response> {
         let (actor, at) = self.caller(req)?;
+        self.touched();
         let result = self.attempt(&actor, name, &args, &at).await;
         if let Ok(done) = &result {
             self.react(done.events.clone(), &at).await;
@@ -256,7 +257,7 @@ impl RoomDO {
         let spec = spec(name)?;
         match authorize(spec, actor.who.role, actor.kind)? {
             Decision::Run => self.perform(actor, spec, args, at).await,
-            Decision::NeedsApproval => self.request_approval(actor, spec, args),
+            Decision::NeedsApproval => self.request_approval(actor, spec, args, at),
         }
     }
 
@@ -403,6 +404,7 @@ impl RoomDO {
         actor: &Actor,
         spec: &'static ActionSpec,
         args: &Value,
+        at: &Attempt,
     ) -> HttpResult<Done> {
         let sql = self.state.storage().sql();
         #[derive(Deserialize)]
@@ -414,7 +416,7 @@ impl RoomDO {
             "SELECT COALESCE(MAX(n), 0) + 1 AS n FROM approvals",
             None,
         )?;
-        let approval = Approval::request(
+        let mut approval = Approval::request(
             next.first().map_or(1, |n| n.n),
             spec,
             args,
@@ -423,6 +425,12 @@ impl RoomDO {
             crate::clock::now_secs(),
             &self.approvals()?,
         )?;
+        // The AI says why it asks; the owner reads it with the request.
+        approval.reason = at
+            .context
+            .get("reason")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         self.save_approval(&approval)?;
         self.record("approval_requested", j!({ "approval": approval }))?;
         Ok(Done {
@@ -443,7 +451,7 @@ impl RoomDO {
 
     /// Newest first; expiry is applied as they are read (no timer keeps the
     /// object awake for it).
-    fn approvals(&self) -> HttpResult<Vec<Approval>> {
+    pub(crate) fn approvals(&self) -> HttpResult<Vec<Approval>> {
         let sql = self.state.storage().sql();
         let mut list: Vec<Approval> = parse_rows(select(
             &sql,
@@ -611,7 +619,7 @@ impl RoomDO {
     /// Appends an audit entry to the outbox (see the module comment); its
     /// result is `{status, outcome}` and the attempt's context (the rule or
     /// approval behind it).
-    fn audit(
+    pub(crate) fn audit(
         &self,
         actor: &Actor,
         action: &str,
@@ -723,7 +731,7 @@ impl RoomDO {
 }
 
 /// The status and body an attempt answered with, as recorded.
-fn answer(result: &HttpResult<Done>) -> (u16, Value) {
+pub(crate) fn answer(result: &HttpResult<Done>) -> (u16, Value) {
     match result {
         Ok(done) => (done.status, done.body.clone()),
         Err(Failure(e)) => (e.status(), e.body()),

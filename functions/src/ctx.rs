@@ -24,12 +24,7 @@ impl Ctx {
 
     /// A `[vars]` value or secret, if set and non-empty.
     pub fn var(&self, name: &str) -> Option<String> {
-        self.env
-            .secret(name)
-            .map(|s| s.to_string())
-            .or_else(|_| self.env.var(name).map(|v| v.to_string()))
-            .ok()
-            .filter(|v| !v.trim().is_empty())
+        env_var(&self.env, name)
     }
 
     /// Applies a rate limit binding to `key`; `period` is the binding's window.
@@ -46,7 +41,17 @@ impl Ctx {
     }
 }
 
-pub use tessera_durable_objects::clock::now_secs;
+/// A `[vars]` value or secret, if set and non-empty (also for the queue
+/// consumer and the cron, which have no request).
+pub fn env_var(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+pub use tessera_durable_objects::clock::{now_ms, now_secs};
 
 /// Reads a JSON body's bytes: it must be `application/json` and at most
 /// `JSON_BODY_LIMIT` bytes. Used as is when the body is forwarded to a room object.

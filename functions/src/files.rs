@@ -230,24 +230,28 @@ pub async fn terminate(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response
 
 /// A file as the API shows it.
 #[derive(Serialize, Deserialize)]
-struct FileRow {
-    id: String,
-    room_id: String,
+pub struct FileRow {
+    pub id: String,
+    pub room_id: String,
     uploader_id: String,
-    name: String,
-    content_type: Option<String>,
-    declared_type: String,
-    size: u64,
-    sha256: Option<String>,
+    pub name: String,
+    pub content_type: Option<String>,
+    pub declared_type: String,
+    pub size: u64,
+    pub sha256: Option<String>,
     status: String,
-    created_at: u64,
+    pub created_at: u64,
     completed_at: Option<u64>,
 }
 
 const FILE_COLUMNS: &str = "f.id, f.room_id, f.uploader_id, f.name, f.content_type, f.declared_type, f.size, f.sha256, f.status, f.created_at, f.completed_at";
 
 /// A file and the caller's role in its room; 404 unless they are a member.
-async fn file_access(ctx: &Ctx, req: &Request, id: &str) -> HttpResult<(FileRow, Role, String)> {
+pub async fn file_access(
+    ctx: &Ctx,
+    req: &Request,
+    id: &str,
+) -> HttpResult<(FileRow, Role, String)> {
     let user_id = authenticate(ctx, req).await?;
     #[derive(Deserialize)]
     struct Found {

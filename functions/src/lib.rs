@@ -4,9 +4,12 @@
 //! are in `tessera-core`.
 
 mod accounts;
+mod ai;
+mod checkin;
 mod crypto;
 mod ctx;
 mod files;
+mod jobs;
 mod oidc;
 mod room_object;
 mod rooms;
@@ -15,11 +18,13 @@ mod workflows;
 
 use ctx::{arg, now_secs, Ctx};
 use std::cell::RefCell;
+use tessera_core::ai::Task;
 use tessera_core::api::{allowed_methods, route, Endpoint, Route, OPENAPI_JSON};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{error_response, json, HttpResult};
 use worker::{
-    event, Context, Env, Headers, Method, Request, Response, ScheduleContext, ScheduledEvent,
+    event, Context, Env, Headers, MessageBatch, MessageExt, Method, Request, Response,
+    ScheduleContext, ScheduledEvent,
 };
 
 /// Requests per client IP per minute on the API (the binding's period).
@@ -133,6 +138,10 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         | Endpoint::RejectApproval => workflows::forward(ctx, req, route.endpoint, a).await,
         Endpoint::ListAudit => workflows::audit(ctx, req, a).await,
         Endpoint::ExportAudit => workflows::export(ctx, req, a).await,
+        Endpoint::AnalyzeFile => jobs::analyze(ctx, req, a).await,
+        Endpoint::AnalyzeBatch => jobs::batch(ctx, req).await,
+        Endpoint::GetJob => jobs::get(ctx, req, a).await,
+        Endpoint::RunCheckin => checkin::run_now(ctx, req, a).await,
     }
 }
 
@@ -217,8 +226,9 @@ fn log(ctx: &Ctx, method: &Method, path: &str, status: u16, started: f64) {
     worker::console_log!("{line}");
 }
 
-/// Daily housekeeping (cron `0 2 * * *`): drop refresh tokens, invites and
-/// expired uploads that can never be used again.
+/// Daily (cron `0 2 * * *`): housekeeping — drop refresh tokens, invites and
+/// expired uploads that can never be used again — and the AI check-in of the
+/// rooms active since their last one (queued, see `checkin`).
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let result = async {
@@ -239,4 +249,44 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     if let Err(e) = result {
         worker::console_error!("scheduled housekeeping failed: {e}");
     }
+    match checkin::schedule(&env).await {
+        Ok(n) => worker::console_log!("check-in queued for {n} rooms"),
+        Err(e) => worker::console_error!("scheduling the check-in failed: {}", e.0),
+    }
+}
+
+/// The AI queue: file analysis, `@ai` answers, check-in batches. A task that
+/// fails is retried by the queue (`max_retries`); each is safe to repeat.
+#[event(queue)]
+async fn queue(batch: MessageBatch<Task>, env: Env, _ctx: Context) -> worker::Result<()> {
+    for message in batch.iter() {
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                worker::console_error!("unreadable queue message: {e}");
+                continue;
+            }
+        };
+        let result = match message.body() {
+            Task::Analyze { job_id } => jobs::process(&env, job_id).await,
+            Task::Reply {
+                room_id,
+                message_id,
+            } => ai::answer_mention(&env, room_id, *message_id).await,
+            Task::Checkin { day, room_ids } => {
+                let request_id = format!("checkin-{day}");
+                checkin::run(&env, day, room_ids, false, &request_id)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        match result {
+            Ok(()) => message.ack(),
+            Err(e) => {
+                worker::console_error!("queue task {:?} failed, retrying: {}", message.body(), e.0);
+                message.retry();
+            }
+        }
+    }
+    Ok(())
 }

@@ -140,6 +140,10 @@ pub fn highlights(messages: &[DigestMessage], n: usize) -> Vec<&DigestMessage> {
     chosen.into_iter().map(|i| people[i]).collect()
 }
 
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn conversation(messages: &[DigestMessage], out: &mut Vec<String>) {
     let people: BTreeSet<&str> = messages
         .iter()
@@ -149,14 +153,9 @@ fn conversation(messages: &[DigestMessage], out: &mut Vec<String>) {
     let highlights = highlights(messages, 3);
     if !highlights.is_empty() {
         out.push(format!(
-            "{} messages from {} {}. Highlights:",
-            messages.len(),
-            people.len(),
-            if people.len() == 1 {
-                "person"
-            } else {
-                "people"
-            }
+            "{} from {}. Highlights:",
+            counted(messages.len(), "message", "messages"),
+            counted(people.len(), "person", "people")
         ));
         for m in highlights {
             out.push(format!("• {}: {}", m.author_name, quoted(&m.body)));
@@ -467,6 +466,6 @@ mod tests {
         let text = reply(&q, &[msg(1, "a", "Ship on Friday."), q.clone()]);
         assert!(text.starts_with("@c I am the built-in assistant"));
         assert!(text.contains("“Ship on Friday.”"));
-        assert!(reply(&q, &[q.clone()]).contains("no earlier conversation"));
+        assert!(reply(&q, std::slice::from_ref(&q)).contains("no earlier conversation"));
     }
 }

@@ -149,7 +149,7 @@ pub fn batches(room_tokens: &[u64], context_tokens: u32) -> Vec<std::ops::Range<
 }
 
 /// Why a room's answer was refused.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Refused {
     pub reason: String,
     /// The refused part of the answer, as it came.

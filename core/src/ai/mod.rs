@@ -31,6 +31,33 @@ pub fn ai_identity() -> Identity {
     }
 }
 
+/// Work for the AI queue (`JOBS`). The cron and the room objects send it;
+/// the Worker's queue consumer does it. Every task is safe to run twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "snake_case")]
+pub enum Task {
+    /// Analyse a file (the job row in D1 says which).
+    Analyze { job_id: String },
+    /// Answer the message `message_id` that mentions `@ai`.
+    Reply { room_id: String, message_id: u64 },
+    /// The day's check-in of these rooms (at most `checkin::ROOMS_PER_BATCH`).
+    Checkin { day: String, room_ids: Vec<String> },
+}
+
+/// The largest chat body the AI posts: a summary is cut to fit in a message
+/// (8 KiB) at a character boundary.
+pub fn message_body(text: &str) -> String {
+    const LIMIT: usize = 7 * 1024;
+    if text.len() <= LIMIT {
+        return text.to_string();
+    }
+    let mut end = LIMIT - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// One request to a language model: instructions, the material, the answer's
 /// size and whether it must be a JSON object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +155,20 @@ pub struct DigestMessage {
     pub reactions: u32,
 }
 
+impl DigestMessage {
+    pub fn of(m: &crate::chat::StoredMessage, reactions: u32) -> Self {
+        DigestMessage {
+            seq: m.id,
+            author: m.author.clone(),
+            author_name: m.author_name.clone(),
+            body: m.body.clone(),
+            reply_to: m.reply_to,
+            created_at: m.created_at,
+            reactions,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingApproval {
     pub id: String,
@@ -188,6 +229,14 @@ mod tests {
         let e = check_budget(90, 20, 100).unwrap_err();
         assert_eq!((e.status(), e.code()), (429, "ai_budget_exhausted"));
         assert!(check_budget(u64::MAX, 1, 100).is_err());
+    }
+
+    #[test]
+    fn message_bodies_fit_a_chat_message() {
+        assert_eq!(message_body("short"), "short");
+        let long = "é".repeat(10_000);
+        let body = message_body(&long);
+        assert!(body.len() <= 7 * 1024 && body.ends_with('…'));
     }
 
     #[test]

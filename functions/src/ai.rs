@@ -1,0 +1,376 @@
+//! The Worker's adapters for the AI teammate: it sends the provider requests
+//! that `tessera_core::ai::providers` builds (HTTP with a timeout, or the
+//! Workers AI binding), walks the fallback chain with retries and backoff,
+//! keeps each provider's circuit breaker and each room's daily token usage in
+//! D1, and talks to room objects as the AI. Also the `@ai` answer task.
+
+use crate::ctx::{arg, env_var, now_secs};
+use futures_util::future::{select, Either};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+use tessera_core::ai::providers::{
+    backoff_ms, http_call, parse_chain, parse_http_reply, parse_workers_ai, workers_ai_input,
+    Breaker, Completion, ProviderConfig, ProviderError, ProviderKind, ATTEMPTS_PER_PROVIDER,
+};
+use tessera_core::ai::{
+    ai_identity, builtin, check_budget, day_of, reply, CallRecord, DigestMessage, Prompt,
+};
+use tessera_core::ApiError;
+use tessera_durable_objects::http::HttpResult;
+use tessera_durable_objects::room;
+use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
+
+/// Tokens a room may use per UTC day, unless `AI_ROOM_DAILY_TOKENS` says otherwise.
+const DEFAULT_DAILY_TOKENS: u64 = 200_000;
+
+/// The configured chain (`AI_PROVIDERS`), ending with the built-in provider.
+pub fn chain(env: &Env) -> HttpResult<Vec<ProviderConfig>> {
+    Ok(parse_chain(
+        &env_var(env, "AI_PROVIDERS").unwrap_or_default(),
+    )?)
+}
+
+fn daily_limit(env: &Env) -> u64 {
+    env_var(env, "AI_ROOM_DAILY_TOKENS")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_DAILY_TOKENS)
+}
+
+/// Refuses work of about `needed` tokens that would exceed the room's budget today.
+pub async fn require_budget(env: &Env, room_id: &str, needed: u64) -> HttpResult<()> {
+    let used: Option<u64> = env
+        .d1("DB")?
+        .prepare(
+            "SELECT COALESCE(SUM(tokens_in + tokens_out), 0) AS used FROM ai_usage
+             WHERE room_id = ?1 AND day = ?2",
+        )
+        .bind(&[arg(room_id), arg(&day_of(now_secs()))])?
+        .first(Some("used"))
+        .await?;
+    Ok(check_budget(used.unwrap_or(0), needed, daily_limit(env))?)
+}
+
+/// Adds calls to the room's usage of today (per provider).
+pub async fn account(env: &Env, room_id: &str, calls: &[CallRecord]) -> HttpResult<()> {
+    let db = env.d1("DB")?;
+    let day = day_of(now_secs());
+    let mut statements = Vec::new();
+    for c in calls.iter().filter(|c| !c.outcome.starts_with("skipped")) {
+        statements.push(
+            db.prepare(
+                "INSERT INTO ai_usage (room_id, day, provider, calls, tokens_in, tokens_out, cost_micros)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6)
+                 ON CONFLICT (room_id, day, provider) DO UPDATE SET calls = calls + 1,
+                   tokens_in = tokens_in + excluded.tokens_in, tokens_out = tokens_out + excluded.tokens_out,
+                   cost_micros = cost_micros + excluded.cost_micros",
+            )
+            .bind(&[
+                arg(room_id),
+                arg(&day),
+                arg(&c.provider),
+                arg(c.tokens_in),
+                arg(c.tokens_out),
+                arg(c.cost_micros),
+            ])?,
+        );
+    }
+    if !statements.is_empty() {
+        db.batch(statements).await?;
+    }
+    Ok(())
+}
+
+/// The built-in provider's work as a call record (free; tokens estimated).
+pub fn builtin_call(input_chars: usize, output: &str) -> CallRecord {
+    CallRecord {
+        provider: "builtin".into(),
+        model: None,
+        tokens_in: (input_chars as u64).div_ceil(4),
+        tokens_out: tessera_core::ai::providers::estimate_tokens(output),
+        cost_micros: 0,
+        outcome: "ok".into(),
+        ms: 0,
+    }
+}
+
+async fn breakers(env: &Env) -> HttpResult<HashMap<String, Breaker>> {
+    #[derive(Deserialize)]
+    struct Row {
+        provider: String,
+        failures: u32,
+        open_until: u64,
+    }
+    let rows: Vec<Row> = env
+        .d1("DB")?
+        .prepare("SELECT provider, failures, open_until FROM ai_breakers")
+        .all()
+        .await?
+        .results()?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let b = Breaker {
+                failures: r.failures,
+                open_until_ms: r.open_until,
+            };
+            (r.provider, b)
+        })
+        .collect())
+}
+
+async fn save_breaker(env: &Env, provider: &str, b: &Breaker) -> HttpResult<()> {
+    env.d1("DB")?
+        .prepare(
+            "INSERT INTO ai_breakers (provider, failures, open_until) VALUES (?1, ?2, ?3)
+             ON CONFLICT (provider) DO UPDATE SET failures = excluded.failures, open_until = excluded.open_until",
+        )
+        .bind(&[arg(provider), arg(b.failures), arg(b.open_until_ms)])?
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// Asks the chain's external providers in order, each up to
+/// `ATTEMPTS_PER_PROVIDER` times with backoff on retryable failures, skipping
+/// those whose circuit is open. Returns the first answer (with its provider)
+/// or none, and a record of every call. The built-in provider is the
+/// caller's, since its answer depends on the task.
+pub async fn ask(
+    env: &Env,
+    chain: &[ProviderConfig],
+    prompt: &Prompt,
+) -> (Option<(Completion, ProviderConfig)>, Vec<CallRecord>) {
+    let mut calls = Vec::new();
+    let mut states = breakers(env).await.unwrap_or_default();
+    for p in chain.iter().filter(|p| p.kind != ProviderKind::Builtin) {
+        let mut breaker = states.remove(&p.name).unwrap_or_default();
+        if !breaker.allows(crate::ctx::now_ms()) {
+            calls.push(record(p, None, "skipped: circuit open".into(), 0));
+            continue;
+        }
+        let mut answer = None;
+        let mut retry_after = None;
+        for attempt in 0..ATTEMPTS_PER_PROVIDER {
+            if attempt > 0 {
+                let wait = backoff_ms(attempt, js_sys::Math::random(), retry_after);
+                Delay::from(Duration::from_millis(wait)).await;
+            }
+            let started = crate::ctx::now_ms();
+            let result = send(env, p, prompt).await;
+            let ms = crate::ctx::now_ms().saturating_sub(started);
+            match result {
+                Ok(c) => {
+                    calls.push(record(p, Some(&c), "ok".into(), ms));
+                    answer = Some(c);
+                    break;
+                }
+                Err(e) => {
+                    calls.push(record(p, None, format!("error: {}", e.message), ms));
+                    retry_after = e.retry_after_ms;
+                    if !e.retryable {
+                        break;
+                    }
+                }
+            }
+        }
+        let was = breaker;
+        breaker.record(answer.is_some(), crate::ctx::now_ms());
+        if breaker != was {
+            if let Err(e) = save_breaker(env, &p.name, &breaker).await {
+                worker::console_error!("saving the circuit breaker of {} failed: {}", p.name, e.0);
+            }
+        }
+        if let Some(c) = answer {
+            return (Some((c, p.clone())), calls);
+        }
+    }
+    (None, calls)
+}
+
+fn record(p: &ProviderConfig, c: Option<&Completion>, outcome: String, ms: u64) -> CallRecord {
+    let (tin, tout) = c.map_or((0, 0), |c| (c.tokens_in, c.tokens_out));
+    CallRecord {
+        provider: p.name.clone(),
+        model: p.model.clone(),
+        tokens_in: tin,
+        tokens_out: tout,
+        cost_micros: p.cost_micros(tin, tout),
+        outcome,
+        ms,
+    }
+}
+
+/// Runs `fut` for at most `ms`.
+async fn within<T>(ms: u64, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    let fut = std::pin::pin!(fut);
+    let timer = std::pin::pin!(Delay::from(Duration::from_millis(ms)));
+    match select(fut, timer).await {
+        Either::Left((v, _)) => Some(v),
+        Either::Right(_) => None,
+    }
+}
+
+async fn send(env: &Env, p: &ProviderConfig, prompt: &Prompt) -> Result<Completion, ProviderError> {
+    let timed_out = || ProviderError::retryable(format!("no answer within {} ms", p.timeout_ms));
+    if p.kind == ProviderKind::WorkersAi {
+        let ai = env
+            .ai("AI")
+            .map_err(|_| ProviderError::fatal("the Workers AI binding `AI` is not configured"))?;
+        let model = p.model.clone().unwrap_or_default();
+        let out: Value = within(p.timeout_ms, ai.run(model, workers_ai_input(prompt)))
+            .await
+            .ok_or_else(timed_out)?
+            .map_err(|e| ProviderError::retryable(e.to_string()))?;
+        return parse_workers_ai(&out, prompt);
+    }
+    let key = match &p.key {
+        Some(name) => Some(
+            env_var(env, name)
+                .ok_or_else(|| ProviderError::fatal(format!("the secret `{name}` is not set")))?,
+        ),
+        None => None,
+    };
+    let call = http_call(p, key.as_deref(), prompt);
+    let build = || -> worker::Result<Request> {
+        let headers = Headers::new();
+        for (k, v) in &call.headers {
+            headers.set(k, v)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(call.body.to_string().into()));
+        Request::new_with_init(&call.url, &init)
+    };
+    let req = build().map_err(|e| ProviderError::fatal(format!("bad request: {e}")))?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let exchange = async {
+        let mut resp = Fetch::Request(req).send_with_signal(&signal).await?;
+        let retry_after = resp.headers().get("retry-after")?;
+        let text = resp.text().await?;
+        Ok::<_, worker::Error>((resp.status_code(), retry_after, text))
+    };
+    match within(p.timeout_ms, exchange).await {
+        None => {
+            controller.abort();
+            Err(timed_out())
+        }
+        Some(Err(e)) => Err(ProviderError::retryable(format!("unreachable: {e}"))),
+        Some(Ok((status, retry_after, text))) => {
+            parse_http_reply(p.kind, status, retry_after.as_deref(), &text, prompt)
+        }
+    }
+}
+
+/// Calls a room's object as the AI (internal routes under `/ai`, and
+/// messages); fails unless it answers 2xx.
+pub async fn room_call<T: DeserializeOwned>(
+    env: &Env,
+    room_id: &str,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    request_id: &str,
+) -> HttpResult<T> {
+    let headers = Headers::new();
+    headers.set("x-tessera-identity", &ai_identity().to_header())?;
+    headers.set("x-request-id", request_id)?;
+    let body = body.map(serde_json::to_vec).transpose()?;
+    let mut resp = room::call(env, room_id, method, path, headers, body).await?;
+    if resp.status_code() >= 300 {
+        let detail = resp.text().await.unwrap_or_default();
+        return Err(ApiError::Internal(format!(
+            "room {path} answered {}: {detail}",
+            resp.status_code()
+        ))
+        .into());
+    }
+    Ok(resp.json().await?)
+}
+
+/// Audits calls in the room and posts what they produced (see the object's
+/// `/ai/record`).
+pub async fn record_in_room(
+    env: &Env,
+    room_id: &str,
+    body: &Value,
+    request_id: &str,
+) -> HttpResult<()> {
+    let _: Value = room_call(
+        env,
+        room_id,
+        Method::Post,
+        "/ai/record",
+        Some(body),
+        request_id,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The queue task for `@ai`: reads the question and the conversation before
+/// it, asks the chain (an invalid answer once more), falls back to the
+/// built-in answer, posts the reply as the AI (once, whatever the retries)
+/// and audits every call. A spent budget is answered in the room.
+pub async fn answer_mention(env: &Env, room_id: &str, message_id: u64) -> HttpResult<()> {
+    #[derive(Deserialize)]
+    struct Context {
+        question: DigestMessage,
+        recent: Vec<DigestMessage>,
+    }
+    let request_id = format!("ai-reply-{message_id}");
+    let ctx: Context = room_call(
+        env,
+        room_id,
+        Method::Get,
+        &format!("/ai/context?message={message_id}"),
+        None,
+        &request_id,
+    )
+    .await?;
+    let prompt = reply::prompt(&ctx.question, &ctx.recent);
+    let chain = chain(env)?;
+    let (text, calls) = match require_budget(env, room_id, prompt.estimated_tokens() + 600).await {
+        Err(e) => (format!("I cannot answer now: {}", e.0), Vec::new()),
+        Ok(()) => {
+            let mut calls = Vec::new();
+            let mut text = None;
+            for _ in 0..2 {
+                let (answer, tried) = ask(env, &chain, &prompt).await;
+                calls.extend(tried);
+                let Some((c, _)) = answer else { break };
+                match reply::parse(&c.text) {
+                    Ok(t) => {
+                        text = Some(t);
+                        break;
+                    }
+                    Err(why) => mark_invalid(&mut calls, &why),
+                }
+            }
+            let text = text.unwrap_or_else(|| builtin::reply(&ctx.question, &ctx.recent));
+            if calls.iter().all(|c| c.outcome != "ok") {
+                calls.push(builtin_call(prompt.user.len(), &text));
+            }
+            (text, calls)
+        }
+    };
+    account(env, room_id, &calls).await?;
+    let body = json!({
+        "purpose": "reply",
+        "subject": { "message": message_id },
+        "calls": calls,
+        "message": { "key": request_id, "body": text, "reply_to": message_id },
+    });
+    record_in_room(env, room_id, &body, &request_id).await
+}
+
+/// The last successful call's answer did not pass the checks: record it so.
+pub fn mark_invalid(calls: &mut [CallRecord], why: &str) {
+    if let Some(last) = calls.iter_mut().rev().find(|c| c.outcome == "ok") {
+        last.outcome = format!("invalid_answer: {why}");
+    }
+}
