@@ -417,13 +417,12 @@ async fn analyse(env: &Env, job: &mut Job) -> HttpResult<Analysis> {
             })
         }
     };
-    let providers: Vec<&str> = calls
-        .iter()
-        .filter(|c| c.outcome == "ok")
-        .map(|c| c.provider.as_str())
-        .collect();
-    let mut used: Vec<&str> = providers.clone();
-    used.dedup();
+    let mut used: Vec<&str> = Vec::new();
+    for c in calls.iter().filter(|c| c.outcome == "ok") {
+        if !used.contains(&c.provider.as_str()) {
+            used.push(&c.provider);
+        }
+    }
     let result = json!({
         "summary": merged.summary,
         "key_points": merged.key_points,
