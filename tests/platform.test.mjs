@@ -54,6 +54,9 @@ test('OpenAPI 3.1 document is served', async () => {
 });
 
 test('the API allows 100 requests a minute per client IP', async () => {
+  // The binding counts in windows aligned to the wall clock: start well inside one.
+  const intoMinute = Date.now() % 60_000;
+  if (intoMinute > 50_000) await new Promise((r) => setTimeout(r, 60_100 - intoMinute));
   const ip = randomIp();
   const statuses = [];
   for (let i = 0; i < 102; i += 1) statuses.push((await api(server, 'GET', '/api/v1/health', { ip })).status);
