@@ -8,6 +8,7 @@ pub mod ai;
 pub mod api;
 pub mod auth;
 pub mod chat;
+pub mod dates;
 pub mod docs;
 pub mod error;
 pub mod files;

@@ -16,8 +16,9 @@ use tessera_core::ai::providers::{
     Breaker, Completion, ProviderConfig, ProviderError, ProviderKind, ATTEMPTS_PER_PROVIDER,
 };
 use tessera_core::ai::{
-    ai_identity, builtin, check_budget, day_of, reply, CallRecord, DigestMessage, Prompt,
+    ai_identity, builtin, check_budget, reply, CallRecord, DigestMessage, Prompt,
 };
+use tessera_core::dates::day_of;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::HttpResult;
 use tessera_durable_objects::room;

@@ -17,7 +17,8 @@ use tessera_core::ai::checkin::{
     batches, parse, prompt, room_block, Refused, RoomPlan, ROOMS_PER_BATCH,
 };
 use tessera_core::ai::providers::{estimate_tokens, ProviderKind};
-use tessera_core::ai::{builtin, day_of, CallRecord, DigestFile, RoomDigest, Task};
+use tessera_core::ai::{builtin, CallRecord, DigestFile, RoomDigest, Task};
+use tessera_core::dates::day_of;
 use tessera_core::rooms::Role;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json as respond, HttpResult};

@@ -7,9 +7,10 @@
 //! deleting a file uploaded twice. It is the default and the last fallback.
 
 use super::checkin::{ProposedAction, RoomPlan};
-use super::{day_of, DigestMessage, RoomDigest};
+use super::{DigestMessage, RoomDigest};
 use crate::actions::ActivityStatus;
 use crate::chat::mention_handle;
+use crate::dates::day_of;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
