@@ -147,15 +147,23 @@ pub async fn tell(
     path: &str,
     body: &serde_json::Value,
 ) -> HttpResult<()> {
-    let mut resp = call(
-        env,
-        room_id,
-        Method::Post,
-        path,
-        Headers::new(),
-        Some(serde_json::to_vec(body)?),
-    )
-    .await?;
+    let _: serde_json::Value =
+        call_json(env, room_id, Method::Post, path, Headers::new(), Some(body)).await?;
+    Ok(())
+}
+
+/// Calls a room with an optional JSON body and reads its JSON answer; any
+/// answer but 2xx is an internal error (these calls come from our own code).
+pub async fn call_json<T: serde::de::DeserializeOwned>(
+    env: &Env,
+    room_id: &str,
+    method: Method,
+    path: &str,
+    headers: Headers,
+    body: Option<&serde_json::Value>,
+) -> HttpResult<T> {
+    let body = body.map(serde_json::to_vec).transpose()?;
+    let mut resp = call(env, room_id, method, path, headers, body).await?;
     if resp.status_code() >= 300 {
         let detail = resp.text().await.unwrap_or_default();
         return Err(ApiError::Internal(format!(
@@ -164,7 +172,7 @@ pub async fn tell(
         ))
         .into());
     }
-    Ok(())
+    Ok(resp.json().await?)
 }
 
 fn var<T: std::str::FromStr>(env: &Env, name: &str) -> Option<T> {

@@ -19,7 +19,6 @@ use tessera_core::ai::{
     ai_identity, builtin, check_budget, reply, CallRecord, DigestMessage, Prompt,
 };
 use tessera_core::dates::day_of;
-use tessera_core::ApiError;
 use tessera_durable_objects::http::HttpResult;
 use tessera_durable_objects::room;
 use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
@@ -267,8 +266,7 @@ async fn send(env: &Env, p: &ProviderConfig, prompt: &Prompt) -> Result<Completi
     }
 }
 
-/// Calls a room's object as the AI (internal routes under `/ai`, and
-/// messages); fails unless it answers 2xx.
+/// Calls a room's object as the AI (internal routes under `/ai`).
 pub async fn room_call<T: DeserializeOwned>(
     env: &Env,
     room_id: &str,
@@ -280,17 +278,7 @@ pub async fn room_call<T: DeserializeOwned>(
     let headers = Headers::new();
     headers.set("x-tessera-identity", &ai_identity().to_header())?;
     headers.set("x-request-id", request_id)?;
-    let body = body.map(serde_json::to_vec).transpose()?;
-    let mut resp = room::call(env, room_id, method, path, headers, body).await?;
-    if resp.status_code() >= 300 {
-        let detail = resp.text().await.unwrap_or_default();
-        return Err(ApiError::Internal(format!(
-            "room {path} answered {}: {detail}",
-            resp.status_code()
-        ))
-        .into());
-    }
-    Ok(resp.json().await?)
+    room::call_json(env, room_id, method, path, headers, body).await
 }
 
 /// Audits calls in the room and posts what they produced (see the object's
