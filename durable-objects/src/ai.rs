@@ -40,7 +40,8 @@ pub const DEFAULT_REPLIES_PER_MIN: f64 = 5.0;
 #[serde(deny_unknown_fields)]
 pub(crate) struct CheckinRequest {
     day: String,
-    plan: RoomPlan,
+    /// None only for a day the room already holds (the stored one answers).
+    plan: Option<RoomPlan>,
     provider: String,
     calls: Vec<CallRecord>,
     refused: Vec<Refused>,
@@ -128,7 +129,6 @@ impl RoomDO {
         let day = query.get("day").cloned().unwrap_or_default();
         let digest = RoomDigest {
             room_id: self.room_id()?,
-            room_name: String::new(),
             now_ms: num("now_ms"),
             since_ms: num("since_ms"),
             messages: self.digest_messages(&messages)?,
@@ -217,15 +217,21 @@ impl RoomDO {
     pub(crate) async fn checkin(&self, req: &mut Request) -> HttpResult<Response> {
         let body: CheckinRequest = tessera_core::api::parse_json(&req.bytes().await?, 256 * 1024)?;
         let at = self.attempt_of(req)?;
-        let mut record = match self.stored_checkin(&body.day)? {
-            Some(r) if r.finished => return json(200, &j!({ "checkin": r, "repeated": true })),
+        let stored = self.stored_checkin(&body.day)?;
+        if let Some(r) = stored.as_ref().filter(|r| r.finished) {
+            return json(200, &j!({ "checkin": r, "repeated": true }));
+        }
+        let plan = body
+            .plan
+            .ok_or_else(|| ApiError::Internal("a check-in to run needs a plan".into()))?;
+        let mut record = match stored {
             Some(r) => r,
             None => {
                 let record = CheckinRecord {
                     day: body.day.clone(),
                     provider: body.provider.clone(),
                     message_id: None,
-                    planned: body.plan.actions.clone(),
+                    planned: plan.actions,
                     actions: Vec::new(),
                     finished: false,
                 };
@@ -251,13 +257,8 @@ impl RoomDO {
             .with("checkin", j!(record.day))
             .with("provider", j!(record.provider));
         if record.message_id.is_none() {
-            let frame = ClientFrame::Send {
-                client_msg_id: format!("checkin-{}", record.day),
-                body: message_body(&body.plan.summary),
-                reply_to: None,
-                attachments: Vec::new(),
-            };
-            record.message_id = Some(self.send_over_http(&ai_identity(), frame)?.0);
+            let key = format!("checkin-{}", record.day);
+            record.message_id = Some(self.post_as_ai(&key, &plan.summary, None)?);
             self.save_checkin(&record)?;
         }
         let planned = record.planned.clone();
@@ -291,19 +292,24 @@ impl RoomDO {
         self.audit_calls(&body.purpose, &body.subject, &body.calls, &at)?;
         let mut message_id = None;
         if let Some(m) = body.message {
-            let frame = ClientFrame::Send {
-                client_msg_id: m.key.chars().take(64).collect(),
-                body: message_body(&m.body),
-                reply_to: m.reply_to,
-                attachments: Vec::new(),
-            };
-            message_id = Some(self.send_over_http(&ai_identity(), frame)?.0);
+            message_id = Some(self.post_as_ai(&m.key, &m.body, m.reply_to)?);
         }
         if let Some(e) = body.event {
             self.record(&e.event, e.data)?;
         }
         self.flush_audit().await;
         json(200, &j!({ "message_id": message_id }))
+    }
+
+    /// Posts `body` as the AI (cut to fit a message), once per `key`.
+    fn post_as_ai(&self, key: &str, body: &str, reply_to: Option<u64>) -> HttpResult<u64> {
+        let frame = ClientFrame::Send {
+            client_msg_id: key.chars().take(64).collect(),
+            body: message_body(body),
+            reply_to,
+            attachments: Vec::new(),
+        };
+        Ok(self.send_over_http(&ai_identity(), frame)?.0)
     }
 
     /// One audit entry per model call: provider, tokens, cost, outcome.

@@ -16,7 +16,7 @@ use tessera_core::ai::providers::{
     Breaker, Completion, ProviderConfig, ProviderError, ProviderKind, ATTEMPTS_PER_PROVIDER,
 };
 use tessera_core::ai::{
-    ai_identity, builtin, check_budget, reply, CallRecord, DigestMessage, Prompt,
+    ai_identity, builtin, check_budget, mark_invalid, reply, CallRecord, DigestMessage, Prompt,
 };
 use tessera_core::dates::day_of;
 use tessera_durable_objects::http::HttpResult;
@@ -83,19 +83,6 @@ pub async fn account(env: &Env, room_id: &str, calls: &[CallRecord]) -> HttpResu
     Ok(())
 }
 
-/// The built-in provider's work as a call record (free; tokens estimated).
-pub fn builtin_call(input_chars: usize, output: &str) -> CallRecord {
-    CallRecord {
-        provider: "builtin".into(),
-        model: None,
-        tokens_in: (input_chars as u64).div_ceil(4),
-        tokens_out: tessera_core::ai::providers::estimate_tokens(output),
-        cost_micros: 0,
-        outcome: "ok".into(),
-        ms: 0,
-    }
-}
-
 async fn breakers(env: &Env) -> HttpResult<HashMap<String, Breaker>> {
     #[derive(Deserialize)]
     struct Row {
@@ -144,11 +131,14 @@ pub async fn ask(
     prompt: &Prompt,
 ) -> (Option<(Completion, ProviderConfig)>, Vec<CallRecord>) {
     let mut calls = Vec::new();
+    if chain.iter().all(|p| p.kind == ProviderKind::Builtin) {
+        return (None, calls);
+    }
     let mut states = breakers(env).await.unwrap_or_default();
     for p in chain.iter().filter(|p| p.kind != ProviderKind::Builtin) {
         let mut breaker = states.remove(&p.name).unwrap_or_default();
         if !breaker.allows(crate::ctx::now_ms()) {
-            calls.push(record(p, None, "skipped: circuit open".into(), 0));
+            calls.push(CallRecord::of(p, None, "skipped: circuit open", 0));
             continue;
         }
         let mut answer = None;
@@ -163,12 +153,12 @@ pub async fn ask(
             let ms = crate::ctx::now_ms().saturating_sub(started);
             match result {
                 Ok(c) => {
-                    calls.push(record(p, Some(&c), "ok".into(), ms));
+                    calls.push(CallRecord::of(p, Some(&c), "ok", ms));
                     answer = Some(c);
                     break;
                 }
                 Err(e) => {
-                    calls.push(record(p, None, format!("error: {}", e.message), ms));
+                    calls.push(CallRecord::of(p, None, format!("error: {}", e.message), ms));
                     retry_after = e.retry_after_ms;
                     if !e.retryable {
                         break;
@@ -190,17 +180,26 @@ pub async fn ask(
     (None, calls)
 }
 
-fn record(p: &ProviderConfig, c: Option<&Completion>, outcome: String, ms: u64) -> CallRecord {
-    let (tin, tout) = c.map_or((0, 0), |c| (c.tokens_in, c.tokens_out));
-    CallRecord {
-        provider: p.name.clone(),
-        model: p.model.clone(),
-        tokens_in: tin,
-        tokens_out: tout,
-        cost_micros: p.cost_micros(tin, tout),
-        outcome,
-        ms,
+/// Asks the chain for an answer that passes `check`, once more when the
+/// answer was refused (marked so in `calls`); `None` when no model gave a
+/// usable one, for the caller's built-in answer.
+pub async fn ask_checked<T>(
+    env: &Env,
+    chain: &[ProviderConfig],
+    prompt: &Prompt,
+    check: impl Fn(&str) -> Result<T, String>,
+    calls: &mut Vec<CallRecord>,
+) -> Option<T> {
+    for _ in 0..2 {
+        let (answer, tried) = ask(env, chain, prompt).await;
+        calls.extend(tried);
+        let (c, _) = answer?;
+        match check(&c.text) {
+            Ok(v) => return Some(v),
+            Err(why) => mark_invalid(calls, &why),
+        }
     }
+    None
 }
 
 /// Runs `fut` for at most `ms`.
@@ -322,28 +321,19 @@ pub async fn answer_mention(env: &Env, room_id: &str, message_id: u64) -> HttpRe
     )
     .await?;
     let prompt = reply::prompt(&ctx.question, &ctx.recent);
-    let chain = chain(env)?;
-    let (text, calls) = match require_budget(env, room_id, prompt.estimated_tokens() + 600).await {
+    let (text, calls) = match require_budget(env, room_id, prompt.tokens_needed()).await {
         Err(e) => (format!("I cannot answer now: {}", e.0), Vec::new()),
         Ok(()) => {
             let mut calls = Vec::new();
-            let mut text = None;
-            for _ in 0..2 {
-                let (answer, tried) = ask(env, &chain, &prompt).await;
-                calls.extend(tried);
-                let Some((c, _)) = answer else { break };
-                match reply::parse(&c.text) {
-                    Ok(t) => {
-                        text = Some(t);
-                        break;
-                    }
-                    Err(why) => mark_invalid(&mut calls, &why),
+            let text = match ask_checked(env, &chain(env)?, &prompt, reply::parse, &mut calls).await
+            {
+                Some(text) => text,
+                None => {
+                    let text = builtin::reply(&ctx.question, &ctx.recent);
+                    calls.push(CallRecord::builtin(&prompt.user, &text));
+                    text
                 }
-            }
-            let text = text.unwrap_or_else(|| builtin::reply(&ctx.question, &ctx.recent));
-            if calls.iter().all(|c| c.outcome != "ok") {
-                calls.push(builtin_call(prompt.user.len(), &text));
-            }
+            };
             (text, calls)
         }
     };
@@ -355,11 +345,4 @@ pub async fn answer_mention(env: &Env, room_id: &str, message_id: u64) -> HttpRe
         "message": { "key": request_id, "body": text, "reply_to": message_id },
     });
     record_in_room(env, room_id, &body, &request_id).await
-}
-
-/// The last successful call's answer did not pass the checks: record it so.
-pub fn mark_invalid(calls: &mut [CallRecord], why: &str) {
-    if let Some(last) = calls.iter_mut().rev().find(|c| c.outcome == "ok") {
-        last.outcome = format!("invalid_answer: {why}");
-    }
 }

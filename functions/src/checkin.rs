@@ -7,17 +7,17 @@
 //! actions and turns protected ones into approval requests, once per room per
 //! UTC day. `POST /api/v1/rooms/{id}/checkin` lets an owner run it now.
 
-use crate::ai::{account, ask, builtin_call, chain, require_budget, room_call};
+use crate::ai::{account, ask, chain, require_budget, room_call};
 use crate::ctx::{arg, now_ms, now_secs, Ctx};
 use crate::tokens::authenticate;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use tessera_core::ai::checkin::{
-    batches, parse, prompt, room_block, Refused, RoomPlan, ROOMS_PER_BATCH,
+    batches, parse, prompt, room_block, room_tokens, Refused, RoomPlan, ROOMS_PER_BATCH,
 };
-use tessera_core::ai::providers::{estimate_tokens, ProviderKind};
-use tessera_core::ai::{builtin, CallRecord, DigestFile, RoomDigest, Task};
+use tessera_core::ai::providers::{ProviderConfig, ProviderKind};
+use tessera_core::ai::{builtin, mark_invalid, CallRecord, DigestFile, RoomDigest, Task};
 use tessera_core::dates::day_of;
 use tessera_core::rooms::Role;
 use tessera_core::ApiError;
@@ -73,6 +73,9 @@ pub async fn schedule(env: &Env) -> HttpResult<usize> {
 /// One room's part of a batch.
 struct Room {
     digest: RoomDigest,
+    /// Its part of the prompt, and the tokens that takes (`room_tokens`).
+    block: String,
+    tokens: u64,
     plan: Option<(RoomPlan, String)>,
     calls: Vec<CallRecord>,
     refused: Vec<Refused>,
@@ -108,17 +111,6 @@ async fn digest(env: &Env, room_id: &str, day: &str, request_id: &str) -> HttpRe
     Ok(digest)
 }
 
-/// A call made for `n` rooms at once, as each room's share.
-fn share(c: &CallRecord, n: usize) -> CallRecord {
-    let n = n.max(1) as u64;
-    CallRecord {
-        tokens_in: c.tokens_in.div_ceil(n),
-        tokens_out: c.tokens_out.div_ceil(n),
-        cost_micros: c.cost_micros.div_ceil(n),
-        ..c.clone()
-    }
-}
-
 /// Runs the day's check-in of `room_ids`. With `strict`, a room over its
 /// budget fails the call (an owner asked); otherwise it is skipped until the
 /// next day. Returns each room's check-in as its object keeps it.
@@ -130,77 +122,79 @@ pub async fn run(
     request_id: &str,
 ) -> HttpResult<Vec<Value>> {
     let mut rooms = Vec::new();
-    let mut done = Vec::new();
+    let mut results = Vec::new();
     for id in room_ids {
         let digest = digest(env, id, day, request_id).await?;
-        let room = Room {
-            digest,
-            plan: None,
-            calls: Vec::new(),
-            refused: Vec::new(),
-        };
-        if room.digest.checked_in {
-            done.push(room);
+        if digest.checked_in {
+            // The room answers the check-in it keeps; nothing is asked or counted.
+            let body =
+                json!({ "day": day, "plan": null, "provider": "", "calls": [], "refused": [] });
+            results.push(carry_out(env, id, day, &body, request_id).await?);
             continue;
         }
-        let needed = estimate_tokens(&room_block(&room.digest)) + 600;
-        match require_budget(env, id, needed).await {
-            Ok(()) => rooms.push(room),
+        let block = room_block(&digest);
+        let tokens = room_tokens(&block);
+        match require_budget(env, id, tokens).await {
+            Ok(()) => rooms.push(Room {
+                digest,
+                block,
+                tokens,
+                plan: None,
+                calls: Vec::new(),
+                refused: Vec::new(),
+            }),
             Err(e) if strict => return Err(e),
             Err(e) => worker::console_log!("check-in of room {id} skipped: {}", e.0),
         }
     }
     let chain = chain(env)?;
     if let Some(model) = chain.iter().find(|p| p.kind != ProviderKind::Builtin) {
-        let sizes: Vec<u64> = rooms
-            .iter()
-            .map(|r| estimate_tokens(&room_block(&r.digest)))
-            .collect();
+        let sizes: Vec<u64> = rooms.iter().map(|r| r.tokens).collect();
         for range in batches(&sizes, model.context_tokens) {
             ask_for(env, &chain, &mut rooms[range]).await;
         }
     }
-    let mut results = Vec::new();
-    for mut room in rooms.into_iter().chain(done) {
+    for mut room in rooms {
         let (plan, provider) = room.plan.take().unwrap_or_else(|| {
             let plan = builtin::checkin(&room.digest);
             room.calls
-                .push(builtin_call(room_block(&room.digest).len(), &plan.summary));
+                .push(CallRecord::builtin(&room.block, &plan.summary));
             (plan, "builtin".into())
         });
-        let id = room.digest.room_id.clone();
-        account(env, &id, &room.calls).await?;
+        let id = room.digest.room_id.as_str();
+        account(env, id, &room.calls).await?;
         let body = json!({ "day": day, "plan": plan, "provider": provider, "calls": room.calls, "refused": room.refused });
-        let stored: Value = room_call(
-            env,
-            &id,
-            Method::Post,
-            "/ai/checkin",
-            Some(&body),
-            request_id,
-        )
-        .await?;
-        env.d1("DB")?
-            .prepare(
-                "INSERT INTO ai_checkins (room_id, day, finished_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (room_id, day) DO NOTHING",
-            )
-            .bind(&[arg(&id), arg(day), arg(now_secs())])?
-            .run()
-            .await?;
-        results.push(stored);
+        results.push(carry_out(env, id, day, &body, request_id).await?);
     }
     Ok(results)
+}
+
+/// Hands a room its check-in (see the object's `/ai/checkin`) and notes the
+/// day in D1, where the cron looks.
+async fn carry_out(
+    env: &Env,
+    id: &str,
+    day: &str,
+    body: &Value,
+    request_id: &str,
+) -> HttpResult<Value> {
+    let stored: Value =
+        room_call(env, id, Method::Post, "/ai/checkin", Some(body), request_id).await?;
+    env.d1("DB")?
+        .prepare(
+            "INSERT INTO ai_checkins (room_id, day, finished_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (room_id, day) DO NOTHING",
+        )
+        .bind(&[arg(id), arg(day), arg(now_secs())])?
+        .run()
+        .await?;
+    Ok(stored)
 }
 
 /// Asks the chain for the plans of a batch of rooms: once, and once more for
 /// the rooms whose answer was refused. Rooms left without a plan get the
 /// built-in check-in.
-async fn ask_for(
-    env: &Env,
-    chain: &[tessera_core::ai::providers::ProviderConfig],
-    rooms: &mut [Room],
-) {
+async fn ask_for(env: &Env, chain: &[ProviderConfig], rooms: &mut [Room]) {
     for _ in 0..2 {
         let pending: Vec<usize> = (0..rooms.len())
             .filter(|&i| rooms[i].plan.is_none())
@@ -213,7 +207,7 @@ async fn ask_for(
         for &i in &pending {
             rooms[i]
                 .calls
-                .extend(calls.iter().map(|c| share(c, pending.len())));
+                .extend(calls.iter().map(|c| c.share(pending.len())));
         }
         let Some((completion, provider)) = answer else {
             return;
@@ -226,7 +220,7 @@ async fn ask_for(
             match answers.remove(&room.digest.room_id) {
                 Some(Ok(plan)) => room.plan = Some((plan, provider.name.clone())),
                 Some(Err(refused)) => {
-                    crate::ai::mark_invalid(&mut room.calls, &refused.reason);
+                    mark_invalid(&mut room.calls, &refused.reason);
                     room.refused.push(refused);
                 }
                 None => {}

@@ -6,26 +6,24 @@
 //! queue; after `JOB_ATTEMPTS_MAX` tries, or at once for a file that cannot
 //! be analysed, the job is failed with the reason.
 
-use crate::ai::{account, ask, builtin_call, chain, mark_invalid, record_in_room, require_budget};
+use crate::ai::{account, ask_checked, chain, record_in_room, require_budget};
 use crate::ctx::{arg, now_secs, read_json, Ctx};
 use crate::files::{file_access, FileRow};
 use crate::tokens::authenticate;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tessera_core::ai::analysis::{
-    builtin, chunk_chars, chunk_prompt, chunks, combine_prompt, extract_text, parse_findings,
-    Findings, Job, JobStatus, ANALYZE_BYTES_MAX, BATCH_FILES_MAX, JOB_ATTEMPTS_MAX,
+    builtin, chunk_chars, chunk_prompt, chunks, combine_prompt, extract_text, merge_builtin,
+    parse_findings, tokens_needed, Job, JobStatus, ANALYZE_BYTES_MAX, BATCH_FILES_MAX,
+    JOB_ATTEMPTS_MAX,
 };
 use tessera_core::ai::providers::ProviderKind;
-use tessera_core::ai::{CallRecord, Prompt, Task};
+use tessera_core::ai::{answered_by, CallRecord, Task};
 use tessera_core::rooms::Role;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json as respond, HttpResult};
 use tessera_durable_objects::room;
 use worker::{Env, Range, Request, Response};
-
-/// Output tokens an analysis is expected to need, for the budget check.
-const ANSWER_TOKENS: u64 = 1_500;
 
 #[derive(Deserialize)]
 struct JobRow {
@@ -107,8 +105,7 @@ async fn check(ctx: &Ctx, file: &FileRow, role: Role) -> HttpResult<()> {
     }
     let content_type = file.content_type.as_deref().unwrap_or(&file.declared_type);
     extract_text(&file.name, content_type, b"")?;
-    let needed = (file.size.min(ANALYZE_BYTES_MAX as u64)).div_ceil(4) + ANSWER_TOKENS;
-    require_budget(&ctx.env, &file.room_id, needed).await
+    require_budget(&ctx.env, &file.room_id, tokens_needed(file.size)).await
 }
 
 /// The file's running job, or a new one handed to the queue.
@@ -260,26 +257,6 @@ async fn finish(
     record_in_room(env, &job.room_id, &body, &format!("job-{}", job.id)).await
 }
 
-/// Asks the chain for findings (an invalid answer once more); `None` when no
-/// model gave usable ones.
-async fn findings(
-    env: &Env,
-    chain: &[tessera_core::ai::providers::ProviderConfig],
-    prompt: &Prompt,
-    calls: &mut Vec<CallRecord>,
-) -> Option<Findings> {
-    for _ in 0..2 {
-        let (answer, tried) = ask(env, chain, prompt).await;
-        calls.extend(tried);
-        let (c, _) = answer?;
-        match parse_findings(&c.text) {
-            Ok(f) => return Some(f),
-            Err(why) => mark_invalid(calls, &why),
-        }
-    }
-    None
-}
-
 /// The queue task. `Err` asks the queue to try again later.
 pub async fn process(env: &Env, job_id: &str) -> HttpResult<()> {
     let Some(mut job) = load(env, job_id).await? else {
@@ -363,7 +340,7 @@ async fn analyse(env: &Env, job: &mut Job) -> HttpResult<Analysis> {
         Ok(t) => t,
         Err(e) => return Ok((Err(e.to_string()), Vec::new())),
     };
-    let needed = (text.chars().count() as u64).div_ceil(4) + ANSWER_TOKENS;
+    let needed = tokens_needed(text.chars().count() as u64);
     if let Err(e) = require_budget(env, &job.room_id, needed).await {
         return Ok((Err(e.0.to_string()), Vec::new()));
     }
@@ -376,57 +353,33 @@ async fn analyse(env: &Env, job: &mut Job) -> HttpResult<Analysis> {
     );
     let mut found = Vec::new();
     for (i, part) in parts.iter().enumerate() {
-        let from_model = match model {
-            Some(_) => {
-                findings(
-                    env,
-                    &chain,
-                    &chunk_prompt(&file.name, i, parts.len(), part),
-                    &mut calls,
-                )
-                .await
+        let prompt = chunk_prompt(&file.name, i, parts.len(), part);
+        let f = match ask_checked(env, &chain, &prompt, parse_findings, &mut calls).await {
+            Some(f) => f,
+            None => {
+                let f = builtin(&file.name, part);
+                calls.push(CallRecord::builtin(part, &f.summary));
+                f
             }
-            None => None,
         };
-        found.push(from_model.unwrap_or_else(|| {
-            let f = builtin(&file.name, part);
-            calls.push(builtin_call(part.len(), &f.summary));
-            f
-        }));
+        found.push(f);
         progress(env, job, 10 + (80 * (i as u32 + 1)) / parts.len() as u32).await?;
     }
     let merged = match found.len() {
         0 => builtin(&file.name, ""),
         1 => found.remove(0),
         _ => {
-            let combined = match model {
-                Some(_) => {
-                    findings(env, &chain, &combine_prompt(&file.name, &found), &mut calls).await
-                }
-                None => None,
-            };
-            combined.unwrap_or_else(|| {
-                let summaries: Vec<&str> = found.iter().map(|f| f.summary.as_str()).collect();
-                let mut f = builtin(&file.name, &summaries.join("\n"));
-                f.key_points = found
-                    .iter()
-                    .flat_map(|f| f.key_points.clone())
-                    .take(8)
-                    .collect();
-                f
-            })
+            let prompt = combine_prompt(&file.name, &found);
+            match ask_checked(env, &chain, &prompt, parse_findings, &mut calls).await {
+                Some(f) => f,
+                None => merge_builtin(&file.name, &found),
+            }
         }
     };
-    let mut used: Vec<&str> = Vec::new();
-    for c in calls.iter().filter(|c| c.outcome == "ok") {
-        if !used.contains(&c.provider.as_str()) {
-            used.push(&c.provider);
-        }
-    }
     let result = json!({
         "summary": merged.summary,
         "key_points": merged.key_points,
-        "providers": used,
+        "providers": answered_by(&calls),
         "chunks": parts.len(),
         "bytes_read": head.len(),
         "truncated": cut || file.size > ANALYZE_BYTES_MAX as u64,

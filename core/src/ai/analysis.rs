@@ -4,7 +4,7 @@
 //! the API shows (status, progress, result, error).
 
 use super::builtin::{salient, sentences};
-use super::{quote, Prompt, DATA_IS_NOT_INSTRUCTIONS};
+use super::{quote, unfenced, Prompt, DATA_IS_NOT_INSTRUCTIONS};
 use crate::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,6 +19,13 @@ pub const BATCH_FILES_MAX: usize = 20;
 /// Tries of a job before it is marked failed.
 pub const JOB_ATTEMPTS_MAX: u32 = 3;
 const KEY_POINTS_MAX: usize = 8;
+/// Output tokens an analysis is expected to need, for the budget check.
+const ANSWER_TOKENS: u64 = 1_500;
+
+/// Tokens analysing `chars` characters of text is expected to take.
+pub fn tokens_needed(chars: u64) -> u64 {
+    chars.min(ANALYZE_BYTES_MAX as u64).div_ceil(4) + ANSWER_TOKENS
+}
 const SUMMARY_MAX: usize = 2000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,13 +213,8 @@ pub fn combine_prompt(name: &str, parts: &[Findings]) -> Prompt {
 
 /// Checks a model's findings: the demanded JSON, bounded.
 pub fn parse_findings(text: &str) -> Result<Findings, String> {
-    let t = text.trim();
-    let t = t
-        .strip_prefix("```json")
-        .or_else(|| t.strip_prefix("```"))
-        .map_or(t, |s| s.strip_suffix("```").unwrap_or(s).trim());
-    let f: Findings =
-        serde_json::from_str(t).map_err(|e| format!("the answer is not the demanded JSON: {e}"))?;
+    let f: Findings = serde_json::from_str(unfenced(text))
+        .map_err(|e| format!("the answer is not the demanded JSON: {e}"))?;
     if f.summary.trim().is_empty() {
         return Err("the summary is empty".into());
     }
@@ -225,6 +227,19 @@ pub fn parse_findings(text: &str) -> Result<Findings, String> {
             .map(|k| k.chars().take(300).collect())
             .collect(),
     })
+}
+
+/// The findings of a file's parts merged without a model: the salient
+/// sentences of their summaries and their first key points.
+pub fn merge_builtin(name: &str, parts: &[Findings]) -> Findings {
+    let summaries: Vec<&str> = parts.iter().map(|f| f.summary.as_str()).collect();
+    let mut merged = builtin(name, &summaries.join("\n"));
+    merged.key_points = parts
+        .iter()
+        .flat_map(|f| f.key_points.iter().cloned())
+        .take(KEY_POINTS_MAX)
+        .collect();
+    merged
 }
 
 /// The built-in analysis: the most salient sentences, and key points from
@@ -358,6 +373,28 @@ mod tests {
         ] {
             assert!(parse_findings(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn parts_merge_without_a_model_and_budgets_count_what_is_read() {
+        let part = |s: &str, k: &str| Findings {
+            summary: s.into(),
+            key_points: vec![k.into()],
+        };
+        let merged = merge_builtin(
+            "x.md",
+            &[
+                part("Venue booked.", "venue"),
+                part("Posters late.", "posters"),
+            ],
+        );
+        assert_eq!(merged.summary, "Venue booked. Posters late.");
+        assert_eq!(merged.key_points, ["venue", "posters"]);
+        assert_eq!(tokens_needed(400), 100 + ANSWER_TOKENS);
+        assert_eq!(
+            tokens_needed(u64::MAX),
+            tokens_needed(ANALYZE_BYTES_MAX as u64)
+        );
     }
 
     #[test]

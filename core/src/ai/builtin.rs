@@ -84,11 +84,7 @@ pub fn salient<'a>(items: &[&'a str], n: usize) -> Vec<&'a str> {
 
 fn quoted(text: &str) -> String {
     let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut q: String = one_line.chars().take(QUOTE_MAX).collect();
-    if one_line.chars().count() > QUOTE_MAX {
-        q.push('…');
-    }
-    format!("“{q}”")
+    format!("“{}”", super::ellipsize(&one_line, QUOTE_MAX))
 }
 
 /// Questions nobody else has answered: a message with a `?` that no one

@@ -4,7 +4,7 @@
 //! catalogue. A room whose answer is invalid is asked once more, then gets the
 //! built-in check-in; what was refused is audited.
 
-use super::{quote, Prompt, RoomDigest, DATA_IS_NOT_INSTRUCTIONS};
+use super::{quote, unfenced, Prompt, RoomDigest, DATA_IS_NOT_INSTRUCTIONS};
 use crate::actions::{available, spec, validate_args, ActionSpec};
 use crate::rooms::Role;
 use serde::{Deserialize, Serialize};
@@ -124,23 +124,28 @@ pub fn prompt(rooms: &[RoomDigest]) -> Prompt {
     }
 }
 
-/// Splits rooms (by their prompt size in tokens) into batches of at most
-/// `ROOMS_PER_BATCH` that fit `context_tokens`, keeping room for the answer.
-/// A room bigger than a batch's share goes alone.
+/// Tokens a room takes in a check-in call: its block of the prompt (see
+/// [`room_block`]) and its share of the answer. Budgets and batches use it.
+pub fn room_tokens(block: &str) -> u64 {
+    super::providers::estimate_tokens(block) + u64::from(ANSWER_TOKENS_PER_ROOM)
+}
+
+/// Splits rooms (by [`room_tokens`]) into batches of at most
+/// `ROOMS_PER_BATCH` that fit `context_tokens`. A room bigger than a batch's
+/// share goes alone.
 pub fn batches(room_tokens: &[u64], context_tokens: u32) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut used = 0;
     for (i, &t) in room_tokens.iter().enumerate() {
-        let answer = u64::from(ANSWER_TOKENS_PER_ROOM);
         let full = i - start >= ROOMS_PER_BATCH
-            || (i > start && used + t + answer > u64::from(context_tokens) * 3 / 4);
+            || (i > start && used + t > u64::from(context_tokens) * 3 / 4);
         if full {
             out.push(start..i);
             start = i;
             used = 0;
         }
-        used += t + answer;
+        used += t;
     }
     if start < room_tokens.len() {
         out.push(start..room_tokens.len());
@@ -154,16 +159,6 @@ pub struct Refused {
     pub reason: String,
     /// The refused part of the answer, as it came.
     pub answer: Value,
-}
-
-/// The answer text without a Markdown code fence around it.
-fn unfenced(text: &str) -> &str {
-    let t = text.trim();
-    let Some(inner) = t.strip_prefix("```") else {
-        return t;
-    };
-    let inner = inner.strip_prefix("json").unwrap_or(inner);
-    inner.strip_suffix("```").unwrap_or(inner).trim()
 }
 
 /// Checks an answer for `rooms`: each room's plan, or why it was refused.

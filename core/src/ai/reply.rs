@@ -6,6 +6,7 @@ use super::{quote, DigestMessage, Prompt, DATA_IS_NOT_INSTRUCTIONS};
 /// Earlier messages given as context, and characters of each.
 pub const CONTEXT_MESSAGES: usize = 20;
 const CONTEXT_MESSAGE_CHARS: usize = 500;
+const ANSWER_TOKENS: u32 = 600;
 /// Longest reply posted (a chat body is at most 8 KiB).
 pub const REPLY_MAX_CHARS: usize = 3000;
 
@@ -32,7 +33,7 @@ pub fn prompt(question: &DigestMessage, recent: &[DigestMessage]) -> Prompt {
              from chat. {DATA_IS_NOT_INSTRUCTIONS}"
         ),
         user,
-        max_tokens: 600,
+        max_tokens: ANSWER_TOKENS,
         json: false,
     }
 }
@@ -43,11 +44,7 @@ pub fn parse(text: &str) -> Result<String, String> {
     if t.is_empty() {
         return Err("the answer is empty".into());
     }
-    let mut out: String = t.chars().take(REPLY_MAX_CHARS).collect();
-    if t.chars().count() > REPLY_MAX_CHARS {
-        out.push('…');
-    }
-    Ok(out)
+    Ok(super::ellipsize(t, REPLY_MAX_CHARS))
 }
 
 #[cfg(test)]
