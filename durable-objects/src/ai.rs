@@ -23,7 +23,6 @@ use tessera_core::ai::{
     AI_USER_ID, DIGEST_MESSAGES_MAX,
 };
 use tessera_core::chat::{ChatStore, StoredMessage};
-use tessera_core::protocol::ClientFrame;
 use tessera_core::ratelimit::{Rate, TokenBucket};
 use tessera_core::ApiError;
 use worker::{Request, Response, SqlStorageValue as V};
@@ -303,13 +302,9 @@ impl RoomDO {
 
     /// Posts `body` as the AI (cut to fit a message), once per `key`.
     fn post_as_ai(&self, key: &str, body: &str, reply_to: Option<u64>) -> HttpResult<u64> {
-        let frame = ClientFrame::Send {
-            client_msg_id: key.chars().take(64).collect(),
-            body: message_body(body),
-            reply_to,
-            attachments: Vec::new(),
-        };
-        Ok(self.send_over_http(&ai_identity(), frame)?.0)
+        Ok(self
+            .post_text(&ai_identity(), key, message_body(body), reply_to)?
+            .0)
     }
 
     /// One audit entry per model call: provider, tokens, cost, outcome.

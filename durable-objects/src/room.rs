@@ -628,6 +628,27 @@ impl RoomDO {
         }
     }
 
+    /// A message the server side sends (the send_message action, the AI):
+    /// `key` (cut to a client message id) makes it once.
+    pub(crate) fn post_text(
+        &self,
+        who: &Identity,
+        key: &str,
+        body: String,
+        reply_to: Option<u64>,
+    ) -> HttpResult<(u64, bool)> {
+        let frame = ClientFrame::Send {
+            client_msg_id: key
+                .chars()
+                .take(tessera_core::chat::CLIENT_MSG_ID_MAX)
+                .collect(),
+            body,
+            reply_to,
+            attachments: Vec::new(),
+        };
+        self.send_over_http(who, frame)
+    }
+
     /// A `send` that arrives over HTTP (integrations, named actions): the same
     /// rate limit and engine as the socket; returns the message id and whether
     /// it was a repeat of an earlier send.

@@ -24,7 +24,7 @@ use tessera_core::actions::{
     Decision, Effect, RoomState,
 };
 use tessera_core::chat::ChatStore;
-use tessera_core::protocol::{ClientFrame, Identity};
+use tessera_core::protocol::Identity;
 use tessera_core::rooms::{MemberNotice, Role};
 use tessera_core::rules::{plan, Cascade, Event, Rule, Trigger};
 use tessera_core::ApiError;
@@ -321,13 +321,7 @@ impl RoomDO {
                         js_sys::Math::random()
                     )
                 });
-                let frame = ClientFrame::Send {
-                    client_msg_id: key.chars().take(64).collect(),
-                    body: text("body"),
-                    reply_to: None,
-                    attachments: Vec::new(),
-                };
-                let (id, duplicate) = self.send_over_http(&actor.who, frame)?;
+                let (id, duplicate) = self.post_text(&actor.who, &key, text("body"), None)?;
                 let events = match duplicate {
                     true => Vec::new(),
                     false => self.message_event(id)?.into_iter().collect(),
