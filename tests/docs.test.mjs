@@ -273,6 +273,46 @@ test('a socket that floods document messages is closed with 1008; others are una
   done(a);
 });
 
+test('a burst of updates is stored and sent merged, in order, and reads back whole', async () => {
+  const { room, owner } = await roomWith();
+  const url = `${server.url.replace('http', 'ws')}/api/v1/rooms/${room}/docs/burst?token=${owner.token}`;
+  const connect = () => new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers: { 'cf-connecting-ip': randomIp() } });
+    ws.binaryType = 'arraybuffer';
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+  // The reader applies what the server sends and counts the update messages.
+  const reader = await connect();
+  const seen = new Y.Doc();
+  let updateMessages = 0;
+  reader.on('message', (data) => {
+    const b = new Uint8Array(data);
+    if (b[0] !== 0 || (b[1] !== 1 && b[1] !== 2)) return;
+    if (b[1] === 2) updateMessages += 1;
+    let i = 2; let len = 0; let shift = 0;
+    for (;;) { const x = b[i++]; len |= (x & 127) << shift; if (x < 128) break; shift += 7; }
+    Y.applyUpdate(seen, b.subarray(i, i + len));
+  });
+  // The writer types 3,000 characters, one update each, sent as two frames of
+  // 1,500 update messages (a frame may carry several): past the flush threshold.
+  const writer = await connect();
+  const typist = new Y.Doc();
+  const updates = [];
+  typist.on('update', (u) => updates.push(u));
+  for (let i = 0; i < 3000; i += 1) typist.getText('t').insert(i % 7 === 0 ? 0 : typist.getText('t').length, String.fromCharCode(97 + (i % 26)));
+  const message = (u) => [0, 2, ...encodeLength(u.length), ...u];
+  writer.send(Uint8Array.from(updates.slice(0, 1500).flatMap(message)));
+  writer.send(Uint8Array.from(updates.slice(1500).flatMap(message)));
+  const expected = typist.getText('t').toString();
+  await until(() => seen.getText('t').toString() === expected, 10_000, 'the reader holds the burst');
+  // Merged per sender in groups of at most 100 updates: 15 messages a frame.
+  assert.ok(updateMessages <= 30, `${updateMessages} update messages for 3,000 updates`);
+  assert.equal(await textOf(room, 'burst', owner.token), expected);
+  writer.close();
+  reader.close();
+});
+
 function encodeLength(n) {
   const out = [];
   while (n > 127) { out.push((n & 127) | 128); n >>>= 7; }

@@ -92,7 +92,10 @@ pub struct RoomDO {
     /// Documents open in memory; rebuilt from storage on demand.
     pub(crate) docs: RefCell<HashMap<String, LiveDoc>>,
     /// Document updates integrated in memory but not yet written (see `docs`).
-    pub(crate) pending: RefCell<Vec<Pending>>,
+    pub(crate) pending: RefCell<Pending>,
+    /// The sockets (by `c:` tag) whose updates are pending, which the flush's
+    /// broadcast skips: one handle per socket, not per update.
+    pub(crate) writers: RefCell<HashMap<String, WebSocket>>,
     pub(crate) flush_scheduled: Cell<bool>,
     pub(crate) backup_alarm_set: Cell<bool>,
     /// The latest awareness message of each document socket (by connection).
@@ -223,7 +226,8 @@ impl DurableObject for RoomDO {
             limits,
             doc_limits,
             docs: RefCell::new(HashMap::new()),
-            pending: RefCell::new(Vec::new()),
+            pending: RefCell::new(Pending::default()),
+            writers: RefCell::new(HashMap::new()),
             flush_scheduled: Cell::new(false),
             backup_alarm_set: Cell::new(false),
             awareness: RefCell::new(HashMap::new()),
@@ -259,7 +263,7 @@ impl DurableObject for RoomDO {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
-        let tags = self.state.get_tags(&ws);
+        let tags = socket_tags(&self.state, &ws);
         if tags.iter().any(|t| t == "doc") {
             return match message {
                 WebSocketIncomingMessage::Binary(bytes) => self.doc_message(ws, tags, bytes).await,
@@ -400,6 +404,27 @@ extern "C" {
     ) -> Result<(), wasm_bindgen::JsValue>;
 }
 
+thread_local! {
+    static TAGS_KEY: wasm_bindgen::JsValue = wasm_bindgen::JsValue::from_str("tesseraTags");
+}
+
+/// A socket's tags. workerd's `getTags` cost about 25 µs a call (a tenth of
+/// the document handler in a profile of the benchmark), so they are read once
+/// per socket object and kept on it; a socket woken from hibernation is a new
+/// object and reads them again.
+pub(crate) fn socket_tags(state: &State, ws: &WebSocket) -> Vec<String> {
+    let js: &wasm_bindgen::JsValue = ws.as_ref();
+    let cached = TAGS_KEY.with(|key| js_sys::Reflect::get(js, key).ok());
+    if let Some(joined) = cached.and_then(|v| v.as_string()) {
+        return joined.split('\n').map(str::to_string).collect();
+    }
+    let tags = state.get_tags(ws);
+    TAGS_KEY.with(|key| {
+        let _ = js_sys::Reflect::set(js, key, &tags.join("\n").into());
+    });
+    tags
+}
+
 pub(crate) fn send_js(
     ws: &WebSocket,
     data: &wasm_bindgen::JsValue,
@@ -454,7 +479,7 @@ struct Ephemeral {
 
 impl RoomDO {
     async fn socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
-        let tags = self.state.get_tags(ws);
+        let tags = socket_tags(&self.state, ws);
         if tags.iter().any(|t| t == "doc") {
             self.doc_left(ws, &tags).await
         } else {
