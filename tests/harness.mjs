@@ -57,6 +57,8 @@ export async function launch({ vars = {}, persistDir, config } = {}) {
   const server = {
     url,
     port,
+    /** The Chrome DevTools inspector of the Worker's isolate (benchmarks profile it). */
+    inspector,
     dir,
     /** wrangler's pid, which is also its process group (benchmarks sample workerd in it). */
     pid: child.pid,
