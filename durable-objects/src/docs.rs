@@ -16,7 +16,7 @@
 use crate::clock::now_ms;
 use crate::docstore::{DocStore, VersionInfo};
 use crate::http::{json, no_content, HttpResult};
-use crate::room::{send_js, socket_tags, RoomDO};
+use crate::room::{send_js, socket_tags, RoomDO, Tags};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -145,10 +145,6 @@ fn send_except(sockets: &[WebSocket], message: &[u8], except: Option<&WebSocket>
     }
 }
 
-fn tag_value<'a>(tags: &'a [String], prefix: &str) -> Option<&'a str> {
-    tags.iter().find_map(|t| t.strip_prefix(prefix))
-}
-
 fn bytes_js(bytes: &[u8]) -> JsValue {
     js_sys::Uint8Array::from(bytes).buffer().into()
 }
@@ -231,7 +227,7 @@ impl RoomDO {
         self.doc_sockets(name)
             .iter()
             .filter_map(|ws| {
-                let conn = tag_value(&socket_tags(&self.state, ws), "c:")?.to_string();
+                let conn = socket_tags(&self.state, ws).value("c:")?.to_string();
                 (Some(conn.as_str()) != except)
                     .then(|| awareness.get(&conn).cloned())
                     .flatten()
@@ -242,10 +238,10 @@ impl RoomDO {
     pub(crate) async fn doc_message(
         &self,
         ws: WebSocket,
-        tags: Vec<String>,
+        tags: Tags,
         bytes: Vec<u8>,
     ) -> worker::Result<()> {
-        let (Some(name), Some(conn)) = (tag_value(&tags, "d:"), tag_value(&tags, "c:")) else {
+        let (Some(name), Some(conn)) = (tags.value("d:"), tags.value("c:")) else {
             ws.close(Some(1011), Some("socket state lost"))?;
             return Ok(());
         };
@@ -265,7 +261,7 @@ impl RoomDO {
             ws.close(Some(1008), Some("too many document messages per second"))?;
             return Ok(());
         }
-        let can_write = tags.iter().any(|t| t == "rw");
+        let can_write = tags.has("rw");
         let limits = self.doc_limits;
         let result = self.with_doc(name, |doc| handle_frame(doc, &bytes, can_write, &limits))?;
         let effects = match result {
@@ -468,8 +464,8 @@ impl RoomDO {
 
     /// A document socket closed: its awareness clients are announced gone, and
     /// the document leaves memory when nobody has it open.
-    pub(crate) async fn doc_left(&self, ws: &WebSocket, tags: &[String]) -> worker::Result<()> {
-        let (Some(name), Some(conn)) = (tag_value(tags, "d:"), tag_value(tags, "c:")) else {
+    pub(crate) async fn doc_left(&self, ws: &WebSocket, tags: &Tags) -> worker::Result<()> {
+        let (Some(name), Some(conn)) = (tags.value("d:"), tags.value("c:")) else {
             return Ok(());
         };
         self.awareness.borrow_mut().remove(conn);

@@ -264,7 +264,7 @@ impl DurableObject for RoomDO {
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
         let tags = socket_tags(&self.state, &ws);
-        if tags.iter().any(|t| t == "doc") {
+        if tags.has("doc") {
             return match message {
                 WebSocketIncomingMessage::Binary(bytes) => self.doc_message(ws, tags, bytes).await,
                 WebSocketIncomingMessage::String(_) => {
@@ -412,17 +412,31 @@ thread_local! {
 /// the document handler in a profile of the benchmark), so they are read once
 /// per socket object and kept on it; a socket woken from hibernation is a new
 /// object and reads them again.
-pub(crate) fn socket_tags(state: &State, ws: &WebSocket) -> Vec<String> {
+pub(crate) fn socket_tags(state: &State, ws: &WebSocket) -> Tags {
     let js: &wasm_bindgen::JsValue = ws.as_ref();
     let cached = TAGS_KEY.with(|key| js_sys::Reflect::get(js, key).ok());
     if let Some(joined) = cached.and_then(|v| v.as_string()) {
-        return joined.split('\n').map(str::to_string).collect();
+        return Tags(joined);
     }
-    let tags = state.get_tags(ws);
+    let joined = state.get_tags(ws).join("\n");
     TAGS_KEY.with(|key| {
-        let _ = js_sys::Reflect::set(js, key, &tags.join("\n").into());
+        let _ = js_sys::Reflect::set(js, key, &joined.as_str().into());
     });
-    tags
+    Tags(joined)
+}
+
+/// A socket's tags as they are kept on it, one per line.
+pub(crate) struct Tags(String);
+
+impl Tags {
+    pub(crate) fn has(&self, tag: &str) -> bool {
+        self.0.split('\n').any(|t| t == tag)
+    }
+
+    /// The rest of the first tag that starts with `prefix` (`d:`, `c:`).
+    pub(crate) fn value(&self, prefix: &str) -> Option<&str> {
+        self.0.split('\n').find_map(|t| t.strip_prefix(prefix))
+    }
 }
 
 pub(crate) fn send_js(
@@ -480,7 +494,7 @@ struct Ephemeral {
 impl RoomDO {
     async fn socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
         let tags = socket_tags(&self.state, ws);
-        if tags.iter().any(|t| t == "doc") {
+        if tags.has("doc") {
             self.doc_left(ws, &tags).await
         } else {
             self.left(ws)
