@@ -411,6 +411,90 @@ pub fn merge_burst<K: PartialEq + Clone>(burst: &[(K, &[u8])]) -> Vec<(K, Vec<u8
     out
 }
 
+/// A flush starts at once, without waiting for the burst to end, when this
+/// many updates or bytes are queued: memory stays bounded under a flood, and
+/// readers are not kept waiting until the writer pauses.
+pub const FLUSH_AT_UPDATES: usize = 1_000;
+pub const FLUSH_AT_BYTES: usize = 256 * 1024;
+
+/// One queued update and the connection that sent it, if a socket did.
+pub type Queued<'a> = (Option<&'a str>, &'a [u8]);
+
+/// Updates waiting for the next write, in arrival order: runs of one
+/// document's updates from one sender, each run's updates in one buffer, so
+/// that a burst of small updates costs no allocation per update.
+#[derive(Debug, Default)]
+pub struct UpdateQueue {
+    runs: Vec<Run>,
+    updates: usize,
+    bytes: usize,
+}
+
+#[derive(Debug)]
+struct Run {
+    doc: String,
+    sender: Option<String>,
+    data: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl UpdateQueue {
+    pub fn push(&mut self, doc: &str, sender: Option<&str>, update: &[u8]) {
+        let continues = self
+            .runs
+            .last()
+            .is_some_and(|r| r.doc == doc && r.sender.as_deref() == sender);
+        if !continues {
+            self.runs.push(Run {
+                doc: doc.to_string(),
+                sender: sender.map(str::to_string),
+                data: Vec::new(),
+                ends: Vec::new(),
+            });
+        }
+        if let Some(run) = self.runs.last_mut() {
+            run.data.extend_from_slice(update);
+            run.ends.push(run.data.len());
+        }
+        self.updates += 1;
+        self.bytes += update.len();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.updates == 0
+    }
+
+    /// Whether the queue should be written now rather than at the burst's end.
+    pub fn is_full(&self) -> bool {
+        self.updates >= FLUSH_AT_UPDATES || self.bytes >= FLUSH_AT_BYTES
+    }
+
+    /// Each document's queued updates with their senders, in arrival order
+    /// (documents in the order they first appear), ready for [`merge_burst`].
+    pub fn bursts(&self) -> Vec<(&str, Vec<Queued<'_>>)> {
+        let mut out: Vec<(&str, Vec<Queued>)> = Vec::new();
+        for run in &self.runs {
+            let i = match out.iter().position(|(doc, _)| *doc == run.doc) {
+                Some(i) => i,
+                None => {
+                    out.push((&run.doc, Vec::new()));
+                    out.len() - 1
+                }
+            };
+            let sender = run.sender.as_deref();
+            out[i].1.extend(run.updates().map(|u| (sender, u)));
+        }
+        out
+    }
+}
+
+impl Run {
+    fn updates(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(a, &b)| &self.data[a..b])
+    }
+}
+
 /// Whether the tail of updates should be folded into a new snapshot.
 pub fn should_compact(tail_updates: u64, tail_bytes: u64, limits: &DocLimits) -> bool {
     tail_updates >= limits.compact_after_updates || tail_bytes >= limits.compact_after_bytes
@@ -614,6 +698,47 @@ mod tests {
         };
         let gone = &u.clients[&ClientID::new(7)];
         assert_eq!((gone.clock, &*gone.json), (4, "null"));
+    }
+
+    #[test]
+    fn the_queue_keeps_arrival_order_per_document_and_sender() {
+        let mut q = UpdateQueue::default();
+        assert!(q.is_empty());
+        q.push("a", Some("c1"), b"1");
+        q.push("a", Some("c1"), b"22");
+        q.push("b", None, b"3");
+        q.push("a", Some("c2"), b"");
+        q.push("a", Some("c1"), b"5");
+        assert!(!q.is_empty() && !q.is_full());
+        let expected: Vec<(&str, Vec<Queued>)> = vec![
+            (
+                "a",
+                vec![
+                    (Some("c1"), b"1".as_slice()),
+                    (Some("c1"), b"22".as_slice()),
+                    (Some("c2"), b"".as_slice()),
+                    (Some("c1"), b"5".as_slice()),
+                ],
+            ),
+            ("b", vec![(None, b"3".as_slice())]),
+        ];
+        assert_eq!(q.bursts(), expected);
+    }
+
+    #[test]
+    fn the_queue_is_full_at_either_bound() {
+        let mut by_count = UpdateQueue::default();
+        for _ in 0..FLUSH_AT_UPDATES - 1 {
+            by_count.push("d", None, b"x");
+        }
+        assert!(!by_count.is_full());
+        by_count.push("d", None, b"x");
+        assert!(by_count.is_full());
+        let mut by_bytes = UpdateQueue::default();
+        by_bytes.push("d", None, &vec![0; FLUSH_AT_BYTES - 1]);
+        assert!(!by_bytes.is_full());
+        by_bytes.push("d", None, b"x");
+        assert!(by_bytes.is_full());
     }
 
     #[test]

@@ -37,71 +37,6 @@ const BACKUP_EVERY_MS: u64 = 24 * 3600 * 1000;
 /// Close code for sockets of a deleted document.
 pub const CLOSE_DOC_DELETED: u16 = 4004;
 
-/// A flush starts at once, without waiting for the burst to end, when this
-/// many updates or bytes are queued: memory stays bounded under a flood, and
-/// readers are not kept waiting until the writer pauses.
-const FLUSH_AT_UPDATES: usize = 1_000;
-const FLUSH_AT_BYTES: usize = 256 * 1024;
-
-/// Updates waiting for the next write, in arrival order: runs of one
-/// document's updates from one sender, each run's updates in one buffer, so
-/// that a burst of small updates costs no allocation per update.
-#[derive(Default)]
-pub struct Pending {
-    runs: Vec<Run>,
-    updates: usize,
-    bytes: usize,
-}
-
-struct Run {
-    doc: String,
-    /// The `c:` tag of the socket it came from (in `RoomDO::writers`).
-    sender: Option<String>,
-    data: Vec<u8>,
-    ends: Vec<usize>,
-}
-
-impl Pending {
-    fn push(&mut self, doc: &str, sender: Option<&str>, update: &[u8]) {
-        let continues = self
-            .runs
-            .last()
-            .is_some_and(|r| r.doc == doc && r.sender.as_deref() == sender);
-        if !continues {
-            self.runs.push(Run {
-                doc: doc.to_string(),
-                sender: sender.map(str::to_string),
-                data: Vec::new(),
-                ends: Vec::new(),
-            });
-        }
-        if let Some(run) = self.runs.last_mut() {
-            run.data.extend_from_slice(update);
-            run.ends.push(run.data.len());
-        }
-        self.updates += 1;
-        self.bytes += update.len();
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.updates == 0
-    }
-
-    fn is_full(&self) -> bool {
-        self.updates >= FLUSH_AT_UPDATES || self.bytes >= FLUSH_AT_BYTES
-    }
-}
-
-impl Run {
-    fn updates(&self) -> impl Iterator<Item = &[u8]> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(&self.ends).map(|(a, &b)| &self.data[a..b])
-    }
-}
-
-/// One queued update and the `c:` tag of its sender, if a socket sent it.
-type Queued<'a> = (Option<&'a str>, &'a [u8]);
-
 /// Bytes the first document loaded in a module instance reserves on the heap.
 /// Growing WebAssembly memory is slow in workerd and the allocator grows it
 /// 64 KiB at a time, so a document that grew update by update paid for it
@@ -348,17 +283,9 @@ impl RoomDO {
             return;
         }
         let mut senders = std::mem::take(&mut *self.writers.borrow_mut());
-        let mut bursts: HashMap<&str, Vec<Queued>> = HashMap::new();
-        for run in &batch.runs {
-            let sender = run.sender.as_deref();
-            bursts
-                .entry(&run.doc)
-                .or_default()
-                .extend(run.updates().map(|u| (sender, u)));
-        }
         let now = now_ms();
         let store = self.doc_store();
-        for (name, burst) in bursts {
+        for (name, burst) in batch.bursts() {
             let groups = merge_burst(&burst);
             let rows: Vec<&[u8]> = groups.iter().map(|(_, u)| u.as_slice()).collect();
             let written = store.append(name, &rows, now).and_then(|()| {

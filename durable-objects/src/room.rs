@@ -8,7 +8,6 @@
 //! sets itself; a client cannot forge them.
 
 use crate::clock::now_ms;
-use crate::docs::Pending;
 use crate::docstore;
 use crate::http::{call_object, error_response, json, Failure, HttpResult};
 use crate::store::{create_schema, SqlChatStore, SCHEMA};
@@ -18,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use tessera_core::chat::{
     apply, plan_resume, record_event, ChatLimits, ChatStore, Resume, HISTORY_PAGE_MAX,
 };
-use tessera_core::docs::{DocLimits, LiveDoc};
+use tessera_core::docs::{DocLimits, LiveDoc, UpdateQueue};
 use tessera_core::files::FileRef;
 use tessera_core::presence::{self, Connected};
 use tessera_core::protocol::{
@@ -92,7 +91,7 @@ pub struct RoomDO {
     /// Documents open in memory; rebuilt from storage on demand.
     pub(crate) docs: RefCell<HashMap<String, LiveDoc>>,
     /// Document updates integrated in memory but not yet written (see `docs`).
-    pub(crate) pending: RefCell<Pending>,
+    pub(crate) pending: RefCell<UpdateQueue>,
     /// The sockets (by `c:` tag) whose updates are pending, which the flush's
     /// broadcast skips: one handle per socket, not per update.
     pub(crate) writers: RefCell<HashMap<String, WebSocket>>,
@@ -226,7 +225,7 @@ impl DurableObject for RoomDO {
             limits,
             doc_limits,
             docs: RefCell::new(HashMap::new()),
-            pending: RefCell::new(Pending::default()),
+            pending: RefCell::new(UpdateQueue::default()),
             writers: RefCell::new(HashMap::new()),
             flush_scheduled: Cell::new(false),
             backup_alarm_set: Cell::new(false),
