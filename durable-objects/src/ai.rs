@@ -11,7 +11,7 @@
 
 use crate::http::{json, HttpResult};
 use crate::room::RoomDO;
-use crate::store::select;
+use crate::store::{select_json, upsert_json};
 use crate::workflows::{Actor, Attempt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json as j, Value};
@@ -184,28 +184,22 @@ impl RoomDO {
     }
 
     fn stored_checkin(&self, day: &str) -> HttpResult<Option<CheckinRecord>> {
-        #[derive(Deserialize)]
-        struct Row {
-            record: String,
-        }
-        let rows: Vec<Row> = select(
+        Ok(select_json(
             &self.state.storage().sql(),
-            "SELECT record FROM ai_checkins WHERE day = ?",
+            "SELECT record AS data FROM ai_checkins WHERE day = ?",
             Some(vec![V::from(day)]),
-        )?;
-        Ok(match rows.first() {
-            Some(r) => Some(serde_json::from_str(&r.record)?),
-            None => None,
-        })
+        )?
+        .pop())
     }
 
     fn save_checkin(&self, r: &CheckinRecord) -> HttpResult<()> {
-        self.state.storage().sql().exec(
+        upsert_json(
+            &self.state.storage().sql(),
             "INSERT INTO ai_checkins (day, record) VALUES (?, ?)
              ON CONFLICT (day) DO UPDATE SET record = excluded.record",
-            vec![V::from(r.day.as_str()), V::from(serde_json::to_string(r)?)],
-        )?;
-        Ok(())
+            &r.day,
+            r,
+        )
     }
 
     /// `POST /ai/checkin`: posts the summary as the AI and runs each proposed

@@ -1,5 +1,6 @@
 //! The Room Durable Object's SQLite schema and the [`ChatStore`] over it.
 
+use crate::http::HttpResult;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use tessera_core::chat::{mention_handle, ChatStore, StoredMessage};
@@ -54,6 +55,37 @@ pub(crate) fn select<T: serde::de::DeserializeOwned>(
     args: impl Into<Option<Vec<V>>>,
 ) -> worker::Result<Vec<T>> {
     sql.exec(query, args)?.to_array()
+}
+
+#[derive(Deserialize)]
+struct JsonRow {
+    data: String,
+}
+
+/// Rows that keep a JSON document in a `data` column, deserialised.
+pub(crate) fn select_json<T: serde::de::DeserializeOwned>(
+    sql: &SqlStorage,
+    query: &str,
+    args: impl Into<Option<Vec<V>>>,
+) -> HttpResult<Vec<T>> {
+    Ok(select::<JsonRow>(sql, query, args)?
+        .iter()
+        .map(|r| serde_json::from_str(&r.data))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Stores `value` as JSON under `key`: `upsert` takes the key, then the document.
+pub(crate) fn upsert_json(
+    sql: &SqlStorage,
+    upsert: &str,
+    key: &str,
+    value: &impl serde::Serialize,
+) -> HttpResult<()> {
+    sql.exec(
+        upsert,
+        vec![V::from(key), V::from(serde_json::to_string(value)?)],
+    )?;
+    Ok(())
 }
 
 /// Creates an object's tables once, when the object starts; the error (if

@@ -14,7 +14,7 @@ use crate::d1::arg;
 use crate::http::{json, Failure, HttpResult};
 use crate::members;
 use crate::room::{identity, RoomDO};
-use crate::store::{int, select};
+use crate::store::{int, select, select_json, upsert_json};
 use serde::Deserialize;
 use serde_json::{json as j, Value};
 use std::collections::BTreeMap;
@@ -85,18 +85,6 @@ pub(crate) struct Done {
     pub events: Vec<Event>,
 }
 
-#[derive(Deserialize)]
-struct Row {
-    data: String,
-}
-
-fn parse_rows<T: serde::de::DeserializeOwned>(rows: Vec<Row>) -> HttpResult<Vec<T>> {
-    Ok(rows
-        .iter()
-        .map(|r| serde_json::from_str(&r.data))
-        .collect::<Result<_, _>>()?)
-}
-
 impl RoomDO {
     pub(crate) fn workflow_state(&self) -> HttpResult<RoomState> {
         #[derive(Deserialize)]
@@ -119,8 +107,7 @@ impl RoomDO {
             state.next_activity = m.next_activity;
             state.next_rule = m.next_rule;
         }
-        let activities: Vec<Activity> =
-            parse_rows(select(&sql, "SELECT data FROM activities", None)?)?;
+        let activities: Vec<Activity> = select_json(&sql, "SELECT data FROM activities", None)?;
         state.activities = activities.into_iter().map(|a| (a.id.clone(), a)).collect();
         state.rules = self
             .rules()?
@@ -138,7 +125,7 @@ impl RoomDO {
         }
         let sql = self.state.storage().sql();
         let rules: Rc<[Rule]> =
-            parse_rows::<Rule>(select(&sql, "SELECT data FROM rules ORDER BY id", None)?)?.into();
+            select_json::<Rule>(&sql, "SELECT data FROM rules ORDER BY id", None)?.into();
         *self.rules.borrow_mut() = Some(Rc::clone(&rules));
         Ok(rules)
     }
@@ -160,22 +147,28 @@ impl RoomDO {
         )?;
         for id in changed(changes, "activities") {
             if let Some(a) = state.activities.get(id) {
-                sql.exec(
+                upsert_json(
+                    &sql,
                     "INSERT INTO activities (id, data) VALUES (?, ?)
                      ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-                    vec![V::from(id), V::from(serde_json::to_string(a)?)],
+                    id,
+                    a,
                 )?;
             }
         }
         let rules = changed(changes, "rules");
         for id in &rules {
             match state.rules.get(*id) {
-                Some(r) => sql.exec(
+                Some(r) => upsert_json(
+                    &sql,
                     "INSERT INTO rules (id, data) VALUES (?, ?)
                      ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-                    vec![V::from(*id), V::from(serde_json::to_string(r)?)],
+                    id,
+                    r,
                 )?,
-                None => sql.exec("DELETE FROM rules WHERE id = ?", vec![V::from(*id)])?,
+                None => {
+                    sql.exec("DELETE FROM rules WHERE id = ?", vec![V::from(*id)])?;
+                }
             };
         }
         if !rules.is_empty() {
@@ -435,23 +428,24 @@ impl RoomDO {
     }
 
     fn save_approval(&self, a: &Approval) -> HttpResult<()> {
-        self.state.storage().sql().exec(
+        upsert_json(
+            &self.state.storage().sql(),
             "INSERT INTO approvals (id, data) VALUES (?, ?)
              ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-            vec![V::from(a.id.as_str()), V::from(serde_json::to_string(a)?)],
-        )?;
-        Ok(())
+            &a.id,
+            a,
+        )
     }
 
     /// Newest first; expiry is applied as they are read (no timer keeps the
     /// object awake for it).
     pub(crate) fn approvals(&self) -> HttpResult<Vec<Approval>> {
         let sql = self.state.storage().sql();
-        let mut list: Vec<Approval> = parse_rows(select(
+        let mut list: Vec<Approval> = select_json(
             &sql,
             "SELECT data FROM approvals ORDER BY n DESC LIMIT ?",
             Some(vec![int(APPROVALS_PAGE as u64 * 2)]),
-        )?)?;
+        )?;
         let now = crate::clock::now_secs();
         for a in &mut list {
             a.expire(now);
@@ -481,11 +475,11 @@ impl RoomDO {
     ) -> HttpResult<Response> {
         let (approver, at) = self.caller(req)?;
         let sql = self.state.storage().sql();
-        let mut approval: Approval = parse_rows::<Approval>(select(
+        let mut approval: Approval = select_json::<Approval>(
             &sql,
             "SELECT data FROM approvals WHERE id = ?",
             Some(vec![V::from(id)]),
-        )?)?
+        )?
         .pop()
         .ok_or(ApiError::NotFound("approval"))?;
         let at = at.with("approval", j!(approval.id));
