@@ -13,11 +13,8 @@ import WebSocket from 'ws';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { api, launch, randomIp, register, ROOT } from '../../tests/harness.mjs';
+import { arg } from '../args.mjs';
 
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
 const RUNS = arg('runs', 3);
 const SECONDS = arg('seconds', 5);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -12,15 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { api, launch, register } from '../../tests/harness.mjs';
 import { median, replayYjs, updatesFor } from './replay.mjs';
+import { arg } from '../args.mjs';
 
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-};
 const other = arg('other');
 if (!other) throw new Error('--other <a built checkout of Tessera> is required');
-const { updates, final } = updatesFor(Number(arg('edits', 20_000)), 1);
-const runs = Number(arg('runs', 5));
+const { updates, final } = updatesFor(arg('edits', 20_000), 1);
+const runs = arg('runs', 5);
 const vars = { DOC_RATE_PER_SEC: '1000000' };
 
 const otherDir = mkdtempSync(join(tmpdir(), 'tessera-ab-'));

@@ -12,11 +12,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { api, launch, register, ROOT } from '../../tests/harness.mjs';
 import { median, openWs, replayYjs, updatesFor } from './replay.mjs';
+import { arg } from '../args.mjs';
 
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
 const EDITS = arg('edits', 30_000);
 const RUNS = arg('runs', 0);
 const { updates, final } = updatesFor(EDITS, 1);

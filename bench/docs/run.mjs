@@ -18,11 +18,8 @@ import { spawn } from 'node:child_process';
 import * as Y from 'yjs';
 import { api, freePort, launch, register, ROOT } from '../../tests/harness.mjs';
 import { frame, median, openWs, replayYjs, sendAll, sleep, trace, updatesFor } from './replay.mjs';
+import { arg } from '../args.mjs';
 
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
 const RUNS = arg('runs', 3);
 const EDITS = arg('edits', trace.txns.length);
 

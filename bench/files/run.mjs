@@ -14,11 +14,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { api, launch, randomIp, register, ROOT } from '../../tests/harness.mjs';
+import { arg } from '../args.mjs';
 
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
 const RUNS = arg('runs', 3);
 const MIB = arg('mib', 100);
 const MiB = 1024 * 1024;
