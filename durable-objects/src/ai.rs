@@ -217,6 +217,15 @@ impl RoomDO {
         let plan = body
             .plan
             .ok_or_else(|| ApiError::Internal("a check-in to run needs a plan".into()))?;
+        // A plan is carried out only in the room it was made for.
+        let room_id = self.room_id()?;
+        if plan.room_id != room_id {
+            return Err(ApiError::Internal(format!(
+                "the check-in plan of room {} reached room {room_id}",
+                plan.room_id
+            ))
+            .into());
+        }
         let mut record = match stored {
             Some(r) => r,
             None => {
@@ -234,10 +243,11 @@ impl RoomDO {
                 for r in &body.refused {
                     let e =
                         ApiError::invalid(format!("the model's answer was refused: {}", r.reason));
+                    let args = j!({ "answer_bytes": r.answer_bytes });
                     self.audit(
                         &ai_actor(),
                         "ai_answer_refused",
-                        &r.answer,
+                        &args,
                         e.status(),
                         e.body(),
                         &at,

@@ -187,7 +187,7 @@ pub async fn ask_checked<T>(
     env: &Env,
     chain: &[ProviderConfig],
     prompt: &Prompt,
-    check: impl Fn(&str) -> Result<T, String>,
+    mut check: impl FnMut(&str) -> Result<T, String>,
     calls: &mut Vec<CallRecord>,
 ) -> Option<T> {
     for _ in 0..2 {

@@ -1,23 +1,21 @@
 //! The daily check-in. The cron (`0 2 * * *`) picks the rooms active since
-//! their last check-in and fans them out through the queue in batches of at
-//! most 20, so no invocation does unbounded work. A batch reads each room's
-//! digest, asks the chain once for all of them (a room whose answer is
-//! refused is asked once more, then gets the built-in check-in), and hands
-//! each room its plan: the room object posts the summary, runs the safe
-//! actions and turns protected ones into approval requests, once per room per
-//! UTC day. `POST /api/v1/rooms/{id}/checkin` lets an owner run it now.
+//! their last check-in and fans them out through the queue in tasks of at
+//! most 20 rooms, so no invocation does unbounded work. A task takes its
+//! rooms one by one: it reads the room's digest, asks the chain with that
+//! room's material alone (an answer that is refused is asked for once more,
+//! then the built-in check-in stands in), and hands the room its plan: the
+//! room object posts the summary, runs the safe actions and turns protected
+//! ones into approval requests, once per room per UTC day.
+//! `POST /api/v1/rooms/{id}/checkin` lets an owner run it now.
 
-use crate::ai::{account, ask, chain, require_budget, room_call};
+use crate::ai::{account, ask_checked, chain, require_budget, room_call};
 use crate::ctx::{arg, now_ms, now_secs, Ctx};
 use crate::tokens::authenticate;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use tessera_core::ai::checkin::{
-    batches, parse, prompt, room_block, room_tokens, Refused, RoomPlan, ROOMS_PER_BATCH,
-};
+use tessera_core::ai::checkin::{parse, prompt, Refused, RoomPlan, ROOMS_PER_TASK};
 use tessera_core::ai::providers::{ProviderConfig, ProviderKind};
-use tessera_core::ai::{builtin, mark_invalid, CallRecord, DigestFile, RoomDigest, Task};
+use tessera_core::ai::{builtin, CallRecord, DigestFile, Prompt, RoomDigest, Task};
 use tessera_core::dates::day_of;
 use tessera_core::rooms::Role;
 use tessera_core::ApiError;
@@ -28,6 +26,8 @@ use worker::{Env, Method, Request, Response};
 const SCAN_PAGE: u32 = 500;
 /// Without an earlier check-in, a check-in covers the last day.
 const FIRST_PERIOD_MS: u64 = 24 * 3600 * 1000;
+/// The context a prompt is fitted to when only the built-in provider answers.
+const BUILTIN_CONTEXT_TOKENS: u32 = 32_000;
 
 /// The cron's part: queue today's check-ins of the rooms active since their
 /// last one. Returns how many rooms were queued.
@@ -59,7 +59,7 @@ pub async fn schedule(env: &Env) -> HttpResult<usize> {
         };
         cursor = last.id.clone();
         let tasks: Vec<Task> = rooms
-            .chunks(ROOMS_PER_BATCH)
+            .chunks(ROOMS_PER_TASK)
             .map(|c| Task::Checkin {
                 day: day.clone(),
                 room_ids: c.iter().map(|r| r.id.clone()).collect(),
@@ -68,17 +68,6 @@ pub async fn schedule(env: &Env) -> HttpResult<usize> {
         queued += rooms.len();
         queue.send_batch(tasks).await?;
     }
-}
-
-/// One room's part of a batch.
-struct Room {
-    digest: RoomDigest,
-    /// Its part of the prompt, and the tokens that takes (`room_tokens`).
-    block: String,
-    tokens: u64,
-    plan: Option<(RoomPlan, String)>,
-    calls: Vec<CallRecord>,
-    refused: Vec<Refused>,
 }
 
 async fn digest(env: &Env, room_id: &str, day: &str, request_id: &str) -> HttpResult<RoomDigest> {
@@ -111,9 +100,10 @@ async fn digest(env: &Env, room_id: &str, day: &str, request_id: &str) -> HttpRe
     Ok(digest)
 }
 
-/// Runs the day's check-in of `room_ids`. With `strict`, a room over its
-/// budget fails the call (an owner asked); otherwise it is skipped until the
-/// next day. Returns each room's check-in as its object keeps it.
+/// Runs the day's check-in of `room_ids`, room by room. With `strict`, a
+/// room over its budget fails the call (an owner asked); otherwise it is
+/// skipped until the next day. Returns each room's check-in as its object
+/// keeps it.
 pub async fn run(
     env: &Env,
     day: &str,
@@ -121,7 +111,11 @@ pub async fn run(
     strict: bool,
     request_id: &str,
 ) -> HttpResult<Vec<Value>> {
-    let mut rooms = Vec::new();
+    let chain = chain(env)?;
+    let context = chain
+        .iter()
+        .find(|p| p.kind != ProviderKind::Builtin)
+        .map_or(BUILTIN_CONTEXT_TOKENS, |p| p.context_tokens);
     let mut results = Vec::new();
     for id in room_ids {
         let digest = digest(env, id, day, request_id).await?;
@@ -132,41 +126,53 @@ pub async fn run(
             results.push(carry_out(env, id, day, &body, request_id).await?);
             continue;
         }
-        let block = room_block(&digest);
-        let tokens = room_tokens(&block);
-        match require_budget(env, id, tokens).await {
-            Ok(()) => rooms.push(Room {
-                digest,
-                block,
-                tokens,
-                plan: None,
-                calls: Vec::new(),
-                refused: Vec::new(),
-            }),
+        let prompt = prompt(&digest, context);
+        match require_budget(env, id, prompt.tokens_needed()).await {
+            Ok(()) => {}
             Err(e) if strict => return Err(e),
-            Err(e) => worker::console_log!("check-in of room {id} skipped: {}", e.0),
+            Err(e) => {
+                worker::console_log!("check-in of room {id} skipped: {}", e.0);
+                continue;
+            }
         }
-    }
-    let chain = chain(env)?;
-    if let Some(model) = chain.iter().find(|p| p.kind != ProviderKind::Builtin) {
-        let sizes: Vec<u64> = rooms.iter().map(|r| r.tokens).collect();
-        for range in batches(&sizes, model.context_tokens) {
-            ask_for(env, &chain, &mut rooms[range]).await;
-        }
-    }
-    for mut room in rooms {
-        let (plan, provider) = room.plan.take().unwrap_or_else(|| {
-            let plan = builtin::checkin(&room.digest);
-            room.calls
-                .push(CallRecord::builtin(&room.block, &plan.summary));
-            (plan, "builtin".into())
-        });
-        let id = room.digest.room_id.as_str();
-        account(env, id, &room.calls).await?;
-        let body = json!({ "day": day, "plan": plan, "provider": provider, "calls": room.calls, "refused": room.refused });
+        let (plan, provider, calls, refused) = plan_for(env, &chain, &digest, &prompt).await;
+        account(env, id, &calls).await?;
+        let body = json!({ "day": day, "plan": plan, "provider": provider, "calls": calls, "refused": refused });
         results.push(carry_out(env, id, day, &body, request_id).await?);
     }
     Ok(results)
+}
+
+/// The plan of one room: the chain's answer to the room's own prompt (asked
+/// once more when refused), or the built-in check-in. Returns the plan, who
+/// made it, every call and every refusal.
+async fn plan_for(
+    env: &Env,
+    chain: &[ProviderConfig],
+    digest: &RoomDigest,
+    prompt: &Prompt,
+) -> (RoomPlan, String, Vec<CallRecord>, Vec<Refused>) {
+    let mut calls = Vec::new();
+    let mut refused = Vec::new();
+    let check = |text: &str| {
+        parse(text, &digest.room_id).map_err(|r| {
+            let why = r.reason.clone();
+            refused.push(r);
+            why
+        })
+    };
+    if let Some(plan) = ask_checked(env, chain, prompt, check, &mut calls).await {
+        // The answer that passed is the last one a provider gave.
+        let provider = calls
+            .iter()
+            .rev()
+            .find(|c| c.answered())
+            .map_or_else(String::new, |c| c.provider.clone());
+        return (plan, provider, calls, refused);
+    }
+    let plan = builtin::checkin(digest);
+    calls.push(CallRecord::builtin(&prompt.user, &plan.summary));
+    (plan, "builtin".into(), calls, refused)
 }
 
 /// Hands a room its check-in (see the object's `/ai/checkin`) and notes the
@@ -189,44 +195,6 @@ async fn carry_out(
         .run()
         .await?;
     Ok(stored)
-}
-
-/// Asks the chain for the plans of a batch of rooms: once, and once more for
-/// the rooms whose answer was refused. Rooms left without a plan get the
-/// built-in check-in.
-async fn ask_for(env: &Env, chain: &[ProviderConfig], rooms: &mut [Room]) {
-    for _ in 0..2 {
-        let pending: Vec<usize> = (0..rooms.len())
-            .filter(|&i| rooms[i].plan.is_none())
-            .collect();
-        if pending.is_empty() {
-            return;
-        }
-        let digests: Vec<RoomDigest> = pending.iter().map(|&i| rooms[i].digest.clone()).collect();
-        let (answer, calls) = ask(env, chain, &prompt(&digests)).await;
-        for &i in &pending {
-            rooms[i]
-                .calls
-                .extend(calls.iter().map(|c| c.share(pending.len())));
-        }
-        let Some((completion, provider)) = answer else {
-            return;
-        };
-        let ids: Vec<&str> = digests.iter().map(|d| d.room_id.as_str()).collect();
-        let mut answers: BTreeMap<String, Result<RoomPlan, Refused>> =
-            parse(&completion.text, &ids);
-        for &i in &pending {
-            let room = &mut rooms[i];
-            match answers.remove(&room.digest.room_id) {
-                Some(Ok(plan)) => room.plan = Some((plan, provider.name.clone())),
-                Some(Err(refused)) => {
-                    mark_invalid(&mut room.calls, &refused.reason);
-                    room.refused.push(refused);
-                }
-                None => {}
-            }
-        }
-    }
 }
 
 /// `POST /api/v1/rooms/{id}/checkin` (owners): today's check-in now, or the

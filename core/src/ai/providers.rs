@@ -252,10 +252,14 @@ pub fn parse_http_reply(
     prompt: &Prompt,
 ) -> Result<Completion, ProviderError> {
     if !(200..300).contains(&status) {
+        // Kept in call records and the audit log: bounded whatever the provider sent.
         let detail: String = serde_json::from_str::<Value>(body)
             .ok()
             .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| body.chars().take(200).collect());
+            .unwrap_or_else(|| body.to_string())
+            .chars()
+            .take(200)
+            .collect();
         let retryable = status == 429 || status == 408 || status >= 500;
         return Err(ProviderError {
             retryable,

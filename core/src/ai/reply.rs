@@ -50,6 +50,7 @@ pub fn parse(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn m(seq: u64, body: &str) -> DigestMessage {
         DigestMessage {
@@ -70,6 +71,23 @@ mod tests {
         assert!(p.user.len() < 12_000);
         assert!(p.user.contains("Question from Ann: @ai what now?"));
         assert!(!p.json);
+    }
+
+    proptest! {
+        /// Names and bodies of the conversation never open or close the block.
+        #[test]
+        fn the_conversation_never_breaks_the_fence(
+            texts in proptest::collection::vec(crate::ai::tests::fence_pieces(), 1..6),
+        ) {
+            let recent: Vec<DigestMessage> = texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| DigestMessage { author_name: t.clone(), ..m(i as u64, t) })
+                .collect();
+            let q = DigestMessage { author_name: texts[0].clone(), ..m(99, &texts[0]) };
+            let p = prompt(&q, &recent);
+            prop_assert_eq!(p.user.matches('<').count(), 2);
+        }
     }
 
     #[test]
