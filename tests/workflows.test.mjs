@@ -386,3 +386,70 @@ test('audit: with rules and approvals in play, every version step has exactly on
     .sort((a, b) => a - b);
   assert.deepEqual(versions, Array.from({ length: state.body.version }, (_, i) => i + 1));
 });
+
+test('audit: refused attempts record what was refused, not the blob that was sent', async () => {
+  const { owner, member, viewer, roomId } = await setup();
+  const blob = 'x'.repeat(15 * 1024);
+  const tries = [
+    [viewer, 'propose_activity', { title: 'hi', description: blob }, 403],
+    [viewer, 'no_such_action', { payload: blob }, 404],
+    [viewer, 'propose_activity', { title: 'hi', [blob.slice(0, 5000)]: 1 }, 403],
+    [member, 'propose_activity', { title: blob }, 400],
+    [member, 'remove_member', { user_id: blob }, 400],
+    [member, 'send_message', { body: 'a secret note' }, 201],
+  ];
+  for (const [who, name, args, status] of tries) {
+    const r = await act(roomId, who, name, args);
+    assert.equal(r.status, status, `${name}: ${JSON.stringify(r.body).slice(0, 300)}`);
+  }
+  const entries = (await audit(roomId, owner)).reverse();
+  assert.equal(entries.length, tries.length);
+  for (const e of entries) assert.ok(JSON.stringify(e).length < 2048, `${e.action}: ${JSON.stringify(e).length} bytes`);
+  const [described, unknown, oddKey, longTitle, removal, sent] = entries;
+  assert.deepEqual([described.actor, described.result.status, described.arguments.title], [viewer.user.id, 403, 'hi']);
+  assert.equal(described.arguments.description.length, 200);
+  assert.equal(unknown.action, 'no_such_action');
+  assert.deepEqual(Object.keys(unknown.arguments), ['_dropped_bytes']);
+  assert.ok(oddKey.arguments._dropped_bytes > 5000);
+  assert.equal(longTitle.arguments.title.length, 200);
+  assert.equal(removal.result.status, 400);
+  assert.deepEqual(sent.arguments, { body: { bytes: 13 } }, 'a message body stays in chat');
+  assert.equal((await api(server, 'GET', `/api/v1/rooms/${roomId}/approvals`, { token: owner.token })).body.approvals.length, 0);
+});
+
+test('rules reach only admins and owners: live events, replay and state', async () => {
+  const { owner, member, roomId } = await setup();
+  const m = await join(server, roomId, member.token);
+  const o = await join(server, roomId, owner.token);
+  const saved = await api(server, 'POST', `/api/v1/rooms/${roomId}/rules`, {
+    token: owner.token,
+    body: { name: 'secret sauce', trigger: 'message_posted', condition: { in: ['launch code', { var: 'event.data.message.body' }] },
+      effect: { action: 'send_message', args: { body: 'noted' } } },
+  });
+  assert.equal(saved.status, 200, JSON.stringify(saved.body));
+  await act(roomId, member, 'propose_activity', { title: 'Visible plan' });
+  const seen = async (c) => {
+    const events = await c.count('event', 2);
+    return events.filter((f) => f.event === 'collaboration_updated');
+  };
+  const [ruleM, activityM] = await seen(m);
+  const [ruleO, activityO] = await seen(o);
+  assert.deepEqual([ruleM.seq, ruleM.data.version], [ruleO.seq, ruleO.data.version]);
+  assert.deepEqual(ruleM.data.changes, [], 'the version moves, the rule stays hidden');
+  assert.equal(ruleO.data.changes[0].path, 'rules.r1');
+  assert.equal(ruleO.data.changes[0].new.name, 'secret sauce');
+  assert.deepEqual(activityM, activityO, 'everything else is the same for all');
+  await api(server, 'DELETE', `/api/v1/rooms/${roomId}/rules/r1`, { token: owner.token });
+  const deletedM = await m.next((f) => f.event === 'collaboration_updated' && f.data.version === 3);
+  assert.deepEqual(deletedM.data.changes, []);
+  for (const [who, sees] of [[member, false], [owner, true]]) {
+    const c = await join(server, roomId, who.token, { since: 0 });
+    const replayed = await c.count('event', 3);
+    assert.equal(JSON.stringify(replayed).includes('secret sauce'), sees, `${sees ? 'owner' : 'member'} replay`);
+    assert.ok(JSON.stringify(replayed).includes('Visible plan'));
+    c.close();
+  }
+  const state = await api(server, 'GET', `/api/v1/rooms/${roomId}/state`, { token: member.token });
+  assert.ok(!JSON.stringify(state.body).includes('secret sauce') && !('rules' in state.body));
+  m.close(); o.close();
+});

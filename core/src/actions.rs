@@ -367,10 +367,74 @@ pub fn validate_args(spec: &ActionSpec, args: &Value) -> Result<(), ApiError> {
                         spec.name
                     )));
                 }
+                // Ids name things of the room: bounded, and in the id charset.
+                let names_an_id = *name == "id" || name.ends_with("_id");
+                if names_an_id && !v.as_str().is_some_and(crate::ids::is_valid_path_param) {
+                    return Err(ApiError::invalid(format!(
+                        "`{name}` of `{}` must be an id (1 to 128 of A-Z a-z 0-9 - _ .)",
+                        spec.name
+                    )));
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Longest string argument, and largest other value, an audit entry of a
+/// refused attempt keeps.
+const AUDITED_STRING_MAX: usize = 200;
+const AUDITED_VALUE_BYTES_MAX: usize = 200;
+
+/// The arguments of an attempt at `name` as its audit entry records them.
+///
+/// The audit log is append-only and kept for good, so it records what was
+/// decided, never simply what the caller sent. An allowed attempt (run, or
+/// turned into an approval request) records its arguments, which passed the
+/// action's checks — except a message body, which is chat and goes with the
+/// message (deleted, it must leave no copy): `send_message` records only the
+/// body's size. A refused attempt (unknown action, no permission, bad
+/// arguments, a conflict) records only the catalogue's arguments of that
+/// action, each string cut to 200 characters and any other value over 200
+/// bytes replaced by its size, and the size of everything else it sent as
+/// `_dropped_bytes`.
+pub fn audited_args(name: &str, args: &Value, allowed: bool) -> Value {
+    let known = spec(name).map_or(&[][..], |s| s.args);
+    let is_known = |key: &str| known.iter().any(|(n, _)| *n == key);
+    let size = |v: &Value| {
+        let bytes = v.as_str().map_or_else(|| v.to_string().len(), str::len);
+        json!({ "bytes": bytes })
+    };
+    let Some(obj) = args.as_object() else {
+        return match args {
+            Value::Null => Value::Null,
+            other => json!({ "_dropped_bytes": other.to_string().len() }),
+        };
+    };
+    let mut out = serde_json::Map::new();
+    let mut dropped = 0;
+    for (key, value) in obj {
+        if !is_known(key) {
+            dropped += key.len() + value.to_string().len();
+            continue;
+        }
+        let kept = match value {
+            _ if name == "send_message" && key == "body" => size(value),
+            _ if allowed => value.clone(),
+            Value::String(text) => Value::String(text.chars().take(AUDITED_STRING_MAX).collect()),
+            Value::Array(_) | Value::Object(_)
+                if value.to_string().len() > AUDITED_VALUE_BYTES_MAX =>
+            {
+                size(value)
+            }
+            other => other.clone(),
+        };
+        out.insert(key.clone(), kept);
+    }
+    if dropped > 0 {
+        out.insert("_dropped_bytes".into(), json!(dropped));
+    }
+    Value::Object(out)
 }
 
 /// An action that is not a change of the room state: the room object or the
@@ -950,6 +1014,58 @@ mod tests {
             assert_eq!(e.code(), "invalid_transition", "{name}");
         }
         assert_eq!(s, before);
+    }
+
+    #[test]
+    fn refused_attempts_audit_what_was_refused_not_what_was_sent() {
+        let blob = "x".repeat(16 * 1024);
+        // A viewer's propose_activity, refused: the title is cut, the blob
+        // in an unknown argument only counted.
+        let sent = json!({ "title": blob, "sudo": blob });
+        let kept = audited_args("propose_activity", &sent, false);
+        assert_eq!(kept["title"].as_str().unwrap().chars().count(), 200);
+        assert_eq!(kept["_dropped_bytes"], json!(4 + blob.len() + 2));
+        assert!(kept.get("sudo").is_none());
+        assert!(kept.to_string().len() < 300);
+        // An unknown action keeps nothing but the size of what it sent.
+        let unknown = audited_args("no_such_action", &json!({ "a": blob }), false);
+        assert_eq!(unknown, json!({ "_dropped_bytes": 1 + blob.len() + 2 }));
+        assert_eq!(
+            audited_args("propose_activity", &json!(blob), false),
+            json!({ "_dropped_bytes": blob.len() + 2 })
+        );
+        assert_eq!(
+            audited_args("send_message", &Value::Null, false),
+            Value::Null
+        );
+        // Big structured values become their size.
+        let rule = json!({ "rule": { "name": blob } });
+        let set_rule = audited_args("set_rule", &rule, false);
+        assert_eq!(
+            set_rule["rule"],
+            json!({ "bytes": rule["rule"].to_string().len() })
+        );
+        // Allowed attempts keep their checked arguments, but never a message body.
+        let ok = json!({ "id": "a1", "title": "Plan" });
+        assert_eq!(audited_args("update_activity", &ok, true), ok);
+        let said = audited_args("send_message", &json!({ "body": "secret" }), true);
+        assert_eq!(said, json!({ "body": { "bytes": 6 } }));
+        assert_eq!(
+            audited_args("complete_activity", &json!({ "id": "a2" }), false),
+            json!({ "id": "a2" })
+        );
+    }
+
+    #[test]
+    fn ids_in_arguments_are_bounded_ids() {
+        let remove = spec("remove_member").unwrap();
+        assert!(validate_args(remove, &json!({ "user_id": "u-1.a_b" })).is_ok());
+        for bad in [json!(""), json!("a b"), json!("x".repeat(129))] {
+            let e = validate_args(remove, &json!({ "user_id": bad })).unwrap_err();
+            assert_eq!(e.code(), "invalid_input");
+        }
+        let e = validate_args(spec("start_activity").unwrap(), &json!({ "id": "a1'--" }));
+        assert!(e.is_err());
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! may cause, so rules that trigger each other stop instead of looping.
 
 use crate::actions::{spec, validate_args};
+use crate::protocol::ServerFrame;
+use crate::rooms::{can, Permission, Role};
 use crate::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -208,6 +210,51 @@ pub fn set_rule_args(body: Value, id: Option<&str>) -> Result<Value, ApiError> {
     Ok(json!({ "rule": rule }))
 }
 
+/// Whether someone with `role` may read the room's rules: admins and owners
+/// (members see what rules do, never their conditions or authors).
+pub fn may_read(role: Role) -> bool {
+    can(role, Permission::ManageMembers)
+}
+
+/// A frame of the room's stream as someone who may not read rules receives
+/// it: a `collaboration_updated` event without its changes to rules
+/// (`rules.<id>` paths; its version still counts). `None` when the frame
+/// shows no rule, so it goes out as it is.
+pub fn without_rules(frame: &ServerFrame) -> Option<ServerFrame> {
+    let ServerFrame::Event { event, seq, data } = frame else {
+        return None;
+    };
+    if event != "collaboration_updated" {
+        return None;
+    }
+    let changes = data.get("changes")?.as_array()?;
+    let is_rule = |c: &&Value| c["path"].as_str().is_some_and(|p| p.starts_with("rules."));
+    if !changes.iter().any(|c| is_rule(&c)) {
+        return None;
+    }
+    let mut data = data.clone();
+    data["changes"] = changes.iter().filter(|c| !is_rule(c)).cloned().collect();
+    Some(ServerFrame::Event {
+        event: event.clone(),
+        seq: *seq,
+        data,
+    })
+}
+
+/// The JSON every stored `collaboration_updated` frame starts with (serde
+/// writes the tag, then the fields in order).
+const UPDATED_PREFIX: &str = r#"{"type":"event","event":"collaboration_updated","#;
+
+/// [`without_rules`] for a stored frame's JSON (what a replay sends): only
+/// `collaboration_updated` events are parsed, the rest pass untouched.
+pub fn stored_without_rules(text: &str) -> Option<String> {
+    if !text.starts_with(UPDATED_PREFIX) {
+        return None;
+    }
+    let frame: ServerFrame = serde_json::from_str(text).ok()?;
+    without_rules(&frame).map(|f| f.to_json())
+}
+
 /// Bounds, operators and shape of a JSONLogic condition.
 pub fn validate_condition(condition: &Value) -> Result<(), ApiError> {
     if condition.to_string().len() > CONDITION_BYTES_MAX {
@@ -362,6 +409,8 @@ fn placeholder_args(action: &crate::actions::ActionSpec, args: &Value) -> Value 
             (true, Some("integer")) => json!(0),
             (true, Some("array")) => json!([]),
             (true, Some("object")) => json!({}),
+            // A string that names an id, filled in at run time, is checked then.
+            (true, _) => json!("x"),
             _ => v.clone(),
         };
         out.insert(k.clone(), stand_in);
@@ -702,6 +751,51 @@ mod tests {
             c.caused([ev]);
         }
         assert_eq!(ran, EFFECTS_PER_EVENT_MAX);
+    }
+
+    #[test]
+    fn rules_reach_only_those_who_may_read_them_on_every_path() {
+        use crate::actions::{spec as action, Effect, RoomState};
+        use crate::chat::{record_event, MemStore};
+        assert!(may_read(Role::Admin) && may_read(Role::Owner));
+        assert!(!may_read(Role::Member) && !may_read(Role::Viewer));
+        let mut state = RoomState::default();
+        let mut changes = Vec::new();
+        for (name, args) in [
+            ("set_rule", json!({ "rule": greeting() })),
+            ("propose_activity", json!({ "title": "Plan" })),
+        ] {
+            let Effect::State(c) = state.run(action(name).unwrap(), &args, "u1", 5).unwrap() else {
+                panic!("{name} changes the state");
+            };
+            changes.extend(c);
+        }
+        let mut store = MemStore::default();
+        let data = json!({ "version": state.version, "changes": changes });
+        let frame = record_event(&mut store, "collaboration_updated", data).unwrap();
+        let stored = frame.to_json();
+        assert!(stored.starts_with(UPDATED_PREFIX), "{stored}");
+        assert!(stored.contains("Welcome") && stored.contains("rules.r1"));
+        // Live, and replayed from storage: the same frame without the rule.
+        let live = without_rules(&frame).unwrap().to_json();
+        assert_eq!(stored_without_rules(&stored), Some(live.clone()));
+        assert!(
+            !live.contains("rules.") && !live.contains("Welcome"),
+            "{live}"
+        );
+        assert!(live.contains("activities.a1") && live.contains("\"version\":2"));
+        // Frames without rules go out as they are.
+        let plain = record_event(
+            &mut store,
+            "collaboration_updated",
+            json!({ "version": 3, "changes": [] }),
+        )
+        .unwrap();
+        assert_eq!(without_rules(&plain), None);
+        assert_eq!(stored_without_rules(&plain.to_json()), None);
+        let message =
+            record_event(&mut store, "file_added", json!({ "path": "rules.r1" })).unwrap();
+        assert_eq!(without_rules(&message), None);
     }
 
     proptest! {

@@ -25,7 +25,7 @@ use tessera_core::protocol::{
 };
 use tessera_core::ratelimit::{Rate, TokenBucket};
 use tessera_core::rooms::{MemberNotice, Role};
-use tessera_core::rules::{Event, Trigger};
+use tessera_core::rules::{self, Event, Trigger};
 use tessera_core::ApiError;
 use worker::{
     durable_object, DurableObject, Env, Headers, Method, Request, Response, State, WebSocket,
@@ -831,10 +831,24 @@ impl RoomDO {
         });
     }
 
-    /// Appends an event to the replayable stream and broadcasts it.
+    /// Appends an event to the replayable stream and broadcasts it; whoever
+    /// may not read rules gets it without them (`rules::without_rules`).
     pub(crate) fn record(&self, event: &str, data: serde_json::Value) -> HttpResult<()> {
         let frame = record_event(&mut self.store(), event, data)?;
-        self.broadcast(&frame);
+        let Some(partial) = rules::without_rules(&frame) else {
+            self.broadcast(&frame);
+            return Ok(());
+        };
+        let full = wasm_bindgen::JsValue::from_str(&frame.to_json());
+        let partial = wasm_bindgen::JsValue::from_str(&partial.to_json());
+        for (ws, att) in self.sockets() {
+            let text = if rules::may_read(att.role) {
+                &full
+            } else {
+                &partial
+            };
+            let _ = send_js(&ws, text);
+        }
         Ok(())
     }
 
@@ -884,7 +898,12 @@ impl RoomDO {
             match plan_resume(since, store.oldest_seq()?, head) {
                 Resume::UpToDate => {}
                 Resume::Replay { after } => {
+                    let hide_rules = !rules::may_read(who.role);
                     for frame in store.events_after(after)? {
+                        let frame = match hide_rules {
+                            true => rules::stored_without_rules(&frame).unwrap_or(frame),
+                            false => frame,
+                        };
                         let _ = pair.server.send_with_str(frame);
                     }
                 }

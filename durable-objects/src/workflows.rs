@@ -20,8 +20,8 @@ use serde_json::{json as j, Value};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use tessera_core::actions::{
-    authorize, changed, check_version, spec, ActionSpec, Activity, ActorKind, Approval, Change,
-    Decision, Effect, RoomState,
+    audited_args, authorize, changed, check_version, spec, ActionSpec, Activity, ActorKind,
+    Approval, Change, Decision, Effect, RoomState,
 };
 use tessera_core::chat::ChatStore;
 use tessera_core::protocol::Identity;
@@ -236,7 +236,8 @@ impl RoomDO {
     ) -> HttpResult<Done> {
         let result = self.decide(actor, name, args, at).await;
         let (status, outcome) = answer(&result);
-        self.audit(actor, name, args, status, outcome, at)?;
+        let recorded = audited_args(name, args, result.is_ok());
+        self.audit(actor, name, &recorded, status, outcome, at)?;
         result
     }
 
@@ -536,10 +537,9 @@ impl RoomDO {
 
     /// `GET /rules` (admins and owners).
     pub(crate) fn list_rules(&self, req: &Request) -> HttpResult<Response> {
-        tessera_core::rooms::require(
-            identity(req)?.role,
-            tessera_core::rooms::Permission::ManageMembers,
-        )?;
+        if !tessera_core::rules::may_read(identity(req)?.role) {
+            return Err(ApiError::forbidden("only admins and owners read the room's rules").into());
+        }
         json(200, &j!({ "rules": &*self.rules()? }))
     }
 
@@ -578,7 +578,13 @@ impl RoomDO {
                     who: author,
                     kind: ActorKind::Rule,
                 };
-                let args = planned.args.clone().unwrap_or(Value::Null);
+                // What a refused effect records (`audited_args`): never the
+                // event's text its templates were filled with.
+                let args = audited_args(
+                    &planned.action,
+                    planned.args.as_ref().unwrap_or(&Value::Null),
+                    false,
+                );
                 if !cascade.take_effect() {
                     let e = ApiError::Conflict {
                         code: "rule_chain_limit",
