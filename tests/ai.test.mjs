@@ -275,6 +275,24 @@ test('the cron asks about each room on its own: no model call sees two rooms, an
   }
 });
 
+test('@ai context leaves deleted messages out', async () => {
+  const { owner, member, roomId } = await setup(modelled);
+  const sock = await join(modelled, roomId, member.token);
+  sock.send({ type: 'send', client_msg_id: 'k1', body: 'Keep this one.' });
+  sock.send({ type: 'send', client_msg_id: 'k2', body: 'Delete this one.' });
+  const [, second] = await sock.count('ack', 2);
+  sock.send({ type: 'delete', id: second.id });
+  await sock.next((f) => f.type === 'message_deleted');
+  model.script.length = 0;
+  model.requests.length = 0;
+  sock.send({ type: 'send', client_msg_id: 'k3', body: '@ai what is left?' });
+  await until('the answer', async () => (await aiMessages(modelled, roomId, owner))[0]);
+  const user = model.requests[0].body.messages[1].content;
+  const lines = user.split('\n').filter((l) => l && !l.startsWith('<') && !l.startsWith('Question from'));
+  assert.deepEqual(lines, ['Member: Keep this one.']);
+  sock.close();
+});
+
 test('a good model answer: request shape, summary, safe action run, protected action awaits an owner, usage and cost audited', async () => {
   const { owner, member, roomId } = await setup(modelled);
   await post(modelled, roomId, member, 'Should we remove the old contractor from this room?');

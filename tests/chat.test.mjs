@@ -90,7 +90,9 @@ test('a client dropped mid-burst resumes with since and gets exactly what it mis
   const b2 = await join(server, room, bob.token, { since: lastSeen });
   const replayed = await b2.count('reaction', 1).then(() => b2.frames.filter((f) => f.seq));
   assert.deepEqual(replayed.map((f) => f.seq), Array.from({ length: 32 }, (_, i) => lastSeen + 1 + i));
-  assert.deepEqual(replayed.slice(0, 30).map((f) => f.message.body), Array.from({ length: 30 }, (_, i) => `m${10 + i}`));
+  // Replay shows each message as it is now: message 12 with its edit.
+  const now = Array.from({ length: 30 }, (_, i) => (i === 1 ? 'm11 (edited)' : `m${10 + i}`));
+  assert.deepEqual(replayed.slice(0, 30).map((f) => f.message.body), now);
   assert.equal(replayed[30].type, 'message_edited');
   // Then live traffic.
   a.send(sendFrame('live', 'after resume'));
@@ -138,6 +140,75 @@ test('edit, delete, reactions, replies and mentions', async () => {
   assert.equal(mr.deleted, true);
   assert.equal(mr.body, '');
   a.close(); b.close(); z.close();
+});
+
+test('a deleted message is gone from replay, history and GET; replay shows edited messages as they are now', async () => {
+  const { room, owner, people: [bob] } = await roomWith('member');
+  const a = await join(server, room, owner.token);
+  const b = await join(server, room, bob.token);
+  a.send(sendFrame('s1', 'my password is hunter2'));
+  a.send(sendFrame('s2', 'first draft'));
+  const [one, two] = await a.count('ack', 2);
+  a.send({ type: 'edit', id: one.id, body: 'oops, hunter3 too' });
+  b.send({ type: 'react', id: one.id, emoji: '👀' });
+  await a.next((f) => f.type === 'reaction');
+  a.send({ type: 'delete', id: one.id });
+  a.send({ type: 'edit', id: two.id, body: 'final text' });
+  await b.next((f) => f.type === 'message_edited' && f.body === 'final text');
+  // Someone who joins later and replays everything, and a member resuming.
+  const late = await register(server, 'Late');
+  await api(server, 'POST', `/api/v1/rooms/${room}/members`, { token: owner.token, body: { user_id: late.user.id, role: 'member' } });
+  for (const who of [late, bob]) {
+    const c = await join(server, room, who.token, { since: 0 });
+    const deadline = Date.now() + 5000;
+    while (c.frames.filter((f) => f.seq).length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const replayed = c.frames.filter((f) => f.seq);
+    assert.deepEqual(replayed.map((f) => [f.seq, f.type]), [
+      [1, 'message'], [2, 'message'], [3, 'message_edited'], [4, 'reaction'], [5, 'message_deleted'], [6, 'message_edited'],
+    ]);
+    const text = JSON.stringify(replayed);
+    for (const gone of ['hunter2', 'hunter3', 'first draft']) assert.ok(!text.includes(gone), `${gone} replayed: ${text}`);
+    assert.equal(replayed[0].message.deleted, true);
+    assert.equal(replayed[1].message.body, 'final text');
+    c.close();
+  }
+  const hist = await api(server, 'GET', `/api/v1/rooms/${room}/messages`, { token: late.token });
+  const [tomb, kept] = hist.body.messages;
+  assert.deepEqual([tomb.deleted, tomb.body, tomb.mentions, tomb.attachments, tomb.reactions], [true, '', [], [], {}]);
+  assert.equal(kept.body, 'final text');
+  assert.equal((await api(server, 'GET', `/api/v1/rooms/${room}/messages/${one.id}`, { token: bob.token })).status, 404);
+  assert.equal((await api(server, 'GET', `/api/v1/rooms/${room}/messages/${two.id}`, { token: bob.token })).body.body, 'final text');
+  a.close(); b.close();
+});
+
+test('a flood of typing, presence and read frames is limited per person and never reaches the others', async () => {
+  const { room, owner, people: [bob] } = await roomWith('member');
+  const a = await join(server, room, owner.token);
+  const b = await join(server, room, bob.token);
+  const b2 = await join(server, room, bob.token); // a second socket buys no more
+  a.send(sendFrame('m1', 'one'));
+  await b.next((f) => f.type === 'message');
+  const from = a.frames.length;
+  for (let i = 0; i < 300; i += 1) {
+    const s = i % 2 ? b : b2;
+    s.send({ type: 'typing' });
+    s.send({ type: 'presence', status: i % 3 ? 'away' : 'online' });
+    s.send({ type: 'read', seq: 1 });
+  }
+  for (const s of [b, b2]) {
+    s.send({ type: 'ping', nonce: 'done' });
+    await s.next((f) => f.type === 'pong' && f.nonce === 'done');
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  const reached = a.frames.slice(from).filter((f) => ['typing', 'presence', 'read'].includes(f.type));
+  assert.ok(reached.length >= 1 && reached.length <= 12, `${reached.length} frames reached the owner`);
+  const limited = [...b.frames, ...b2.frames].filter((f) => f.type === 'error' && f.code === 'rate_limited');
+  assert.ok(limited.length >= 800, `only ${limited.length} limited`);
+  assert.ok(limited.every((e) => e.retry_after > 0 && /typing, presence and read/.test(e.message)));
+  // Writes have their own budget: Bob can still talk.
+  b.send(sendFrame('b1', 'still here'));
+  await a.next((f) => f.type === 'message' && f.message.body === 'still here');
+  a.close(); b.close(); b2.close();
 });
 
 test('typing (expiring), presence, read markers and unread counts', async () => {

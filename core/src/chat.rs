@@ -58,11 +58,17 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
+    /// The message as clients see it. A deleted message is a tombstone: its
+    /// id, author and time, `deleted: true`, and nothing of what it said.
     pub fn view(&self, reactions: BTreeMap<String, Vec<String>>) -> MessageView {
         MessageView {
             message: self.clone(),
             seq: self.id,
-            reactions,
+            reactions: if self.deleted {
+                BTreeMap::new()
+            } else {
+                reactions
+            },
         }
     }
 }
@@ -93,8 +99,15 @@ pub trait ChatStore {
     fn update_message(&mut self, m: &StoredMessage) -> Result<(), Self::Error>;
     /// Appends a frame of the replayable stream under `seq` (= head + 1).
     fn append_event(&mut self, seq: u64, frame: &ServerFrame) -> Result<(), Self::Error>;
+    /// The retained events that carry message `id`'s content: its `message`
+    /// event and its `message_edited` events, by seq.
+    fn message_events(&self, id: u64) -> Result<Vec<(u64, ServerFrame)>, Self::Error>;
+    /// Rewrites a retained event in place (its seq and type stay).
+    fn replace_event(&mut self, seq: u64, frame: &ServerFrame) -> Result<(), Self::Error>;
     /// Finds a person known to the room by their mention handle.
     fn resolve_mention(&self, handle: &str) -> Result<Option<String>, Self::Error>;
+    /// A person's read marker (0 when they have none).
+    fn read_marker(&self, user: &str) -> Result<u64, Self::Error>;
     /// Moves a read marker forward; returns the marker now stored.
     fn set_read(&mut self, user: &str, seq: u64) -> Result<u64, Self::Error>;
     /// A finished file of this room (attachments may name only those).
@@ -256,6 +269,35 @@ fn resolve_attachments<S: ChatStore>(
     Ok(out)
 }
 
+/// Rewrites the retained events of `m` to what it is now, so that a replay
+/// (`?since=`) shows its current text, never an earlier version, and nothing
+/// of it once it is deleted: the `message` event carries the message as it
+/// is now (a tombstone when deleted) and each `message_edited` event the
+/// current body and mentions (empty when deleted). Seqs and event types stay,
+/// so a replay stays gap-free.
+fn rewrite_history<S: ChatStore>(store: &mut S, m: &StoredMessage) -> Result<(), ApiError> {
+    for (seq, frame) in store.message_events(m.id).map_err(store_err)? {
+        let now = match frame {
+            ServerFrame::Message { seq, .. } => ServerFrame::Message {
+                seq,
+                message: m.view(BTreeMap::new()),
+            },
+            ServerFrame::MessageEdited {
+                seq, id, edited_at, ..
+            } => ServerFrame::MessageEdited {
+                seq,
+                id,
+                body: m.body.clone(),
+                mentions: m.mentions.clone(),
+                edited_at,
+            },
+            _ => continue,
+        };
+        store.replace_event(seq, &now).map_err(store_err)?;
+    }
+    Ok(())
+}
+
 /// Appends an event of another part of the room (files, jobs, workflows) to
 /// the replayable stream; returns the frame to broadcast.
 pub fn record_event<S: ChatStore>(
@@ -350,6 +392,7 @@ pub fn apply<S: ChatStore>(
             m.body = body;
             m.edited_at = Some(now_ms);
             store.update_message(&m).map_err(store_err)?;
+            rewrite_history(store, &m)?;
             let frame = append(store, |seq| ServerFrame::MessageEdited {
                 seq,
                 id,
@@ -370,6 +413,7 @@ pub fn apply<S: ChatStore>(
             m.mentions.clear();
             m.attachments.clear();
             store.update_message(&m).map_err(store_err)?;
+            rewrite_history(store, &m)?;
             let frame = append(store, |seq| ServerFrame::MessageDeleted {
                 seq,
                 id,
@@ -386,13 +430,20 @@ pub fn apply<S: ChatStore>(
                 .extend(react(store, actor, id, emoji, false, limits)?);
         }
         ClientFrame::Read { seq } => {
+            // Only a marker that moves is news for the room; a repeat or a
+            // step back is answered to the sender alone.
             let head = store.head_seq().map_err(store_err)?;
-            let stored = store
-                .set_read(&actor.user_id, seq.min(head))
-                .map_err(store_err)?;
-            out.broadcast.push(ServerFrame::Read {
+            let was = store.read_marker(&actor.user_id).map_err(store_err)?;
+            let target = seq.min(head);
+            let (frames, seq) = if target > was {
+                let stored = store.set_read(&actor.user_id, target).map_err(store_err)?;
+                (&mut out.broadcast, stored)
+            } else {
+                (&mut out.reply, was)
+            };
+            frames.push(ServerFrame::Read {
                 user_id: actor.user_id.clone(),
-                seq: stored,
+                seq,
             });
         }
         ClientFrame::Typing {} | ClientFrame::Presence { .. } | ClientFrame::Ping { .. } => {}
@@ -529,12 +580,31 @@ impl ChatStore for MemStore {
         self.events.insert(seq, frame.clone());
         Ok(())
     }
+    fn message_events(&self, id: u64) -> Result<Vec<(u64, ServerFrame)>, Self::Error> {
+        Ok(self
+            .events
+            .range(id..)
+            .filter(|(seq, f)| match f {
+                ServerFrame::Message { .. } => **seq == id,
+                ServerFrame::MessageEdited { id: of, .. } => *of == id,
+                _ => false,
+            })
+            .map(|(seq, f)| (*seq, f.clone()))
+            .collect())
+    }
+    fn replace_event(&mut self, seq: u64, frame: &ServerFrame) -> Result<(), Self::Error> {
+        self.events.insert(seq, frame.clone());
+        Ok(())
+    }
     fn resolve_mention(&self, handle: &str) -> Result<Option<String>, Self::Error> {
         Ok(self
             .people
             .iter()
             .find(|(_, name)| mention_handle(name) == handle)
             .map(|(id, _)| id.clone()))
+    }
+    fn read_marker(&self, user: &str) -> Result<u64, Self::Error> {
+        Ok(self.reads.get(user).copied().unwrap_or(0))
     }
     fn set_read(&mut self, user: &str, seq: u64) -> Result<u64, Self::Error> {
         let r = self.reads.entry(user.to_string()).or_default();
@@ -863,11 +933,97 @@ mod tests {
         run(&mut s, &a, ClientFrame::Read { seq: 2 }).unwrap();
         let back = run(&mut s, &a, ClientFrame::Read { seq: 0 }).unwrap();
         assert_eq!(
-            back.broadcast,
+            back.reply,
             vec![ServerFrame::Read {
                 user_id: "a".into(),
                 seq: 2
             }]
+        );
+        assert!(back.broadcast.is_empty(), "a marker that stays is not news");
+        let again = run(&mut s, &a, ClientFrame::Read { seq: 2 }).unwrap();
+        assert!(again.broadcast.is_empty() && again.reply.len() == 1);
+    }
+
+    /// Every text a replay (`events` from seq 0) would send, as JSON.
+    fn replayed(s: &MemStore) -> String {
+        s.events.values().map(ServerFrame::to_json).collect()
+    }
+
+    #[test]
+    fn replay_shows_a_message_as_it_is_now_never_an_earlier_version() {
+        let mut s = MemStore::default();
+        let a = who("a", Role::Member);
+        run(&mut s, &a, send("1", "first draft with a password")).unwrap();
+        run(&mut s, &a, send("2", "unrelated")).unwrap();
+        for body in ["second draft", "final text"] {
+            let edit = ClientFrame::Edit {
+                id: 1,
+                body: body.into(),
+            };
+            run(&mut s, &a, edit).unwrap();
+        }
+        let replay = replayed(&s);
+        assert!(!replay.contains("password") && !replay.contains("second draft"));
+        assert_eq!(replay.matches("final text").count(), 3, "{replay}");
+        assert!(replay.contains("unrelated"));
+        // Seqs and types stay: 1 message, 2 message, 3 and 4 edits.
+        let kinds: Vec<(u64, &str)> = s
+            .events
+            .iter()
+            .map(|(seq, f)| {
+                let kind = match f {
+                    ServerFrame::Message { .. } => "message",
+                    ServerFrame::MessageEdited { .. } => "edited",
+                    _ => "other",
+                };
+                (*seq, kind)
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [(1, "message"), (2, "message"), (3, "edited"), (4, "edited")]
+        );
+    }
+
+    #[test]
+    fn a_deleted_message_leaves_nothing_to_replay_or_read() {
+        let mut s = MemStore::default();
+        s.people.insert("u-ada".into(), "Ada".into());
+        let (a, b) = (who("a", Role::Member), who("b", Role::Member));
+        run(&mut s, &a, send("1", "secret @ada")).unwrap();
+        let edit = ClientFrame::Edit {
+            id: 1,
+            body: "still secret".into(),
+        };
+        run(&mut s, &a, edit).unwrap();
+        let react = ClientFrame::React {
+            id: 1,
+            emoji: "👍".into(),
+        };
+        run(&mut s, &b, react).unwrap();
+        run(&mut s, &b, send("2", "a reply")).unwrap();
+        run(&mut s, &a, ClientFrame::Delete { id: 1 }).unwrap();
+        let replay = replayed(&s);
+        assert!(
+            !replay.contains("secret") && !replay.contains("u-ada"),
+            "{replay}"
+        );
+        assert!(replay.contains("a reply"));
+        let ServerFrame::Message { message, .. } = &s.events[&1] else {
+            panic!("seq 1 is still the message event");
+        };
+        assert!(message.message.deleted && message.message.body.is_empty());
+        assert!(
+            matches!(&s.events[&2], ServerFrame::MessageEdited { body, mentions, .. } if body.is_empty() && mentions.is_empty())
+        );
+        assert!(matches!(
+            s.events[&5],
+            ServerFrame::MessageDeleted { id: 1, .. }
+        ));
+        let tombstone = s.message(1).unwrap().unwrap().view(s.reactions(1).unwrap());
+        assert!(
+            tombstone.reactions.is_empty(),
+            "reactions go with the message"
         );
     }
 

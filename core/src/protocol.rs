@@ -62,6 +62,16 @@ impl ClientFrame {
                 | ClientFrame::Unreact { .. }
         )
     }
+
+    /// Frames that tell the room about the sender (typing, presence, read
+    /// markers): limited apart from writes, and broadcast only when they change
+    /// something.
+    pub fn is_signal(&self) -> bool {
+        matches!(
+            self,
+            ClientFrame::Typing {} | ClientFrame::Presence { .. } | ClientFrame::Read { .. }
+        )
+    }
 }
 
 /// Parses one text frame. Oversized frames, invalid JSON, unknown types and bad

@@ -155,7 +155,7 @@ impl RoomDO {
     }
 
     /// `GET /ai/context?message=`: a question to the AI and the conversation
-    /// before it.
+    /// before it (deleted messages are not part of it).
     pub(crate) fn question_context(
         &self,
         query: &BTreeMap<String, String>,
@@ -173,6 +173,7 @@ impl RoomDO {
             Some(id),
             None,
             tessera_core::ai::reply::CONTEXT_MESSAGES as u32,
+            false,
         )?;
         json(
             200,

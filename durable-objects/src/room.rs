@@ -37,7 +37,14 @@ const DEFAULT_WRITE_RATE: f64 = 10.0;
 /// Messages per second per document socket, unless `DOC_RATE_PER_SEC` says
 /// otherwise: far above typing speed (a paste is one update).
 const DEFAULT_DOC_RATE: f64 = 500.0;
-const TYPING_MS: u64 = 5_000;
+/// `typing`, `presence` and `read` frames per person (every socket of theirs
+/// together, so more sockets buy no more): bursts of 10, then 2 a second.
+/// Far above what a person does (a client sends `typing` every few seconds
+/// and a `read` when new messages are seen), far below a flood.
+const SIGNAL_RATE: Rate = Rate {
+    capacity: 10.0,
+    per_sec: 2.0,
+};
 /// Invalid frames a socket may send before it is closed with 1008.
 const MAX_STRIKES: u32 = 20;
 const CLOSE_POLICY: u16 = 1008;
@@ -109,6 +116,8 @@ pub struct RoomDO {
     /// Rate-limit buckets per person. Losing them on eviction only resets the
     /// limit, which is harmless; everything else lives in storage.
     buckets: RefCell<HashMap<String, TokenBucket>>,
+    /// Buckets of `typing`, `presence` and `read` frames per person (`SIGNAL_RATE`).
+    signal_buckets: RefCell<HashMap<String, TokenBucket>>,
     /// The room's rules, cached (see `workflows`).
     pub(crate) rules: RefCell<Option<std::rc::Rc<[tessera_core::rules::Rule]>>>,
     /// The room's id, as every call from the Worker names it (kept in storage
@@ -241,6 +250,7 @@ impl DurableObject for RoomDO {
                 per_sec,
             },
             buckets: RefCell::new(HashMap::new()),
+            signal_buckets: RefCell::new(HashMap::new()),
             rules: RefCell::new(None),
             room: RefCell::new(None),
             ai_rate,
@@ -303,20 +313,34 @@ impl DurableObject for RoomDO {
             | ClientFrame::Unreact { id, .. } => Some(id.to_string()),
             _ => None,
         };
-        if frame.is_write() {
-            if let Err(wait_ms) = self.take_token(&att.user_id, now) {
-                let limited = ServerFrame::Error {
-                    code: "rate_limited".into(),
-                    message: format!(
-                        "at most {} messages per second; retry shortly",
-                        self.write_rate.per_sec
-                    ),
-                    reference,
-                    retry_after: Some(wait_ms as f64 / 1000.0),
-                };
-                send(&ws, &limited);
-                return Ok(());
-            }
+        let limited = if frame.is_write() {
+            take(&self.buckets, self.write_rate, &att.user_id, now).map_err(|wait_ms| {
+                let per_sec = self.write_rate.per_sec;
+                (
+                    format!("at most {per_sec} messages per second; retry shortly"),
+                    wait_ms,
+                )
+            })
+        } else if frame.is_signal() {
+            take(&self.signal_buckets, SIGNAL_RATE, &att.user_id, now).map_err(|wait_ms| {
+                let per_sec = SIGNAL_RATE.per_sec;
+                let why = format!(
+                    "at most {per_sec} typing, presence and read frames per second; this one was dropped"
+                );
+                (why, wait_ms)
+            })
+        } else {
+            Ok(())
+        };
+        if let Err((message, wait_ms)) = limited {
+            let limited = ServerFrame::Error {
+                code: "rate_limited".into(),
+                message,
+                reference,
+                retry_after: Some(wait_ms as f64 / 1000.0),
+            };
+            send(&ws, &limited);
+            return Ok(());
         }
         match frame {
             ClientFrame::Ping { nonce } => send(&ws, &ServerFrame::Pong { nonce, at: now }),
@@ -328,22 +352,35 @@ impl DurableObject for RoomDO {
                     );
                     return Ok(());
                 }
-                att.typing_until = now + TYPING_MS;
-                ws.serialize_attachment(&att)?;
-                self.broadcast(&ServerFrame::Typing {
-                    users: self.typing(now),
-                });
+                // Announced when it starts and renewed at most every 2.5 s:
+                // frames in between change nothing the room sees.
+                if let Some(until) = presence::typing_renewal(att.typing_until, now) {
+                    att.typing_until = until;
+                    ws.serialize_attachment(&att)?;
+                    self.broadcast(&ServerFrame::Typing {
+                        users: self.typing(now),
+                    });
+                }
             }
             ClientFrame::Presence { status } => {
-                att.status = if status == Status::Offline {
+                let status = if status == Status::Offline {
                     Status::Away
                 } else {
                     status
                 };
-                ws.serialize_attachment(&att)?;
-                self.broadcast(&ServerFrame::Presence {
-                    users: vec![self.presence_of(&att.user_id, &att.display_name, now)],
+                // Announced only when the person's presence changes (one of
+                // several sockets going away leaves them online).
+                let change = self.with_connected(|conns, atts| {
+                    let mine = atts.iter().position(|a| a.conn == att.conn)?;
+                    presence::status_change(conns, mine, status, now)
                 });
+                if att.status != status {
+                    att.status = status;
+                    ws.serialize_attachment(&att)?;
+                }
+                if let Some(entry) = change {
+                    self.broadcast(&ServerFrame::Presence { users: vec![entry] });
+                }
             }
             frame => {
                 let mut store = self.store();
@@ -447,6 +484,20 @@ pub(crate) fn send_js(
     raw.unchecked_ref::<RawSocket>().send_value(data)
 }
 
+/// One token of `user`'s bucket in `buckets`, or the milliseconds until one is there.
+fn take(
+    buckets: &RefCell<HashMap<String, TokenBucket>>,
+    rate: Rate,
+    user: &str,
+    now: u64,
+) -> Result<(), u64> {
+    buckets
+        .borrow_mut()
+        .entry(user.to_string())
+        .or_insert_with(|| TokenBucket::full(rate, now))
+        .try_take(rate, now)
+}
+
 fn send(ws: &WebSocket, frame: &ServerFrame) {
     // A socket that is closing cannot be written to; its close handler runs.
     let _ = ws.send_with_str(frame.to_json());
@@ -498,15 +549,6 @@ impl RoomDO {
         } else {
             self.left(ws)
         }
-    }
-
-    /// One write from `user`, or the milliseconds until one is allowed.
-    fn take_token(&self, user: &str, now: u64) -> Result<(), u64> {
-        self.buckets
-            .borrow_mut()
-            .entry(user.to_string())
-            .or_insert_with(|| TokenBucket::full(self.write_rate, now))
-            .try_take(self.write_rate, now)
     }
 
     pub(crate) fn store(&self) -> SqlChatStore {
@@ -572,7 +614,10 @@ impl RoomDO {
             (Method::Get, ["messages", id]) => {
                 let id: u64 = id.parse().map_err(|_| ApiError::NotFound("message"))?;
                 let store = self.store();
-                let m = store.message(id)?.ok_or(ApiError::NotFound("message"))?;
+                let m = store
+                    .message(id)?
+                    .filter(|m| !m.deleted)
+                    .ok_or(ApiError::NotFound("message"))?;
                 let reactions = store.reactions_of(&[id])?.remove(&id).unwrap_or_default();
                 json(200, &m.view(reactions))
             }
@@ -696,7 +741,7 @@ impl RoomDO {
         frame: ClientFrame,
     ) -> HttpResult<(u64, bool)> {
         let now = now_ms();
-        if let Err(wait_ms) = self.take_token(&who.user_id, now) {
+        if let Err(wait_ms) = take(&self.buckets, self.write_rate, &who.user_id, now) {
             return Err(ApiError::RateLimited {
                 retry_after_secs: wait_ms.div_ceil(1000),
             }
@@ -866,6 +911,11 @@ impl RoomDO {
             None => None,
         };
         let now = now_ms();
+        // Someone already online in another socket is no news to the room.
+        let was_online = self
+            .presence_of(&who.user_id, &who.display_name, now)
+            .status
+            == Status::Online;
         let pair = WebSocketPair::new()?;
         let att = Attachment {
             conn: format!("{now}-{}", js_sys::Math::random()),
@@ -916,12 +966,14 @@ impl RoomDO {
                 ),
             }
         }
-        self.broadcast_except(
-            &att.conn,
-            &ServerFrame::Presence {
-                users: vec![self.presence_of(&who.user_id, &who.display_name, now)],
-            },
-        );
+        if !was_online {
+            self.broadcast_except(
+                &att.conn,
+                &ServerFrame::Presence {
+                    users: vec![self.presence_of(&who.user_id, &who.display_name, now)],
+                },
+            );
+        }
         let resp = Response::from_websocket(pair.client)?;
         if let Some(protocol) = req.headers().get("x-tessera-protocol")? {
             resp.headers().set("sec-websocket-protocol", &protocol)?;
@@ -944,7 +996,7 @@ impl RoomDO {
             return Err(ApiError::invalid(format!("limit must be 1 to {HISTORY_PAGE_MAX}")).into());
         }
         let store = self.store();
-        let page = store.page(num("before")?, num("after")?, limit as u32)?;
+        let page = store.page(num("before")?, num("after")?, limit as u32, true)?;
         let ids: Vec<u64> = page.iter().map(|m| m.id).collect();
         let mut reactions = store.reactions_of(&ids)?;
         let messages: Vec<_> = page
@@ -986,24 +1038,25 @@ impl RoomDO {
         }
     }
 
-    /// Runs `f` over every chat socket's state, read from the attachments once.
-    fn with_connected<T>(&self, f: impl FnOnce(&[Connected]) -> T) -> T {
+    /// Runs `f` over every chat socket's state (and the attachments it was
+    /// read from, in the same order), read from the attachments once.
+    fn with_connected<T>(&self, f: impl FnOnce(&[Connected], &[Attachment]) -> T) -> T {
         let atts: Vec<Attachment> = self.sockets().into_iter().map(|(_, a)| a).collect();
         let conns: Vec<Connected> = atts.iter().map(Attachment::connected).collect();
-        f(&conns)
+        f(&conns, &atts)
     }
 
     fn typing(&self, now: u64) -> Vec<TypingEntry> {
-        self.with_connected(|c| presence::typing(c, now))
+        self.with_connected(|c, _| presence::typing(c, now))
     }
 
     fn presence_of(&self, user_id: &str, display_name: &str, now: u64) -> PresenceEntry {
-        self.with_connected(|c| presence::presence_of(c, user_id, display_name, 0, now))
+        self.with_connected(|c, _| presence::presence_of(c, user_id, display_name, 0, now))
     }
 
     fn presence(&self, now: u64) -> HttpResult<Vec<PresenceEntry>> {
         let known = self.store().known_people(PRESENCE_OFFLINE_LIMIT)?;
-        Ok(self.with_connected(|c| presence::room_presence(c, &known, now)))
+        Ok(self.with_connected(|c, _| presence::room_presence(c, &known, now)))
     }
 
     fn strike(

@@ -210,16 +210,19 @@ impl SqlChatStore {
         Ok((rows, count.first().map_or(0, |c| c.n)))
     }
 
-    /// A page of history by id: newest first before `before`, oldest first after `after`.
+    /// A page of history by id: newest first before `before`, oldest first
+    /// after `after`; deleted messages as tombstones, or left out.
     pub fn page(
         &self,
         before: Option<u64>,
         after: Option<u64>,
         limit: u32,
+        with_deleted: bool,
     ) -> worker::Result<Vec<StoredMessage>> {
+        let live = if with_deleted { "" } else { "AND deleted = 0" };
         let mut page = match (before, after) {
             (_, Some(after)) => self.messages_where(
-                "WHERE id > ? AND id < ? ORDER BY id ASC LIMIT ?",
+                &format!("WHERE id > ? AND id < ? {live} ORDER BY id ASC LIMIT ?"),
                 vec![
                     int(after),
                     int(before.unwrap_or(MAX_SAFE_ID)),
@@ -228,7 +231,7 @@ impl SqlChatStore {
             )?,
             (before, None) => {
                 let mut rows = self.messages_where(
-                    "WHERE id < ? ORDER BY id DESC LIMIT ?",
+                    &format!("WHERE id < ? {live} ORDER BY id DESC LIMIT ?"),
                     vec![int(before.unwrap_or(MAX_SAFE_ID)), int(limit.into())],
                 )?;
                 rows.reverse();
@@ -265,22 +268,13 @@ impl SqlChatStore {
         struct N {
             n: u64,
         }
-        let read = self.read_marker(user)?;
+        let read = ChatStore::read_marker(self, user)?;
         let rows: Vec<N> = select(
             &self.sql,
             "SELECT COUNT(*) AS n FROM messages WHERE id > ? AND author != ? AND deleted = 0",
             vec![int(read), V::from(user)],
         )?;
         Ok((rows.first().map_or(0, |r| r.n), read))
-    }
-
-    fn read_marker(&self, user: &str) -> worker::Result<u64> {
-        let rows: Vec<Seq> = select(
-            &self.sql,
-            "SELECT seq FROM reads WHERE user_id = ?",
-            vec![V::from(user)],
-        )?;
-        Ok(rows.first().and_then(|r| r.seq).unwrap_or(0))
     }
 
     pub fn remember_person(&self, user: &str, name: &str, now_ms: u64) -> worker::Result<()> {
@@ -433,6 +427,34 @@ impl ChatStore for SqlChatStore {
         Ok(())
     }
 
+    fn message_events(&self, id: u64) -> worker::Result<Vec<(u64, ServerFrame)>> {
+        #[derive(Deserialize)]
+        struct E {
+            seq: u64,
+            frame: String,
+        }
+        // Frames are serde's JSON of `ServerFrame` (tag first, then the
+        // fields in order), and `,"id":N,` cannot occur inside a JSON string
+        // unescaped: the pattern matches exactly the edits of message `id`.
+        let edits = format!("{{\"type\":\"message_edited\",\"seq\":%,\"id\":{id},%");
+        let rows: Vec<E> = select(
+            &self.sql,
+            "SELECT seq, frame FROM events WHERE seq = ? OR (seq > ? AND frame LIKE ?) ORDER BY seq",
+            vec![int(id), int(id), V::from(edits)],
+        )?;
+        rows.into_iter()
+            .map(|r| Ok((r.seq, serde_json::from_str(&r.frame)?)))
+            .collect()
+    }
+
+    fn replace_event(&mut self, seq: u64, frame: &ServerFrame) -> worker::Result<()> {
+        self.sql.exec(
+            "UPDATE events SET frame = ? WHERE seq = ?",
+            vec![V::from(frame.to_json()), int(seq)],
+        )?;
+        Ok(())
+    }
+
     fn resolve_mention(&self, handle: &str) -> worker::Result<Option<String>> {
         #[derive(Deserialize)]
         struct U {
@@ -446,13 +468,22 @@ impl ChatStore for SqlChatStore {
         Ok(rows.into_iter().next().map(|u| u.user_id))
     }
 
+    fn read_marker(&self, user: &str) -> worker::Result<u64> {
+        let rows: Vec<Seq> = select(
+            &self.sql,
+            "SELECT seq FROM reads WHERE user_id = ?",
+            vec![V::from(user)],
+        )?;
+        Ok(rows.first().and_then(|r| r.seq).unwrap_or(0))
+    }
+
     fn set_read(&mut self, user: &str, seq: u64) -> worker::Result<u64> {
         self.sql.exec(
             "INSERT INTO reads (user_id, seq) VALUES (?, ?)
              ON CONFLICT (user_id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
             vec![V::from(user), int(seq)],
         )?;
-        self.read_marker(user)
+        ChatStore::read_marker(self, user)
     }
 
     fn file(&self, id: &str) -> worker::Result<Option<FileRef>> {
