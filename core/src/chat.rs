@@ -35,6 +35,9 @@ impl Default for ChatLimits {
 }
 
 pub const CLIENT_MSG_ID_MAX: usize = 64;
+/// Read markers of other people that a `hello` carries (the furthest first),
+/// so that "seen by" survives a reload without an unbounded frame.
+pub const HELLO_READS_MAX: u32 = 100;
 pub const EMOJI_MAX_BYTES: usize = 32;
 pub const HISTORY_PAGE_MAX: u32 = 200;
 
@@ -71,6 +74,31 @@ impl StoredMessage {
             },
         }
     }
+}
+
+/// Where one person stands in a room: their read marker, the room's head, and
+/// what arrived after the marker from others (`mentions`: of those, the
+/// messages that mention them). Fields are `null` when the room object could
+/// not be asked (a rooms list still answers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadState {
+    pub read_seq: Option<u64>,
+    pub head_seq: Option<u64>,
+    pub unread: Option<u64>,
+    pub mentions: Option<u64>,
+}
+
+/// Someone's read marker: every event up to `seq` has been seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadMarker {
+    pub user_id: String,
+    pub seq: u64,
+}
+
+/// Whether `m` counts as unread for `user` whose marker is at `read`:
+/// a live message from someone else after the marker.
+pub fn is_unread_for(m: &StoredMessage, user: &str, read: u64) -> bool {
+    m.id > read && m.author != user && !m.deleted
 }
 
 /// What the engine needs from storage. Implementations must make the writes of
@@ -110,6 +138,11 @@ pub trait ChatStore {
     fn read_marker(&self, user: &str) -> Result<u64, Self::Error>;
     /// Moves a read marker forward; returns the marker now stored.
     fn set_read(&mut self, user: &str, seq: u64) -> Result<u64, Self::Error>;
+    /// Live messages from others after `user`'s marker ([`is_unread_for`]),
+    /// and how many of them mention `user`.
+    fn unread(&self, user: &str, read: u64) -> Result<(u64, u64), Self::Error>;
+    /// The markers of everyone but `user`, the furthest first, at most `limit`.
+    fn reads_except(&self, user: &str, limit: u32) -> Result<Vec<ReadMarker>, Self::Error>;
     /// A finished file of this room (attachments may name only those).
     fn file(&self, id: &str) -> Result<Option<FileRef>, Self::Error>;
 }
@@ -491,6 +524,18 @@ fn react<S: ChatStore>(
     .map(Some)
 }
 
+/// `user`'s [`ReadState`] in the room behind `store`.
+pub fn read_state<S: ChatStore>(store: &S, user: &str) -> Result<ReadState, ApiError> {
+    let read = store.read_marker(user).map_err(store_err)?;
+    let (unread, mentions) = store.unread(user, read).map_err(store_err)?;
+    Ok(ReadState {
+        read_seq: Some(read),
+        head_seq: Some(store.head_seq().map_err(store_err)?),
+        unread: Some(unread),
+        mentions: Some(mentions),
+    })
+}
+
 /// How a reconnecting client catches up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resume {
@@ -610,6 +655,32 @@ impl ChatStore for MemStore {
         let r = self.reads.entry(user.to_string()).or_default();
         *r = (*r).max(seq);
         Ok(*r)
+    }
+    fn unread(&self, user: &str, read: u64) -> Result<(u64, u64), Self::Error> {
+        let unread: Vec<&StoredMessage> = self
+            .messages
+            .values()
+            .filter(|m| is_unread_for(m, user, read))
+            .collect();
+        let mentions = unread
+            .iter()
+            .filter(|m| m.mentions.iter().any(|u| u == user))
+            .count();
+        Ok((unread.len() as u64, mentions as u64))
+    }
+    fn reads_except(&self, user: &str, limit: u32) -> Result<Vec<ReadMarker>, Self::Error> {
+        let mut out: Vec<ReadMarker> = self
+            .reads
+            .iter()
+            .filter(|(u, _)| *u != user)
+            .map(|(u, seq)| ReadMarker {
+                user_id: u.clone(),
+                seq: *seq,
+            })
+            .collect();
+        out.sort_by(|a, b| b.seq.cmp(&a.seq).then_with(|| a.user_id.cmp(&b.user_id)));
+        out.truncate(limit as usize);
+        Ok(out)
     }
     fn file(&self, id: &str) -> Result<Option<FileRef>, Self::Error> {
         Ok(self.files.get(id).cloned())
@@ -1025,6 +1096,52 @@ mod tests {
             tombstone.reactions.is_empty(),
             "reactions go with the message"
         );
+    }
+
+    #[test]
+    fn read_state_counts_others_live_messages_and_mentions_after_the_marker() {
+        let mut s = MemStore::default();
+        s.people.insert("b".into(), "B".into());
+        let (a, b) = (who("a", Role::Member), who("b", Role::Member));
+        run(&mut s, &a, send("1", "hello @b")).unwrap();
+        run(&mut s, &a, send("2", "plain")).unwrap();
+        run(&mut s, &b, send("3", "my own, never unread")).unwrap();
+        run(&mut s, &a, send("4", "@b again")).unwrap();
+        run(&mut s, &a, ClientFrame::Delete { id: 4 }).unwrap();
+        let state = read_state(&s, "b").unwrap();
+        assert_eq!(
+            state,
+            ReadState {
+                read_seq: Some(0),
+                head_seq: Some(5),
+                unread: Some(2),
+                mentions: Some(1),
+            }
+        );
+        run(&mut s, &b, ClientFrame::Read { seq: 1 }).unwrap();
+        let state = read_state(&s, "b").unwrap();
+        assert_eq!(
+            (state.read_seq, state.unread, state.mentions),
+            (Some(1), Some(1), Some(0))
+        );
+        // The author's own view: b's message is the only one from someone else.
+        assert_eq!(read_state(&s, "a").unwrap().unread, Some(1));
+    }
+
+    #[test]
+    fn hello_reads_are_the_others_furthest_first_and_bounded() {
+        let mut s = MemStore::default();
+        for (u, seq) in [("me", 9), ("x", 3), ("y", 7), ("z", 7), ("w", 1)] {
+            s.reads.insert(u.into(), seq);
+        }
+        let seqs = |v: Vec<ReadMarker>| -> Vec<(String, u64)> {
+            v.into_iter().map(|r| (r.user_id, r.seq)).collect()
+        };
+        assert_eq!(
+            seqs(s.reads_except("me", 3).unwrap()),
+            vec![("y".into(), 7), ("z".into(), 7), ("x".into(), 3)]
+        );
+        assert_eq!(s.reads_except("me", 100).unwrap().len(), 4);
     }
 
     fn attach(id: &str, files: &[&str]) -> ClientFrame {

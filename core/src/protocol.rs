@@ -3,7 +3,7 @@
 //! sends, and the parsing that turns untrusted text into a typed frame or a clear
 //! error.
 
-use crate::chat::StoredMessage;
+use crate::chat::{ReadMarker, StoredMessage};
 use crate::rooms::Role;
 use crate::ApiError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -148,6 +148,11 @@ pub enum ServerFrame {
         room: String,
         you: Identity,
         head_seq: u64,
+        /// The caller's read marker.
+        read_seq: u64,
+        /// The other people's markers, the furthest first (at most
+        /// `chat::HELLO_READS_MAX`), for "seen by" after a reload.
+        reads: Vec<ReadMarker>,
         presence: Vec<PresenceEntry>,
         typing: Vec<TypingEntry>,
     },

@@ -73,6 +73,50 @@ impl FromStr for RoomKind {
     }
 }
 
+/// A room as one of its members sees it (a D1 row: times in unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub id: String,
+    pub name: String,
+    pub kind: RoomKind,
+    pub topic: String,
+    pub created_by: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+    /// The member's role.
+    pub role: Role,
+    pub member_count: u32,
+}
+
+/// A room in `GET /api/v1/rooms` and `GET /api/v1/rooms/{id}`: with where
+/// the caller stands in its chat (asked of the room's object).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomWithReads {
+    #[serde(flatten)]
+    pub room: RoomInfo,
+    #[serde(flatten)]
+    pub reads: crate::chat::ReadState,
+}
+
+/// A member as the member list shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub user_id: String,
+    pub display_name: String,
+    pub role: Role,
+    pub joined_at: u64,
+}
+
+/// A new invite, as its creator gets it (the code is shown only then).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InviteInfo {
+    pub code: String,
+    pub room_id: String,
+    pub role: Role,
+    pub max_uses: u32,
+    pub expires_at: u64,
+}
+
 /// What the Worker tells a room's object about a membership change: a new
 /// role (`joined` for someone new), or a removal (`role: None`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use tessera_core::chat::{
-    apply, plan_resume, record_event, ChatLimits, ChatStore, Resume, HISTORY_PAGE_MAX,
+    apply, plan_resume, read_state, record_event, ChatLimits, ChatStore, Resume, HELLO_READS_MAX,
+    HISTORY_PAGE_MAX,
 };
 use tessera_core::docs::{DocLimits, LiveDoc, UpdateQueue};
 use tessera_core::files::FileRef;
@@ -653,13 +654,7 @@ impl RoomDO {
                 let user = query
                     .get("user")
                     .ok_or_else(|| ApiError::invalid("user is required"))?;
-                let store = self.store();
-                let (unread, read_seq) = store.unread(user)?;
-                let head = store.head_seq()?;
-                json(
-                    200,
-                    &serde_json::json!({ "unread": unread, "read_seq": read_seq, "head_seq": head }),
-                )
+                json(200, &read_state(&self.store(), user)?)
             }
             (Method::Post, ["member"]) => {
                 let notice: MemberNotice =
@@ -940,6 +935,8 @@ impl RoomDO {
                 room,
                 you: who.clone(),
                 head_seq: head,
+                read_seq: store.read_marker(&who.user_id)?,
+                reads: store.reads_except(&who.user_id, HELLO_READS_MAX)?,
                 presence: self.presence(now)?,
                 typing: self.typing(now),
             },
@@ -1109,8 +1106,13 @@ impl RoomDO {
     }
 
     /// A new role applies to open sockets at once; a removed member's sockets
-    /// are closed.
+    /// are closed and their read marker forgotten.
     pub(crate) fn apply_member_notice(&self, update: &MemberNotice) {
+        if update.role.is_none() {
+            if let Err(e) = self.store().forget_read(&update.user_id) {
+                worker::console_error!("forgetting a read marker failed: {e}");
+            }
+        }
         for (ws, mut att) in self.sockets() {
             if att.user_id != update.user_id {
                 continue;

@@ -3,7 +3,7 @@
 use crate::http::HttpResult;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use tessera_core::chat::{mention_handle, ChatStore, StoredMessage};
+use tessera_core::chat::{mention_handle, ChatStore, ReadMarker, StoredMessage};
 use tessera_core::files::FileRef;
 use tessera_core::protocol::ServerFrame;
 use worker::{SqlStorage, SqlStorageValue as V};
@@ -263,18 +263,12 @@ impl SqlChatStore {
         Ok(out)
     }
 
-    pub fn unread(&self, user: &str) -> worker::Result<(u64, u64)> {
-        #[derive(Deserialize)]
-        struct N {
-            n: u64,
-        }
-        let read = ChatStore::read_marker(self, user)?;
-        let rows: Vec<N> = select(
-            &self.sql,
-            "SELECT COUNT(*) AS n FROM messages WHERE id > ? AND author != ? AND deleted = 0",
-            vec![int(read), V::from(user)],
-        )?;
-        Ok((rows.first().map_or(0, |r| r.n), read))
+    /// Forgets someone's read marker (they left the room: their "seen by"
+    /// goes, and a return starts from the head's history as a new member).
+    pub fn forget_read(&self, user: &str) -> worker::Result<()> {
+        self.sql
+            .exec("DELETE FROM reads WHERE user_id = ?", vec![V::from(user)])?;
+        Ok(())
     }
 
     pub fn remember_person(&self, user: &str, name: &str, now_ms: u64) -> worker::Result<()> {
@@ -484,6 +478,34 @@ impl ChatStore for SqlChatStore {
             vec![V::from(user), int(seq)],
         )?;
         ChatStore::read_marker(self, user)
+    }
+
+    /// One range scan from the marker (`id` is the key); mentions are the
+    /// JSON array of user ids each message keeps.
+    fn unread(&self, user: &str, read: u64) -> worker::Result<(u64, u64)> {
+        #[derive(Deserialize)]
+        struct N {
+            unread: u64,
+            mentions: Option<u64>,
+        }
+        let rows: Vec<N> = select(
+            &self.sql,
+            "SELECT COUNT(*) AS unread,
+               SUM(EXISTS (SELECT 1 FROM json_each(messages.mentions) WHERE value = ?)) AS mentions
+             FROM messages WHERE id > ? AND author != ? AND deleted = 0",
+            vec![V::from(user), int(read), V::from(user)],
+        )?;
+        Ok(rows
+            .first()
+            .map_or((0, 0), |r| (r.unread, r.mentions.unwrap_or(0))))
+    }
+
+    fn reads_except(&self, user: &str, limit: u32) -> worker::Result<Vec<ReadMarker>> {
+        select(
+            &self.sql,
+            "SELECT user_id, seq FROM reads WHERE user_id != ? ORDER BY seq DESC, user_id LIMIT ?",
+            vec![V::from(user), int(limit.into())],
+        )
     }
 
     fn file(&self, id: &str) -> worker::Result<Option<FileRef>> {

@@ -4,6 +4,7 @@
 
 use crate::ctx::Ctx;
 use crate::tokens::{authenticate, user_for_token};
+use tessera_core::chat::ReadState;
 use tessera_core::rooms::MemberNotice;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::HttpResult;
@@ -190,20 +191,15 @@ pub async fn purge(ctx: &Ctx, room_id: &str) -> HttpResult<()> {
     Ok(())
 }
 
-#[derive(serde::Deserialize)]
-pub struct Unread {
-    pub unread: u64,
-}
-
-/// Unread messages for `user_id` in each room, asked of the rooms in parallel.
-/// A room that cannot answer gets `None` rather than failing the whole list.
-pub async fn unread_counts(ctx: &Ctx, room_ids: &[String], user_id: &str) -> Vec<Option<u64>> {
-    let calls = room_ids.iter().map(|room| async move {
-        let path = format!("/unread?user={}", js_sys::encode_uri_component(user_id));
-        let mut resp = room::call(&ctx.env, room, Method::Get, &path, Headers::new(), None)
+/// Where `user_id` stands in a room's chat. A room that cannot answer gets
+/// an unknown state (nulls) rather than failing a whole rooms list.
+pub async fn read_state(ctx: &Ctx, room_id: &str, user_id: &str) -> ReadState {
+    let path = format!("/unread?user={}", js_sys::encode_uri_component(user_id));
+    let asked = async {
+        let mut resp = room::call(&ctx.env, room_id, Method::Get, &path, Headers::new(), None)
             .await
             .ok()?;
-        resp.json::<Unread>().await.ok().map(|u| u.unread)
-    });
-    futures_util::future::join_all(calls).await
+        resp.json::<ReadState>().await.ok()
+    };
+    asked.await.unwrap_or_default()
 }

@@ -7,45 +7,22 @@ use crate::tokens::authenticate;
 use crate::{crypto, room_object};
 use serde::{Deserialize, Serialize};
 use tessera_core::rooms::{
-    check_invite_usable, require, AddMember, CreateInvite, CreateRoom, MemberNotice, Permission,
-    Role, RoomKind, UpdateMember, UpdateRoom,
+    check_invite_usable, require, AddMember, CreateInvite, CreateRoom, InviteInfo, MemberInfo,
+    MemberNotice, Permission, Role, RoomInfo, RoomKind, RoomWithReads, UpdateMember, UpdateRoom,
 };
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, no_content, HttpResult};
 use tessera_durable_objects::members;
 use worker::{Request, Response};
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Room {
-    pub id: String,
-    pub name: String,
-    pub kind: String,
-    pub topic: String,
-    pub created_by: String,
-    pub created_at: u64,
-    pub updated_at: u64,
-    pub role: String,
-    pub member_count: u32,
-    /// Messages from others after the caller's read marker (in lists only;
-    /// `null` when the room could not be asked).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unread: Option<Option<u64>>,
-}
-
 const ROOM_COLUMNS: &str =
     "r.id, r.name, r.kind, r.topic, r.created_by, r.created_at, r.updated_at, m.role,
      (SELECT COUNT(*) FROM memberships c WHERE c.room_id = r.id) AS member_count";
 
-/// A room as seen by one of its members, with that member's role.
-pub struct Membership {
-    pub room: Room,
-    pub role: Role,
-    pub kind: RoomKind,
-}
-
-/// The caller's membership of a room; 404 when the room is absent or not theirs.
-pub async fn membership(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Membership> {
-    let room: Room = ctx
+/// The caller's membership of a room (the room with their role); 404 when
+/// the room is absent or not theirs.
+pub async fn membership(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<RoomInfo> {
+    Ok(ctx
         .db()?
         .prepare(format!(
             "SELECT {ROOM_COLUMNS} FROM rooms r JOIN memberships m ON m.room_id = r.id
@@ -54,10 +31,7 @@ pub async fn membership(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<M
         .bind(&[arg(room_id), arg(user_id)])?
         .first(None)
         .await?
-        .ok_or(ApiError::NotFound("room"))?;
-    let role = room.role.parse()?;
-    let kind = room.kind.parse()?;
-    Ok(Membership { room, role, kind })
+        .ok_or(ApiError::NotFound("room"))?)
 }
 
 pub async fn member_role(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Option<Role>> {
@@ -73,8 +47,21 @@ pub async fn role_in(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Role
 
 #[derive(Serialize)]
 struct RoomList {
-    rooms: Vec<Room>,
+    rooms: Vec<RoomWithReads>,
     next_cursor: Option<String>,
+}
+
+/// Rooms with the caller's read state, asked of their objects in parallel.
+async fn with_reads(ctx: &Ctx, rooms: Vec<RoomInfo>, user_id: &str) -> Vec<RoomWithReads> {
+    let reads = rooms
+        .iter()
+        .map(|r| room_object::read_state(ctx, &r.id, user_id));
+    let reads = futures_util::future::join_all(reads).await;
+    rooms
+        .into_iter()
+        .zip(reads)
+        .map(|(room, reads)| RoomWithReads { room, reads })
+        .collect()
 }
 
 pub async fn list(ctx: &Ctx, req: Request) -> HttpResult<Response> {
@@ -89,7 +76,7 @@ pub async fn list(ctx: &Ctx, req: Request) -> HttpResult<Response> {
     if let Some(c) = &page.cursor {
         args.push(arg(c));
     }
-    let mut rooms: Vec<Room> = ctx
+    let mut rooms: Vec<RoomInfo> = ctx
         .db()?
         .prepare(format!(
             "SELECT {ROOM_COLUMNS} FROM memberships m JOIN rooms r ON r.id = m.room_id
@@ -101,13 +88,7 @@ pub async fn list(ctx: &Ctx, req: Request) -> HttpResult<Response> {
         .await?
         .results()?;
     let next_cursor = page.finish(&mut rooms, |r| r.id.clone());
-    let ids: Vec<String> = rooms.iter().map(|r| r.id.clone()).collect();
-    for (room, unread) in rooms
-        .iter_mut()
-        .zip(room_object::unread_counts(ctx, &ids, &user_id).await)
-    {
-        room.unread = Some(unread);
-    }
+    let rooms = with_reads(ctx, rooms, &user_id).await;
     json(200, &RoomList { rooms, next_cursor })
 }
 
@@ -129,7 +110,7 @@ pub async fn create(ctx: &Ctx, mut req: Request) -> HttpResult<Response> {
             .first(Some("id"))
             .await?;
         if let Some(id) = existing {
-            return json(200, &membership(ctx, &id, &user_id).await?.room);
+            return json(200, &membership(ctx, &id, &user_id).await?);
         }
     }
     let id = crypto::new_id()?;
@@ -163,12 +144,14 @@ pub async fn create(ctx: &Ctx, mut req: Request) -> HttpResult<Response> {
         );
     }
     db.batch(statements).await?;
-    json(201, &membership(ctx, &id, &user_id).await?.room)
+    json(201, &membership(ctx, &id, &user_id).await?)
 }
 
 pub async fn get(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
-    json(200, &membership(ctx, room_id, &user_id).await?.room)
+    let room = membership(ctx, room_id, &user_id).await?;
+    let reads = room_object::read_state(ctx, room_id, &user_id).await;
+    json(200, &RoomWithReads { room, reads })
 }
 
 pub async fn update(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpResult<Response> {
@@ -184,7 +167,7 @@ pub async fn update(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpResult<Re
         .bind(&[arg(room_id), arg(name.as_ref()), arg(topic.as_ref()), arg(now_secs())])?
         .run()
         .await?;
-    json(200, &membership(ctx, room_id, &user_id).await?.room)
+    json(200, &membership(ctx, room_id, &user_id).await?)
 }
 
 pub async fn delete(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
@@ -203,20 +186,12 @@ pub async fn delete(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Respon
     no_content()
 }
 
-#[derive(Serialize, Deserialize)]
-struct Member {
-    user_id: String,
-    display_name: String,
-    role: String,
-    joined_at: u64,
-}
-
 const MEMBER_SELECT: &str = "SELECT m.user_id, u.display_name, m.role, m.joined_at
      FROM memberships m JOIN users u ON u.id = m.user_id";
 
 #[derive(Serialize)]
 struct MemberList {
-    members: Vec<Member>,
+    members: Vec<MemberInfo>,
     next_cursor: Option<String>,
 }
 
@@ -224,7 +199,7 @@ pub async fn members(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Respo
     let user_id = authenticate(ctx, &req).await?;
     membership(ctx, room_id, &user_id).await?;
     let page = page(&req)?;
-    let mut members: Vec<Member> = ctx
+    let mut members: Vec<MemberInfo> = ctx
         .db()?
         .prepare(format!(
             "{MEMBER_SELECT} WHERE m.room_id = ?1 AND m.user_id > COALESCE(?3, '')
@@ -245,7 +220,7 @@ pub async fn members(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Respo
 }
 
 async fn member_json(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Response> {
-    let member: Member = ctx
+    let member: MemberInfo = ctx
         .db()?
         .prepare(format!(
             "{MEMBER_SELECT} WHERE m.room_id = ?1 AND m.user_id = ?2"
@@ -338,15 +313,6 @@ pub async fn remove_member(
     no_content()
 }
 
-#[derive(Serialize)]
-struct Invite {
-    code: String,
-    room_id: String,
-    role: Role,
-    max_uses: u32,
-    expires_at: u64,
-}
-
 pub async fn create_invite(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
     let m = membership(ctx, room_id, &user_id).await?;
@@ -354,7 +320,7 @@ pub async fn create_invite(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpRe
     let body: CreateInvite = read_json(&mut req).await?;
     body.validate(m.role, m.kind)?;
     let now = now_secs();
-    let invite = Invite {
+    let invite = InviteInfo {
         code: crypto::new_secret()?,
         room_id: room_id.to_string(),
         role: body.role,
@@ -399,7 +365,7 @@ pub async fn accept_invite(ctx: &Ctx, req: Request, code: &str) -> HttpResult<Re
         .await?
         .ok_or(ApiError::NotFound("invite"))?;
     if member_role(ctx, &invite.room_id, &user_id).await?.is_some() {
-        return json(200, &membership(ctx, &invite.room_id, &user_id).await?.room);
+        return json(200, &membership(ctx, &invite.room_id, &user_id).await?);
     }
     let now = now_secs();
     check_invite_usable(invite.uses, invite.max_uses, invite.expires_at, now)?;
@@ -434,5 +400,5 @@ pub async fn accept_invite(ctx: &Ctx, req: Request, code: &str) -> HttpResult<Re
         },
     )
     .await?;
-    json(201, &membership(ctx, &invite.room_id, &user_id).await?.room)
+    json(201, &membership(ctx, &invite.room_id, &user_id).await?)
 }
