@@ -24,6 +24,11 @@ pub enum ApiError {
     RefreshTokenReused,
     #[error("{0}")]
     Forbidden(String),
+    /// A signed file link that was altered, or made for another file.
+    #[error("this file link is not valid: {0}")]
+    LinkInvalid(&'static str),
+    #[error("this file link has expired; ask for a new one")]
+    LinkExpired,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("no route for this path")]
@@ -69,7 +74,7 @@ impl ApiError {
             | Self::InvalidToken(_)
             | Self::InvalidCredentials
             | Self::RefreshTokenReused => 401,
-            Self::Forbidden(_) => 403,
+            Self::Forbidden(_) | Self::LinkInvalid(_) | Self::LinkExpired => 403,
             Self::NotFound(_) | Self::NoRoute => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict { .. } => 409,
@@ -100,6 +105,8 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::Forbidden(_) => "forbidden",
+            Self::LinkInvalid(_) => "link_invalid",
+            Self::LinkExpired => "link_expired",
             Self::NotFound(_) => "not_found",
             Self::NoRoute => "no_route",
             Self::MethodNotAllowed => "method_not_allowed",

@@ -60,6 +60,34 @@ pub struct FileRef {
     pub size: u64,
 }
 
+/// Where a file stands (the `files.status` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStatus {
+    Uploading,
+    Ready,
+    Expired,
+}
+
+/// A file as the API shows it (a D1 row; times in unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    pub id: String,
+    pub room_id: String,
+    pub uploader_id: String,
+    /// Sanitised.
+    pub name: String,
+    /// Sniffed from the bytes once the upload is finished.
+    pub content_type: Option<String>,
+    /// What the uploader said; shown, never used to render.
+    pub declared_type: String,
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub status: FileStatus,
+    pub created_at: u64,
+    pub completed_at: Option<u64>,
+}
+
 /// Every tus request but `OPTIONS` must say which protocol version it speaks.
 pub fn check_tus_resumable(header: Option<&str>) -> Result<(), ApiError> {
     match header.map(str::trim) {
@@ -720,12 +748,14 @@ impl ByteRange {
     }
 }
 
-/// The headers of every download: typed by sniffing, inline only when safe,
-/// revalidated by the strong tag, never sniffed or scripted by the browser.
+/// The headers of every download: typed by sniffing, inline only when safe
+/// (and not when the caller asked for an `attachment`), revalidated by the
+/// strong tag, never sniffed or scripted by the browser.
 pub fn download_headers(
     filename: &str,
     content_type: &str,
     sha256_hex: &str,
+    attachment: bool,
 ) -> [(&'static str, String); 7] {
     [
         ("etag", etag(sha256_hex)),
@@ -739,7 +769,7 @@ pub fn download_headers(
         ("content-type", content_type.into()),
         (
             "content-disposition",
-            content_disposition(filename, renders_inline(content_type)),
+            content_disposition(filename, !attachment && renders_inline(content_type)),
         ),
     ]
 }
@@ -1081,12 +1111,21 @@ mod tests {
         assert_eq!((part.status, part.offset, part.length), (206, 2, 3));
         assert_eq!(part.content_range.as_deref(), Some("bytes 2-4/10"));
         assert_eq!(ByteRange::Unsatisfiable.span(10).unwrap_err().status(), 416);
-        let h = download_headers("a.html", "text/plain; charset=utf-8", "ab");
+        let h = download_headers("a.html", "text/plain; charset=utf-8", "ab", false);
         assert!(h.contains(&(
             "content-disposition",
             "attachment; filename=\"a.html\"; filename*=UTF-8''a.html".into()
         )));
         assert!(h.contains(&("etag", "\"ab\"".into())));
+        let disposition = |attachment| {
+            download_headers("p.png", "image/png", "ab", attachment)
+                .into_iter()
+                .find(|(k, _)| *k == "content-disposition")
+                .map(|(_, v)| v)
+                .unwrap_or_default()
+        };
+        assert!(disposition(false).starts_with("inline;"));
+        assert!(disposition(true).starts_with("attachment;"));
     }
 
     #[test]

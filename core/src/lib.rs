@@ -13,10 +13,12 @@ pub mod docs;
 pub mod error;
 pub mod files;
 pub mod ids;
+pub mod links;
 pub mod presence;
 pub mod protocol;
 pub mod ratelimit;
 pub mod rooms;
 pub mod rules;
+pub mod users;
 
 pub use error::ApiError;

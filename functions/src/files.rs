@@ -11,9 +11,10 @@ use crate::tokens::authenticate;
 use serde::{Deserialize, Serialize};
 use tessera_core::files::{
     check_tus_resumable, download_headers, etag, if_none_match, new_upload, parse_range,
-    room_prefix, FileLimits, OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS,
-    TUS_VERSION,
+    room_prefix, FileInfo, FileLimits, OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS,
+    TUS_EXTENSIONS, TUS_VERSION,
 };
+use tessera_core::links::{sign, verify, LinkKey, LinkParams};
 use tessera_core::rooms::{can, require, Permission, Role};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, no_content, HttpResult};
@@ -228,36 +229,16 @@ pub async fn terminate(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response
     no_content()
 }
 
-/// A file as the API shows it.
-#[derive(Serialize, Deserialize)]
-pub struct FileRow {
-    pub id: String,
-    pub room_id: String,
-    uploader_id: String,
-    pub name: String,
-    pub content_type: Option<String>,
-    pub declared_type: String,
-    pub size: u64,
-    pub sha256: Option<String>,
-    status: String,
-    pub created_at: u64,
-    completed_at: Option<u64>,
-}
-
 const FILE_COLUMNS: &str = "f.id, f.room_id, f.uploader_id, f.name, f.content_type, f.declared_type, f.size, f.sha256, f.status, f.created_at, f.completed_at";
 
-/// A file and the caller's role in its room; 404 unless they are a member.
-pub async fn file_access(
-    ctx: &Ctx,
-    req: &Request,
-    id: &str,
-) -> HttpResult<(FileRow, Role, String)> {
-    let user_id = authenticate(ctx, req).await?;
+/// A finished file and `user_id`'s role in its room; 404 unless they are a
+/// member now.
+async fn file_for(ctx: &Ctx, id: &str, user_id: &str) -> HttpResult<(FileInfo, Role)> {
     #[derive(Deserialize)]
     struct Found {
         #[serde(flatten)]
-        file: FileRow,
-        role: String,
+        file: FileInfo,
+        role: Role,
     }
     let found: Found = ctx
         .db()?
@@ -266,11 +247,22 @@ pub async fn file_access(
              JOIN memberships m ON m.room_id = f.room_id AND m.user_id = ?2
              WHERE f.id = ?1 AND f.status = 'ready'"
         ))
-        .bind(&[arg(id), arg(&user_id)])?
+        .bind(&[arg(id), arg(user_id)])?
         .first(None)
         .await?
         .ok_or(ApiError::NotFound("file"))?;
-    Ok((found.file, found.role.parse()?, user_id))
+    Ok((found.file, found.role))
+}
+
+/// A file and the caller's role in its room; 404 unless they are a member.
+pub async fn file_access(
+    ctx: &Ctx,
+    req: &Request,
+    id: &str,
+) -> HttpResult<(FileInfo, Role, String)> {
+    let user_id = authenticate(ctx, req).await?;
+    let (file, role) = file_for(ctx, id, &user_id).await?;
+    Ok((file, role, user_id))
 }
 
 pub async fn get(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
@@ -280,7 +272,7 @@ pub async fn get(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
 
 #[derive(Serialize)]
 struct FileList {
-    files: Vec<FileRow>,
+    files: Vec<FileInfo>,
     next_cursor: Option<String>,
 }
 
@@ -289,7 +281,7 @@ pub async fn list(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response
     let user_id = authenticate(ctx, &req).await?;
     role_in(ctx, room_id, &user_id).await?;
     let page = page(&req)?;
-    let mut files: Vec<FileRow> = ctx
+    let mut files: Vec<FileInfo> = ctx
         .db()?
         .prepare(format!(
             "SELECT {FILE_COLUMNS} FROM files f
@@ -305,15 +297,49 @@ pub async fn list(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response
     json(200, &FileList { files, next_cursor })
 }
 
+fn link_key(ctx: &Ctx) -> HttpResult<LinkKey> {
+    Ok(LinkKey::derive(crate::tokens::secret(ctx)?.as_bytes()))
+}
+
+/// `POST /api/v1/files/{id}/link`: a signed link for the caller, for what
+/// cannot send a bearer header (see `tessera_core::links`).
+pub async fn link(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
+    let (file, _, user_id) = file_access(ctx, &req, id).await?;
+    json(200, &sign(&link_key(ctx)?, &file.id, &user_id, now_secs()))
+}
+
+/// The file a content request may read: by a signed link (for the person it
+/// was made for, while they are still a member of the file's room) or by the
+/// bearer token.
+async fn readable_file(
+    ctx: &Ctx,
+    req: &Request,
+    id: &str,
+    link: &LinkParams,
+) -> HttpResult<FileInfo> {
+    if !link.present() {
+        return Ok(file_access(ctx, req, id).await?.0);
+    }
+    let user_id = verify(&link_key(ctx)?, id, link, now_secs())?;
+    *ctx.user.borrow_mut() = Some(user_id.clone());
+    Ok(file_for(ctx, id, &user_id).await?.0)
+}
+
 /// `GET|HEAD /api/v1/files/{id}/content`: the bytes, streamed from R2.
+/// `?download=1` makes every type an attachment.
 pub async fn content(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
-    let (file, _, _) = file_access(ctx, &req, id).await?;
+    let url = req.url()?;
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let pairs = || pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let link = LinkParams::from_query(pairs());
+    let attachment = pairs().any(|(k, v)| k == "download" && v == "1");
+    let file = readable_file(ctx, &req, id, &link).await?;
     let content_type = file
         .content_type
         .unwrap_or_else(|| "application/octet-stream".into());
     let sha256 = file.sha256.unwrap_or_default();
     let headers = Headers::new();
-    for (name, value) in download_headers(&file.name, &content_type, &sha256) {
+    for (name, value) in download_headers(&file.name, &content_type, &sha256, attachment) {
         headers.set(name, &value)?;
     }
     if if_none_match(header(&req, "if-none-match")?.as_deref(), &etag(&sha256)) {

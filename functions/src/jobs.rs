@@ -8,7 +8,7 @@
 
 use crate::ai::{account, ask_checked, chain, record_in_room, require_budget};
 use crate::ctx::{arg, now_secs, read_json, Ctx};
-use crate::files::{file_access, FileRow};
+use crate::files::file_access;
 use crate::tokens::authenticate;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -19,6 +19,7 @@ use tessera_core::ai::analysis::{
 };
 use tessera_core::ai::providers::ProviderKind;
 use tessera_core::ai::{answered_by, CallRecord, Task};
+use tessera_core::files::FileInfo;
 use tessera_core::rooms::Role;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json as respond, HttpResult};
@@ -99,7 +100,7 @@ async fn save(env: &Env, job: &Job) -> HttpResult<()> {
 
 /// Checks that `user` may have `file` analysed now: a member (viewers do not
 /// spend the room's AI budget), a text-like file, budget left.
-async fn check(ctx: &Ctx, file: &FileRow, role: Role) -> HttpResult<()> {
+async fn check(ctx: &Ctx, file: &FileInfo, role: Role) -> HttpResult<()> {
     if role < Role::Member {
         return Err(ApiError::forbidden("viewers cannot start AI work").into());
     }
@@ -109,7 +110,7 @@ async fn check(ctx: &Ctx, file: &FileRow, role: Role) -> HttpResult<()> {
 }
 
 /// The file's running job, or a new one handed to the queue.
-async fn start(ctx: &Ctx, file: &FileRow, user_id: &str) -> HttpResult<(Job, bool)> {
+async fn start(ctx: &Ctx, file: &FileInfo, user_id: &str) -> HttpResult<(Job, bool)> {
     let db = ctx.db()?;
     let running: Option<JobRow> = db
         .prepare(format!(

@@ -14,6 +14,7 @@ mod oidc;
 mod room_object;
 mod rooms;
 mod tokens;
+mod users;
 mod workflows;
 
 use ctx::{arg, now_secs, Ctx};
@@ -91,6 +92,7 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::Logout => accounts::logout(ctx, req).await,
         Endpoint::GetMe => accounts::me(ctx, req).await,
         Endpoint::UpdateMe => accounts::update_me(ctx, req).await,
+        Endpoint::SearchUsers => users::search(ctx, req).await,
         Endpoint::ListRooms => rooms::list(ctx, req).await,
         Endpoint::CreateRoom => rooms::create(ctx, req).await,
         Endpoint::GetRoom => rooms::get(ctx, req, a).await,
@@ -126,6 +128,7 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::GetFile => files::get(ctx, req, a).await,
         Endpoint::FileContent | Endpoint::FileContentHead => files::content(ctx, req, a).await,
         Endpoint::DeleteFile => files::delete(ctx, req, a).await,
+        Endpoint::CreateFileLink => files::link(ctx, req, a).await,
         Endpoint::ListActions => workflows::list(ctx, req, a).await,
         Endpoint::GetState
         | Endpoint::RunAction

@@ -16,9 +16,10 @@ use worker::Request;
 /// Shorter secrets are refused: HS256 needs at least 256 bits of key.
 const MIN_SECRET_LEN: usize = 32;
 
-fn signing_key(ctx: &Ctx) -> HttpResult<HS256Key> {
+/// The deployment's secret, from which every key is made (tokens, file links).
+pub fn secret(ctx: &Ctx) -> HttpResult<String> {
     match ctx.var("JWT_SECRET") {
-        Some(s) if s.len() >= MIN_SECRET_LEN => Ok(HS256Key::from_bytes(s.as_bytes())),
+        Some(s) if s.len() >= MIN_SECRET_LEN => Ok(s),
         _ => Err(ApiError::Unavailable(
             "server is misconfigured: JWT_SECRET is not set (or shorter than 32 bytes); \
              set it with `wrangler secret put JWT_SECRET`"
@@ -26,6 +27,10 @@ fn signing_key(ctx: &Ctx) -> HttpResult<HS256Key> {
         )
         .into()),
     }
+}
+
+fn signing_key(ctx: &Ctx) -> HttpResult<HS256Key> {
+    Ok(HS256Key::from_bytes(secret(ctx)?.as_bytes()))
 }
 
 #[derive(Serialize)]
