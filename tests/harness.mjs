@@ -9,6 +9,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes, createHmac } from 'node:crypto';
 import { after } from 'node:test';
+import { checkResponse } from './openapi.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const JWT_SECRET = randomBytes(32).toString('hex');
@@ -110,6 +111,7 @@ export function randomIp() {
 /**
  * One API call. `body` objects are sent as JSON; `raw` is sent as is.
  * Returns { status, headers, body } with the JSON body parsed when there is one.
+ * Every answer is checked against core/openapi.json (status and schema).
  */
 export async function api(server, method, path, { token, body, raw, headers = {}, ip } = {}) {
   const h = { 'cf-connecting-ip': ip ?? randomIp(), ...headers };
@@ -123,6 +125,7 @@ export async function api(server, method, path, { token, body, raw, headers = {}
   const text = await res.text();
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch { json = text; }
+  checkResponse(method, path, res.status, res.headers.get('content-type'), json);
   return { status: res.status, headers: res.headers, body: json };
 }
 

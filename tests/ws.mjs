@@ -1,6 +1,8 @@
-// A small client for the room socket protocol, on the `ws` package.
+// A small client for the room socket protocol, on the `ws` package. Every
+// frame the server sends is checked against core/openapi.json.
 import WebSocket from 'ws';
 import { randomIp } from './harness.mjs';
+import { checkServerFrame } from './openapi.mjs';
 
 export function connect(server, roomId, token, { since, protocols, ip } = {}) {
   const q = new URLSearchParams();
@@ -40,6 +42,8 @@ export function connect(server, roomId, token, { since, protocols, ip } = {}) {
   });
   ws.on('message', (data, isBinary) => {
     const frame = isBinary ? { type: 'binary' } : JSON.parse(data.toString());
+    // A frame the document does not describe fails the test that saw it.
+    if (!isBinary) checkServerFrame(frame);
     client.frames.push(frame);
     client.waiters = client.waiters.filter((w) => {
       if (w.pred(frame)) { w.resolve(frame); return false; }
