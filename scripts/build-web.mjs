@@ -1,0 +1,200 @@
+// Builds the browser app: static/src → static/dist (wrangler's [assets]
+// directory; sources and node_modules are never published). esbuild bundles
+// with code splitting and content-hashed names, writes index.html with the
+// entry's preloads, copies static/public, and fails when a budget is broken.
+//
+//   node scripts/build-web.mjs            build when a source is newer than the last build
+//   node scripts/build-web.mjs --force    build anyway
+//   node scripts/build-web.mjs --watch    rebuild on change (npm run dev:web)
+//   node scripts/build-web.mjs --report   print every chunk's size (BENCHMARKS.md)
+import * as esbuild from 'esbuild';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const SRC = join(ROOT, 'static/src');
+const PUBLIC = join(ROOT, 'static/public');
+const DIST = join(ROOT, 'static/dist');
+const STAMP = join(DIST, '.build.json');
+const args = new Set(process.argv.slice(2));
+
+/**
+ * Gzipped budgets in bytes. The initial closure is what a first visit must
+ * load before the room list is interactive (docs/app.md has the 3G arithmetic);
+ * lazy chunks are named by their entry module.
+ */
+export const BUDGETS = {
+  initialJs: 60 * 1024,
+  css: 12 * 1024,
+  chunks: { files: 20 * 1024, manage: 12 * 1024 },
+  otherChunk: 8 * 1024,
+};
+
+const newest = (dir) => {
+  if (!existsSync(dir)) return 0;
+  let t = 0;
+  for (const name of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, name.name);
+    t = Math.max(t, name.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+};
+
+const upToDate = () => {
+  if (!existsSync(STAMP)) return false;
+  const built = statSync(STAMP).mtimeMs;
+  const inputs = [SRC, PUBLIC].map(newest);
+  inputs.push(...['package-lock.json', 'scripts/build-web.mjs', 'wrangler.toml'].map((f) => statSync(join(ROOT, f)).mtimeMs));
+  return inputs.every((t) => t < built);
+};
+
+/** Extra CSP `connect-src` origins: the OIDC issuer (the app fetches its discovery and token endpoints) and TESSERA_CONNECT_SRC. */
+function connectOrigins() {
+  const toml = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
+  const issuer = process.env.OIDC_ISSUER ?? /^OIDC_ISSUER\s*=\s*"([^"]*)"/m.exec(toml)?.[1] ?? '';
+  const extra = (process.env.TESSERA_CONNECT_SRC ?? '').split(/\s+/).filter(Boolean);
+  const origins = [];
+  for (const u of [issuer, ...extra]) {
+    if (!u) continue;
+    try { origins.push(new URL(u).origin); } catch { throw new Error(`not a URL for connect-src: ${u}`); }
+  }
+  return [...new Set(origins)];
+}
+
+const gz = (bytes) => gzipSync(bytes, { level: 9 }).length;
+
+/** Sizes per output file and the initial closure of the entry, from esbuild's metafile. */
+export function measure(metafile, outdir = DIST) {
+  const outputs = metafile.outputs;
+  const size = (f) => gz(readFileSync(join(ROOT, f)));
+  const entry = Object.keys(outputs).find((f) => outputs[f].entryPoint && f.endsWith('.js'));
+  const initial = new Set();
+  const walk = (f) => {
+    if (initial.has(f)) return;
+    initial.add(f);
+    for (const imp of outputs[f].imports) if (imp.kind === 'import-statement' && !imp.external) walk(imp.path);
+  };
+  walk(entry);
+  const chunks = [];
+  for (const [f, o] of Object.entries(outputs)) {
+    if (!/\.(js|css)$/.test(f)) continue;
+    const lazyEntry = Object.keys(o.inputs).map((i) => /views\/lazy\/([a-z-]+)\.tsx?$/.exec(i)?.[1]).find(Boolean);
+    chunks.push({
+      file: relative(outdir, join(ROOT, f)),
+      kind: f.endsWith('.css') ? 'css' : initial.has(f) ? 'initial' : 'lazy',
+      name: lazyEntry ?? null,
+      raw: o.bytes,
+      gzip: size(f),
+    });
+  }
+  return { entry, initial, chunks };
+}
+
+function checkBudgets(chunks) {
+  const failures = [];
+  const initialJs = chunks.filter((c) => c.kind === 'initial').reduce((n, c) => n + c.gzip, 0);
+  const css = chunks.filter((c) => c.kind === 'css').reduce((n, c) => n + c.gzip, 0);
+  if (initialJs > BUDGETS.initialJs) failures.push(`initial JS ${initialJs} B gz > ${BUDGETS.initialJs}`);
+  if (css > BUDGETS.css) failures.push(`CSS ${css} B gz > ${BUDGETS.css}`);
+  for (const c of chunks.filter((x) => x.kind === 'lazy')) {
+    const limit = c.name ? BUDGETS.chunks[c.name] ?? BUDGETS.otherChunk : BUDGETS.otherChunk;
+    if (c.gzip > limit) failures.push(`lazy chunk ${c.file} (${c.name ?? 'shared'}) ${c.gzip} B gz > ${limit}`);
+  }
+  return { initialJs, css, failures };
+}
+
+/** Writes index.html; returns the entry's URL, which names this build (an open tab compares it with version.json). */
+function writeIndex(metafile) {
+  const outputs = metafile.outputs;
+  const url = (f) => '/' + relative(DIST, join(ROOT, f)).split('\\').join('/');
+  const entry = Object.keys(outputs).find((f) => outputs[f].entryPoint && f.endsWith('.js'));
+  const css = outputs[entry].cssBundle;
+  const preloads = [];
+  const seen = new Set();
+  const walk = (f) => {
+    for (const imp of outputs[f].imports) {
+      if (imp.kind !== 'import-statement' || seen.has(imp.path)) continue;
+      seen.add(imp.path);
+      preloads.push(imp.path);
+      walk(imp.path);
+    }
+  };
+  walk(entry);
+  const head = [
+    css ? `<link rel="stylesheet" href="${url(css)}">` : '',
+    `<script type="module" src="${url(entry)}"></script>`,
+    ...preloads.map((p) => `<link rel="modulepreload" href="${url(p)}">`),
+  ].filter(Boolean).join('\n    ');
+  const html = readFileSync(join(SRC, 'index.html'), 'utf8')
+    .replace('<!-- assets -->', head);
+  writeFileSync(join(DIST, 'index.html'), html);
+  return url(entry);
+}
+
+async function build() {
+  const started = performance.now();
+  rmSync(DIST, { recursive: true, force: true });
+  mkdirSync(DIST, { recursive: true });
+  const result = await esbuild.build({
+    absWorkingDir: ROOT,
+    entryPoints: [join(SRC, 'main.tsx')],
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    minify: true,
+    sourcemap: 'linked',
+    target: ['es2022', 'chrome111', 'firefox115', 'safari16.4'],
+    jsx: 'automatic',
+    jsxImportSource: 'preact',
+    outdir: DIST,
+    entryNames: 'assets/[name]-[hash]',
+    chunkNames: 'assets/c/[name]-[hash]',
+    assetNames: 'assets/[name]-[hash]',
+    metafile: true,
+    legalComments: 'none',
+    define: { 'process.env.NODE_ENV': '"production"' },
+    logLevel: 'warning',
+  });
+  if (existsSync(PUBLIC)) cpSync(PUBLIC, DIST, { recursive: true });
+  const origins = connectOrigins();
+  if (origins.length) {
+    const headersFile = join(DIST, '_headers');
+    const text = readFileSync(headersFile, 'utf8').replace(/connect-src 'self'/, `connect-src 'self' ${origins.join(' ')}`);
+    writeFileSync(headersFile, text);
+  }
+  const entry = writeIndex(result.metafile);
+  writeFileSync(join(DIST, 'version.json'), JSON.stringify({ entry }) + '\n');
+  const { chunks } = measure(result.metafile);
+  const { initialJs, css, failures } = checkBudgets(chunks);
+  writeFileSync(STAMP, JSON.stringify({ entry, initialJs, css, chunks }, null, 2));
+  const kb = (n) => (n / 1024).toFixed(1);
+  console.log(`[build-web] ${entry} in ${(performance.now() - started).toFixed(0)} ms: initial JS ${kb(initialJs)} KiB gz (≤ ${kb(BUDGETS.initialJs)}), CSS ${kb(css)} KiB gz (≤ ${kb(BUDGETS.css)})`);
+  if (args.has('--report')) {
+    for (const c of chunks.sort((a, b) => a.kind.localeCompare(b.kind) || b.gzip - a.gzip)) {
+      console.log(`  ${c.kind.padEnd(7)} ${(c.name ?? '').padEnd(7)} ${kb(c.raw).padStart(7)} KiB  ${kb(c.gzip).padStart(6)} KiB gz  ${c.file}`);
+    }
+  }
+  if (failures.length) {
+    rmSync(STAMP, { force: true });
+    throw new Error(`over budget:\n  ${failures.join('\n  ')}`);
+  }
+}
+
+if (args.has('--watch')) {
+  let timer = null;
+  const rebuild = () => build().catch((e) => console.error(`[build-web] ${e.message}`));
+  await rebuild();
+  const { watch } = await import('node:fs');
+  for (const dir of [SRC, PUBLIC]) {
+    watch(dir, { recursive: true }, () => { clearTimeout(timer); timer = setTimeout(rebuild, 100); });
+  }
+} else if (args.has('--force') || args.has('--report') || !upToDate()) {
+  try {
+    await build();
+  } catch (e) {
+    console.error(`[build-web] ${e.message}`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,16 @@
+/**
+ * Boot: resume the session from the refresh cookie, render the app, and watch
+ * for a newer deploy. Module order matters only here; every store is a plain
+ * module that views read (views → state → realtime → api).
+ */
+import { render } from 'preact';
+import { start } from './api/auth';
+import { App } from './views/App';
+import { watchDeploys } from './state/version';
+import './styles/app.css';
+
+const root = document.getElementById('app')!;
+root.textContent = '';
+render(<App />, root);
+void start().then(() => performance.mark('tessera:session'));
+watchDeploys(import.meta.url);

@@ -1,0 +1,79 @@
+/**
+ * The rooms list with unread counts and mention badges. There is no per-user
+ * stream yet, so the list is re-read every 20 s while the tab is visible (and
+ * at once on focus); the open room's socket keeps its own entry current.
+ */
+import { computed, effect, signal } from '@preact/signals-core';
+import { api, ok, untyped } from '../api/client';
+import type { UserHit } from '../api/pending';
+import type { Room } from '../api/types';
+import { status } from '../api/auth';
+import { describe } from '../api/errors';
+import { visible } from '../realtime/net';
+
+export type { Room };
+export type Kind = 'group' | 'project' | 'direct';
+
+export const rooms = signal<readonly Room[]>([]);
+export const loaded = signal(false);
+export const listError = signal<string | null>(null);
+
+const POLL_MS = 20_000;
+let timer: ReturnType<typeof setInterval> | undefined;
+
+export async function refresh(): Promise<void> {
+  try {
+    const r = await ok(api.GET('/api/v1/rooms', { params: { query: { limit: 200 } } }));
+    rooms.value = (r as { rooms: Room[] }).rooms;
+    loaded.value = true;
+    listError.value = null;
+  } catch (e) {
+    listError.value = describe(e);
+  }
+}
+
+effect(() => {
+  clearInterval(timer);
+  if (status.value !== 'signed-in') {
+    rooms.value = [];
+    loaded.value = false;
+    return;
+  }
+  if (!visible.value) return;
+  void refresh();
+  timer = setInterval(() => void refresh(), POLL_MS);
+});
+
+export const byId = computed(() => new Map(rooms.value.map((r) => [r.id, r])));
+
+/** Updates one room in the list (the open room: read, renamed). */
+export function patch(id: string, p: Partial<Room>): void {
+  rooms.value = rooms.value.map((r) => (r.id === id ? { ...r, ...p } : r));
+}
+
+export function upsert(room: Room): void {
+  rooms.value = byId.value.has(room.id) ? rooms.value.map((r) => (r.id === room.id ? { ...r, ...room } : r)) : [room, ...rooms.value];
+}
+
+export function forget(id: string): void {
+  rooms.value = rooms.value.filter((r) => r.id !== id);
+}
+
+export async function create(kind: Kind, name: string, topic: string, members: string[] = []): Promise<Room> {
+  const body = kind === 'direct' ? { kind, members } : { kind, name, topic, members };
+  const room = (await ok(api.POST('/api/v1/rooms', { body: body as never }))) as Room;
+  upsert(room);
+  return room;
+}
+
+export async function get(id: string): Promise<Room> {
+  const room = (await ok(api.GET('/api/v1/rooms/{room_id}', { params: { path: { room_id: id } } }))) as Room;
+  upsert(room);
+  return room;
+}
+
+/** People to start a direct room with: those sharing a room with the caller, or an exact email. */
+export async function findPeople(q: string): Promise<UserHit[]> {
+  const r = await untyped<{ users: UserHit[] }>('GET', `/api/v1/users?q=${encodeURIComponent(q)}`);
+  return r.users;
+}

@@ -1,0 +1,170 @@
+/**
+ * The message list: day separators, the "New messages" line from the server's
+ * read marker, pending and failed messages at the end, history paging on
+ * scroll-up with the scroll position kept, and read marking while the newest
+ * message is in view.
+ */
+import { useSignal } from '@preact/signals';
+import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
+import { dayLabel, names } from '../../lib/format';
+import type { Message, Role } from '../../realtime/protocol';
+import type { RoomSession } from '../../realtime/room';
+import { atLeast, type Member } from '../../state/room-admin';
+import { read, unreadAfter } from '../../state/session';
+import { Icon } from '../ui/Icon';
+import { ArrowDown } from '../icons';
+import type { Person } from './Body';
+import { MessageItem, PendingItem } from './MessageItem';
+
+const NEAR_PX = 120;
+const GROUP_MS = 5 * 60_000;
+
+interface Props {
+  s: RoomSession;
+  people: ReadonlyMap<string, Person>;
+  members: readonly Member[];
+  me: string;
+  role: Role | null;
+  writable: boolean;
+  onReply(id: number): void;
+  onEdit(id: number, body: string): void;
+}
+
+export function Timeline({ s, people, members, me, role, writable, onReply, onEdit }: Props) {
+  const ref = useRef<HTMLDivElement>(null);
+  const atBottom = useRef(true);
+  const anchor = useRef<{ first: number; height: number; top: number } | null>(null);
+  const placed = useRef(false);
+  const below = useSignal(0);
+  const messages = s.timeline.messages.value;
+  const outgoing = s.outgoing.value;
+  const hasNewer = s.timeline.hasNewer.value;
+  const line = unreadAfter.value;
+  const firstUnread = line === null ? undefined : messages.find((m) => m.seq > line && m.author !== me);
+  const lastSeen = useRef(0);
+
+  // Keep the view still when older messages are added above, and follow the end when at the bottom.
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const a = anchor.current;
+    if (a && messages[0] && messages[0].id !== a.first) {
+      el.scrollTop = el.scrollHeight - a.height + a.top;
+      anchor.current = null;
+      return;
+    }
+    if (!placed.current && s.timeline.loaded && messages.length) {
+      placed.current = true;
+      const target = firstUnread && el.querySelector<HTMLElement>('.unread-line');
+      if (target) {
+        el.scrollTop = target.offsetTop - el.clientHeight / 3;
+        atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_PX;
+      } else {
+        el.scrollTop = el.scrollHeight;
+      }
+      return;
+    }
+    if (atBottom.current) el.scrollTop = el.scrollHeight;
+  }, [messages, outgoing.length]);
+
+  // New messages from others while scrolled up: count them for the "jump" button.
+  useEffect(() => {
+    const last = messages.at(-1);
+    if (!last) return;
+    if (atBottom.current && document.visibilityState === 'visible') {
+      below.value = 0;
+      if (last.seq > lastSeen.current) { lastSeen.current = last.seq; read(s.timeline.lastSeq); }
+    } else if (last.seq > lastSeen.current && last.author !== me) {
+      below.value = messages.filter((m) => m.seq > lastSeen.current && m.author !== me).length;
+    }
+  }, [messages]);
+
+  useEffect(() => {
+    const onVisible = () => { if (document.visibilityState === 'visible' && atBottom.current) read(s.timeline.lastSeq); };
+    document.addEventListener('visibilitychange', onVisible);
+    return () => document.removeEventListener('visibilitychange', onVisible);
+  }, [s]);
+
+  const onScroll = () => {
+    const el = ref.current!;
+    atBottom.current = !hasNewer && el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_PX;
+    if (atBottom.current && below.value) {
+      below.value = 0;
+      lastSeen.current = messages.at(-1)?.seq ?? 0;
+      read(s.timeline.lastSeq);
+    }
+    if (el.scrollTop < 400 && s.timeline.hasOlder.value && !s.loadingOlder.value && messages[0]) {
+      anchor.current = { first: messages[0].id, height: el.scrollHeight, top: el.scrollTop };
+      void s.loadOlder();
+    }
+    if (hasNewer && el.scrollHeight - el.scrollTop - el.clientHeight < 400) void s.loadNewer();
+  };
+
+  const jumpToUnread = async () => {
+    if (line === null) return;
+    await s.reveal(line + 1);
+    requestAnimationFrame(() => ref.current?.querySelector<HTMLElement>('.unread-line')?.scrollIntoView({ block: 'center' }));
+  };
+  const jumpToLatest = async () => {
+    await s.jumpToLatest();
+    atBottom.current = true;
+    below.value = 0;
+    requestAnimationFrame(() => { const el = ref.current; if (el) el.scrollTop = el.scrollHeight; });
+  };
+  const unreadAbove = line !== null && (messages[0]?.seq ?? 0) > line + 1 && s.timeline.hasOlder.value;
+
+  const authors = new Map(members.map((m) => [m.user_id, m.display_name]));
+  const mineLast = [...messages].reverse().find((m) => m.author === me && !m.deleted);
+  const seen = mineLast ? s.seenBy(mineLast.seq).map((u) => authors.get(u) ?? s.presence.value.get(u)?.display_name ?? 'someone') : [];
+  const moderator = atLeast(role, 'admin');
+
+  const items = [];
+  let prev: Message | undefined;
+  for (const m of messages) {
+    const newDay = !prev || new Date(prev.created_at).toDateString() !== new Date(m.created_at).toDateString();
+    if (newDay) items.push(<div key={`d${m.id}`} class="day" role="separator" aria-label={dayLabel(m.created_at)}><span>{dayLabel(m.created_at)}</span></div>);
+    const isFirstUnread = m === firstUnread;
+    if (isFirstUnread) items.push(<div key="unread" class="unread-line" role="separator" aria-label="New messages"><span>New messages</span></div>);
+    const compact = !newDay && !isFirstUnread && !!prev && prev.author === m.author && !prev.deleted && m.created_at - prev.created_at < GROUP_MS && m.reply_to === null;
+    items.push(
+      <MessageItem
+        key={m.id}
+        m={m}
+        compact={compact}
+        quoted={m.reply_to !== null ? s.timeline.get(m.reply_to) ?? null : null}
+        me={me}
+        people={people}
+        mayWrite={writable}
+        mayDelete={writable && (m.author === me || moderator)}
+        seenBy={m === mineLast && seen.length ? names(seen) : null}
+        job={s.jobs.value}
+        s={s}
+        onReply={onReply}
+        onEdit={onEdit}
+      />,
+    );
+    prev = m;
+  }
+
+  return (
+    <div class="timeline-wrap">
+      {unreadAbove && (
+        <button type="button" class="jump top" onClick={jumpToUnread}>Jump to first unread</button>
+      )}
+      <div ref={ref} class="timeline" role="log" aria-label="Messages" tabIndex={0} onScroll={onScroll}>
+        {s.loadingOlder.value && <p class="muted small center" role="status">Loading older messages…</p>}
+        {s.timeline.loaded && !s.timeline.hasOlder.value && (
+          <p class="muted small center start">This is the start of the room.</p>
+        )}
+        {!s.timeline.loaded && <p class="muted small center" role="status">Loading messages…</p>}
+        {items}
+        {!hasNewer && outgoing.map((e) => <PendingItem key={e.client_msg_id} e={e} s={s} me={me} people={people} />)}
+      </div>
+      {(below.value > 0 || hasNewer) && (
+        <button type="button" class="jump bottom" onClick={jumpToLatest}>
+          <Icon node={ArrowDown} size={16} /> {below.value > 0 ? `${below.value} new ${below.value === 1 ? 'message' : 'messages'}` : 'Jump to latest'}
+        </button>
+      )}
+    </div>
+  );
+}

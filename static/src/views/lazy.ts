@@ -1,0 +1,34 @@
+/**
+ * The lazy chunks: files (uploads with tus, the files panel) and manage
+ * (members, invites, room settings, the account). Each loads on first use and
+ * is prefetched when the browser is idle after a room opens.
+ */
+import { signal } from '@preact/signals';
+import { lazy } from '../state/version';
+import { fail } from '../state/toasts';
+
+export type FilesChunk = typeof import('./lazy/files');
+export type ManageChunk = typeof import('./lazy/manage');
+
+export const filesChunk = signal<FilesChunk | null>(null);
+export const manageChunk = signal<ManageChunk | null>(null);
+
+let files: Promise<FilesChunk> | null = null;
+let manage: Promise<ManageChunk> | null = null;
+
+export function loadFiles(): Promise<FilesChunk> {
+  files ??= lazy(() => import('./lazy/files')).then((m) => (filesChunk.value = m));
+  files.catch((e) => { files = null; fail(e); });
+  return files;
+}
+
+export function loadManage(): Promise<ManageChunk> {
+  manage ??= lazy(() => import('./lazy/manage')).then((m) => (manageChunk.value = m));
+  manage.catch((e) => { manage = null; fail(e); });
+  return manage;
+}
+
+export function prefetch(): void {
+  const idle = (window as { requestIdleCallback?: (cb: () => void) => void }).requestIdleCallback ?? ((cb: () => void) => setTimeout(cb, 1500));
+  idle(() => { void loadFiles().catch(() => undefined); void loadManage().catch(() => undefined); });
+}

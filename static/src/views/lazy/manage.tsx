@@ -1,0 +1,231 @@
+/**
+ * The manage chunk: the members panel (roles, promote/demote/remove within
+ * one's rights), invites by link (role, uses, expiry; revoke), room settings
+ * (rename, topic, archive, delete, leave) and the account dialog (display
+ * name, sign out, sign out everywhere).
+ */
+import { useSignal, type Signal } from '@preact/signals';
+import { signOut, updated, user } from '../../api/auth';
+import { api, ok } from '../../api/client';
+import { describe } from '../../api/errors';
+import type { Role } from '../../realtime/protocol';
+import type { RoomSession } from '../../realtime/room';
+import { archive, atLeast, grantable, invite, leave, manages, members as loadMembers, remove, removeMember, revokeInvite, setRole, update, type Invite, type Member } from '../../state/room-admin';
+import type { Room } from '../../state/rooms';
+import { navigate } from '../../state/route';
+import { say } from '../../state/toasts';
+import { Avatar } from '../rooms/AccountButton';
+import { Dialog } from '../ui/Dialog';
+import { Icon } from '../ui/Icon';
+import { Copy, LogOut, X } from '../icons';
+import type { Panel } from '../chat/RoomView';
+
+interface PanelProps {
+  which: Exclude<Panel, 'files' | null>;
+  s: RoomSession;
+  room: Room | null;
+  members: Signal<Member[]>;
+  role: Role | null;
+  onClose: () => void;
+}
+
+const TITLES = { members: 'Members', invite: 'Invite people', settings: 'Room settings' } as const;
+
+export function RoomPanel(p: PanelProps) {
+  return (
+    <aside class="panel" aria-labelledby="panel-title">
+      <header class="panel-head">
+        <h2 id="panel-title">{TITLES[p.which]}</h2>
+        <button type="button" class="icon-btn" aria-label={`Close ${TITLES[p.which].toLowerCase()}`} onClick={p.onClose}><Icon node={X} /></button>
+      </header>
+      {p.which === 'members' ? <Members {...p} /> : p.which === 'invite' ? <Invites {...p} /> : <Settings {...p} />}
+    </aside>
+  );
+}
+
+function Members({ s, members, role, room }: PanelProps) {
+  const me = user.value!.id;
+  const error = useSignal<string | null>(null);
+  const reload = () => loadMembers(s.roomId).then((m) => { members.value = m; });
+  const act = async (fn: () => Promise<unknown>) => {
+    error.value = null;
+    try { await fn(); await reload(); } catch (e) { error.value = describe(e); }
+  };
+  const fixed = room?.kind === 'direct';
+  return (
+    <>
+      {error.value && <p class="error small" role="alert">{error.value}</p>}
+      <ul class="members">
+        {members.value.map((m) => {
+          const status = m.user_id === me ? 'online' : s.presence.value.get(m.user_id)?.status ?? 'offline';
+          const canChange = !fixed && m.user_id !== me && manages(role, m.role as Role);
+          return (
+            <li key={m.user_id} class="member">
+              <Avatar id={m.user_id} name={m.display_name} />
+              <span class="member-name">
+                {m.display_name}{m.user_id === me ? ' (you)' : ''}
+                <span class={`presence ${status}`}>{status}</span>
+              </span>
+              {canChange ? (
+                <>
+                  <select aria-label={`Role of ${m.display_name}`} value={m.role} onChange={(e) => void act(() => setRole(s.roomId, m.user_id, e.currentTarget.value as Role))}>
+                    {[...new Set([m.role as Role, ...grantable(role)])].map((r) => <option key={r} value={r}>{r}</option>)}
+                  </select>
+                  <button type="button" class="icon-btn" aria-label={`Remove ${m.display_name}`} onClick={() => void act(() => removeMember(s.roomId, m.user_id))}><Icon node={X} size={16} /></button>
+                </>
+              ) : <span class="role muted small">{m.role}</span>}
+            </li>
+          );
+        })}
+      </ul>
+    </>
+  );
+}
+
+const EXPIRY = [
+  { label: '1 hour', secs: 3600 },
+  { label: '1 day', secs: 86_400 },
+  { label: '7 days', secs: 7 * 86_400 },
+  { label: '30 days', secs: 30 * 86_400 },
+];
+
+function Invites({ s, role }: PanelProps) {
+  const made = useSignal<Invite[]>([]);
+  const error = useSignal<string | null>(null);
+  const roles = grantable(role).filter((r) => r !== 'owner');
+  const create = async (e: Event) => {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget as HTMLFormElement);
+    error.value = null;
+    try {
+      const inv = await invite(s.roomId, String(f.get('role')) as Role, Number(f.get('uses')), Number(f.get('expiry')));
+      made.value = [inv, ...made.value];
+    } catch (err) {
+      error.value = describe(err);
+    }
+  };
+  const url = (code: string) => `${location.origin}/invite/${code}`;
+  return (
+    <>
+      <form class="form" onSubmit={create}>
+        <label>Role<select name="role">{roles.map((r) => <option key={r} value={r} selected={r === 'member'}>{r}</option>)}</select></label>
+        <label>Uses<input name="uses" type="number" min={1} max={1000} value={1} required /></label>
+        <label>Expires after<select name="expiry">{EXPIRY.map((x) => <option key={x.secs} value={x.secs} selected={x.secs === 7 * 86_400}>{x.label}</option>)}</select></label>
+        {error.value && <p class="error small" role="alert">{error.value}</p>}
+        <button type="submit" class="btn primary">Create invite link</button>
+      </form>
+      <ul class="invites">
+        {made.value.map((i) => (
+          <li key={i.code} class="invite">
+            <label>Invite link ({i.role}, {i.max_uses} {i.max_uses === 1 ? 'use' : 'uses'})
+              <input readOnly value={url(i.code!)} onFocus={(e) => e.currentTarget.select()} />
+            </label>
+            <div class="row">
+              <button type="button" class="btn small" onClick={() => navigator.clipboard.writeText(url(i.code!)).then(() => say('Invite link copied.'), () => say('Copy the link from the box.'))}>
+                <Icon node={Copy} size={14} /> Copy link
+              </button>
+              <button type="button" class="btn small" onClick={() => revokeInvite(i.code!).then(() => { made.value = made.value.filter((x) => x.code !== i.code); say('Invite revoked.'); }, (e) => { error.value = describe(e); })}>
+                Revoke
+              </button>
+            </div>
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
+function Settings({ s, room, role }: PanelProps) {
+  const me = user.value!.id;
+  const error = useSignal<string | null>(null);
+  const admin = atLeast(role, 'admin') && !s.archived.value;
+  const save = async (e: Event) => {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget as HTMLFormElement);
+    try {
+      await update(s.roomId, String(f.get('name')).trim(), String(f.get('topic')).trim());
+      say('Room saved.');
+    } catch (err) {
+      error.value = describe(err);
+    }
+  };
+  const run = async (fn: () => Promise<unknown>, then?: () => void) => {
+    error.value = null;
+    try { await fn(); then?.(); } catch (err) { error.value = describe(err); }
+  };
+  return (
+    <div class="settings">
+      {error.value && <p class="error small" role="alert">{error.value}</p>}
+      {admin && room && (
+        <form class="form" onSubmit={save}>
+          <label>Name<input name="name" defaultValue={room.name} required maxLength={100} /></label>
+          <label>Topic<textarea name="topic" defaultValue={room.topic} maxLength={500} rows={3} /></label>
+          <button type="submit" class="btn primary">Save</button>
+        </form>
+      )}
+      {s.archived.value && <p class="muted">This room is archived: it stays readable, and nothing in it can change.</p>}
+      {role === 'owner' && !s.archived.value && room?.kind !== 'direct' && (
+        <button type="button" class="btn" onClick={() => void run(() => archive(s.roomId), () => { s.archived.value = true; say('Room archived.'); })}>Archive room</button>
+      )}
+      {room?.kind !== 'direct' && (
+        <button type="button" class="btn" onClick={() => void run(() => leave(s.roomId, me), () => navigate('/'))}>Leave room</button>
+      )}
+      {role === 'owner' && (
+        <DeleteRoom name={room?.name ?? ''} onDelete={() => run(() => remove(s.roomId), () => navigate('/'))} />
+      )}
+    </div>
+  );
+}
+
+function DeleteRoom({ name, onDelete }: { name: string; onDelete: () => Promise<void> }) {
+  const asking = useSignal(false);
+  return (
+    <>
+      <button type="button" class="btn danger" onClick={() => { asking.value = true; }}>Delete room</button>
+      {asking.value && (
+        <Dialog title={`Delete ${name}?`} onClose={() => { asking.value = false; }}>
+          <p>Its messages, documents and files are deleted for everyone. This cannot be undone.</p>
+          <div class="row end">
+            <button type="button" class="btn" onClick={() => { asking.value = false; }}>Cancel</button>
+            <button type="button" class="btn danger" onClick={() => { asking.value = false; void onDelete(); }}>Delete room</button>
+          </div>
+        </Dialog>
+      )}
+    </>
+  );
+}
+
+export function Account({ onClose }: { onClose: () => void }) {
+  const u = user.value!;
+  const error = useSignal<string | null>(null);
+  const save = async (e: Event) => {
+    e.preventDefault();
+    const name = String(new FormData(e.currentTarget as HTMLFormElement).get('name')).trim();
+    try {
+      updated(await ok(api.PATCH('/api/v1/me', { body: { display_name: name } })));
+      say('Name saved.');
+    } catch (err) {
+      error.value = describe(err);
+    }
+  };
+  const out = async (everywhere: boolean) => {
+    onClose();
+    const confirmed = await signOut(everywhere);
+    if (!confirmed) say('Signed out on this device; the server could not be reached to end the session.', 'error');
+    navigate('/');
+  };
+  return (
+    <Dialog title="Your account" onClose={onClose}>
+      <form class="form" onSubmit={save}>
+        <label>Display name<input name="name" defaultValue={u.display_name} required maxLength={64} /></label>
+        {u.email && <p class="muted small">Signed in as {u.email}</p>}
+        {error.value && <p class="error small" role="alert">{error.value}</p>}
+        <button type="submit" class="btn primary">Save name</button>
+      </form>
+      <div class="row">
+        <button type="button" class="btn" onClick={() => void out(false)}><Icon node={LogOut} /> Sign out</button>
+        <button type="button" class="btn" onClick={() => void out(true)}>Sign out everywhere</button>
+      </div>
+    </Dialog>
+  );
+}

@@ -1,0 +1,56 @@
+/** The rooms of the signed-in person, with unread counts and mention badges. */
+import { useSignal } from '@preact/signals';
+import { listError, loaded, rooms, type Room } from '../../state/rooms';
+import { follow, route } from '../../state/route';
+import { Icon } from '../ui/Icon';
+import { AtSign, Hash, MessageSquarePlus, UserIcon, Users } from '../icons';
+import { NewRoom } from './NewRoom';
+
+export function roomIcon(kind: string) {
+  return kind === 'direct' ? UserIcon : kind === 'project' ? Users : Hash;
+}
+
+function Badges({ r }: { r: Room }) {
+  const unread = r.unread ?? 0;
+  const mentions = r.mentions ?? 0;
+  return (
+    <>
+      {mentions > 0 && <span class="badge mention-badge" aria-label={`${mentions} ${mentions === 1 ? 'mention' : 'mentions'}`}><Icon node={AtSign} size={12} />{mentions}</span>}
+      {unread > 0 && <span class="badge" aria-label={`${unread} unread`}>{unread > 99 ? '99+' : unread}</span>}
+    </>
+  );
+}
+
+export function RoomList() {
+  const creating = useSignal(false);
+  const r = route.value;
+  const current = r.name === 'room' ? r.id : null;
+  return (
+    <nav class="rooms" aria-label="Your rooms">
+      <button type="button" class="btn new-room" onClick={() => { creating.value = true; }}>
+        <Icon node={MessageSquarePlus} /> New room
+      </button>
+      {listError.value && <p class="error small" role="alert">{listError.value}</p>}
+      {!loaded.value && !listError.value && <p class="muted small" role="status">Loading rooms…</p>}
+      {loaded.value && rooms.value.length === 0 && <p class="muted small">No rooms yet. Create one, or open an invite link.</p>}
+      <ul>
+        {rooms.value.map((room) => (
+          <li key={room.id}>
+            <a
+              href={`/rooms/${room.id}`}
+              onClick={follow}
+              class={`room-link${(room.unread ?? 0) > 0 ? ' unread' : ''}`}
+              aria-current={room.id === current ? 'page' : undefined}
+            >
+              <Icon node={roomIcon(room.kind)} size={16} />
+              <span class="room-name">{room.name}</span>
+              <Badges r={room} />
+            </a>
+          </li>
+        ))}
+      </ul>
+      <p class="muted small hint-keys"><kbd>Ctrl</kbd> <kbd>K</kbd> to switch rooms</p>
+      {creating.value && <NewRoom onClose={() => { creating.value = false; }} />}
+    </nav>
+  );
+}

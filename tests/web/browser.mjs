@@ -1,0 +1,130 @@
+// Browser tests' harness: one wrangler dev (tests/harness.mjs) and one headless
+// Chromium per test file, one browser context per person (own storage, own
+// client IP against the rate limits). Pages fail their test on any page error
+// or console error; screenshots go to .tessera/screenshots/.
+import { chromium } from 'playwright-core';
+import AxeBuilder from '@axe-core/playwright';
+import { after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, randomIp, startServer } from '../harness.mjs';
+
+export const SHOTS = join(ROOT, '.tessera/screenshots');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium-headless-shell';
+
+/** Starts the Worker and a browser for this file; both stop when the file's tests end. */
+export async function setup(options) {
+  const [server, browser] = await Promise.all([
+    startServer(options),
+    chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'] }),
+  ]);
+  after(() => browser.close());
+  return { server, browser };
+}
+
+let people = 0;
+
+/**
+ * A person: a browser context with its own IP and a page on the app.
+ * `errors` collects page errors and console errors; `check()` asserts none.
+ */
+export async function person(browser, server, name, { width = 1280, height = 800, colorScheme = 'light' } = {}) {
+  const context = await browser.newContext({
+    baseURL: server.url,
+    viewport: { width, height },
+    colorScheme,
+    locale: 'en-US',
+    timezoneId: 'UTC',
+    reducedMotion: 'reduce',
+    extraHTTPHeaders: { 'cf-connecting-ip': randomIp() },
+  });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    const text = m.text();
+    // The browser logs refused requests and dropped sockets that the tests cause on purpose.
+    if (/Failed to load resource|WebSocket connection to|net::ERR_INTERNET_DISCONNECTED/.test(text)) return;
+    errors.push(`console: ${text}`);
+  });
+  people += 1;
+  const email = `${name.toLowerCase()}-${Date.now()}-${people}@example.org`;
+  return {
+    name,
+    email,
+    password: 'correct horse battery',
+    context,
+    page,
+    errors,
+    check() {
+      assert.deepEqual(errors, [], `${name}'s page had errors`);
+    },
+  };
+}
+
+/** Registers through the form and waits for the signed-in shell. */
+export async function registerInUi(p) {
+  const { page } = p;
+  if (!page.url().startsWith('http')) await page.goto('/');
+  await page.getByRole('tab', { name: 'Create account' }).click();
+  await page.getByLabel('Display name').fill(p.name);
+  await page.getByLabel('Email').fill(p.email);
+  await page.getByLabel('Password').fill(p.password);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByRole('navigation', { name: 'Your rooms' }).waitFor();
+}
+
+/** Creates a group room through the dialog and waits until it is open. */
+export async function createRoom(p, name, kind = 'Group') {
+  const { page } = p;
+  await page.getByRole('button', { name: 'New room' }).click();
+  const dialog = page.getByRole('dialog', { name: 'New room' });
+  await dialog.getByRole('radio', { name: new RegExp(kind) }).check();
+  await dialog.getByLabel('Name').fill(name);
+  await dialog.getByRole('button', { name: 'Create room' }).click();
+  await page.getByRole('heading', { level: 1, name }).waitFor();
+  return page.url().split('/rooms/')[1];
+}
+
+/** The room's message log. */
+export const log = (page) => page.getByRole('log', { name: 'Messages' });
+
+/** Types and sends a message with Enter. */
+export async function send(page, text) {
+  const box = page.getByRole('textbox', { name: /^Message / });
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+/** An axe scan; fails on serious or critical violations (names them). */
+export async function axe(page, label) {
+  const r = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
+  const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')})`), [], `axe on ${label}`);
+}
+
+/** A screenshot at the page's current size and scheme, into .tessera/screenshots/. */
+export async function shot(page, name) {
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), animations: 'disabled', caret: 'hide' });
+}
+
+/**
+ * Screenshots and axe scans of the current view at 390 px and 1280 px, light
+ * and dark. The page keeps its state; only viewport and scheme change.
+ */
+export async function views(page, name, { scan = true } = {}) {
+  const size = page.viewportSize();
+  for (const [w, h] of [[1280, 800], [390, 844]]) {
+    await page.setViewportSize({ width: w, height: h });
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await shot(page, `${name}-${w}-${scheme}`);
+      if (scan) await axe(page, `${name} ${w}px ${scheme}`);
+    }
+  }
+  await page.setViewportSize(size);
+  await page.emulateMedia({ colorScheme: 'light' });
+}
