@@ -35,6 +35,17 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm install --no-audit --no-fund
 fi
 
+# The browser tests drive Debian's headless Chromium (Playwright cannot download
+# browsers here); the emoji font keeps reactions from rendering as boxes.
+missing=()
+[ -x /usr/bin/chromium-headless-shell ] || missing+=(chromium-headless-shell)
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]} (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
 # Local-only secrets for wrangler dev; deployed Workers get theirs from
 # `wrangler secret put` and refuse to serve without them.
 if [ ! -f .dev.vars ]; then

@@ -16,6 +16,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p tessera-functions --target wasm32-unknown-unknown -- -D warnings
 step "cargo test"
 cargo test --workspace
+step "browser app: API types, tsc, build with budgets"
+node scripts/gen-api.mjs --check
+tsc -p static
+node scripts/build-web.mjs --force
 step "build the Worker"
 bash scripts/build.sh
 step "wrangler deploy --dry-run"
@@ -24,3 +28,5 @@ wrangler deploy --dry-run --outdir .tessera/dry-run
 node scripts/bundle-size.mjs .tessera/dry-run
 step "integration tests (workerd)"
 node --test --test-concurrency=1 tests/*.test.mjs
+step "browser tests (headless Chromium)"
+node --test --test-concurrency=1 tests/web/*.test.mjs

@@ -12,6 +12,28 @@ const ada = await person(browser, server, 'Ada');
 const bob = await person(browser, server, 'Bob');
 let roomId;
 
+// Bob's room sockets pass through a switch: `drop()` closes them and refuses
+// new ones (the network is gone), `restore()` lets them through again.
+const bobNet = { blocked: false, open: new Set() };
+await bob.page.routeWebSocket(/\/api\/v1\/rooms\/[^/]+\/ws/, (ws) => {
+  if (bobNet.blocked) {
+    ws.close({ code: 4000, reason: 'test: offline' });
+    return;
+  }
+  ws.connectToServer();
+  bobNet.open.add(ws);
+});
+async function drop() {
+  bobNet.blocked = true;
+  await bob.context.setOffline(true);
+  for (const ws of bobNet.open) await ws.close({ code: 4000, reason: 'test: dropped' });
+  bobNet.open.clear();
+}
+async function restore() {
+  bobNet.blocked = false;
+  await bob.context.setOffline(false);
+}
+
 /** The bodies of the messages in a page's log, in order (delivered ones only). */
 const bodies = (page) => log(page).locator('article:not(.pending) .body').allInnerTexts();
 
@@ -45,4 +67,100 @@ test('messages flow both ways live', async () => {
   await ada.page.getByRole('button', { name: 'Close members' }).click();
   ada.check();
   bob.check();
+});
+
+test('a dropped socket resumes with exactly the missed messages, once, in order', async () => {
+  const before = await bodies(bob.page);
+  await drop();
+  await bob.page.getByRole('status').filter({ hasText: 'You are offline' }).waitFor();
+  const five = [1, 2, 3, 4, 5].map((i) => `missed message ${i}`);
+  for (const text of five) await send(ada.page, text);
+  await log(ada.page).locator('article:not(.pending)', { hasText: 'missed message 5' }).waitFor();
+  await log(ada.page).locator('article.pending').waitFor({ state: 'detached' });
+  assert.deepEqual(await bodies(bob.page), before, 'nothing arrives while the socket is down');
+  await restore();
+  await log(bob.page).getByText('missed message 5').waitFor();
+  assert.deepEqual(await bodies(bob.page), [...before, ...five]);
+  const seqs = (await log(bob.page).locator('article[data-seq]').evaluateAll((els) => els.map((e) => Number(e.dataset.seq))));
+  assert.equal(new Set(seqs).size, seqs.length, 'no message twice');
+  assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'in order');
+});
+
+test('a message sent offline shows as pending and is delivered on reconnect', async () => {
+  await drop();
+  await send(bob.page, 'written on the train');
+  const pending = log(bob.page).getByRole('article', { name: 'Message sending' });
+  await pending.getByText('written on the train').waitFor();
+  await bob.page.getByRole('status').filter({ hasText: '1 message waits to be sent' }).waitFor();
+  await views(bob.page, 'room-offline', { scan: false });
+  await restore();
+  await log(ada.page).getByText('written on the train').waitFor();
+  await pending.waitFor({ state: 'detached' });
+  assert.equal(await log(ada.page).getByText('written on the train').count(), 1);
+  assert.equal(await log(bob.page).getByText('written on the train').count(), 1);
+});
+
+/** A delivered message in a page's log, by its text. */
+const message = (page, text) => log(page).locator('article:not(.pending)').filter({ hasText: text });
+
+test('a reply, a reaction, an edit and a delete reach the other side', async () => {
+  await send(ada.page, 'Ship on Friday?');
+  const question = message(bob.page, 'Ship on Friday?');
+  await question.hover();
+  await question.getByRole('button', { name: 'Reply' }).click();
+  await bob.page.getByText('Replying to Ada').waitFor();
+  await send(bob.page, 'Friday works');
+  const reply = message(ada.page, 'Friday works');
+  await reply.getByRole('button', { name: /Ada Ship on Friday\?/ }).waitFor();
+
+  await reply.hover();
+  await reply.getByRole('button', { name: 'Add reaction' }).click();
+  await reply.getByRole('button', { name: 'React with 👍' }).click();
+  await message(bob.page, 'Friday works').getByRole('button', { name: '👍 1' }).waitFor();
+
+  // ↑ in the empty composer edits one's last message.
+  const box = ada.page.getByRole('textbox', { name: /^Message / });
+  await box.click();
+  await box.press('ArrowUp');
+  const edit = ada.page.getByRole('textbox', { name: 'Edit message' });
+  await edit.fill('Ship on Monday?');
+  await edit.press('Enter');
+  const edited = message(bob.page, 'Ship on Monday?');
+  await edited.getByText('(edited)').waitFor();
+
+  const mine = message(bob.page, 'Friday works');
+  await mine.hover();
+  await mine.getByRole('button', { name: 'Delete' }).click();
+  await bob.page.getByRole('dialog', { name: 'Delete this message?' }).getByRole('button', { name: 'Delete message' }).click();
+  await log(ada.page).getByText('This message was deleted.').waitFor();
+  assert.equal(await log(ada.page).getByText('Friday works').count(), 0);
+  ada.check();
+  bob.check();
+});
+
+test('typing shows on the other side; @ offers members and the AI', async () => {
+  const box = bob.page.getByRole('textbox', { name: /^Message / });
+  await box.pressSequentially('Thanks @ad');
+  await ada.page.getByText('Bob is typing…').waitFor();
+  const list = bob.page.getByRole('listbox', { name: 'People to mention' });
+  await list.getByRole('option', { name: /@ada/ }).waitFor();
+  await box.press('Enter');
+  assert.equal(await box.inputValue(), 'Thanks @ada ');
+  await box.pressSequentially('and @a');
+  await list.getByRole('option', { name: /@ai/ }).waitFor();
+  await box.press('Escape');
+  await box.fill('Thanks @ada, see you Monday');
+  await box.press('Enter');
+  await message(ada.page, 'see you Monday').locator('.mention.me', { hasText: '@ada' }).waitFor();
+});
+
+test('Ctrl+K switches rooms by name', async () => {
+  await createRoom(ada, 'Second room');
+  await ada.page.keyboard.press('Control+k');
+  const dialog = ada.page.getByRole('dialog', { name: 'Switch room' });
+  await dialog.getByRole('combobox', { name: 'Room name' }).fill('laun');
+  await views(ada.page, 'switcher');
+  await dialog.getByRole('combobox', { name: 'Room name' }).press('Enter');
+  await ada.page.getByRole('heading', { level: 1, name: 'Launch plan' }).waitFor();
+  ada.check();
 });

@@ -129,11 +129,13 @@ function MessageView({ m, compact, quoted, me, people, mayWrite, mayDelete, seen
 }
 
 /** A message on its way (pending) or refused by the server (failed: Retry or Delete). */
-export function PendingItem({ e, s, me, people }: { e: OutEntry; s: RoomSession; me: string; people: ReadonlyMap<string, Person> }) {
+export function PendingItem({ e, s, me, myName, people }: { e: OutEntry; s: RoomSession; me: string; myName: string; people: ReadonlyMap<string, Person> }) {
   const failed = e.state === 'failed';
   return (
     <article class={`msg mine pending${failed ? ' failed' : ''}`} aria-label={failed ? 'Message not sent' : 'Message sending'}>
+      <Avatar id={me} name={myName} size={32} />
       <div class="msg-main">
+        <header class="msg-head"><strong class="author">{myName}</strong></header>
         {e.body && <Body text={e.body} people={people} me={me} />}
         {e.attachments.length > 0 && <p class="muted small">{e.attachments.map((a) => a.name).join(', ')}</p>}
         {failed ? (

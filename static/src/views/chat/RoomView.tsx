@@ -79,7 +79,7 @@ export function RoomView({ roomId }: { roomId: string }) {
           <h1 id="room-title">{room?.name ?? 'Room'}</h1>
           <p class="muted small">
             {s.archived.value ? 'Archived · read-only' : room?.topic || count(members.value.length || room?.member_count || 1)}
-            {online.length > 0 && <> · <span class="online-dot" aria-hidden="true" />{online.length === 1 ? `${online[0]!.display_name} is here` : `${online.length} others here`}</>}
+            {online.length > 0 && s.socket?.state.value === 'open' && <> · <span class="online-dot" aria-hidden="true" />{online.length === 1 ? `${online[0]!.display_name} is here` : `${online.length} others here`}</>}
           </p>
         </div>
         <div class="room-tools">

@@ -117,6 +117,7 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
   const mineLast = [...messages].reverse().find((m) => m.author === me && !m.deleted);
   const seen = mineLast ? s.seenBy(mineLast.seq).map((u) => authors.get(u) ?? s.presence.value.get(u)?.display_name ?? 'someone') : [];
   const moderator = atLeast(role, 'admin');
+  const myName = authors.get(me) ?? s.me.value?.display_name ?? 'You';
 
   const items = [];
   let prev: Message | undefined;
@@ -158,7 +159,7 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
         )}
         {!s.timeline.loaded && <p class="muted small center" role="status">Loading messages…</p>}
         {items}
-        {!hasNewer && outgoing.map((e) => <PendingItem key={e.client_msg_id} e={e} s={s} me={me} people={people} />)}
+        {!hasNewer && outgoing.map((e) => <PendingItem key={e.client_msg_id} e={e} s={s} me={me} myName={myName} people={people} />)}
       </div>
       {(below.value > 0 || hasNewer) && (
         <button type="button" class="jump bottom" onClick={jumpToLatest}>

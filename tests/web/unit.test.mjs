@@ -1,0 +1,199 @@
+// The browser app's plain TypeScript modules in Node (no browser): the
+// Markdown-lite parser, the timeline's exactly-once stream, the outbox, the
+// socket frame guards against docs/protocol.md, and the layering rule that
+// nothing below the views imports the view framework.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as esbuild from 'esbuild';
+import { ROOT } from '../harness.mjs';
+
+const SRC = join(ROOT, 'static/src');
+
+/** Bundles one module for Node and imports it. */
+async function load(path) {
+  const out = await esbuild.build({
+    entryPoints: [join(SRC, path)],
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    write: false,
+    logLevel: 'silent',
+  });
+  return import(`data:text/javascript;base64,${Buffer.from(out.outputFiles[0].contents).toString('base64')}`);
+}
+
+const md = await load('lib/markdown.ts');
+const { Timeline } = await load('realtime/timeline.ts');
+const { Outbox } = await load('realtime/outbox.ts');
+const { isServerFrame, isStream } = await load('realtime/protocol.ts');
+
+test('markdown-lite: inline marks, links, mentions', () => {
+  const t = (s) => md.inline(s);
+  assert.deepEqual(t('a **b** *c* _d_ ~~e~~ `f`'), [
+    { t: 'text', v: 'a ' }, { t: 'b', c: [{ t: 'text', v: 'b' }] }, { t: 'text', v: ' ' },
+    { t: 'i', c: [{ t: 'text', v: 'c' }] }, { t: 'text', v: ' ' }, { t: 'i', c: [{ t: 'text', v: 'd' }] }, { t: 'text', v: ' ' },
+    { t: 's', c: [{ t: 'text', v: 'e' }] }, { t: 'text', v: ' ' }, { t: 'code', v: 'f' },
+  ]);
+  assert.deepEqual(t('see https://example.org/a_(b). ok'), [
+    { t: 'text', v: 'see ' }, { t: 'link', href: 'https://example.org/a_(b)', c: [{ t: 'text', v: 'https://example.org/a_(b)' }] }, { t: 'text', v: '. ok' },
+  ]);
+  assert.deepEqual(t('[docs](https://x.test/d)'), [{ t: 'link', href: 'https://x.test/d', c: [{ t: 'text', v: 'docs' }] }]);
+  assert.deepEqual(t('hi @Ada.'), [{ t: 'text', v: 'hi ' }, { t: 'mention', handle: 'ada' }, { t: 'text', v: '.' }]);
+  // Not markup: a mail address, snake_case, 2*3*4, and links with other schemes.
+  assert.deepEqual(t('ada@example.org snake_case_name 2*3*4'), [{ t: 'text', v: 'ada@example.org snake_case_name 2*3*4' }]);
+  assert.deepEqual(t('[x](javascript:alert(1))'), [{ t: 'text', v: '[x](javascript:alert(1))' }]);
+  assert.deepEqual(t('**bold with `code` inside**'), [{ t: 'b', c: [{ t: 'text', v: 'bold with ' }, { t: 'code', v: 'code' }, { t: 'text', v: ' inside' }] }]);
+});
+
+test('markdown-lite: fences, quotes, paragraphs', () => {
+  assert.deepEqual(md.parse('one\ntwo\n\n> quoted **x**\n> more\n```js\nlet a = "**no**";\n```\nafter'), [
+    { t: 'p', c: [{ t: 'text', v: 'one\ntwo' }] },
+    { t: 'quote', c: [{ t: 'p', c: [{ t: 'text', v: 'quoted ' }, { t: 'b', c: [{ t: 'text', v: 'x' }] }, { t: 'text', v: '\nmore' }] }] },
+    { t: 'pre', v: 'let a = "**no**";', lang: 'js' },
+    { t: 'p', c: [{ t: 'text', v: 'after' }] },
+  ]);
+  assert.deepEqual(md.parse('```\nunclosed'), [{ t: 'pre', v: 'unclosed', lang: '' }]);
+  assert.equal(md.plain('**Ship** it @ada\n> q', 20), 'Ship it @ada q');
+  assert.equal(md.handleOf('Ada Lovelace'), 'adalovelace');
+});
+
+test('markdown-lite never loses text and stays bounded on hostile input', () => {
+  const flat = (ns) => ns.map((n) => (n.t === 'text' || n.t === 'code' ? n.v : n.t === 'mention' ? `@${n.handle}` : flat(n.c))).join('');
+  for (const s of ['***', '**a*b**c*', '`', '``', '[a](', '@', '@@@@', '_a_b_', '~~~~', '*'.repeat(5000), '**'.repeat(3000)]) {
+    const started = performance.now();
+    const out = md.inline(s);
+    assert.ok(performance.now() - started < 500, `slow on ${s.slice(0, 20)}`);
+    const strip = (x) => x.replace(/[*_~`]/g, '');
+    assert.equal(strip(flat(out)), strip(s), 'only markup characters may disappear');
+  }
+});
+
+const msg = (id, extra = {}) => ({
+  id, seq: id, author: 'u1', author_name: 'Ada', body: `m${id}`, reply_to: null, mentions: [], attachments: [],
+  created_at: id * 1000, edited_at: null, deleted: false, reactions: {}, ...extra,
+});
+const frame = (m) => ({ type: 'message', seq: m.id, message: m });
+
+test('timeline: each stream frame applies once, in order; a gap is reported', () => {
+  const tl = new Timeline(400, 50);
+  assert.equal(tl.apply(frame(msg(1))), 'queued', 'frames before the first page wait for it');
+  tl.reset([msg(1), msg(2)], 2);
+  assert.deepEqual(tl.messages.value.map((m) => m.id), [1, 2], 'the queued frame was already in the page');
+  assert.equal(tl.apply(frame(msg(2))), 'duplicate');
+  assert.equal(tl.apply(frame(msg(4))), 'gap');
+  assert.equal(tl.apply(frame(msg(3))), 'applied');
+  assert.equal(tl.apply({ type: 'message_edited', seq: 4, id: 1, body: 'edited', mentions: [], edited_at: 9 }), 'applied');
+  assert.equal(tl.apply({ type: 'reaction', seq: 5, id: 3, emoji: '👍', user_id: 'u2', added: true }), 'applied');
+  assert.equal(tl.apply({ type: 'reaction', seq: 6, id: 3, emoji: '👍', user_id: 'u2', added: true }), 'applied');
+  assert.equal(tl.apply({ type: 'event', event: 'file_added', seq: 7, data: {} }), 'applied');
+  assert.equal(tl.apply({ type: 'message_deleted', seq: 8, id: 2, deleted_by: 'u1' }), 'applied');
+  assert.equal(tl.lastSeq, 8);
+  const [a, b, c] = tl.messages.value;
+  assert.equal(a.body, 'edited');
+  assert.equal(a.edited_at, 9);
+  assert.equal(b.deleted, true);
+  assert.equal(b.body, '');
+  assert.deepEqual(c.reactions, { '👍': ['u2'] }, 'a repeated reaction by the same person counts once');
+  assert.equal(tl.apply({ type: 'reaction', seq: 9, id: 3, emoji: '👍', user_id: 'u2', added: false }), 'applied');
+  assert.deepEqual(tl.get(3).reactions, {});
+});
+
+test('timeline: paging keeps a bounded window and knows which end is cut', () => {
+  const tl = new Timeline(100, 50);
+  const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => msg(from + i));
+  tl.reset(range(951, 1000), 1000);
+  assert.equal(tl.hasOlder.value, true);
+  tl.prepend(range(901, 950));
+  tl.prepend(range(851, 900));
+  assert.equal(tl.messages.value.length, 100);
+  assert.equal(tl.messages.value[0].id, 851);
+  assert.equal(tl.messages.value.at(-1).id, 950, 'the newest end was dropped');
+  assert.equal(tl.hasNewer.value, true);
+  // While the newest end is cut, live messages move the stream on but stay out of the window.
+  assert.equal(tl.apply(frame(msg(1001))), 'applied');
+  assert.equal(tl.messages.value.at(-1).id, 950);
+  tl.append(range(951, 1000), false);
+  tl.append(range(1001, 1001), true);
+  assert.equal(tl.hasNewer.value, false);
+  assert.equal(tl.messages.value.at(-1).id, 1001);
+  assert.equal(tl.messages.value.length, 100);
+  tl.prepend(range(1, 10));
+  assert.equal(tl.hasOlder.value, false, 'a short page is the start of the room');
+});
+
+test('outbox: entries persist until acknowledged, failures wait for retry', async () => {
+  const saved = new Map();
+  const store = {
+    load: async (u) => [...saved.values()].filter((e) => e.user_id === u),
+    put: async (e) => { saved.set(e.client_msg_id, structuredClone(e)); },
+    delete: async (id) => { saved.delete(id); },
+  };
+  const box = new Outbox(store, 'u1');
+  const a = box.add('r1', 'first', null, []);
+  const b = box.add('r1', 'second', 3, []);
+  box.add('r2', 'elsewhere', null, []);
+  await Promise.resolve();
+  assert.match(a.client_msg_id, /^[A-Za-z0-9_:.-]{1,64}$/, 'a valid client_msg_id');
+  assert.deepEqual(box.forRoom('r1').map((e) => e.body), ['first', 'second']);
+  assert.equal(saved.size, 3);
+
+  // A reload: a new outbox for the same person finds them all, in order.
+  const again = new Outbox(store, 'u1');
+  await again.load();
+  assert.deepEqual(again.entries.value.map((e) => e.body), ['first', 'second', 'elsewhere']);
+  const other = new Outbox(store, 'u2');
+  await other.load();
+  assert.deepEqual(other.entries.value, [], "another account on this browser sees none of them");
+
+  box.acked(a.client_msg_id, 11);
+  await Promise.resolve();
+  assert.equal(saved.has(a.client_msg_id), false, 'acknowledged: gone from the device');
+  assert.equal(box.forRoom('r1')[0].state, 'acked', 'still shown until the timeline has it');
+  box.settle((id) => id === 11);
+  assert.deepEqual(box.forRoom('r1').map((e) => e.body), ['second']);
+
+  box.failed(b.client_msg_id, 'too long');
+  await Promise.resolve();
+  assert.equal(saved.get(b.client_msg_id).state, 'failed', 'a failure survives a reload');
+  box.retry(b.client_msg_id);
+  assert.equal(box.forRoom('r1')[0].state, 'pending');
+  box.remove(b.client_msg_id);
+  await box.clear();
+  assert.equal(saved.size, 0);
+});
+
+test('every server frame in docs/protocol.md passes the guards; broken ones do not', () => {
+  const doc = readFileSync(join(ROOT, 'docs/protocol.md'), 'utf8');
+  const section = doc.split('## Server → client')[1].split('```json')[1].split('```')[0];
+  const frames = [];
+  let buf = '';
+  for (const line of section.split('\n')) {
+    buf += line;
+    try { frames.push(JSON.parse(buf)); buf = ''; } catch { /* continues on the next line */ }
+  }
+  assert.ok(frames.length >= 20, `found ${frames.length} frames`);
+  for (const f of frames) assert.ok(isServerFrame(f), JSON.stringify(f));
+  const types = new Set(frames.map((f) => f.type));
+  for (const t of ['hello', 'ack', 'message', 'message_edited', 'message_deleted', 'reaction', 'typing', 'presence', 'read', 'event', 'error', 'resync', 'pong']) {
+    assert.ok(types.has(t), `docs show ${t}`);
+  }
+  assert.ok(isStream(frames.find((f) => f.type === 'message')));
+  assert.ok(!isStream(frames.find((f) => f.event === 'upload_progress')), 'ephemeral events do not move the stream');
+  for (const bad of [null, 1, {}, { type: 'nope' }, { type: 'message', seq: '1', message: {} }, { type: 'ack', client_msg_id: 'x' }, { type: 'event', event: 'x', seq: 'a', data: {} }]) {
+    assert.equal(isServerFrame(bad), false, JSON.stringify(bad));
+  }
+});
+
+test('layering: realtime/, state/, api/ and lib/ never import the view framework; nothing uses innerHTML', () => {
+  const walk = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? walk(join(dir, d.name)) : [join(dir, d.name)]));
+  for (const file of walk(SRC)) {
+    const text = readFileSync(file, 'utf8');
+    const rel = file.slice(SRC.length + 1);
+    if (/^(realtime|state|api|lib)\//.test(rel)) {
+      assert.doesNotMatch(text, /from ['"](preact|@preact\/signals['"])|from ['"]\.\.\/views/, `${rel} imports the view layer`);
+    }
+    assert.doesNotMatch(text, /innerHTML|dangerouslySetInnerHTML|insertAdjacentHTML|document\.write/, `${rel} writes HTML`);
+  }
+});
