@@ -23,7 +23,11 @@ export type RoomEvent = { event: string; data: Record<string, unknown> };
 
 export class RoomSession {
   readonly timeline: Timeline;
-  readonly socket: RoomSocket | null = null;
+  private readonly sock = signal<RoomSocket | null>(null);
+  /** The connection's state (`connecting` until the first page has loaded and the socket exists). */
+  readonly connection = computed(() => this.sock.value?.state.value ?? 'connecting');
+  /** Files this session saw announced (an upload's last answer can arrive after its `file_added`). */
+  readonly added = new Map<string, FileRef>();
   readonly me = signal<Hello['you'] | null>(null);
   readonly typing = signal<readonly TypingEntry[]>([]);
   readonly presence = signal<ReadonlyMap<string, PresenceEntry>>(new Map());
@@ -68,11 +72,15 @@ export class RoomSession {
     }
     if (this.stopped) return;
     this.error.value = null;
-    (this as { socket: RoomSocket | null }).socket = new RoomSocket(this.roomId, {
+    this.sock.value = new RoomSocket(this.roomId, {
       since: () => (this.timeline.loaded ? this.timeline.lastSeq : undefined),
       onFrame: (f) => this.onFrame(f),
       onGone: (code) => { this.gone.value = code === 4003 ? 'removed' : 'deleted'; },
     });
+  }
+
+  get socket(): RoomSocket | null {
+    return this.sock.peek();
   }
 
   private async page(q: { before?: number; after?: number }): Promise<{ messages: Message[]; head_seq: number }> {
@@ -230,7 +238,9 @@ export class RoomSession {
         break;
       }
       case 'file_added': {
-        const id = (data.file as FileRef | undefined)?.id;
+        const file = data.file as FileRef | undefined;
+        const id = file?.id;
+        if (file && id) this.added.set(id, file);
         if (id && this.uploads.value.has(id)) {
           const next = new Map(this.uploads.value);
           next.delete(id);

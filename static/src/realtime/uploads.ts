@@ -40,6 +40,7 @@ export interface Leftover { key: string; name: string; room: string; size: numbe
 
 const CHUNK = 5 * 1024 * 1024;
 const RUNNING_MAX = 2;
+const DONE_SHOWN_MS = 15_000;
 let seq = 0;
 
 export class Uploads {
@@ -181,6 +182,8 @@ export class Uploads {
     try {
       const file = await this.finished(u.room, id);
       this.set(key, { state: 'done', file });
+      // Uploads into the room leave the tray a little after they finish; attachments wait for the message.
+      if (!u.attach) setTimeout(() => this.dismiss(key), DONE_SHOWN_MS);
     } catch (e) {
       this.set(key, { state: 'error', error: describe(e) });
     }

@@ -79,7 +79,7 @@ export function RoomView({ roomId }: { roomId: string }) {
           <h1 id="room-title">{room?.name ?? 'Room'}</h1>
           <p class="muted small">
             {s.archived.value ? 'Archived · read-only' : room?.topic || count(members.value.length || room?.member_count || 1)}
-            {online.length > 0 && s.socket?.state.value === 'open' && <> · <span class="online-dot" aria-hidden="true" />{online.length === 1 ? `${online[0]!.display_name} is here` : `${online.length} others here`}</>}
+            {online.length > 0 && s.connection.value === 'open' && <> · <span class="online-dot" aria-hidden="true" />{online.length === 1 ? `${online[0]!.display_name} is here` : `${online.length} others here`}</>}
           </p>
         </div>
         <div class="room-tools">
@@ -102,7 +102,7 @@ export function RoomView({ roomId }: { roomId: string }) {
             onReply={(id) => { replyTo.value = id; editing.value = null; }}
             onEdit={(id, body) => { editing.value = { id, body }; }} />
           <Activity s={s} me={me.id} />
-          {F && <F.Tray s={s} />}
+          {F && panel.value !== 'files' && <F.Tray s={s} />}
           {writable ? (
             <Composer key={roomId} s={s} people={people} members={members.value} editing={editing} replyTo={replyTo} roomName={room?.name ?? 'this room'} />
           ) : (
@@ -127,7 +127,7 @@ function PanelLoading() {
 
 /** The socket's state in words, when it is not simply connected. */
 function Connection({ s }: { s: RoomSession }) {
-  const st = s.socket?.state.value ?? 'connecting';
+  const st = s.connection.value;
   const pending = s.outgoing.value.filter((e) => e.state === 'pending').length;
   if (st === 'open') return null;
   const text = st === 'offline' ? 'Offline.' : 'Reconnecting…';

@@ -24,6 +24,8 @@ function finished(room: string, id: string): Promise<FileRef> {
   return new Promise<FileRef>((resolve, reject) => {
     const done = (f: FileRef) => { off(); clearInterval(poll); resolve(f); };
     const s = current.value;
+    const seen = s?.roomId === room ? s.added.get(id) : undefined;
+    if (seen) { resolve(seen); return; }
     const off = s?.roomId === room ? s.on((e) => {
       const file = e.data.file as FileRef | undefined;
       if (e.event === 'file_added' && file?.id === id) done(file);
@@ -164,6 +166,7 @@ export function FilesPanel({ s, writable, onClose }: { s: RoomSession; writable:
           <p class="muted small">or drop them here. {max ? `Up to ${bytes(max)} per file; ` : ''}{bytes(used)} used in this room.</p>
         </div>
       )}
+      <Tray s={s} />
       {error.value && <p class="error small" role="alert">{error.value}</p>}
       <ul class="file-list">
         {files.value.map((f) => (
