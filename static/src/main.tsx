@@ -3,11 +3,15 @@
  * for a newer deploy. Module order matters only here; every store is a plain
  * module that views read (views → state → realtime → api).
  */
-import { render } from 'preact';
+import { options, render } from 'preact';
 import { start } from './api/auth';
 import { App } from './views/App';
 import { watchDeploys } from './state/version';
 import './styles/app.css';
+
+// One render per frame however many frames arrive: a busy room re-renders at
+// most at the display rate (a hidden tab, where frames stop, renders at once).
+options.debounceRendering = (cb) => (document.hidden ? setTimeout(cb) : requestAnimationFrame(cb));
 
 const root = document.getElementById('app')!;
 root.textContent = '';

@@ -81,5 +81,6 @@ export function read(seq: number): void {
   const s = current.value;
   if (!s) return;
   s.markRead(seq);
-  patch(s.roomId, { unread: 0, mentions: 0, read_seq: seq });
+  const room = byId.value.get(s.roomId);
+  if (room && (room.unread || room.mentions)) patch(s.roomId, { unread: 0, mentions: 0, read_seq: seq });
 }

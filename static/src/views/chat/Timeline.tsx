@@ -17,6 +17,9 @@ import type { Person } from './Body';
 import { MessageItem, PendingItem } from './MessageItem';
 
 const NEAR_PX = 120;
+const OFFSET_MS = new Date().getTimezoneOffset() * 60_000;
+/** The local day of a time, as a number (cheap enough to compare for every message on every render). */
+const dayOf = (ms: number) => Math.floor((ms - OFFSET_MS) / 86_400_000);
 const GROUP_MS = 5 * 60_000;
 
 interface Props {
@@ -122,7 +125,7 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
   const items = [];
   let prev: Message | undefined;
   for (const m of messages) {
-    const newDay = !prev || new Date(prev.created_at).toDateString() !== new Date(m.created_at).toDateString();
+    const newDay = !prev || dayOf(prev.created_at) !== dayOf(m.created_at);
     if (newDay) items.push(<div key={`d${m.id}`} class="day" role="separator" aria-label={dayLabel(m.created_at)}><span>{dayLabel(m.created_at)}</span></div>);
     const isFirstUnread = m === firstUnread;
     if (isFirstUnread) items.push(<div key="unread" class="unread-line" role="separator" aria-label="New messages"><span>New messages</span></div>);
