@@ -14,7 +14,7 @@
 //     first message page by page (time per page, total, DOM size at the end);
 //   * input: delay from each keystroke in the composer to the next frame while
 //     another person sends --rate messages/s into the same room.
-// Also prints the bundle per chunk (static/dist/.build.json).
+// Also prints the bundle per chunk (.tessera/web-build.json, written by the build).
 import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -183,7 +183,7 @@ try {
     console.log(`run ${run + 1}: ${loadText}history open ${ms(opened)}, ${scroll.pages} pages, median ${ms(median(scroll.perPage))}/page, ${scroll.articles} messages in the DOM; input median ${ms(median(lat))}, p95 ${ms(pct(lat, 95))} with ${sent} messages arriving`);
   }
 
-  const build = JSON.parse(readFileSync(join(ROOT, 'static/dist/.build.json'), 'utf8'));
+  const build = JSON.parse(readFileSync(join(ROOT, '.tessera/web-build.json'), 'utf8'));
   const summary = {
     coldMs: median(results.load.cold),
     warmMs: median(results.load.warm),

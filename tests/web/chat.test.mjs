@@ -162,23 +162,76 @@ test('Ctrl+K switches rooms by name', async () => {
   await ada.page.keyboard.press('Control+k');
   const dialog = ada.page.getByRole('dialog', { name: 'Switch room' });
   await dialog.getByRole('combobox', { name: 'Room name' }).fill('laun');
-  await views(ada.page, 'switcher');
+  await dialog.getByRole('option', { name: 'Launch plan' }).waitFor();
   await dialog.getByRole('combobox', { name: 'Room name' }).press('Enter');
   await ada.page.getByRole('heading', { level: 1, name: 'Launch plan' }).waitFor();
   ada.check();
 });
 
+test('the app is served with its security headers; sources are not served', async () => {
+  const home = await fetch(`${server.url}/rooms/anything`);
+  assert.equal(home.status, 200);
+  const csp = home.headers.get('content-security-policy') ?? '';
+  assert.match(csp, /script-src 'self'(;|$)/);
+  assert.match(csp, /frame-ancestors 'none'/);
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+  assert.equal(home.headers.get('x-content-type-options'), 'nosniff');
+  const html = await home.text();
+  const entry = /<script type="module" src="(\/assets\/main-[\w-]+\.js)"/.exec(html)?.[1];
+  assert.ok(entry, 'index.html loads the hashed entry');
+  assert.doesNotMatch(html, /<script>|<script [^>]*>[^<]/, 'no inline script');
+  const asset = await fetch(server.url + entry);
+  assert.match(asset.headers.get('cache-control') ?? '', /immutable/);
+  for (const path of ['/src/main.tsx', '/tsconfig.json', '/static/src/main.tsx', '/node_modules/preact/package.json', '/_headers', '/.build.json']) {
+    const body = await (await fetch(server.url + path)).text();
+    assert.doesNotMatch(body, /compilerOptions|from '\.\/api|"name": "preact"|Cache-Control: public|initialJs/, `${path} leaks a source or build file`);
+  }
+});
+
+test('screenshots and accessibility of the other main views', async () => {
+  const { page } = ada;
+  await page.getByRole('button', { name: 'New room' }).click();
+  await views(page, 'new-room');
+  await page.getByRole('dialog', { name: 'New room' }).getByRole('button', { name: 'Close' }).click();
+  await page.getByRole('button', { name: 'Invite people' }).click();
+  await page.getByRole('button', { name: 'Create invite link' }).click();
+  await views(page, 'invite');
+  await page.getByRole('button', { name: 'Room settings' }).click();
+  await views(page, 'settings');
+  await page.getByRole('button', { name: 'Close room settings' }).click();
+  await page.getByRole('button', { name: /^Account: Ada/ }).click();
+  await page.getByRole('dialog', { name: 'Your account' }).waitFor();
+  await views(page, 'account');
+  await page.getByRole('dialog', { name: 'Your account' }).getByRole('button', { name: 'Close' }).click();
+  await page.getByRole('link', { name: 'Launch plan' }).click();
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.getByRole('link', { name: 'All rooms' }).click();
+  await views(page, 'rooms');
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.getByRole('link', { name: 'Launch plan' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Launch plan' }).waitFor();
+  ada.check();
+});
+
+/** Reloads and expects to be signed in still (the refresh cookie); fails at once otherwise. */
+async function reloadSignedIn(p) {
+  await p.page.reload();
+  const shell = p.page.getByRole('navigation', { name: 'Your rooms' });
+  await shell.or(p.page.getByRole('tab', { name: 'Sign in' })).first().waitFor();
+  assert.ok(await shell.isVisible(), `${p.name}'s session did not survive the reload`);
+}
+
 const needsCookie = { todo: 'pending: the refresh cookie (sec-auth) and read markers (api-truth) are not on main yet' };
 
 test('a reload keeps the session, the draft and the unread line', needsCookie, async () => {
-  bob.page.setDefaultTimeout(8000);
+  bob.page.setDefaultTimeout(3000);
   await bob.page.getByRole('link', { name: /Launch plan/ }).click();
   await bob.page.getByRole('textbox', { name: /^Message / }).fill('a half-written thought');
   await createRoom(bob, 'Bob notes');
   await send(ada.page, 'unread one');
   await send(ada.page, 'unread two');
   await settled(ada.page);
-  await bob.page.reload();
+  await reloadSignedIn(bob);
   await bob.page.getByRole('link', { name: /Launch plan.*2 unread/ }).waitFor();
   await bob.page.getByRole('link', { name: /Launch plan/ }).click();
   const line = log(bob.page).getByRole('separator', { name: 'New messages' });
@@ -187,18 +240,18 @@ test('a reload keeps the session, the draft and the unread line', needsCookie, a
   assert.match(next, /unread one/);
   assert.equal(await bob.page.getByRole('textbox', { name: /^Message / }).inputValue(), 'a half-written thought');
   await views(bob.page, 'room-unread');
-  await bob.page.reload();
+  await reloadSignedIn(bob);
   await line.waitFor();
   assert.equal(await bob.page.getByRole('textbox', { name: /^Message / }).inputValue(), 'a half-written thought');
 });
 
 test('the outbox survives a reload and is delivered afterwards', needsCookie, async () => {
-  bob.page.setDefaultTimeout(8000);
+  bob.page.setDefaultTimeout(3000);
   bobNet.blocked = true;
   for (const ws of bobNet.open) await ws.close({ code: 4000, reason: 'test: dropped' });
   await send(bob.page, 'kept across a reload');
   await log(bob.page).getByRole('article', { name: 'Message sending' }).waitFor();
-  await bob.page.reload();
+  await reloadSignedIn(bob);
   await log(bob.page).getByRole('article', { name: 'Message sending' }).getByText('kept across a reload').waitFor();
   bobNet.blocked = false;
   await bob.context.setOffline(true);
@@ -208,7 +261,7 @@ test('the outbox survives a reload and is delivered afterwards', needsCookie, as
 });
 
 test('sign out ends the session: a reload shows the sign-in', needsCookie, async () => {
-  bob.page.setDefaultTimeout(8000);
+  bob.page.setDefaultTimeout(3000);
   await bob.page.getByRole('button', { name: /^Account: Bob/ }).click();
   await bob.page.getByRole('dialog', { name: 'Your account' }).getByRole('button', { name: 'Sign out', exact: true }).click();
   await bob.page.getByRole('tab', { name: 'Sign in' }).waitFor();
