@@ -141,8 +141,8 @@ try {
       while (!document.querySelector('.start')) {
         const first = log.querySelector('article')?.id;
         const t0 = performance.now();
-        log.scrollTop = 0;
-        log.dispatchEvent(new Event('scroll'));
+        // The log scrolls from the bottom (a reversed column): its top is at minus its scroll range.
+        log.scrollTop = -(log.scrollHeight - log.clientHeight);
         for (let i = 0; i < 600 && log.querySelector('article')?.id === first; i += 1) await new Promise((r) => requestAnimationFrame(r));
         if (log.querySelector('article')?.id === first) break;
         times.push(performance.now() - t0);

@@ -195,6 +195,7 @@ test('screenshots and accessibility of the other main views', async () => {
   await page.getByRole('dialog', { name: 'New room' }).getByRole('button', { name: 'Close' }).click();
   await page.getByRole('button', { name: 'Invite people' }).click();
   await page.getByRole('button', { name: 'Create invite link' }).click();
+  await page.getByRole('button', { name: 'Copy link' }).waitFor();
   await views(page, 'invite');
   await page.getByRole('button', { name: 'Room settings' }).click();
   await views(page, 'settings');

@@ -7,12 +7,13 @@ import { toasts, dismiss } from '../state/toasts';
 import { updateReady } from '../state/version';
 import { SignIn } from './auth/SignIn';
 import { OidcCallback } from './auth/OidcCallback';
-import { RoomList } from './rooms/RoomList';
+import { RoomList, creating } from './rooms/RoomList';
+import { NewRoom } from './rooms/NewRoom';
 import { QuickSwitcher, openSwitcher } from './rooms/QuickSwitcher';
 import { Home } from './rooms/Home';
 import { AcceptInvite } from './rooms/AcceptInvite';
 import { RoomView } from './chat/RoomView';
-import { AccountButton } from './rooms/AccountButton';
+import { AccountButton, AccountDialog } from './rooms/AccountButton';
 import { Icon } from './ui/Icon';
 import { WifiOff, RotateCw, X } from './icons';
 
@@ -50,6 +51,8 @@ export function App() {
           : <Home />}
       </main>
       <QuickSwitcher />
+      {creating.value && <NewRoom onClose={() => { creating.value = false; }} />}
+      <AccountDialog />
       <Toasts />
     </div>
   );

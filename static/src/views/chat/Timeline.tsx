@@ -1,8 +1,13 @@
 /**
  * The message list: day separators, the "New messages" line from the server's
  * read marker, pending and failed messages at the end, history paging on
- * scroll-up with the scroll position kept, and read marking while the newest
- * message is in view.
+ * scroll-up, and read marking while the newest message is in view.
+ *
+ * The scroller is a reversed flex column, so its scroll origin is the bottom:
+ * the browser keeps the newest message in view as messages arrive and keeps
+ * the view still when older pages are added above, with no script reading
+ * the layout (a forced layout per arriving message was most of the cost of a
+ * busy room on a slow phone). `scrollTop` is 0 at the bottom, negative above.
  */
 import { useSignal } from '@preact/signals';
 import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
@@ -36,7 +41,6 @@ interface Props {
 export function Timeline({ s, people, members, me, role, writable, onReply, onEdit }: Props) {
   const ref = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
-  const anchor = useRef<{ first: number; height: number; top: number } | null>(null);
   const placed = useRef(false);
   const below = useSignal(0);
   const messages = s.timeline.messages.value;
@@ -46,29 +50,17 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
   const firstUnread = line === null ? undefined : messages.find((m) => m.seq > line && m.author !== me);
   const lastSeen = useRef(0);
 
-  // Keep the view still when older messages are added above, and follow the end when at the bottom.
+  // On opening, show the first unread message if it is above the fold (the bottom needs nothing).
   useLayoutEffect(() => {
     const el = ref.current;
-    if (!el) return;
-    const a = anchor.current;
-    if (a && messages[0] && messages[0].id !== a.first) {
-      el.scrollTop = el.scrollHeight - a.height + a.top;
-      anchor.current = null;
-      return;
+    if (!el || placed.current || !s.timeline.loaded || !messages.length) return;
+    placed.current = true;
+    const target = firstUnread && el.querySelector<HTMLElement>('.unread-line');
+    if (target && target.getBoundingClientRect().top < el.getBoundingClientRect().top) {
+      target.scrollIntoView({ block: 'start' });
+      atBottom.current = el.scrollTop > -NEAR_PX;
     }
-    if (!placed.current && s.timeline.loaded && messages.length) {
-      placed.current = true;
-      const target = firstUnread && el.querySelector<HTMLElement>('.unread-line');
-      if (target) {
-        el.scrollTop = target.offsetTop - el.clientHeight / 3;
-        atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_PX;
-      } else {
-        el.scrollTop = el.scrollHeight;
-      }
-      return;
-    }
-    if (atBottom.current) el.scrollTop = el.scrollHeight;
-  }, [messages, outgoing.length]);
+  }, [messages]);
 
   // New messages from others while scrolled up: count them for the "jump" button.
   useEffect(() => {
@@ -90,17 +82,15 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
 
   const onScroll = () => {
     const el = ref.current!;
-    atBottom.current = !hasNewer && el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_PX;
+    atBottom.current = !hasNewer && el.scrollTop > -NEAR_PX;
     if (atBottom.current && below.value) {
       below.value = 0;
       lastSeen.current = messages.at(-1)?.seq ?? 0;
       read(s.timeline.lastSeq);
     }
-    if (el.scrollTop < 400 && s.timeline.hasOlder.value && !s.loadingOlder.value && messages[0]) {
-      anchor.current = { first: messages[0].id, height: el.scrollHeight, top: el.scrollTop };
-      void s.loadOlder();
-    }
-    if (hasNewer && el.scrollHeight - el.scrollTop - el.clientHeight < 400) void s.loadNewer();
+    const fromTop = el.scrollHeight - el.clientHeight + el.scrollTop;
+    if (fromTop < 400 && s.timeline.hasOlder.value && !s.loadingOlder.value) void s.loadOlder();
+    if (hasNewer && el.scrollTop > -400) void s.loadNewer();
   };
 
   const jumpToUnread = async () => {
@@ -112,7 +102,7 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
     await s.jumpToLatest();
     atBottom.current = true;
     below.value = 0;
-    requestAnimationFrame(() => { const el = ref.current; if (el) el.scrollTop = el.scrollHeight; });
+    requestAnimationFrame(() => { const el = ref.current; if (el) el.scrollTop = 0; });
   };
   const unreadAbove = line !== null && (messages[0]?.seq ?? 0) > line + 1 && s.timeline.hasOlder.value;
 
@@ -156,6 +146,7 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
         <button type="button" class="jump top" onClick={jumpToUnread}>Jump to first unread</button>
       )}
       <div ref={ref} class="timeline" role="log" aria-label="Messages" tabIndex={0} onScroll={onScroll}>
+        <div class="timeline-inner">
         {s.loadingOlder.value && <p class="muted small center" role="status">Loading older messages…</p>}
         {s.timeline.loaded && !s.timeline.hasOlder.value && (
           <p class="muted small center start">This is the start of the room.</p>
@@ -163,6 +154,7 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
         {!s.timeline.loaded && <p class="muted small center" role="status">Loading messages…</p>}
         {items}
         {!hasNewer && outgoing.map((e) => <PendingItem key={e.client_msg_id} e={e} s={s} me={me} myName={myName} people={people} />)}
+        </div>
       </div>
       {(below.value > 0 || hasNewer) && (
         <button type="button" class="jump bottom" onClick={jumpToLatest}>

@@ -46,7 +46,7 @@ export function NewRoom({ onClose }: { onClose: () => void }) {
       {kind.value === 'direct' ? <Direct onClose={onClose} /> : (
         <form class="form" onSubmit={submit}>
           <label>Name<input name="name" required maxLength={100} autoFocus /></label>
-          <label>Topic <span class="muted">(optional)</span><input name="topic" maxLength={500} /></label>
+          <label><span>Topic <span class="muted">(optional)</span></span><input name="topic" maxLength={500} /></label>
           {error.value && <p class="error" role="alert">{error.value}</p>}
           <div class="row end">
             <button type="button" class="btn" onClick={onClose}>Cancel</button>

@@ -1,10 +1,12 @@
 /** The rooms of the signed-in person, with unread counts and mention badges. */
-import { useSignal } from '@preact/signals';
+import { signal } from '@preact/signals';
 import { listError, loaded, rooms, type Room } from '../../state/rooms';
 import { follow, route } from '../../state/route';
 import { Icon } from '../ui/Icon';
 import { AtSign, Hash, MessageSquarePlus, UserIcon, Users } from '../icons';
-import { NewRoom } from './NewRoom';
+
+/** The new-room dialog is open (rendered by App, outside the list, which phones hide inside a room). */
+export const creating = signal(false);
 
 export function roomIcon(kind: string) {
   return kind === 'direct' ? UserIcon : kind === 'project' ? Users : Hash;
@@ -22,7 +24,6 @@ function Badges({ r }: { r: Room }) {
 }
 
 export function RoomList() {
-  const creating = useSignal(false);
   const r = route.value;
   const current = r.name === 'room' ? r.id : null;
   return (
@@ -50,7 +51,6 @@ export function RoomList() {
         ))}
       </ul>
       <p class="muted small hint-keys"><kbd>Ctrl</kbd> <kbd>K</kbd> to switch rooms</p>
-      {creating.value && <NewRoom onClose={() => { creating.value = false; }} />}
     </nav>
   );
 }
