@@ -5,8 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRoom, log, person, registerInUi, send, setup, views } from './browser.mjs';
+import { api, randomIp, register } from '../harness.mjs';
 
-const { server, browser } = await setup();
+// Writes per person are limited to 10/s by default; the history test seeds 130 messages at once.
+const { server, browser } = await setup({ vars: { CHAT_RATE_PER_SEC: '1000' } });
 
 const ada = await person(browser, server, 'Ada');
 const bob = await person(browser, server, 'Bob');
@@ -212,6 +214,51 @@ test('screenshots and accessibility of the other main views', async () => {
   await page.getByRole('link', { name: 'Launch plan' }).click();
   await page.getByRole('heading', { level: 1, name: 'Launch plan' }).waitFor();
   ada.check();
+});
+
+test('history pages in on scroll-up and the view stays where it was', async () => {
+  const carol = await register(server, 'Carol');
+  const room = (await api(server, 'POST', '/api/v1/rooms', { token: carol.token, body: { kind: 'group', name: 'Archive of notes' } })).body.id;
+  for (let i = 0; i < 130; i += 10) {
+    const posted = await Promise.all(Array.from({ length: 10 }, (_, k) => api(server, 'POST', `/api/v1/rooms/${room}/messages`, {
+      token: carol.token, ip: randomIp(), body: { body: `note ${i + k}` }, headers: { 'idempotency-key': `h-${i + k}` },
+    })));
+    assert.deepEqual(posted.map((r) => r.status), Array(10).fill(201));
+  }
+  const c = await person(browser, server, 'Carol');
+  await c.page.goto('/');
+  await c.page.getByLabel('Email').fill(carol.email);
+  await c.page.getByLabel('Password').fill(carol.password);
+  await c.page.getByRole('button', { name: 'Sign in' }).click();
+  await c.page.getByRole('link', { name: /Archive of notes/ }).click();
+  const messages = log(c.page).getByRole('article');
+  await log(c.page).getByText('note 129').waitFor();
+  assert.equal(await messages.count(), 50, 'the newest page first');
+  const scrollTop = async () => {
+    // Scroll to the top of what is loaded, and note which message is at the top of the view.
+    return c.page.evaluate(() => {
+      const el = document.querySelector('[role="log"]');
+      el.scrollTop = -(el.scrollHeight - el.clientHeight);
+      return el.querySelector('article .body')?.textContent;
+    });
+  };
+  const first = await scrollTop();
+  assert.equal(first, 'note 80');
+  await log(c.page).getByText('note 30', { exact: true }).waitFor();
+  // The message that was at the top is still in view after the page above it arrived.
+  const stillVisible = await c.page.evaluate(() => {
+    const log = document.querySelector('[role="log"]').getBoundingClientRect();
+    const el = [...document.querySelectorAll('[role="log"] article')].find((a) => a.textContent.includes('note 80'));
+    const r = el.getBoundingClientRect();
+    return r.bottom > log.top && r.top < log.bottom;
+  });
+  assert.ok(stillVisible, 'the view did not jump');
+  await scrollTop();
+  await log(c.page).getByText('This is the start of the room.').waitFor();
+  await log(c.page).getByText('note 0', { exact: true }).waitFor();
+  assert.equal(await messages.count(), 130);
+  c.check();
+  await c.context.close();
 });
 
 /** Reloads and expects to be signed in still (the refresh cookie); fails at once otherwise. */
