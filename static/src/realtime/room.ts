@@ -224,6 +224,8 @@ export class RoomSession {
       }
       return;
     }
+    // A typing, presence or read frame over its limit is only dropped: nothing to tell the person.
+    if (code === 'rate_limited' && !ref) return;
     this.error.value = describe(new Error(message));
   }
 
