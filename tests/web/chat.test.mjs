@@ -216,6 +216,49 @@ test('screenshots and accessibility of the other main views', async () => {
   ada.check();
 });
 
+test('a message the server refuses shows why, with Retry and Delete', async () => {
+  // 3,000 characters fit the box but are 9,000 bytes: over the 8 KiB body limit.
+  await send(bob.page, '€'.repeat(3000));
+  const failed = log(bob.page).getByRole('article', { name: 'Message not sent' });
+  await failed.getByText(/Not sent: /).waitFor();
+  await failed.getByRole('button', { name: 'Retry' }).waitFor();
+  await failed.getByRole('button', { name: 'Delete' }).click();
+  await failed.waitFor({ state: 'detached' });
+  assert.equal(await log(ada.page).getByText('€€€').count(), 0);
+});
+
+test('an owner changes a member\'s role; an archived room is read-only', async () => {
+  await ada.page.getByRole('button', { name: 'Members', exact: true }).click();
+  const role = ada.page.getByRole('combobox', { name: 'Role of Bob' });
+  const changed = ada.page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().includes('/members/'));
+  await role.selectOption('admin');
+  assert.equal((await changed).status(), 200);
+  await ada.page.waitForResponse((r) => r.request().method() === 'GET' && r.url().includes('/members?'));
+  await ada.page.getByRole('button', { name: 'Close members' }).click();
+  await ada.page.getByRole('button', { name: 'Members', exact: true }).click();
+  assert.equal(await role.inputValue(), 'admin', 'the server has the new role');
+  await role.selectOption('member');
+  await ada.page.getByRole('button', { name: 'Close members' }).click();
+
+  await ada.page.getByRole('link', { name: 'Second room' }).click();
+  await ada.page.getByRole('button', { name: 'Room settings' }).click();
+  await ada.page.getByRole('button', { name: 'Archive room' }).click();
+  await ada.page.getByRole('note').getByText('This room is archived').waitFor();
+  assert.equal(await ada.page.getByRole('textbox', { name: /^Message / }).count(), 0);
+  await ada.page.getByRole('button', { name: 'Close room settings' }).click();
+  await ada.page.getByRole('link', { name: 'Launch plan' }).click();
+  await ada.page.getByRole('textbox', { name: /^Message / }).waitFor();
+});
+
+test('a tab that sees a newer deploy offers to reload', async () => {
+  await ada.page.route('**/version.json', (route) => route.fulfill({ json: { entry: '/assets/main-NEWER.js' } }));
+  await ada.page.evaluate(() => window.dispatchEvent(new Event('online')));
+  await ada.page.getByRole('status').filter({ hasText: 'A new version of Tessera is available' }).getByRole('button', { name: 'Reload' }).waitFor();
+  await ada.page.unroute('**/version.json');
+  ada.check();
+  bob.check();
+});
+
 test('history pages in on scroll-up and the view stays where it was', async () => {
   const carol = await register(server, 'Carol');
   const room = (await api(server, 'POST', '/api/v1/rooms', { token: carol.token, body: { kind: 'group', name: 'Archive of notes' } })).body.id;

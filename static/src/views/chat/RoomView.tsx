@@ -49,7 +49,9 @@ export function RoomView({ roomId }: { roomId: string }) {
       </section>
     );
   }
-  const role = s.me.value?.role ?? (room?.role as Member['role'] | undefined) ?? null;
+  // The rooms list is re-read every 20 s and carries the current role; the socket
+  // does not announce role changes, so its `hello` is only the fallback.
+  const role = (room?.role as Member['role'] | undefined) ?? s.me.value?.role ?? null;
   const writable = atLeast(role, 'member') && !s.archived.value;
   const online = [...s.presence.value.values()].filter((p) => p.status === 'online' && p.user_id !== me.id);
   const F = filesChunk.value;
