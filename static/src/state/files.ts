@@ -29,8 +29,8 @@ export function analyzable(contentType: string | null, name: string): boolean {
 }
 
 export async function analyze(session: RoomSession, fileId: string): Promise<void> {
-  const job = (await ok(api.POST('/api/v1/files/{file_id}/analyze', { params: { path: { file_id: fileId } } }))) as {
-    id: string; status: string; progress: number; result: { summary?: string; key_points?: string[] } | null; error: string | null;
+  const { job } = (await ok(api.POST('/api/v1/files/{file_id}/analyze', { params: { path: { file_id: fileId } } }))) as {
+    job: { id: string; status: string; progress: number; result: { summary?: string; key_points?: string[] } | null; error: string | null };
   };
   session.setJob({ job_id: job.id, file_id: fileId, progress: job.progress, status: job.status, result: job.result, error: job.error });
 }
