@@ -243,6 +243,7 @@ test('an owner changes a member\'s role; an archived room is read-only', async (
   await ada.page.getByRole('link', { name: 'Second room' }).click();
   await ada.page.getByRole('button', { name: 'Room settings' }).click();
   await ada.page.getByRole('button', { name: 'Archive room' }).click();
+  await ada.page.getByRole('dialog', { name: 'Archive Second room?' }).getByRole('button', { name: 'Archive room' }).click();
   await ada.page.getByRole('note').getByText('This room is archived').waitFor();
   assert.equal(await ada.page.getByRole('textbox', { name: /^Message / }).count(), 0);
   await ada.page.getByRole('button', { name: 'Close room settings' }).click();

@@ -165,29 +165,34 @@ function Settings({ s, room, role }: PanelProps) {
       )}
       {s.archived.value && <p class="muted">This room is archived: it stays readable, and nothing in it can change.</p>}
       {role === 'owner' && !s.archived.value && room?.kind !== 'direct' && (
-        <button type="button" class="btn" onClick={() => void run(() => archive(s.roomId), () => { s.archived.value = true; say('Room archived.'); })}>Archive room</button>
+        <ConfirmButton label="Archive room" title={`Archive ${room?.name ?? 'this room'}?`}
+          text="Everyone can still read it, but nobody can write in it or change it again."
+          onConfirm={() => run(() => archive(s.roomId), () => { s.archived.value = true; say('Room archived.'); })} />
       )}
       {room?.kind !== 'direct' && (
         <button type="button" class="btn" onClick={() => void run(() => leave(s.roomId, me), () => navigate('/'))}>Leave room</button>
       )}
       {role === 'owner' && (
-        <DeleteRoom name={room?.name ?? ''} onDelete={() => run(() => remove(s.roomId), () => navigate('/'))} />
+        <ConfirmButton danger label="Delete room" title={`Delete ${room?.name ?? 'this room'}?`}
+          text="Its messages, documents and files are deleted for everyone. This cannot be undone."
+          onConfirm={() => run(() => remove(s.roomId), () => navigate('/'))} />
       )}
     </div>
   );
 }
 
-function DeleteRoom({ name, onDelete }: { name: string; onDelete: () => Promise<void> }) {
+/** A button for something that cannot be undone: it asks first, in a dialog that says what happens. */
+function ConfirmButton({ label, title, text, danger, onConfirm }: { label: string; title: string; text: string; danger?: boolean; onConfirm: () => Promise<void> }) {
   const asking = useSignal(false);
   return (
     <>
-      <button type="button" class="btn danger" onClick={() => { asking.value = true; }}>Delete room</button>
+      <button type="button" class={danger ? 'btn danger' : 'btn'} onClick={() => { asking.value = true; }}>{label}</button>
       {asking.value && (
-        <Dialog title={`Delete ${name}?`} onClose={() => { asking.value = false; }}>
-          <p>Its messages, documents and files are deleted for everyone. This cannot be undone.</p>
+        <Dialog title={title} onClose={() => { asking.value = false; }}>
+          <p>{text}</p>
           <div class="row end">
             <button type="button" class="btn" onClick={() => { asking.value = false; }}>Cancel</button>
-            <button type="button" class="btn danger" onClick={() => { asking.value = false; void onDelete(); }}>Delete room</button>
+            <button type="button" class={danger ? 'btn danger' : 'btn primary'} onClick={() => { asking.value = false; void onConfirm(); }}>{label}</button>
           </div>
         </Dialog>
       )}
