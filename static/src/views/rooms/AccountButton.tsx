@@ -5,7 +5,8 @@ import { hue, initials } from '../../lib/format';
 import { loadManage, manageChunk } from '../lazy';
 
 export function Avatar({ id, name, size = 28 }: { id: string; name: string; size?: number }) {
-  return <span class="avatar" aria-hidden="true" style={{ '--h': String(hue(id)), width: `${size}px`, height: `${size}px` }}>{initials(name)}</span>;
+  // Initials are drawn by CSS (attr()), so a button holding an avatar is named by its label alone.
+  return <span class="avatar" aria-hidden="true" data-initials={initials(name)} style={{ '--h': String(hue(id)), width: `${size}px`, height: `${size}px` }} />;
 }
 
 /** The account dialog is open (rendered by App, like the new-room dialog). */
