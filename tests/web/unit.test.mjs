@@ -181,6 +181,8 @@ test('every server frame in docs/protocol.md passes the guards; broken ones do n
   }
   assert.ok(isStream(frames.find((f) => f.type === 'message')));
   assert.ok(!isStream(frames.find((f) => f.event === 'upload_progress')), 'ephemeral events do not move the stream');
+  assert.ok(!isStream(frames.find((f) => f.type === 'read')), 'a read marker carries a seq but is not an event');
+  assert.ok(!isStream(frames.find((f) => f.type === 'ack')), 'nor is an ack');
   for (const bad of [null, 1, {}, { type: 'nope' }, { type: 'message', seq: '1', message: {} }, { type: 'ack', client_msg_id: 'x' }, { type: 'event', event: 'x', seq: 'a', data: {} }]) {
     assert.equal(isServerFrame(bad), false, JSON.stringify(bad));
   }

@@ -19,17 +19,26 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description success */
+                /** @description D1 and R2 answer */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["Health"];
                     };
                 };
-                503: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                /** @description D1 or R2 does not answer */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Health"];
+                    };
+                };
             };
         };
         put?: never;
@@ -63,10 +72,11 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["OpenApiDocument"];
                     };
                 };
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -118,8 +128,9 @@ export type paths = {
                 409: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
-                429: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -165,8 +176,11 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
-                429: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -209,8 +223,13 @@ export type paths = {
                         "application/json": components["schemas"]["Session"];
                     };
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -244,15 +263,19 @@ export type paths = {
                 };
             };
             responses: {
-                /** @description done */
+                /** @description signed out */
                 204: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content?: never;
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -288,7 +311,9 @@ export type paths = {
                     };
                 };
                 401: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -326,9 +351,56 @@ export type paths = {
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
+        trace?: never;
+    };
+    "/api/v1/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** People to start a direct room with: those who share a room with the caller whose display name starts with q or has a word that does (case-insensitive), and the account whose email is exactly q. Never shows emails; at most 20. */
+        get: {
+            parameters: {
+                query: {
+                    q: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description success */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["UserList"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/rooms": {
@@ -357,14 +429,14 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            rooms?: components["schemas"]["Room"][];
-                            next_cursor?: string | null;
-                        };
+                        "application/json": components["schemas"]["RoomList"];
                     };
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -388,7 +460,16 @@ export type paths = {
                 };
             };
             responses: {
-                /** @description success */
+                /** @description the direct room of these two people, which already existed */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Room"];
+                    };
+                };
+                /** @description created */
                 201: {
                     headers: {
                         [name: string]: unknown;
@@ -399,7 +480,11 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -435,12 +520,14 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["Room"];
+                        "application/json": components["schemas"]["RoomWithReads"];
                     };
                 };
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -457,7 +544,7 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description done */
+                /** @description deleted */
                 204: {
                     headers: {
                         [name: string]: unknown;
@@ -467,7 +554,9 @@ export type paths = {
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         options?: never;
@@ -504,7 +593,11 @@ export type paths = {
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         trace?: never;
@@ -539,15 +632,15 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            members?: components["schemas"]["Member"][];
-                            next_cursor?: string | null;
-                        };
+                        "application/json": components["schemas"]["MemberList"];
                     };
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -585,7 +678,11 @@ export type paths = {
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -620,7 +717,7 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description done */
+                /** @description removed */
                 204: {
                     headers: {
                         [name: string]: unknown;
@@ -631,7 +728,9 @@ export type paths = {
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         options?: never;
@@ -670,7 +769,11 @@ export type paths = {
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         trace?: never;
@@ -721,7 +824,11 @@ export type paths = {
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -753,7 +860,16 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description success */
+                /** @description already a member */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Room"];
+                    };
+                };
+                /** @description joined */
                 201: {
                     headers: {
                         [name: string]: unknown;
@@ -765,7 +881,9 @@ export type paths = {
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 410: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -798,7 +916,7 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description switching protocols */
+                /** @description switching protocols: JSON text frames, ClientFrame from the client, ServerFrame from the server */
                 101: {
                     headers: {
                         [name: string]: unknown;
@@ -808,7 +926,9 @@ export type paths = {
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -850,16 +970,15 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            messages?: components["schemas"]["Message"][];
-                            head_seq?: number;
-                        };
+                        "application/json": components["schemas"]["MessageList"];
                     };
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -885,7 +1004,16 @@ export type paths = {
                 };
             };
             responses: {
-                /** @description success */
+                /** @description a repeat of this Idempotency-Key: the original message */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Message"];
+                    };
+                };
+                /** @description sent */
                 201: {
                     headers: {
                         [name: string]: unknown;
@@ -899,7 +1027,10 @@ export type paths = {
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 413: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -942,7 +1073,9 @@ export type paths = {
                 };
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -980,18 +1113,14 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            docs?: {
-                                name?: string;
-                                bytes?: number;
-                                updated_at?: number;
-                            }[];
-                        };
+                        "application/json": components["schemas"]["DocList"];
                     };
                 };
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -1030,27 +1159,29 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description switching protocols */
+                /** @description switching protocols: the y-websocket document socket (binary, docs/protocol.md) */
                 101: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content?: never;
                 };
-                /** @description binary Yjs v1 update (format=update) or text/plain (format=text) */
+                /** @description binary Yjs v1 update (format=update) or the Y.Text root as text (format=text) */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/octet-stream": unknown;
-                        "text/plain": unknown;
+                        "application/octet-stream": string;
+                        "text/plain": string;
                     };
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -1075,10 +1206,13 @@ export type paths = {
                     };
                     content?: never;
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         options?: never;
@@ -1121,11 +1255,7 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            name?: string;
-                            bytes?: number;
-                            updated_at?: number;
-                        };
+                        "application/json": components["schemas"]["DocInfo"];
                     };
                 };
                 400: components["responses"]["Error"];
@@ -1135,7 +1265,9 @@ export type paths = {
                 409: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -1173,20 +1305,15 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            versions?: {
-                                v?: number;
-                                label?: string;
-                                created_by?: string;
-                                created_at?: number;
-                                bytes?: number;
-                            }[];
-                        };
+                        "application/json": components["schemas"]["DocVersionList"];
                     };
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -1215,20 +1342,18 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            v?: number;
-                            label?: string;
-                            created_by?: string;
-                            created_at?: number;
-                            bytes?: number;
-                        };
+                        "application/json": components["schemas"]["DocVersion"];
                     };
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -1266,20 +1391,22 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description binary Yjs v1 update (format=update) or text/plain (format=text) */
+                /** @description binary Yjs v1 update (format=update) or text (format=text) */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/octet-stream": unknown;
-                        "text/plain": unknown;
+                        "application/octet-stream": string;
+                        "text/plain": string;
                     };
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -1329,18 +1456,19 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            name?: string;
-                            bytes?: number;
-                            updated_at?: number;
-                        };
+                        "application/json": components["schemas"]["DocInfo"];
                     };
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -1401,7 +1529,9 @@ export type paths = {
                 404: components["responses"]["Error"];
                 412: components["responses"]["Error"];
                 413: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -1448,7 +1578,9 @@ export type paths = {
                 404: components["responses"]["Error"];
                 412: components["responses"]["Error"];
                 423: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         options?: never;
@@ -1482,7 +1614,8 @@ export type paths = {
                 404: components["responses"]["Error"];
                 410: components["responses"]["Error"];
                 412: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         /** tus: append bytes at Upload-Offset */
@@ -1524,10 +1657,12 @@ export type paths = {
                 409: components["responses"]["Error"];
                 410: components["responses"]["Error"];
                 412: components["responses"]["Error"];
+                413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 423: components["responses"]["Error"];
                 460: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         trace?: never;
@@ -1562,15 +1697,15 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            files: components["schemas"]["File"][];
-                            next_cursor?: string | null;
-                        };
+                        "application/json": components["schemas"]["FileList"];
                     };
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -1613,7 +1748,9 @@ export type paths = {
                 };
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -1640,7 +1777,9 @@ export type paths = {
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         options?: never;
@@ -1657,10 +1796,22 @@ export type paths = {
             };
             cookie?: never;
         };
-        /** A file's bytes, with Range (single range), ETag and If-None-Match; typed by sniffing, inline only for images and PDF */
+        /**
+         * A file's bytes, with Range (single range), ETag and If-None-Match; typed by sniffing, inline only for images and PDF
+         * @description With a signed link (exp, uid, sig from POST …/link) no bearer token is needed; an expired link answers 403 link_expired, an altered one 403 link_invalid, and a link of someone no longer in the room 404.
+         */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description a signed link: its expiry (with uid and sig instead of a bearer token) */
+                    exp?: number;
+                    /** @description a signed link: the user it was made for */
+                    uid?: string;
+                    /** @description a signed link: its signature */
+                    sig?: string;
+                    /** @description 1: Content-Disposition: attachment for every type */
+                    download?: "1";
+                };
                 header?: {
                     /** @description bytes=start-end (one range) */
                     Range?: string;
@@ -1677,6 +1828,11 @@ export type paths = {
                 /** @description the file */
                 200: {
                     headers: {
+                        ETag?: string;
+                        /** @description with 206 */
+                        "Content-Range"?: string;
+                        /** @description inline only for images and PDF without download=1 */
+                        "Content-Disposition"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1686,6 +1842,11 @@ export type paths = {
                 /** @description the range */
                 206: {
                     headers: {
+                        ETag?: string;
+                        /** @description with 206 */
+                        "Content-Range"?: string;
+                        /** @description inline only for images and PDF without download=1 */
+                        "Content-Disposition"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1700,19 +1861,34 @@ export type paths = {
                     content?: never;
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 416: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
-        /** A file's download headers without the bytes */
+        /**
+         * A file's download headers without the bytes
+         * @description With a signed link (exp, uid, sig from POST …/link) no bearer token is needed; an expired link answers 403 link_expired, an altered one 403 link_invalid, and a link of someone no longer in the room 404.
+         */
         head: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description a signed link: its expiry (with uid and sig instead of a bearer token) */
+                    exp?: number;
+                    /** @description a signed link: the user it was made for */
+                    uid?: string;
+                    /** @description a signed link: its signature */
+                    sig?: string;
+                    /** @description 1: Content-Disposition: attachment for every type */
+                    download?: "1";
+                };
                 header?: never;
                 path: {
                     file_id: string;
@@ -1724,6 +1900,11 @@ export type paths = {
                 /** @description headers only */
                 200: {
                     headers: {
+                        ETag?: string;
+                        /** @description with 206 */
+                        "Content-Range"?: string;
+                        /** @description inline only for images and PDF without download=1 */
+                        "Content-Disposition"?: string;
                         [name: string]: unknown;
                     };
                     content?: never;
@@ -1731,16 +1912,69 @@ export type paths = {
                 /** @description headers only */
                 206: {
                     headers: {
+                        ETag?: string;
+                        /** @description with 206 */
+                        "Content-Range"?: string;
+                        /** @description inline only for images and PDF without download=1 */
+                        "Content-Disposition"?: string;
                         [name: string]: unknown;
                     };
                     content?: never;
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 416: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files/{file_id}/link": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                file_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A signed link to the file's content for the caller (members of the file's room), valid for 10 minutes, for <img> and <a download> that cannot send a bearer header. It works only while the caller is still a member of the room. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    file_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description success */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["FileLink"];
+                    };
+                };
+                401: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
         patch?: never;
         trace?: never;
     };
@@ -1771,12 +2005,14 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["RoomState"];
                     };
                 };
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -1814,12 +2050,14 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["ActionList"];
                     };
                 };
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -1861,35 +2099,37 @@ export type paths = {
             };
             requestBody: {
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
                 };
             };
             responses: {
-                /** @description state changed */
+                /** @description done: a state change (with collaboration_updated), or remove_member / delete_file */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["StateChange"] | components["schemas"]["MemberRemoved"] | components["schemas"]["FileDeleted"];
                     };
                 };
-                /** @description message sent */
+                /** @description send_message or add_member */
                 201: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["MessageSent"] | components["schemas"]["MemberAdded"];
                     };
                 };
-                /** @description approval requested */
+                /** @description a protected action became an approval request */
                 202: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["ApprovalEnvelope"];
                     };
                 };
                 400: components["responses"]["Error"];
@@ -1898,7 +2138,11 @@ export type paths = {
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
                 412: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -1939,13 +2183,16 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["AuditPage"];
                     };
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -1981,19 +2228,24 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description NDJSON */
+                /** @description NDJSON: one AuditEntry per line */
                 200: {
                     headers: {
+                        /** @description the cursor of the next page, when there is one */
+                        "x-next-cursor"?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/x-ndjson": string;
                     };
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -2025,19 +2277,21 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description {rules} */
+                /** @description success */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["RuleList"];
                     };
                 };
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -2058,17 +2312,31 @@ export type paths = {
             };
             requestBody: {
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": {
+                        name?: string;
+                        /** @enum {string} */
+                        trigger: "message_posted" | "activity_changed" | "file_added" | "member_joined";
+                        /** @description JSONLogic */
+                        condition?: unknown;
+                        effect: {
+                            action: string;
+                            /** @description arguments, templated */
+                            args?: {
+                                [key: string]: unknown;
+                            };
+                        };
+                        enabled?: boolean;
+                    };
                 };
             };
             responses: {
-                /** @description {version, changes, rule} */
+                /** @description success */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["RuleChange"];
                     };
                 };
                 400: components["responses"]["Error"];
@@ -2077,7 +2345,11 @@ export type paths = {
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
                 412: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -2114,20 +2386,22 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description {version, changes} */
+                /** @description success */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["StateChange"];
                     };
                 };
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 412: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         options?: never;
@@ -2147,17 +2421,31 @@ export type paths = {
             };
             requestBody: {
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": {
+                        name?: string;
+                        /** @enum {string} */
+                        trigger?: "message_posted" | "activity_changed" | "file_added" | "member_joined";
+                        /** @description JSONLogic */
+                        condition?: unknown;
+                        effect?: {
+                            action: string;
+                            /** @description arguments, templated */
+                            args?: {
+                                [key: string]: unknown;
+                            };
+                        };
+                        enabled?: boolean;
+                    };
                 };
             };
             responses: {
-                /** @description {version, changes, rule} */
+                /** @description success */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["RuleChange"];
                     };
                 };
                 400: components["responses"]["Error"];
@@ -2166,7 +2454,11 @@ export type paths = {
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
                 412: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         trace?: never;
@@ -2194,18 +2486,20 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description {approvals} */
+                /** @description success */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["ApprovalList"];
                     };
                 };
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -2241,20 +2535,22 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description {approval} */
+                /** @description success */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["ApprovalEnvelope"];
                     };
                 };
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -2288,20 +2584,22 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description {approval} */
+                /** @description success */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["ApprovalEnvelope"];
                     };
                 };
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -2333,21 +2631,31 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description {job} */
+                /** @description the file's job already under way */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["JobEnvelope"];
+                    };
+                };
+                /** @description a new job */
                 202: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["JobEnvelope"];
                     };
                 };
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
-                429: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -2375,17 +2683,19 @@ export type paths = {
             };
             requestBody: {
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": {
+                        file_ids: string[];
+                    };
                 };
             };
             responses: {
-                /** @description {jobs} */
+                /** @description success */
                 202: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["JobBatch"];
                     };
                 };
                 400: components["responses"]["Error"];
@@ -2393,8 +2703,11 @@ export type paths = {
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
-                429: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -2424,18 +2737,20 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description {job} */
+                /** @description success */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["JobEnvelope"];
                     };
                 };
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         put?: never;
@@ -2469,20 +2784,30 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description {checkin} */
+                /** @description today's check-in had already run (repeated) */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["CheckinAnswer"];
+                    };
+                };
+                /** @description today's check-in, run now */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CheckinAnswer"];
                     };
                 };
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                429: components["responses"]["Error"];
-                default: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -2501,68 +2826,174 @@ export type components = {
                 message: string;
             };
         };
+        Health: {
+            /** @enum {string} */
+            status: "ok" | "degraded";
+            /** @description "ok" or what failed */
+            d1: string;
+            /** @description "ok" or what failed */
+            r2: string;
+        };
+        /** @description this document */
+        OpenApiDocument: {
+            /** @constant */
+            openapi: "3.1.0";
+            /** @description title and version */
+            info: {
+                [key: string]: unknown;
+            };
+            /** @description the routes */
+            paths: {
+                [key: string]: unknown;
+            };
+            /** @description schemas and responses */
+            components: {
+                [key: string]: unknown;
+            };
+        } & {
+            [key: string]: unknown;
+        };
         User: {
             id: string;
-            email?: string | null;
+            /** @description null for some external (OIDC) identities */
+            email: string | null;
             display_name: string;
+            /** @description unix seconds */
             created_at: number;
         };
-        Session: {
+        SessionFields: {
+            /** @description HS256 JWT, 15 minutes */
             access_token: string;
+            /** @description opaque, single use */
             refresh_token: string;
             /** @constant */
-            token_type?: "Bearer";
+            token_type: "Bearer";
+            /** @description seconds the access token lives */
             expires_in: number;
         };
-        SessionWithUser: components["schemas"]["Session"] & {
+        Session: components["schemas"]["SessionFields"];
+        SessionWithUser: components["schemas"]["SessionFields"] & {
             user: components["schemas"]["User"];
         };
-        Room: {
-            id?: string;
-            name?: string;
-            kind?: string;
-            topic?: string;
-            created_by?: string;
-            created_at?: number;
-            updated_at?: number;
+        RoomFields: {
+            id: string;
+            name: string;
             /** @enum {string} */
-            role?: "owner" | "admin" | "member" | "viewer";
-            member_count?: number;
-            /** @description in lists: messages from others after your read marker */
-            unread?: number | null;
+            kind: "direct" | "group" | "project";
+            topic: string;
+            created_by: string;
+            /** @description unix seconds */
+            created_at: number;
+            /** @description unix seconds */
+            updated_at: number;
+            /**
+             * @description the caller's role
+             * @enum {string}
+             */
+            role: "owner" | "admin" | "member" | "viewer";
+            member_count: number;
+        };
+        Room: components["schemas"]["RoomFields"];
+        /** @description Where the caller stands in the room's chat. Every field is null when the room's object could not be asked (the list still answers). */
+        ReadState: {
+            /** @description the caller's read marker: every event up to this seq has been seen */
+            read_seq: number | null;
+            /** @description the room's newest event */
+            head_seq: number | null;
+            /** @description live messages from others after the read marker */
+            unread: number | null;
+            /** @description of the unread messages, those that mention the caller */
+            mentions: number | null;
+        };
+        RoomWithReads: components["schemas"]["RoomFields"] & components["schemas"]["ReadState"];
+        RoomList: {
+            rooms: components["schemas"]["RoomWithReads"][];
+            next_cursor: string | null;
         };
         Member: {
-            user_id?: string;
-            display_name?: string;
+            user_id: string;
+            display_name: string;
             /** @enum {string} */
-            role?: "owner" | "admin" | "member" | "viewer";
-            joined_at?: number;
+            role: "owner" | "admin" | "member" | "viewer";
+            /** @description unix seconds */
+            joined_at: number;
+        };
+        MemberList: {
+            members: components["schemas"]["Member"][];
+            next_cursor: string | null;
         };
         Invite: {
-            code?: string;
-            room_id?: string;
+            code: string;
+            room_id: string;
             /** @enum {string} */
-            role?: "owner" | "admin" | "member" | "viewer";
-            max_uses?: number;
-            expires_at?: number;
+            role: "admin" | "member" | "viewer";
+            max_uses: number;
+            /** @description unix seconds */
+            expires_at: number;
+        };
+        UserMatch: {
+            id: string;
+            display_name: string;
+        };
+        UserList: {
+            users: components["schemas"]["UserMatch"][];
+        };
+        /** @description A file as attachments and events show it */
+        FileRef: {
+            id: string;
+            name: string;
+            /** @description sniffed from the bytes */
+            content_type: string;
+            size: number;
         };
         Message: {
-            id?: number;
-            seq?: number;
-            author?: string;
-            author_name?: string;
-            client_msg_id?: string;
-            body?: string;
-            reply_to?: number | null;
-            mentions?: string[];
-            attachments?: string[];
+            /** @description the seq of the event that created it */
+            id: number;
+            seq: number;
+            /** @description a user id, or "ai" */
+            author: string;
+            author_name: string;
+            client_msg_id: string;
+            /** @description empty once deleted */
+            body: string;
+            reply_to: number | null;
+            /** @description user ids (and "ai") */
+            mentions: string[];
+            attachments: components["schemas"]["FileRef"][];
             /** @description unix milliseconds */
-            created_at?: number;
-            edited_at?: number | null;
-            deleted?: boolean;
-            reactions?: {
+            created_at: number;
+            /** @description unix milliseconds */
+            edited_at: number | null;
+            deleted: boolean;
+            /** @description emoji → user ids */
+            reactions: {
                 [key: string]: string[];
             };
+        };
+        MessageList: {
+            messages: components["schemas"]["Message"][];
+            head_seq: number;
+        };
+        DocInfo: {
+            name: string;
+            /** @description stored bytes (snapshot and tail) */
+            bytes: number;
+            /** @description unix milliseconds */
+            updated_at: number;
+        };
+        DocList: {
+            docs: components["schemas"]["DocInfo"][];
+        };
+        DocVersion: {
+            v: number;
+            label: string;
+            created_by: string;
+            /** @description unix milliseconds */
+            created_at: number;
+            bytes: number;
+        };
+        DocVersionList: {
+            versions: components["schemas"]["DocVersion"][];
         };
         File: {
             id: string;
@@ -2571,21 +3002,617 @@ export type components = {
             /** @description sanitised filename */
             name: string;
             /** @description sniffed from the bytes */
-            content_type?: string | null;
+            content_type: string | null;
             /** @description what the uploader said; never used to render */
             declared_type: string;
             size: number;
-            sha256?: string | null;
+            sha256: string | null;
             /** @enum {string} */
             status: "uploading" | "ready" | "expired";
+            /** @description unix seconds */
             created_at: number;
-            completed_at?: number | null;
+            /** @description unix seconds */
+            completed_at: number | null;
         };
+        FileList: {
+            files: components["schemas"]["File"][];
+            next_cursor: string | null;
+        };
+        FileLink: {
+            /** @description /api/v1/files/{id}/content?exp=…&uid=…&sig=… (relative; append &download=1 to force a download) */
+            url: string;
+            /** @description unix seconds, 10 minutes after it was made */
+            expires_at: number;
+        };
+        Activity: {
+            id: string;
+            title: string;
+            description: string;
+            /** @enum {string} */
+            status: "proposed" | "scheduled" | "in_progress" | "done" | "cancelled";
+            created_by: string;
+            assignees: string[];
+            scheduled_at: number | null;
+            due_at: number | null;
+            votes: string[];
+            /** @description unix seconds */
+            updated_at: number;
+        };
+        RoomState: {
+            version: number;
+            /** @description by id */
+            activities: {
+                [key: string]: components["schemas"]["Activity"];
+            };
+            settings: {
+                archived: boolean;
+            };
+            next_activity: number;
+        };
+        Change: {
+            /** @description e.g. activities.a1.status */
+            path: string;
+            /** @description any JSON value (null when new) */
+            old: unknown;
+            /** @description any JSON value (null when removed) */
+            new: unknown;
+        };
+        /** @description A change of the room state; `rule` when a rule was saved */
+        StateChange: {
+            version: number;
+            changes: components["schemas"]["Change"][];
+            rule?: components["schemas"]["Rule"];
+        };
+        RuleChange: {
+            version: number;
+            changes: components["schemas"]["Change"][];
+            rule: components["schemas"]["Rule"];
+        };
+        Offered: {
+            name: string;
+            summary: string;
+            /** @enum {string} */
+            min_role: "owner" | "admin" | "member" | "viewer";
+            protected: boolean;
+            /** @enum {string} */
+            mode: "run" | "approval";
+            /** @description argument name → JSON type (a trailing ? marks an optional one) */
+            args: {
+                [key: string]: string;
+            };
+        };
+        ActionList: {
+            /** @enum {string} */
+            role: "owner" | "admin" | "member" | "viewer";
+            actions: components["schemas"]["Offered"][];
+        };
+        Rule: {
+            id: string;
+            name: string;
+            /** @enum {string} */
+            trigger: "message_posted" | "activity_changed" | "file_added" | "member_joined";
+            /** @description JSONLogic (true: always) */
+            condition: unknown;
+            effect: {
+                action: string;
+                args: unknown;
+            };
+            enabled: boolean;
+            author: string;
+            /** @description unix seconds */
+            created_at: number;
+            /** @description unix seconds */
+            updated_at: number;
+        };
+        RuleList: {
+            rules: components["schemas"]["Rule"][];
+        };
+        Approval: {
+            id: string;
+            action: string;
+            /** @description the action's arguments */
+            args: unknown;
+            requested_by: string;
+            /** @enum {string} */
+            requested_kind: "user" | "ai" | "rule";
+            reason: string | null;
+            /** @enum {string} */
+            status: "pending" | "approved" | "rejected" | "expired";
+            /** @description unix seconds */
+            created_at: number;
+            /** @description unix seconds */
+            expires_at: number;
+            resolved_by: string | null;
+            resolved_at: number | null;
+            result: {
+                status: number;
+                outcome: unknown;
+            } | null;
+        };
+        ApprovalEnvelope: {
+            approval: components["schemas"]["Approval"];
+        };
+        ApprovalList: {
+            approvals: components["schemas"]["Approval"][];
+        };
+        MessageSent: {
+            message_id: number;
+        };
+        MemberAdded: {
+            user_id: string;
+            /** @enum {string} */
+            role: "owner" | "admin" | "member" | "viewer";
+        };
+        MemberRemoved: {
+            removed: string;
+        };
+        FileDeleted: {
+            deleted: string;
+        };
+        AuditEntry: {
+            id: number;
+            actor: string;
+            /** @enum {string} */
+            actor_kind: "user" | "ai" | "rule";
+            action: string;
+            arguments: unknown;
+            /** @description {status, outcome} and the rule or approval behind the attempt */
+            result: unknown;
+            request_id: string;
+            /** @description unix seconds */
+            at: number;
+        };
+        AuditPage: {
+            entries: components["schemas"]["AuditEntry"][];
+            next_cursor: string | null;
+        };
+        JobResult: {
+            summary: string;
+            key_points: string[];
+            providers: string[];
+            chunks: number;
+            bytes_read: number;
+            truncated: boolean;
+        };
+        Job: {
+            id: string;
+            room_id: string;
+            file_id: string;
+            /** @constant */
+            kind: "analyze";
+            /** @enum {string} */
+            status: "queued" | "running" | "done" | "failed";
+            /** @description percent */
+            progress: number;
+            result: components["schemas"]["JobResult"] | null;
+            error: string | null;
+            attempts: number;
+            created_by: string;
+            /** @description unix seconds */
+            created_at: number;
+            /** @description unix seconds */
+            updated_at: number;
+        };
+        JobEnvelope: {
+            job: components["schemas"]["Job"];
+        };
+        JobBatch: {
+            jobs: components["schemas"]["Job"][];
+        };
+        ProposedAction: {
+            name: string;
+            args: unknown;
+            reason: string;
+        };
+        CheckinOutcome: {
+            name: string;
+            args: unknown;
+            reason: string;
+            /** @description the HTTP status the attempt had */
+            status: number;
+            /** @description its answer */
+            outcome: unknown;
+        };
+        Checkin: {
+            /** @description YYYY-MM-DD, UTC */
+            day: string;
+            provider: string;
+            message_id: number | null;
+            planned: components["schemas"]["ProposedAction"][];
+            actions: components["schemas"]["CheckinOutcome"][];
+            finished: boolean;
+        };
+        CheckinAnswer: {
+            checkin: components["schemas"]["Checkin"];
+            /** @description true when the day's check-in had already run */
+            repeated: boolean;
+        };
+        Identity: {
+            user_id: string;
+            display_name: string;
+            /** @enum {string} */
+            role: "owner" | "admin" | "member" | "viewer";
+        };
+        PresenceEntry: {
+            user_id: string;
+            display_name: string;
+            /** @enum {string} */
+            status: "online" | "away" | "offline";
+            /** @description unix milliseconds */
+            last_seen: number;
+        };
+        TypingEntry: {
+            user_id: string;
+            display_name: string;
+            /** @description unix milliseconds */
+            until: number;
+        };
+        ReadMarker: {
+            user_id: string;
+            seq: number;
+        };
+        ClientSend: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "send";
+            client_msg_id: string;
+            /** @description at most CHAT_BODY_LIMIT bytes; may be empty with attachments */
+            body: string;
+            reply_to?: number | null;
+            attachments?: string[];
+        };
+        ClientEdit: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "edit";
+            id: number;
+            body: string;
+        };
+        ClientDelete: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "delete";
+            id: number;
+        };
+        ClientReact: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "react";
+            id: number;
+            emoji: string;
+        };
+        ClientUnreact: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "unreact";
+            id: number;
+            emoji: string;
+        };
+        ClientTyping: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "typing";
+        };
+        ClientPresence: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "presence";
+            /** @enum {string} */
+            status: "online" | "away" | "offline";
+        };
+        ClientRead: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "read";
+            seq: number;
+        };
+        ClientPing: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "ping";
+            nonce?: string | null;
+        };
+        /** @description A JSON text frame a client sends on the room socket (docs/protocol.md) */
+        ClientFrame: components["schemas"]["ClientSend"] | components["schemas"]["ClientEdit"] | components["schemas"]["ClientDelete"] | components["schemas"]["ClientReact"] | components["schemas"]["ClientUnreact"] | components["schemas"]["ClientTyping"] | components["schemas"]["ClientPresence"] | components["schemas"]["ClientRead"] | components["schemas"]["ClientPing"];
+        EventDocChanged: {
+            /** @constant */
+            type: "event";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "doc_changed";
+            data: {
+                doc: string;
+                /** @description unix milliseconds */
+                at: number;
+            };
+        };
+        EventUploadProgress: {
+            /** @constant */
+            type: "event";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "upload_progress";
+            data: {
+                file_id: string;
+                name: string;
+                uploader: string;
+                offset: number;
+                length: number;
+            };
+        };
+        EventFileAdded: {
+            /** @constant */
+            type: "event";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "file_added";
+            seq: number;
+            data: {
+                file: components["schemas"]["FileRef"];
+                uploader: string;
+            };
+        };
+        EventFileDeleted: {
+            /** @constant */
+            type: "event";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "file_deleted";
+            seq: number;
+            data: {
+                id: string;
+            };
+        };
+        EventCollaborationUpdated: {
+            /** @constant */
+            type: "event";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "collaboration_updated";
+            seq: number;
+            data: {
+                version: number;
+                changes: components["schemas"]["Change"][];
+            };
+        };
+        EventApprovalRequested: {
+            /** @constant */
+            type: "event";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "approval_requested";
+            seq: number;
+            data: components["schemas"]["ApprovalEnvelope"];
+        };
+        EventApprovalResolved: {
+            /** @constant */
+            type: "event";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "approval_resolved";
+            seq: number;
+            data: components["schemas"]["ApprovalEnvelope"];
+        };
+        EventMemberJoined: {
+            /** @constant */
+            type: "event";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "member_joined";
+            data: {
+                user_id: string;
+                /** @enum {string} */
+                role: "owner" | "admin" | "member" | "viewer";
+            };
+        };
+        EventJobProgress: {
+            /** @constant */
+            type: "event";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "job_progress";
+            data: {
+                job_id: string;
+                file_id: string;
+                progress: number;
+            };
+        };
+        EventJobDone: {
+            /** @constant */
+            type: "event";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "job_done";
+            seq: number;
+            data: components["schemas"]["JobEnvelope"];
+        };
+        /** @description The envelope for the rest of the product; `seq` is present on the events that belong to the replayable stream */
+        RoomEvent: components["schemas"]["EventDocChanged"] | components["schemas"]["EventUploadProgress"] | components["schemas"]["EventFileAdded"] | components["schemas"]["EventFileDeleted"] | components["schemas"]["EventCollaborationUpdated"] | components["schemas"]["EventApprovalRequested"] | components["schemas"]["EventApprovalResolved"] | components["schemas"]["EventMemberJoined"] | components["schemas"]["EventJobProgress"] | components["schemas"]["EventJobDone"];
+        ServerHello: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "hello";
+            room: string;
+            you: components["schemas"]["Identity"];
+            head_seq: number;
+            /** @description your read marker */
+            read_seq: number;
+            /** @description the other people's read markers, the furthest first */
+            reads: components["schemas"]["ReadMarker"][];
+            presence: components["schemas"]["PresenceEntry"][];
+            typing: components["schemas"]["TypingEntry"][];
+        };
+        ServerAck: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "ack";
+            client_msg_id: string;
+            id: number;
+            seq: number;
+            /** @description true when this is the ack of an earlier send with the same client_msg_id */
+            duplicate: boolean;
+        };
+        ServerMessage: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "message";
+            seq: number;
+            message: components["schemas"]["Message"];
+        };
+        ServerMessageEdited: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "message_edited";
+            seq: number;
+            id: number;
+            body: string;
+            mentions: string[];
+            /** @description unix milliseconds */
+            edited_at: number;
+        };
+        ServerMessageDeleted: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "message_deleted";
+            seq: number;
+            id: number;
+            deleted_by: string;
+        };
+        ServerReaction: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "reaction";
+            seq: number;
+            id: number;
+            emoji: string;
+            user_id: string;
+            added: boolean;
+        };
+        ServerTyping: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "typing";
+            users: components["schemas"]["TypingEntry"][];
+        };
+        ServerPresence: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "presence";
+            users: components["schemas"]["PresenceEntry"][];
+        };
+        ServerRead: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "read";
+            user_id: string;
+            seq: number;
+        };
+        ServerError: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "error";
+            code: string;
+            message: string;
+            /** @description the client_msg_id or message id of the frame that failed */
+            ref?: string;
+            /** @description seconds */
+            retry_after?: number;
+        };
+        ServerResync: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "resync";
+            head_seq: number;
+            oldest_seq: number;
+        };
+        ServerPong: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "pong";
+            nonce: string | null;
+            /** @description unix milliseconds */
+            at: number;
+        };
+        /** @description A JSON text frame the server sends on the room socket (docs/protocol.md) */
+        ServerFrame: components["schemas"]["ServerHello"] | components["schemas"]["ServerAck"] | components["schemas"]["ServerMessage"] | components["schemas"]["ServerMessageEdited"] | components["schemas"]["ServerMessageDeleted"] | components["schemas"]["ServerReaction"] | components["schemas"]["ServerTyping"] | components["schemas"]["ServerPresence"] | components["schemas"]["ServerRead"] | components["schemas"]["RoomEvent"] | components["schemas"]["ServerError"] | components["schemas"]["ServerResync"] | components["schemas"]["ServerPong"];
     };
     responses: {
         /** @description error */
         Error: {
             headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description too many requests (the API allows 100 a minute per client address) */
+        RateLimited: {
+            headers: {
+                /** @description seconds to wait */
+                "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content: {

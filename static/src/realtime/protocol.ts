@@ -1,71 +1,26 @@
 /**
- * The room socket's frames (docs/protocol.md, core/src/protocol.rs). Written
- * by hand until core/openapi.json describes the frames; tests/web/unit.test.mjs
- * parses every example of docs/protocol.md through `isServerFrame`.
+ * The room socket's frames, typed from core/openapi.json (`ClientFrame`,
+ * `ServerFrame`), and the run-time guard that a frame has the fields its
+ * handler reads (tests/web/unit.test.mjs runs every example of docs/protocol.md
+ * through it).
  */
-import type { HelloReads } from '../api/pending';
+import type { components } from '../api/schema.gen';
 
-export type Role = 'owner' | 'admin' | 'member' | 'viewer';
-export type Status = 'online' | 'away' | 'offline';
+type S = components['schemas'];
 
-export interface FileRef { id: string; name: string; content_type: string | null; size: number }
+export type Role = S['Identity']['role'];
+export type Status = S['PresenceEntry']['status'];
+export type FileRef = S['FileRef'];
+export type Message = S['Message'];
+export type PresenceEntry = S['PresenceEntry'];
+export type TypingEntry = S['TypingEntry'];
+export type ClientFrame = S['ClientFrame'];
+export type Hello = S['ServerHello'];
+export type ServerFrame = S['ServerFrame'];
+type Event = S['RoomEvent'];
 
-export interface Message {
-  id: number;
-  seq: number;
-  author: string;
-  author_name: string;
-  client_msg_id?: string | null;
-  body: string;
-  reply_to: number | null;
-  mentions: string[];
-  attachments: FileRef[];
-  created_at: number;
-  edited_at: number | null;
-  deleted: boolean;
-  reactions: Record<string, string[]>;
-}
-
-export interface PresenceEntry { user_id: string; display_name: string; status: Status; last_seen: number }
-export interface TypingEntry { user_id: string; display_name: string; until: number }
-
-export type ClientFrame =
-  | { type: 'send'; client_msg_id: string; body: string; reply_to?: number | null; attachments?: string[] }
-  | { type: 'edit'; id: number; body: string }
-  | { type: 'delete'; id: number }
-  | { type: 'react' | 'unreact'; id: number; emoji: string }
-  | { type: 'typing' }
-  | { type: 'presence'; status: Status }
-  | { type: 'read'; seq: number }
-  | { type: 'ping'; nonce?: string };
-
-export type Hello = {
-  type: 'hello';
-  room: string;
-  you: { user_id: string; display_name: string; role: Role };
-  head_seq: number;
-  presence: PresenceEntry[];
-  typing: TypingEntry[];
-} & HelloReads;
-
-export type StreamFrame =
-  | { type: 'message'; seq: number; message: Message }
-  | { type: 'message_edited'; seq: number; id: number; body: string; mentions: string[]; edited_at: number }
-  | { type: 'message_deleted'; seq: number; id: number; deleted_by: string }
-  | { type: 'reaction'; seq: number; id: number; emoji: string; user_id: string; added: boolean }
-  | { type: 'event'; event: string; seq: number; data: Record<string, unknown> };
-
-export type ServerFrame =
-  | Hello
-  | StreamFrame
-  | { type: 'ack'; client_msg_id: string; id: number; seq: number; duplicate: boolean }
-  | { type: 'typing'; users: TypingEntry[] }
-  | { type: 'presence'; users: PresenceEntry[] }
-  | { type: 'read'; user_id: string; seq: number }
-  | { type: 'event'; event: string; seq?: undefined; data: Record<string, unknown> }
-  | { type: 'error'; code: string; message: string; ref?: string; retry_after?: number }
-  | { type: 'resync'; head_seq: number; oldest_seq: number }
-  | { type: 'pong'; nonce: string | null; at: number };
+/** The frames of the gap-free stream: they carry a `seq` (events too, when they are part of it). */
+export type StreamFrame = S['ServerMessage'] | S['ServerMessageEdited'] | S['ServerMessageDeleted'] | S['ServerReaction'] | Extract<Event, { seq: number }>;
 
 const TYPES = new Set(['hello', 'ack', 'message', 'message_edited', 'message_deleted', 'reaction', 'typing', 'presence', 'read', 'event', 'error', 'resync', 'pong']);
 
@@ -91,6 +46,9 @@ export function isServerFrame(v: unknown): v is ServerFrame {
 }
 
 /** Frames that belong to the gap-free stream: they carry a `seq`. */
+const STREAM = new Set(['message', 'message_edited', 'message_deleted', 'reaction', 'event']);
+
 export function isStream(f: ServerFrame): f is StreamFrame {
-  return (f.type === 'message' || f.type === 'message_edited' || f.type === 'message_deleted' || f.type === 'reaction' || f.type === 'event') && typeof f.seq === 'number';
+  // `ack` and `read` carry a seq too, but are not events of the stream.
+  return STREAM.has(f.type) && typeof (f as { seq?: unknown }).seq === 'number';
 }

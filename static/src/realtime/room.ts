@@ -87,7 +87,7 @@ export class RoomSession {
     const r = await ok(api.GET('/api/v1/rooms/{room_id}/messages', {
       params: { path: { room_id: this.roomId }, query: { ...q, limit: this.timeline.page } },
     }));
-    return r as unknown as { messages: Message[]; head_seq: number };
+    return r;
   }
 
   private async loadNewest(): Promise<void> {

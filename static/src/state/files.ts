@@ -4,23 +4,25 @@
  * timeline of images costs one request per image at most every ten minutes.
  * And "Analyze": the AI job whose progress arrives on the room socket.
  */
-import { api, ok, untyped } from '../api/client';
-import type { FileLink } from '../api/pending';
+import { api, ok } from '../api/client';
+import type { FileLink } from '../api/types';
 import type { RoomSession } from '../realtime/room';
 
 const links = new Map<string, Promise<FileLink>>();
 
-export function link(fileId: string, download = false): Promise<FileLink> {
-  const key = `${fileId}${download ? ':d' : ''}`;
-  const cached = links.get(key);
-  if (cached) return cached;
-  const p = untyped<FileLink>('POST', `/api/v1/files/${encodeURIComponent(fileId)}/link${download ? '?download=1' : ''}`).then((l) => {
-    setTimeout(() => links.delete(key), Math.max(0, l.expires_at * 1000 - Date.now() - 60_000));
-    return l;
-  });
-  p.catch(() => links.delete(key));
-  links.set(key, p);
-  return p;
+/** A signed link to a file's content; `download` makes it an attachment (`&download=1`). */
+export async function link(fileId: string, download = false): Promise<string> {
+  let p = links.get(fileId);
+  if (!p) {
+    p = ok(api.POST('/api/v1/files/{file_id}/link', { params: { path: { file_id: fileId } } }));
+    links.set(fileId, p);
+    p.then(
+      (l) => setTimeout(() => links.delete(fileId), Math.max(0, l.expires_at * 1000 - Date.now() - 60_000)),
+      () => links.delete(fileId),
+    );
+  }
+  const { url } = await p;
+  return download ? `${url}&download=1` : url;
 }
 
 /** Whether the AI can read it (the server analyses text-like files). */

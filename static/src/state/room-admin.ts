@@ -26,14 +26,14 @@ export function manages(actor: Role | null | undefined, target: Role): boolean {
 
 export async function members(roomId: string): Promise<Member[]> {
   const r = await ok(api.GET('/api/v1/rooms/{room_id}/members', { params: { path: { room_id: roomId }, query: { limit: 200 } } }));
-  return (r as { members: Member[] }).members;
+  return r.members;
 }
 
 export async function setRole(roomId: string, userId: string, role: Role): Promise<Member> {
   return (await ok(api.PATCH('/api/v1/rooms/{room_id}/members/{user_id}', {
     params: { path: { room_id: roomId, user_id: userId } },
-    body: { role } as never,
-  }))) as Member;
+    body: { role },
+  })));
 }
 
 export async function removeMember(roomId: string, userId: string): Promise<void> {
@@ -45,11 +45,11 @@ export async function leave(roomId: string, me: string): Promise<void> {
   forget(roomId);
 }
 
-export async function invite(roomId: string, role: Role, maxUses: number, expiresIn: number): Promise<Invite> {
+export async function invite(roomId: string, role: Exclude<Role, 'owner'>, maxUses: number, expiresIn: number): Promise<Invite> {
   return (await ok(api.POST('/api/v1/rooms/{room_id}/invites', {
     params: { path: { room_id: roomId } },
-    body: { role, max_uses: maxUses, expires_in: expiresIn } as never,
-  }))) as Invite;
+    body: { role, max_uses: maxUses, expires_in: expiresIn },
+  })));
 }
 
 export async function revokeInvite(code: string): Promise<void> {
@@ -57,13 +57,13 @@ export async function revokeInvite(code: string): Promise<void> {
 }
 
 export async function accept(code: string): Promise<Room> {
-  const room = (await ok(api.POST('/api/v1/invites/{code}/accept', { params: { path: { code } } }))) as Room;
+  const room = (await ok(api.POST('/api/v1/invites/{code}/accept', { params: { path: { code } } })));
   upsert(room);
   return room;
 }
 
 export async function update(roomId: string, name: string, topic: string): Promise<Room> {
-  const room = (await ok(api.PATCH('/api/v1/rooms/{room_id}', { params: { path: { room_id: roomId } }, body: { name, topic } as never }))) as Room;
+  const room = (await ok(api.PATCH('/api/v1/rooms/{room_id}', { params: { path: { room_id: roomId } }, body: { name, topic } })));
   upsert(room);
   return room;
 }
@@ -75,11 +75,11 @@ export async function remove(roomId: string): Promise<void> {
 
 /** Whether the room is archived (read-only): the workflow state's settings. */
 export async function archived(roomId: string): Promise<boolean> {
-  const s = (await ok(api.GET('/api/v1/rooms/{room_id}/state', { params: { path: { room_id: roomId } } }))) as { settings?: { archived?: boolean } };
-  return s.settings?.archived === true;
+  const s = (await ok(api.GET('/api/v1/rooms/{room_id}/state', { params: { path: { room_id: roomId } } })));
+  return s.settings.archived === true;
 }
 
 /** Archives the room (owners; the action is audited). */
 export async function archive(roomId: string): Promise<void> {
-  await ok(api.POST('/api/v1/rooms/{room_id}/actions/{action}', { params: { path: { room_id: roomId, action: 'archive_room' } }, body: {} as never }));
+  await ok(api.POST('/api/v1/rooms/{room_id}/actions/{action}', { params: { path: { room_id: roomId, action: 'archive_room' } }, body: {} }));
 }

@@ -4,9 +4,8 @@
  * at once on focus); the open room's socket keeps its own entry current.
  */
 import { computed, effect, signal } from '@preact/signals-core';
-import { api, ok, untyped } from '../api/client';
-import type { UserHit } from '../api/pending';
-import type { Room } from '../api/types';
+import { api, ok } from '../api/client';
+import type { Room, UserHit } from '../api/types';
 import { status } from '../api/auth';
 import { describe } from '../api/errors';
 import { visible } from '../realtime/net';
@@ -24,7 +23,7 @@ let timer: ReturnType<typeof setInterval> | undefined;
 export async function refresh(): Promise<void> {
   try {
     const r = await ok(api.GET('/api/v1/rooms', { params: { query: { limit: 200 } } }));
-    rooms.value = (r as { rooms: Room[] }).rooms;
+    rooms.value = r.rooms;
     loaded.value = true;
     listError.value = null;
   } catch (e) {
@@ -61,19 +60,18 @@ export function forget(id: string): void {
 
 export async function create(kind: Kind, name: string, topic: string, members: string[] = []): Promise<Room> {
   const body = kind === 'direct' ? { kind, members } : { kind, name, topic, members };
-  const room = (await ok(api.POST('/api/v1/rooms', { body: body as never }))) as Room;
+  const room = (await ok(api.POST('/api/v1/rooms', { body } )));
   upsert(room);
   return room;
 }
 
 export async function get(id: string): Promise<Room> {
-  const room = (await ok(api.GET('/api/v1/rooms/{room_id}', { params: { path: { room_id: id } } }))) as Room;
+  const room = (await ok(api.GET('/api/v1/rooms/{room_id}', { params: { path: { room_id: id } } })));
   upsert(room);
   return room;
 }
 
 /** People to start a direct room with: those sharing a room with the caller, or an exact email. */
 export async function findPeople(q: string): Promise<UserHit[]> {
-  const r = await untyped<{ users: UserHit[] }>('GET', `/api/v1/users?q=${encodeURIComponent(q)}`);
-  return r.users;
+  return (await ok(api.GET('/api/v1/users', { params: { query: { q } } }))).users;
 }

@@ -16,7 +16,10 @@ import { Download, FileIcon, Sparkles } from '../icons';
 
 const isImage = (t: string | null) => /^image\/(png|jpeg|gif|webp|avif)$/.test(t ?? '');
 
-export function Attachment({ f, s, job, mayAnalyze }: { f: FileRef; s: RoomSession; job: JobSeen | undefined; mayAnalyze: boolean }) {
+/** A file as a message attaches it or the files list shows it (whose type may be unknown until it is finished). */
+type Shown = Omit<FileRef, 'content_type'> & { content_type: string | null };
+
+export function Attachment({ f, s, job, mayAnalyze }: { f: Shown; s: RoomSession; job: JobSeen | undefined; mayAnalyze: boolean }) {
   return (
     <div class="file">
       {isImage(f.content_type) ? <Preview f={f} /> : null}
@@ -37,7 +40,7 @@ export function Attachment({ f, s, job, mayAnalyze }: { f: FileRef; s: RoomSessi
   );
 }
 
-function Preview({ f }: { f: FileRef }) {
+function Preview({ f }: { f: Shown }) {
   const src = useSignal<string | null>(null);
   const error = useSignal<string | null>(null);
   const ref = useRef<HTMLDivElement>(null);
@@ -46,7 +49,7 @@ function Preview({ f }: { f: FileRef }) {
     const io = new IntersectionObserver((entries) => {
       if (!entries.some((e) => e.isIntersecting)) return;
       io.disconnect();
-      link(f.id).then((l) => { src.value = l.url; }).catch((e) => { error.value = describe(e); });
+      link(f.id).then((url) => { src.value = url; }).catch((e) => { error.value = describe(e); });
     });
     io.observe(ref.current!);
     return () => io.disconnect();
@@ -60,12 +63,11 @@ function Preview({ f }: { f: FileRef }) {
   );
 }
 
-function DownloadButton({ f }: { f: FileRef }) {
+function DownloadButton({ f }: { f: Shown }) {
   const go = async () => {
     try {
-      const l = await link(f.id, true);
       const a = document.createElement('a');
-      a.href = l.url;
+      a.href = await link(f.id, true);
       a.download = f.name;
       a.rel = 'noopener';
       document.body.append(a);

@@ -11,6 +11,7 @@ import { describe } from '../../api/errors';
 import { bytes, duration } from '../../lib/format';
 import type { FileRef } from '../../realtime/protocol';
 import type { RoomSession } from '../../realtime/room';
+import type { components } from '../../api/schema.gen';
 import { Uploads, type Up } from '../../realtime/uploads';
 import { current } from '../../state/session';
 import { Attachment } from '../chat/Attachment';
@@ -136,7 +137,7 @@ export function AttachList({ s }: { s: RoomSession }) {
   return <ul class="uploads attach-list" aria-label="Attachments">{list.map((u) => <UploadRow key={u.key} u={u} m={m} />)}</ul>;
 }
 
-type Listed = FileRef & { uploader_id: string; created_at: number };
+type Listed = components['schemas']['File'];
 
 /** The room's files, newest first, live; drop or pick files to upload them into the room. */
 export function FilesPanel({ s, writable, onClose }: { s: RoomSession; writable: boolean; onClose: () => void }) {
@@ -145,7 +146,7 @@ export function FilesPanel({ s, writable, onClose }: { s: RoomSession; writable:
   const m = uploads();
   const max = m.maxBytes.value;
   const load = () => ok(api.GET('/api/v1/rooms/{room_id}/files', { params: { path: { room_id: s.roomId }, query: { limit: 100 } } }))
-    .then((r) => { files.value = (r as { files: Listed[] }).files; error.value = null; })
+    .then((r) => { files.value = r.files; error.value = null; })
     .catch((e) => { error.value = describe(e); });
   useEffect(() => {
     void load();

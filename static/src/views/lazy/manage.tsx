@@ -98,7 +98,7 @@ function Invites({ s, role }: PanelProps) {
     const f = new FormData(e.currentTarget as HTMLFormElement);
     error.value = null;
     try {
-      const inv = await invite(s.roomId, String(f.get('role')) as Role, Number(f.get('uses')), Number(f.get('expiry')));
+      const inv = await invite(s.roomId, String(f.get('role')) as Exclude<Role, 'owner'>, Number(f.get('uses')), Number(f.get('expiry')));
       made.value = [inv, ...made.value];
     } catch (err) {
       error.value = describe(err);

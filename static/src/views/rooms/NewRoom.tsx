@@ -1,7 +1,7 @@
 /** Create a group or project room, or start a direct room with a person found by name or email. */
 import { useSignal } from '@preact/signals';
 import { useEffect, useRef } from 'preact/hooks';
-import type { UserHit } from '../../api/pending';
+import type { UserHit } from '../../api/types';
 import { describe } from '../../api/errors';
 import { create, findPeople, type Kind } from '../../state/rooms';
 import { navigate } from '../../state/route';
