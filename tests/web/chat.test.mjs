@@ -318,7 +318,7 @@ async function reloadSignedIn(p) {
   assert.ok(await shell.isVisible(), `${p.name}'s session did not survive the reload`);
 }
 
-const needsCookie = { todo: 'pending: the refresh cookie (sec-auth) and read markers (api-truth) are not on main yet' };
+const needsCookie = { todo: 'pending: the refresh cookie session (sec-auth) is not on main yet' };
 
 test('a reload keeps the session, the draft and the unread line', needsCookie, async () => {
   bob.page.setDefaultTimeout(3000);

@@ -90,16 +90,14 @@ test('a 12 MiB upload shows progress to 100 %, pauses and resumes; Bob sees it l
   bob.check();
 });
 
-test('Bob downloads identical bytes through a signed link', { todo: 'pending: POST /api/v1/files/{id}/link (api-truth) is not on main yet' }, async () => {
-  bob.page.setDefaultTimeout(5000);
+test('Bob downloads identical bytes through a signed link', async () => {
   const downloading = bob.page.waitForEvent('download');
   await bob.page.getByRole('complementary', { name: 'Files' }).getByRole('button', { name: 'Download big.bin' }).click();
   const file = await (await downloading).path();
   assert.equal(createHash('sha256').update(readFileSync(file)).digest('hex'), createHash('sha256').update(big).digest('hex'));
 });
 
-test('an attached image renders as a preview on the other side', { todo: 'pending: signed file links (api-truth) are not on main yet' }, async () => {
-  bob.page.setDefaultTimeout(5000);
+test('an attached image renders as a preview on the other side', async () => {
   await ada.page.getByLabel('Attach files').setInputFiles({ name: 'diagram.png', mimeType: 'image/png', buffer: png(96, 64) });
   await ada.page.getByRole('list', { name: 'Attachments' }).getByText(/Uploaded/).waitFor();
   const box = ada.page.getByRole('textbox', { name: /^Message / });
