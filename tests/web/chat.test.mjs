@@ -170,6 +170,18 @@ test('Ctrl+K switches rooms by name', async () => {
   ada.check();
 });
 
+test('a direct room starts with a person found by name', async () => {
+  await bob.page.getByRole('button', { name: 'New room' }).click();
+  const dialog = bob.page.getByRole('dialog', { name: 'New room' });
+  await dialog.getByRole('radio', { name: /Direct/ }).check();
+  await dialog.getByRole('combobox', { name: 'Person' }).fill('ad');
+  await dialog.getByRole('listbox', { name: 'People' }).getByRole('option', { name: /^Ada/ }).click();
+  await bob.page.getByRole('heading', { level: 1, name: 'Direct message' }).waitFor();
+  await send(bob.page, 'just between us');
+  await log(bob.page).locator('article:not(.pending)', { hasText: 'just between us' }).waitFor();
+  bob.check();
+});
+
 test('the app is served with its security headers; sources are not served', async () => {
   const home = await fetch(`${server.url}/rooms/anything`);
   assert.equal(home.status, 200);
