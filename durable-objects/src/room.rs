@@ -210,6 +210,7 @@ impl DurableObject for RoomDO {
                 docstore::SCHEMA,
                 crate::workflows::SCHEMA,
                 crate::ai::SCHEMA,
+                crate::notify::SCHEMA,
             ],
         )
         .err();
@@ -680,6 +681,7 @@ impl RoomDO {
                 }
                 json(200, &serde_json::json!({ "ok": true }))
             }
+            (Method::Post, ["webhooks"]) => self.set_webhooks(&mut req).await,
             (Method::Post, ["files", "removed"]) => {
                 let removed: FileRemoved =
                     tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
@@ -746,6 +748,9 @@ impl RoomDO {
         for f in &outcome.broadcast {
             self.broadcast(f);
         }
+        if let Some(ServerFrame::Message { message, .. }) = outcome.broadcast.first() {
+            self.notify_message(&message.message);
+        }
         match outcome.reply.first() {
             Some(ServerFrame::Ack { id, duplicate, .. }) => Ok((*id, *duplicate)),
             _ => Err(ApiError::Internal("send produced no ack".into()).into()),
@@ -808,6 +813,7 @@ impl RoomDO {
             return;
         };
         self.touched();
+        self.notify_message(&message.message);
         if let Err(e) = self.ask_ai_if_mentioned(&message.message).await {
             let (code, retry_after) = match e {
                 ApiError::RateLimited { retry_after_secs } => {
@@ -875,6 +881,14 @@ impl RoomDO {
     /// may not read rules gets it without them (`rules::without_rules`).
     pub(crate) fn record(&self, event: &str, data: serde_json::Value) -> HttpResult<()> {
         let frame = record_event(&mut self.store(), event, data)?;
+        if let ServerFrame::Event {
+            seq: Some(seq),
+            data,
+            ..
+        } = &frame
+        {
+            self.notify_event(event, *seq, data);
+        }
         let Some(partial) = rules::without_rules(&frame) else {
             self.broadcast(&frame);
             return Ok(());
