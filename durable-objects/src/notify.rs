@@ -4,6 +4,12 @@
 //! the room's outgoing webhooks that chose the event get a delivery queued.
 //! Both run after the sender was answered (`wait_until`), so the send path
 //! pays only for building the plan.
+//!
+//! Live unread counts go to the people watching the room (those with a `/me`
+//! socket open register when it opens): exact when they start watching and
+//! after each read of theirs, counted up in between by ticks that carry the
+//! number of new messages by others, at most one tick per room per second
+//! whatever the message rate, to at most [`WATCHERS_MAX`] watchers.
 
 use crate::http::{json, HttpResult};
 use crate::room::RoomDO;
@@ -11,6 +17,7 @@ use crate::store::select;
 use serde::Deserialize;
 use serde_json::Value;
 use tessera_core::chat::StoredMessage;
+use tessera_core::protocol::ServerFrame;
 use tessera_core::notify::fanout::{self, Delivery};
 use tessera_core::notify::jobs::{message_id, Job};
 use tessera_core::notify::webhooks::{payload, EventType, HOOKS_PER_ROOM_MAX};
@@ -18,8 +25,44 @@ use worker::{Env, Request, Response, SqlStorageValue as V};
 
 /// The room's outgoing webhooks and the events each chose (the Worker keeps
 /// the list current; D1 has the rest of each hook).
-pub const SCHEMA: &str =
-    "CREATE TABLE IF NOT EXISTS webhooks (id TEXT PRIMARY KEY, events TEXT NOT NULL);";
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS webhooks (id TEXT PRIMARY KEY, events TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS watchers (user_id TEXT PRIMARY KEY, until_ms INTEGER NOT NULL);
+";
+
+/// People told of a room's counts per tick.
+pub const WATCHERS_MAX: u32 = 500;
+/// At most one count tick per room in this time.
+const TICK_MS: u64 = 1000;
+/// A watcher not renewed in this time is dropped (a person's object that
+/// went away without saying so).
+const WATCH_LEASE_MS: u64 = 3600 * 1000;
+
+thread_local! {
+    /// Per room (objects of one isolate share it): the authors of the
+    /// messages since the last tick, and whether a tick is scheduled.
+    static TICKS: std::cell::RefCell<std::collections::HashMap<String, (Vec<String>, bool)>> =
+        Default::default();
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Watch {
+    user_id: String,
+    on: bool,
+}
+
+/// What a person's object hears of a room's counts.
+#[derive(serde::Serialize)]
+struct Tick<'a> {
+    room_id: &'a str,
+    /// The exact count, or …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unread: Option<u64>,
+    /// … how many more there are since the last tick.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    added: Option<u64>,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +102,114 @@ impl RoomDO {
             )?;
         }
         json(200, &serde_json::json!({ "hooks": body.hooks.len() }))
+    }
+
+    /// `POST /watch`: a person's `/me` socket opened (`on`) or its last one
+    /// closed; answers their unread count.
+    pub(crate) async fn watch(&self, req: &mut Request) -> HttpResult<Response> {
+        let body: Watch = tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
+        let sql = self.state.storage().sql();
+        if body.on {
+            sql.exec(
+                "INSERT INTO watchers (user_id, until_ms) VALUES (?, ?)
+                 ON CONFLICT (user_id) DO UPDATE SET until_ms = excluded.until_ms",
+                vec![
+                    V::from(body.user_id.as_str()),
+                    V::from((crate::clock::now_ms() + WATCH_LEASE_MS) as f64),
+                ],
+            )?;
+        } else {
+            self.unwatch(&body.user_id);
+        }
+        let (unread, _) = self.store().unread(&body.user_id)?;
+        json(200, &serde_json::json!({ "unread": unread }))
+    }
+
+    pub(crate) fn unwatch(&self, user_id: &str) {
+        let _ = self
+            .state
+            .storage()
+            .sql()
+            .exec("DELETE FROM watchers WHERE user_id = ?", vec![V::from(user_id)]);
+    }
+
+    fn watchers(&self) -> Vec<String> {
+        #[derive(Deserialize)]
+        struct Row {
+            user_id: String,
+        }
+        let sql = self.state.storage().sql();
+        let now = crate::clock::now_ms() as f64;
+        let _ = sql.exec("DELETE FROM watchers WHERE until_ms < ?", vec![V::from(now)]);
+        select::<Row>(
+            &sql,
+            "SELECT user_id FROM watchers ORDER BY user_id LIMIT ?",
+            vec![V::from(f64::from(WATCHERS_MAX))],
+        )
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.user_id)
+        .collect()
+    }
+
+    /// After chat frames went out: a new message notifies whom it names and
+    /// counts up the watchers; a read tells its reader the exact count.
+    pub(crate) fn notify_frames(&self, frames: &[ServerFrame]) {
+        match frames.first() {
+            Some(ServerFrame::Message { message, .. }) => {
+                self.notify_message(&message.message);
+                self.count_up(&message.message.author);
+            }
+            Some(ServerFrame::Read { user_id, .. }) => self.tell_exact(user_id),
+            _ => {}
+        }
+    }
+
+    fn tell_exact(&self, user_id: &str) {
+        let (Ok(room_id), Ok((unread, _))) = (self.room_id(), self.store().unread(user_id)) else {
+            return;
+        };
+        if !self.watchers().iter().any(|w| w == user_id) {
+            return;
+        }
+        let (env, user) = (self.env.clone(), user_id.to_string());
+        self.state.wait_until(async move {
+            let tick = Tick { room_id: &room_id, unread: Some(unread), added: None };
+            send_ticks(&env, vec![(user, tick_body(&tick))]).await;
+        });
+    }
+
+    /// Counts a message for the next tick, scheduling one if none is.
+    fn count_up(&self, author: &str) {
+        let Ok(room_id) = self.room_id() else {
+            return;
+        };
+        let schedule = TICKS.with(|t| {
+            let mut t = t.borrow_mut();
+            let entry = t.entry(room_id.clone()).or_default();
+            entry.0.push(author.to_string());
+            !std::mem::replace(&mut entry.1, true)
+        });
+        if !schedule {
+            return;
+        }
+        let watchers = self.watchers();
+        let env = self.env.clone();
+        self.state.wait_until(async move {
+            worker::Delay::from(std::time::Duration::from_millis(TICK_MS)).await;
+            let authors = TICKS.with(|t| t.borrow_mut().remove(&room_id)).map(|e| e.0).unwrap_or_default();
+            let ticks = watchers
+                .into_iter()
+                .filter_map(|w| {
+                    let added = authors.iter().filter(|a| **a != w).count() as u64;
+                    (added > 0).then(|| {
+                        let body = tick_body(&Tick { room_id: &room_id, unread: None, added: Some(added) });
+                        (w, body)
+                    })
+                })
+                .collect();
+            send_ticks(&env, ticks).await;
+        });
     }
 
     /// The hooks that chose `event`.
@@ -181,6 +332,22 @@ impl RoomDO {
             }
         });
     }
+}
+
+fn tick_body(t: &Tick) -> Vec<u8> {
+    serde_json::to_vec(t).unwrap_or_default()
+}
+
+/// Sends count ticks to people's objects in parallel (one with no socket
+/// open any more stops watching the room itself).
+async fn send_ticks(env: &Env, ticks: Vec<(String, Vec<u8>)>) {
+    let calls = ticks.into_iter().map(|(user, body)| async move {
+        let r = crate::person::call(env, &user, worker::Method::Post, "/counts", Some(body)).await;
+        if let Err(e) = r {
+            worker::console_error!("count tick to a person failed: {}", e.0);
+        }
+    });
+    futures_util::future::join_all(calls).await;
 }
 
 /// The room's owners (who decide approvals), at most the fan-out bound.

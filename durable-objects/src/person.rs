@@ -43,7 +43,12 @@ CREATE INDEX IF NOT EXISTS items_email ON items(email_at);
 CREATE INDEX IF NOT EXISTS items_at ON items(at);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS push (id TEXT PRIMARY KEY, data TEXT NOT NULL, created_at INTEGER NOT NULL);
+-- unread messages per room, as the rooms last said (while a socket is open)
+CREATE TABLE IF NOT EXISTS rooms (room_id TEXT PRIMARY KEY, unread INTEGER NOT NULL);
 ";
+
+/// Rooms whose counts a person's socket follows (the first this many).
+const ROOMS_WATCHED_MAX: u32 = 200;
 
 /// How long an item may stay unseen before it is emailed, unless
 /// `NOTIFY_EMAIL_DELAY_SECS` says otherwise.
@@ -118,6 +123,17 @@ pub async fn deliver(env: &Env, user_id: &str, items: &[NewItem]) -> HttpResult<
 #[serde(deny_unknown_fields)]
 struct Deliver {
     items: Vec<NewItem>,
+}
+
+/// A room's count tick (see the room's `notify` module).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tick {
+    room_id: String,
+    #[serde(default)]
+    unread: Option<u64>,
+    #[serde(default)]
+    added: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -216,6 +232,14 @@ impl DurableObject for PersonDO {
         _clean: bool,
     ) -> worker::Result<()> {
         let _ = ws.close(Some(code.clamp(1000, 4999) as u16), Some(reason));
+        let others = self.state.get_websockets_with_tag(ME_TAG).iter().any(|w| {
+            let raw: &web_sys::WebSocket = w.as_ref();
+            raw.ready_state() == web_sys::WebSocket::OPEN
+                && !js_sys::Object::is(w.as_ref(), ws.as_ref())
+        });
+        if !others {
+            self.watch_rooms(false).await;
+        }
         Ok(())
     }
 
@@ -256,7 +280,20 @@ impl PersonDO {
         let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
         let path: Vec<&str> = url.path().trim_matches('/').split('/').collect();
         match (req.method(), path.as_slice()) {
-            (Method::Get, ["ws"]) => self.open_socket(&req),
+            (Method::Get, ["ws"]) => {
+                self.watch_rooms(true).await;
+                self.open_socket(&req)
+            }
+            (Method::Post, ["counts"]) => {
+                let tick: Tick = parse_json(&req.bytes().await?, 4096)?;
+                let watching = !self.state.get_websockets_with_tag(ME_TAG).is_empty();
+                if watching {
+                    self.room_tick(&tick)?;
+                } else {
+                    self.watch(&tick.room_id, false).await;
+                }
+                json(200, &serde_json::json!({ "watching": watching }))
+            }
             (Method::Post, ["deliver"]) => {
                 let body: Deliver = parse_json(&req.bytes().await?, 256 * 1024)?;
                 if body.items.len() > tessera_core::notify::fanout::FANOUT_MAX {
@@ -406,19 +443,109 @@ impl PersonDO {
             ),
             args,
         )?;
-        Ok(rows
+        let unread: Vec<RoomCount> = select(
+            &self.sql(),
+            &format!("SELECT room_id, unread AS n FROM rooms WHERE 1 = 1{filter}"),
+            match room {
+                Some(r) => vec![V::from(r)],
+                None => vec![],
+            },
+        )?;
+        let mut counts: BTreeMap<String, Counts> = unread
             .into_iter()
-            .map(|r| {
-                (
-                    r.room_id,
-                    Counts {
-                        unread: 0,
-                        mentions: r.n,
-                    },
-                )
-            })
-            .collect())
+            .map(|r| (r.room_id, Counts { unread: r.n, mentions: 0 }))
+            .collect();
+        for r in rows {
+            counts.entry(r.room_id).or_default().mentions = r.n;
+        }
+        Ok(counts)
     }
+
+    /// Tells the person's rooms that their socket opened (`on`: each answers
+    /// the unread count, kept for `hello`) or that the last one closed.
+    async fn watch_rooms(&self, on: bool) {
+        #[derive(Deserialize)]
+        struct Row {
+            room_id: String,
+        }
+        let Ok(Some(user_id)) = self.meta("user") else {
+            return;
+        };
+        let rooms: Vec<String> = if on {
+            let found = async {
+                self.env
+                    .d1("DB")?
+                    .prepare("SELECT room_id FROM memberships WHERE user_id = ?1 ORDER BY joined_at DESC LIMIT ?2")
+                    .bind(&[crate::d1::arg(user_id.as_str()), crate::d1::arg(ROOMS_WATCHED_MAX)])?
+                    .all()
+                    .await?
+                    .results::<Row>()
+            }
+            .await;
+            match found {
+                Ok(rows) => rows.into_iter().map(|r| r.room_id).collect(),
+                Err(e) => {
+                    worker::console_error!("listing the person's rooms failed: {e}");
+                    return;
+                }
+            }
+        } else {
+            select::<Row>(&self.sql(), "SELECT room_id FROM rooms", None)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r.room_id)
+                .collect()
+        };
+        let calls = rooms.iter().map(|r| self.watch(r, on));
+        futures_util::future::join_all(calls).await;
+        if !on {
+            let _ = self.sql().exec("DELETE FROM rooms", None);
+        }
+    }
+
+    /// Starts or stops following one room's counts.
+    async fn watch(&self, room_id: &str, on: bool) {
+        #[derive(Deserialize)]
+        struct Answer {
+            unread: u64,
+        }
+        let Ok(Some(user_id)) = self.meta("user") else {
+            return;
+        };
+        let body = serde_json::json!({ "user_id": user_id, "on": on });
+        let answer: HttpResult<Answer> =
+            crate::room::call_json(&self.env, room_id, Method::Post, "/watch", Headers::new(), Some(&body)).await;
+        match answer {
+            Ok(a) if on => {
+                let _ = self.sql().exec(
+                    "INSERT INTO rooms (room_id, unread) VALUES (?, ?)
+                     ON CONFLICT (room_id) DO UPDATE SET unread = excluded.unread",
+                    vec![V::from(room_id), V::from(a.unread as f64)],
+                );
+            }
+            Ok(_) => {}
+            Err(e) => worker::console_error!("watching a room failed: {}", e.0),
+        }
+    }
+
+    /// A room's tick: the exact count, or more unread messages.
+    fn room_tick(&self, tick: &Tick) -> HttpResult<()> {
+        let upsert = match (tick.unread, tick.added) {
+            (Some(n), _) => ("unread = excluded.unread", n),
+            (None, Some(n)) => ("unread = unread + excluded.unread", n),
+            (None, None) => return Ok(()),
+        };
+        self.sql().exec(
+            &format!(
+                "INSERT INTO rooms (room_id, unread) VALUES (?, ?)
+                 ON CONFLICT (room_id) DO UPDATE SET {}",
+                upsert.0
+            ),
+            vec![V::from(tick.room_id.as_str()), V::from(upsert.1 as f64)],
+        )?;
+        self.send_counts(&tick.room_id)
+    }
+
 
     fn broadcast(&self, frame: &MeFrame) {
         let text = frame.to_json();

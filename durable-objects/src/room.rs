@@ -394,6 +394,7 @@ impl DurableObject for RoomDO {
                         for f in &outcome.broadcast {
                             self.broadcast(f);
                         }
+                        self.notify_frames(&outcome.broadcast);
                         self.after_chat(&ws, &outcome.broadcast, &att.room).await;
                     }
                     Err(e) => send(&ws, &ServerFrame::error(&e, reference)),
@@ -682,6 +683,7 @@ impl RoomDO {
                 json(200, &serde_json::json!({ "ok": true }))
             }
             (Method::Post, ["webhooks"]) => self.set_webhooks(&mut req).await,
+            (Method::Post, ["watch"]) => self.watch(&mut req).await,
             (Method::Post, ["files", "removed"]) => {
                 let removed: FileRemoved =
                     tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
@@ -748,9 +750,7 @@ impl RoomDO {
         for f in &outcome.broadcast {
             self.broadcast(f);
         }
-        if let Some(ServerFrame::Message { message, .. }) = outcome.broadcast.first() {
-            self.notify_message(&message.message);
-        }
+        self.notify_frames(&outcome.broadcast);
         match outcome.reply.first() {
             Some(ServerFrame::Ack { id, duplicate, .. }) => Ok((*id, *duplicate)),
             _ => Err(ApiError::Internal("send produced no ack".into()).into()),
@@ -813,7 +813,6 @@ impl RoomDO {
             return;
         };
         self.touched();
-        self.notify_message(&message.message);
         if let Err(e) = self.ask_ai_if_mentioned(&message.message).await {
             let (code, retry_after) = match e {
                 ApiError::RateLimited { retry_after_secs } => {
@@ -1126,6 +1125,7 @@ impl RoomDO {
             if let Err(e) = self.store().forget_read(&update.user_id) {
                 worker::console_error!("forgetting a read marker failed: {e}");
             }
+            self.unwatch(&update.user_id);
         }
         for (ws, mut att) in self.sockets() {
             if att.user_id != update.user_id {
