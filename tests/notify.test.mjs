@@ -127,7 +127,7 @@ async function meSocket(who) {
   ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
   await until(() => frames.find((f) => f.type === 'hello'), 'hello on /me');
-  return { ws, frames, next: (pred, what) => until(() => frames.find(pred), what) };
+  return { ws, frames, next: (pred, what, from = 0) => until(() => frames.slice(from).find(pred), what) };
 }
 
 /** A room of `owner` with `others` as members, each of whom has been in it once (so mentions resolve). */
@@ -157,6 +157,7 @@ test('a mention reaches the mentioned person\'s inbox and /me socket, and not a 
   assert.equal(muted.body.rooms[roomId], 'muted');
   const me = await meSocket(bob);
   const cyMe = await meSocket(cy);
+  assert.deepEqual(me.frames[0].rooms[roomId], { unread: 0, mentions: 0 }, 'hello has each room\'s counts');
   const sent = await post(roomId, ada, 'standup in 5, @bob and @cy');
   assert.equal(sent.status, 201, JSON.stringify(sent.body));
   const frame = await me.next((f) => f.type === 'item', 'the item on bob\'s socket');
@@ -166,15 +167,23 @@ test('a mention reaches the mentioned person\'s inbox and /me socket, and not a 
   assert.equal(frame.item.actor, ada.user.id);
   assert.equal(frame.item.link, `/rooms/${roomId}?message=${sent.body.id}`);
   assert.equal(frame.unread_items, 1);
-  const counts = await me.next((f) => f.type === 'counts', 'the room\'s counts on bob\'s socket');
-  assert.deepEqual(counts, { type: 'counts', room_id: roomId, counts: { unread: 0, mentions: 1 } });
+  const counted = (pred, what, from = 0) => me.next((f) => f.type === 'counts' && f.room_id === roomId && pred(f.counts), what, from);
+  await counted((c) => c.mentions === 1, 'the room\'s mention count on bob\'s socket');
+  await counted((c) => c.unread === 1, 'the room\'s unread count, ticked');
   const page = await inbox(bob);
   assert.equal(page.items.length, 1);
   assert.equal(page.items[0].text, 'standup in 5, @bob and @cy');
   // A reply to bob's message is a reply item; bob's own message is no item for him.
   const mine = await post(roomId, bob, 'my update');
-  await post(roomId, ada, 'thanks', { reply_to: mine.body.id });
+  const thanks = await post(roomId, ada, 'thanks', { reply_to: mine.body.id });
   await me.next((f) => f.type === 'item' && f.item.kind === 'reply', 'the reply');
+  await counted((c) => c.unread === 2, 'two unread: bob\'s own message does not count');
+  // Reading in the room brings the exact count.
+  const chat = await join(server, roomId, bob.token);
+  const before = me.frames.length;
+  chat.send({ type: 'read', seq: thanks.body.id });
+  await counted((c) => c.unread === 0 && c.mentions === 2, 'read in the room: zero unread, the mentions still unread in the inbox', before);
+  chat.close();
   await sleep(1000);
   assert.equal((await inbox(cy)).items.length, 0, 'the muted person got nothing');
   assert.ok(!cyMe.frames.some((f) => f.type === 'item'));
@@ -317,9 +326,17 @@ test('a webhook receiver on loopback gets a correctly signed delivery; a failing
   assert.deepEqual(log.body.deliveries.map((d) => [d.attempt, d.status, d.ok]), [[4, 500, false], [3, 500, false], [2, 500, false], [1, 500, false]]);
   const notice = await until(async () => (await inbox(admin)).items.find((i) => i.kind === 'webhook_disabled'), 'the admins told');
   assert.equal(notice.subject, failing.body.id);
+  // The day's check-in, for a hook that chose it.
+  const daily = await fake(() => ({ status: 200 }));
+  test.after(() => daily.close());
+  const dailyHook = await api(server, 'POST', `/api/v1/rooms/${roomId}/webhooks`, { token: admin.token, body: { url: `${daily.url}/in`, events: ['checkin.done'] } });
+  assert.equal((await api(server, 'POST', `/api/v1/rooms/${roomId}/checkin`, { token: admin.token })).status, 201);
+  const checkin = await until(() => daily.requests[0], 'the check-in delivery');
+  assert.ok(verifySignature(checkin, dailyHook.body.secret));
+  assert.equal(JSON.parse(checkin.body).type, 'checkin.done');
   await sleep(2500);
   assert.equal(bad.requests.length, 4, 'nothing more once disabled');
-  assert.equal(good.requests.length, 2, 'the good hook got only the events it chose');
+  assert.ok(good.requests.every((r) => JSON.parse(r.body).type === 'message.posted'), 'the good hook got only the events it chose');
 });
 
 test('an incoming webhook posts a bot message that every member sees; revoked, it stops at once', async () => {
@@ -335,8 +352,9 @@ test('an incoming webhook posts a bot message that every member sees; revoked, i
   assert.equal(posted.status, 200, JSON.stringify(posted.body));
   assert.equal(posted.body, 'ok');
   for (const s of socks) {
-    const m = await s.next((f) => f.type === 'message' && f.message.message.body === 'build 42 passed');
-    assert.equal(m.message.message.author_name, 'CI (ci-bot)');
+    const m = await s.next((f) => f.type === 'message' && f.message.body === 'build 42 passed');
+    assert.equal(m.message.author_name, 'CI (ci-bot)');
+    assert.equal(m.message.author, `hook-${created.body.id}`);
   }
   const wrong = await api(server, 'POST', created.body.path.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')), { body: { text: 'x' } });
   assert.equal(wrong.status, 404, 'a wrong secret');

@@ -17,10 +17,10 @@ use crate::store::select;
 use serde::Deserialize;
 use serde_json::Value;
 use tessera_core::chat::StoredMessage;
-use tessera_core::protocol::ServerFrame;
 use tessera_core::notify::fanout::{self, Delivery};
 use tessera_core::notify::jobs::{message_id, Job};
 use tessera_core::notify::webhooks::{payload, EventType, HOOKS_PER_ROOM_MAX};
+use tessera_core::protocol::ServerFrame;
 use worker::{Env, Request, Response, SqlStorageValue as V};
 
 /// The room's outgoing webhooks and the events each chose (the Worker keeps
@@ -126,11 +126,10 @@ impl RoomDO {
     }
 
     pub(crate) fn unwatch(&self, user_id: &str) {
-        let _ = self
-            .state
-            .storage()
-            .sql()
-            .exec("DELETE FROM watchers WHERE user_id = ?", vec![V::from(user_id)]);
+        let _ = self.state.storage().sql().exec(
+            "DELETE FROM watchers WHERE user_id = ?",
+            vec![V::from(user_id)],
+        );
     }
 
     fn watchers(&self) -> Vec<String> {
@@ -140,7 +139,10 @@ impl RoomDO {
         }
         let sql = self.state.storage().sql();
         let now = crate::clock::now_ms() as f64;
-        let _ = sql.exec("DELETE FROM watchers WHERE until_ms < ?", vec![V::from(now)]);
+        let _ = sql.exec(
+            "DELETE FROM watchers WHERE until_ms < ?",
+            vec![V::from(now)],
+        );
         select::<Row>(
             &sql,
             "SELECT user_id FROM watchers ORDER BY user_id LIMIT ?",
@@ -174,7 +176,11 @@ impl RoomDO {
         }
         let (env, user) = (self.env.clone(), user_id.to_string());
         self.state.wait_until(async move {
-            let tick = Tick { room_id: &room_id, unread: Some(unread), added: None };
+            let tick = Tick {
+                room_id: &room_id,
+                unread: Some(unread),
+                added: None,
+            };
             send_ticks(&env, vec![(user, tick_body(&tick))]).await;
         });
     }
@@ -197,13 +203,20 @@ impl RoomDO {
         let env = self.env.clone();
         self.state.wait_until(async move {
             worker::Delay::from(std::time::Duration::from_millis(TICK_MS)).await;
-            let authors = TICKS.with(|t| t.borrow_mut().remove(&room_id)).map(|e| e.0).unwrap_or_default();
+            let authors = TICKS
+                .with(|t| t.borrow_mut().remove(&room_id))
+                .map(|e| e.0)
+                .unwrap_or_default();
             let ticks = watchers
                 .into_iter()
                 .filter_map(|w| {
                     let added = authors.iter().filter(|a| **a != w).count() as u64;
                     (added > 0).then(|| {
-                        let body = tick_body(&Tick { room_id: &room_id, unread: None, added: Some(added) });
+                        let body = tick_body(&Tick {
+                            room_id: &room_id,
+                            unread: None,
+                            added: Some(added),
+                        });
                         (w, body)
                     })
                 })
@@ -290,6 +303,21 @@ impl RoomDO {
                 worker::console_error!("inbox fan-out of {event} failed: {}", e.0);
             }
         });
+    }
+
+    /// A finished check-in: the hooks that chose `checkin.done` (one message
+    /// id per day).
+    pub(crate) fn notify_checkin(&self, day: &str, data: &Value) {
+        if let Ok(room_id) = self.room_id() {
+            let what = format!("checkin-{day}");
+            self.queue_webhooks(
+                &room_id,
+                EventType::CheckinDone,
+                &what,
+                data,
+                crate::clock::now_ms(),
+            );
+        }
     }
 
     fn store_message(&self, id: u64) -> Option<StoredMessage> {

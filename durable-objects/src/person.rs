@@ -453,7 +453,15 @@ impl PersonDO {
         )?;
         let mut counts: BTreeMap<String, Counts> = unread
             .into_iter()
-            .map(|r| (r.room_id, Counts { unread: r.n, mentions: 0 }))
+            .map(|r| {
+                (
+                    r.room_id,
+                    Counts {
+                        unread: r.n,
+                        mentions: 0,
+                    },
+                )
+            })
             .collect();
         for r in rows {
             counts.entry(r.room_id).or_default().mentions = r.n;
@@ -513,8 +521,15 @@ impl PersonDO {
             return;
         };
         let body = serde_json::json!({ "user_id": user_id, "on": on });
-        let answer: HttpResult<Answer> =
-            crate::room::call_json(&self.env, room_id, Method::Post, "/watch", Headers::new(), Some(&body)).await;
+        let answer: HttpResult<Answer> = crate::room::call_json(
+            &self.env,
+            room_id,
+            Method::Post,
+            "/watch",
+            Headers::new(),
+            Some(&body),
+        )
+        .await;
         match answer {
             Ok(a) if on => {
                 let _ = self.sql().exec(
@@ -545,7 +560,6 @@ impl PersonDO {
         )?;
         self.send_counts(&tick.room_id)
     }
-
 
     fn broadcast(&self, frame: &MeFrame) {
         let text = frame.to_json();
@@ -671,9 +685,7 @@ impl PersonDO {
         let storage = self.state.storage();
         let current = storage.get_alarm().await?;
         if current.is_none_or(|c| c as u64 > at) {
-            storage
-                .set_alarm(worker::ScheduledTime::from(at as i64))
-                .await?;
+            storage.set_alarm(alarm_time(at)).await?;
         }
         Ok(())
     }
@@ -861,12 +873,19 @@ impl PersonDO {
             None,
         )?;
         let cleanup = now + CLEANUP_EVERY_MS;
-        match next.first().and_then(|n| n.at) {
-            Some(at) => self.set_alarm_by((at as u64).min(cleanup)).await?,
-            None => self.set_alarm_by(cleanup).await?,
-        }
+        // Set outright: while the alarm runs, the storage may still report it.
+        let at = next
+            .first()
+            .and_then(|n| n.at)
+            .map_or(cleanup, |a| (a as u64).min(cleanup));
+        self.state.storage().set_alarm(alarm_time(at)).await?;
         Ok(())
     }
+}
+
+/// An alarm at unix milliseconds `at` (an integer `ScheduledTime` is an offset).
+fn alarm_time(at: u64) -> worker::ScheduledTime {
+    worker::ScheduledTime::new(js_sys::Date::new(&(at as f64).into()))
 }
 
 /// A subscription's id: derived from its endpoint, so subscribing again

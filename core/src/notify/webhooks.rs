@@ -37,6 +37,7 @@ pub enum EventType {
     ApprovalRequested,
     #[serde(rename = "approval.decided")]
     ApprovalDecided,
+    /// Sent by the room when a day's check-in finished.
     #[serde(rename = "checkin.done")]
     CheckinDone,
     /// The "send test event" button; always delivered.
@@ -64,7 +65,6 @@ impl EventType {
             "collaboration_updated" => Self::ActivityChanged,
             "approval_requested" => Self::ApprovalRequested,
             "approval_resolved" => Self::ApprovalDecided,
-            "checkin_done" => Self::CheckinDone,
             _ => return None,
         })
     }
