@@ -141,6 +141,50 @@ fn new_secret() -> HttpResult<String> {
     >()?))
 }
 
+/// Deletes one of a room's integrations; 404 when there is none.
+async fn delete_one(
+    ctx: &Ctx,
+    sql: &str,
+    id: &str,
+    room_id: &str,
+    what: &'static str,
+) -> HttpResult<()> {
+    let result = ctx
+        .db()?
+        .prepare(sql)
+        .bind(&[arg(id), arg(room_id)])?
+        .run()
+        .await?;
+    if crate::ctx::changes(&result)? == 0 {
+        return Err(ApiError::NotFound(what).into());
+    }
+    Ok(())
+}
+
+/// Refuses one more integration of a room past `max` (`sql` counts them as `n`).
+async fn refuse_past(
+    ctx: &Ctx,
+    sql: &str,
+    room_id: &str,
+    max: usize,
+    what: &str,
+) -> HttpResult<()> {
+    let count: Option<u32> = ctx
+        .db()?
+        .prepare(sql)
+        .bind(&[arg(room_id)])?
+        .first(Some("n"))
+        .await?;
+    if count.unwrap_or(0) as usize >= max {
+        return Err(ApiError::Conflict {
+            code: "too_many_webhooks",
+            message: format!("a room has at most {max} {what}"),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// `GET /api/v1/rooms/{room_id}/webhooks`.
 pub async fn list(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
     admin(ctx, &req, room_id).await?;
@@ -165,18 +209,8 @@ pub async fn create(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpResult<Re
     validate_description(&body.description)?;
     let events = validate_events(&body.events)?;
     let db = ctx.db()?;
-    let count: Option<u32> = db
-        .prepare("SELECT COUNT(*) AS n FROM webhooks WHERE room_id = ?1")
-        .bind(&[arg(room_id)])?
-        .first(Some("n"))
-        .await?;
-    if count.unwrap_or(0) as usize >= HOOKS_PER_ROOM_MAX {
-        return Err(ApiError::Conflict {
-            code: "too_many_webhooks",
-            message: format!("a room has at most {HOOKS_PER_ROOM_MAX} webhooks"),
-        }
-        .into());
-    }
+    let sql = "SELECT COUNT(*) AS n FROM webhooks WHERE room_id = ?1";
+    refuse_past(ctx, sql, room_id, HOOKS_PER_ROOM_MAX, "webhooks").await?;
     let now = now_secs();
     let hook = HookRow {
         id: crate::crypto::new_id()?,
@@ -275,15 +309,14 @@ pub async fn update(ctx: &Ctx, mut req: Request, room_id: &str, id: &str) -> Htt
 /// `DELETE /api/v1/rooms/{room_id}/webhooks/{hook_id}`.
 pub async fn delete(ctx: &Ctx, req: Request, room_id: &str, id: &str) -> HttpResult<Response> {
     admin(ctx, &req, room_id).await?;
-    let result = ctx
-        .db()?
-        .prepare("DELETE FROM webhooks WHERE id = ?1 AND room_id = ?2")
-        .bind(&[arg(id), arg(room_id)])?
-        .run()
-        .await?;
-    if crate::ctx::changes(&result)? == 0 {
-        return Err(ApiError::NotFound("webhook").into());
-    }
+    delete_one(
+        ctx,
+        "DELETE FROM webhooks WHERE id = ?1 AND room_id = ?2",
+        id,
+        room_id,
+        "webhook",
+    )
+    .await?;
     sync_room(&ctx.env, room_id).await?;
     no_content()
 }
@@ -555,21 +588,15 @@ pub async fn create_incoming(ctx: &Ctx, mut req: Request, room_id: &str) -> Http
     let body: CreateIncoming = read_json(&mut req).await?;
     incoming::validate_name(&body.name)?;
     let db = ctx.db()?;
-    let count: Option<u32> = db
-        .prepare("SELECT COUNT(*) AS n FROM incoming_hooks WHERE room_id = ?1")
-        .bind(&[arg(room_id)])?
-        .first(Some("n"))
-        .await?;
-    if count.unwrap_or(0) as usize >= incoming::HOOKS_PER_ROOM_MAX {
-        return Err(ApiError::Conflict {
-            code: "too_many_webhooks",
-            message: format!(
-                "a room has at most {} incoming webhooks",
-                incoming::HOOKS_PER_ROOM_MAX
-            ),
-        }
-        .into());
-    }
+    let sql = "SELECT COUNT(*) AS n FROM incoming_hooks WHERE room_id = ?1";
+    refuse_past(
+        ctx,
+        sql,
+        room_id,
+        incoming::HOOKS_PER_ROOM_MAX,
+        "incoming webhooks",
+    )
+    .await?;
     let id = crate::crypto::new_id()?;
     let secret = crate::crypto::new_secret()?;
     let now = now_secs();
@@ -602,15 +629,8 @@ pub async fn delete_incoming(
     id: &str,
 ) -> HttpResult<Response> {
     admin(ctx, &req, room_id).await?;
-    let result = ctx
-        .db()?
-        .prepare("DELETE FROM incoming_hooks WHERE id = ?1 AND room_id = ?2")
-        .bind(&[arg(id), arg(room_id)])?
-        .run()
-        .await?;
-    if crate::ctx::changes(&result)? == 0 {
-        return Err(ApiError::NotFound("incoming webhook").into());
-    }
+    let sql = "DELETE FROM incoming_hooks WHERE id = ?1 AND room_id = ?2";
+    delete_one(ctx, sql, id, room_id, "incoming webhook").await?;
     no_content()
 }
 
