@@ -121,8 +121,16 @@ impl RoomDO {
         } else {
             self.unwatch(&body.user_id);
         }
-        let (unread, _) = self.store().unread(&body.user_id)?;
+        let unread = self.unread_of(&body.user_id)?;
         json(200, &serde_json::json!({ "unread": unread }))
+    }
+
+    /// Unread messages of `user` in this room (as the rooms list counts them).
+    fn unread_of(&self, user: &str) -> worker::Result<u64> {
+        use tessera_core::chat::ChatStore;
+        let store = self.store();
+        let read = store.read_marker(user)?;
+        Ok(store.unread(user, read)?.0)
     }
 
     pub(crate) fn unwatch(&self, user_id: &str) {
@@ -168,7 +176,7 @@ impl RoomDO {
     }
 
     fn tell_exact(&self, user_id: &str) {
-        let (Ok(room_id), Ok((unread, _))) = (self.room_id(), self.store().unread(user_id)) else {
+        let (Ok(room_id), Ok(unread)) = (self.room_id(), self.unread_of(user_id)) else {
             return;
         };
         if !self.watchers().iter().any(|w| w == user_id) {
