@@ -4,8 +4,10 @@
 //! between the platform and this crate.
 
 pub mod actions;
+pub mod actor;
 pub mod ai;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod chat;
 pub mod dates;
@@ -13,6 +15,7 @@ pub mod docs;
 pub mod error;
 pub mod files;
 pub mod ids;
+pub mod inbox;
 pub mod links;
 pub mod presence;
 pub mod protocol;
