@@ -67,6 +67,7 @@ pub enum Endpoint {
     AnalyzeBatch,
     GetJob,
     RunCheckin,
+    Search,
 }
 
 impl Endpoint {
@@ -280,6 +281,7 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
         "/api/v1/rooms/{room_id}/checkin",
         Endpoint::RunCheckin,
     ),
+    ("GET", "/api/v1/search", Endpoint::Search),
 ];
 
 /// A matched route with its path parameters in pattern order.

@@ -129,6 +129,8 @@ pub struct RoomDO {
     pub(crate) ai_bucket: RefCell<Option<TokenBucket>>,
     /// When the room last told D1 it was active (see `touched`).
     last_touch_ms: Cell<u64>,
+    /// The search index's upkeep (see `search`).
+    pub(crate) search: crate::search::SearchState,
     schema_error: Option<String>,
 }
 
@@ -210,6 +212,8 @@ impl DurableObject for RoomDO {
                 docstore::SCHEMA,
                 crate::workflows::SCHEMA,
                 crate::ai::SCHEMA,
+                tessera_core::search::sql::SCHEMA,
+                tessera_core::search::sql::ROOM_SCHEMA,
             ],
         )
         .err();
@@ -257,6 +261,7 @@ impl DurableObject for RoomDO {
             ai_rate,
             ai_bucket: RefCell::new(None),
             last_touch_ms: Cell::new(0),
+            search: Default::default(),
             schema_error,
         }
     }
@@ -393,6 +398,7 @@ impl DurableObject for RoomDO {
                         for f in &outcome.broadcast {
                             self.broadcast(f);
                         }
+                        self.search_after(&outcome.broadcast);
                         self.after_chat(&ws, &outcome.broadcast, &att.room).await;
                     }
                     Err(e) => send(&ws, &ServerFrame::error(&e, reference)),
@@ -607,6 +613,11 @@ impl RoomDO {
                 let (id, approve) = (id.to_string(), *decision == "approve");
                 self.decide_approval(&req, &id, approve).await
             }
+            (_, ["search", rest @ ..]) => {
+                let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+                let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+                self.serve_search(req, &rest, &query).await
+            }
             (Method::Get, ["ai", "digest"]) => self.digest(&query),
             (Method::Get, ["ai", "context"]) => self.question_context(&query),
             (Method::Post, ["ai", "checkin"]) => self.checkin(&mut req).await,
@@ -668,6 +679,12 @@ impl RoomDO {
                 let store = self.store();
                 if store.add_file(&added.file)? {
                     self.touched();
+                    self.search_put(tessera_core::search::index::Entry::file(
+                        &added.file,
+                        &added.uploader,
+                        None,
+                        now_ms(),
+                    ))?;
                     let data =
                         serde_json::json!({ "file": added.file, "uploader": added.uploader });
                     self.record("file_added", data.clone())?;
@@ -746,6 +763,7 @@ impl RoomDO {
         for f in &outcome.broadcast {
             self.broadcast(f);
         }
+        self.search_after(&outcome.broadcast);
         match outcome.reply.first() {
             Some(ServerFrame::Ack { id, duplicate, .. }) => Ok((*id, *duplicate)),
             _ => Err(ApiError::Internal("send produced no ack".into()).into()),
@@ -757,6 +775,7 @@ impl RoomDO {
         if self.store().remove_file(id)? {
             self.record("file_deleted", serde_json::json!({ "id": id }))?;
         }
+        self.search_remove(tessera_core::search::Kind::File, id)?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use tessera_core::chat::{mention_handle, ChatStore, ReadMarker, StoredMessage};
 use tessera_core::files::FileRef;
 use tessera_core::protocol::ServerFrame;
+use tessera_core::search::index::Change;
 use worker::{SqlStorage, SqlStorageValue as V};
 
 pub const SCHEMA: &str = "
@@ -387,7 +388,8 @@ impl ChatStore for SqlChatStore {
                 int(m.deleted.into()),
             ],
         )?;
-        Ok(())
+        // Searchable in the same turn as it is stored (and acknowledged).
+        crate::search::write(&self.sql, &Change::of_message(m), true)
     }
 
     fn update_message(&mut self, m: &StoredMessage) -> worker::Result<()> {
@@ -402,7 +404,7 @@ impl ChatStore for SqlChatStore {
                 int(m.id),
             ],
         )?;
-        Ok(())
+        crate::search::write(&self.sql, &Change::of_message(m), false)
     }
 
     fn append_event(&mut self, seq: u64, frame: &ServerFrame) -> worker::Result<()> {

@@ -13,6 +13,7 @@ mod jobs;
 mod oidc;
 mod room_object;
 mod rooms;
+mod search;
 mod tokens;
 mod users;
 mod workflows;
@@ -145,6 +146,7 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::AnalyzeBatch => jobs::batch(ctx, req).await,
         Endpoint::GetJob => jobs::get(ctx, req, a).await,
         Endpoint::RunCheckin => checkin::run_now(ctx, req, a).await,
+        Endpoint::Search => search::search(ctx, req).await,
     }
 }
 
@@ -276,6 +278,7 @@ async fn queue(batch: MessageBatch<Task>, env: Env, _ctx: Context) -> worker::Re
                 room_id,
                 message_id,
             } => ai::answer_mention(&env, room_id, *message_id).await,
+            Task::Index { room_id } => search::upkeep(&env, room_id).await,
             Task::Checkin { day, room_ids } => {
                 let request_id = format!("checkin-{day}");
                 checkin::run(&env, day, room_ids, false, &request_id)

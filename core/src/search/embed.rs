@@ -22,6 +22,15 @@ pub const BATCH_MAX: usize = 32;
 /// Largest vector accepted from a provider.
 pub const DIMS_MAX: usize = 4096;
 
+/// The text an item's embedding is made of: its title and body as indexed.
+pub fn input_text(title: &str, body: &str) -> String {
+    format!("{title}\n{body}")
+        .chars()
+        .filter(|c| *c != super::text::SPLIT)
+        .take(INPUT_CHARS)
+        .collect()
+}
+
 /// The provider that makes embeddings, if any.
 pub fn provider(chain: &[ProviderConfig]) -> Option<&ProviderConfig> {
     chain.iter().find(|p| {
@@ -250,6 +259,12 @@ mod tests {
             .headers
             .contains(&("authorization".into(), "Bearer sk".into())));
         assert_eq!(workers_ai_input(&["x".into()]), json!({ "text": ["x"] }));
+        assert_eq!(
+            input_text("東\u{E002}京", &"b".repeat(5000))
+                .chars()
+                .count(),
+            INPUT_CHARS
+        );
     }
 
     #[test]

@@ -183,12 +183,6 @@ impl Entry {
         e.seq = message;
         e
     }
-
-    /// The text an embedding is made of.
-    pub fn embedding_text(&self, max_chars: usize) -> String {
-        let text = format!("{}\n{}", self.title, self.body).replace(super::text::SPLIT, "");
-        text.chars().take(max_chars).collect()
-    }
 }
 
 /// Where a hit leads: a message's seq (jump to it with context), a document,

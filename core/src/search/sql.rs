@@ -143,6 +143,14 @@ fn put(room: &str, e: &Entry) -> [Statement; 2] {
     ]
 }
 
+/// Who an item is by: a row of (author).
+pub fn author_of(kind: Kind, id: &str) -> Statement {
+    stmt(
+        "SELECT author FROM search_items WHERE room_id = '' AND kind = ? AND ref_id = ?",
+        vec![kind.as_str().into(), id.into()],
+    )
+}
+
 /// Every row of a room (D1, when the room is deleted).
 pub fn purge_room(room: &str) -> Vec<Statement> {
     vec![
