@@ -225,6 +225,7 @@ impl DurableObject for RoomDO {
                 .filter(|r| *r >= 1.0)
                 .unwrap_or(crate::ai::DEFAULT_REPLIES_PER_MIN),
         );
+        let search_index = var::<String>(&env, "SEARCH_INDEX").as_deref() != Some("off");
         let doc_defaults = DocLimits::default();
         let doc_limits = DocLimits {
             message_bytes: var(&env, "DOC_MESSAGE_LIMIT").unwrap_or(doc_defaults.message_bytes),
@@ -261,7 +262,7 @@ impl DurableObject for RoomDO {
             ai_rate,
             ai_bucket: RefCell::new(None),
             last_touch_ms: Cell::new(0),
-            search: Default::default(),
+            search: crate::search::SearchState::new(search_index),
             schema_error,
         }
     }
@@ -560,6 +561,7 @@ impl RoomDO {
 
     pub(crate) fn store(&self) -> SqlChatStore {
         SqlChatStore {
+            index: self.search.enabled,
             sql: self.state.storage().sql(),
             retained: self.limits.retained_events,
         }

@@ -35,12 +35,23 @@ const OUTBOX_BATCH: u64 = 50;
 const BODY_LIMIT: usize = 1024 * 1024;
 
 /// The object's in-memory search state (rebuilt as needed after eviction).
-#[derive(Default)]
 pub struct SearchState {
+    /// `SEARCH_INDEX=off` stops indexing (what the benchmark compares with).
+    pub(crate) enabled: bool,
     upkeep: Cell<Upkeep>,
     /// A copy to D1 is under way: another waits for it rather than racing it
     /// (an older batch landing after a newer one would restore old text).
     copying: Cell<bool>,
+}
+
+impl SearchState {
+    pub(crate) fn new(enabled: bool) -> Self {
+        SearchState {
+            enabled,
+            upkeep: Cell::default(),
+            copying: Cell::new(false),
+        }
+    }
 }
 
 fn values(args: &[Arg]) -> Vec<V> {
@@ -165,6 +176,9 @@ fn b64() -> base64::engine::GeneralPurpose {
 impl RoomDO {
     /// Indexes an item (or its new state) and asks for upkeep.
     pub(crate) fn search_put(&self, entry: Entry) -> HttpResult<()> {
+        if !self.search.enabled {
+            return Ok(());
+        }
         write(&self.state.storage().sql(), &Change::Put(entry), false)?;
         self.search_changed(0);
         Ok(())
@@ -172,6 +186,9 @@ impl RoomDO {
 
     /// Forgets an item and asks for upkeep.
     pub(crate) fn search_remove(&self, kind: Kind, id: &str) -> HttpResult<()> {
+        if !self.search.enabled {
+            return Ok(());
+        }
         let sql = self.state.storage().sql();
         let change = Change::Remove {
             kind,
@@ -196,7 +213,7 @@ impl RoomDO {
                     | ServerFrame::MessageDeleted { .. }
             )
         });
-        if indexed {
+        if indexed && self.search.enabled {
             self.search_changed(0);
         }
     }
@@ -204,6 +221,9 @@ impl RoomDO {
     /// A document was written: it is re-indexed once its edits settle (or
     /// at once by a search in this room).
     pub(crate) fn search_doc_changed(&self, name: &str, now: u64) {
+        if !self.search.enabled {
+            return;
+        }
         let marked = self.state.storage().sql().exec(
             "INSERT INTO search_dirty (doc, changed_at) VALUES (?, ?)
              ON CONFLICT (doc) DO UPDATE SET changed_at = excluded.changed_at",

@@ -100,6 +100,8 @@ pub(crate) fn create_schema(sql: &SqlStorage, schemas: &[&str]) -> Result<(), St
 
 pub struct SqlChatStore {
     pub sql: SqlStorage,
+    /// Whether messages are indexed for search as they are written.
+    pub index: bool,
     /// Events older than the newest `retained` are pruned (messages stay).
     pub retained: u64,
 }
@@ -389,7 +391,10 @@ impl ChatStore for SqlChatStore {
             ],
         )?;
         // Searchable in the same turn as it is stored (and acknowledged).
-        crate::search::write(&self.sql, &Change::of_message(m), true)
+        if self.index {
+            crate::search::write(&self.sql, &Change::of_message(m), true)?;
+        }
+        Ok(())
     }
 
     fn update_message(&mut self, m: &StoredMessage) -> worker::Result<()> {
@@ -404,7 +409,10 @@ impl ChatStore for SqlChatStore {
                 int(m.id),
             ],
         )?;
-        crate::search::write(&self.sql, &Change::of_message(m), false)
+        if self.index {
+            crate::search::write(&self.sql, &Change::of_message(m), false)?;
+        }
+        Ok(())
     }
 
     fn append_event(&mut self, seq: u64, frame: &ServerFrame) -> worker::Result<()> {

@@ -114,7 +114,7 @@ pub async fn search(ctx: &Ctx, req: worker::Request) -> HttpResult<Response> {
     hits.truncate(r.limit as usize);
     if let Target::Room { name, .. } = &target {
         for h in &mut hits {
-            h.room_name = name.clone();
+            h.room_name.clone_from(name);
         }
     }
     respond(
@@ -143,7 +143,15 @@ async fn text(
             let path = format!("/search/text?{qs}&at={offset}&take={take}");
             let found: Hits =
                 room::call_json(&ctx.env, id, Method::Get, &path, headers.clone(), None).await?;
-            Ok(found.hits)
+            // The room object's rows are its own (room id ""): named here.
+            Ok(found
+                .hits
+                .into_iter()
+                .map(|h| Hit {
+                    room_id: id.clone(),
+                    ..h
+                })
+                .collect())
         }
         Target::Rooms { user } => {
             let db = ctx.db()?;
