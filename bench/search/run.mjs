@@ -12,11 +12,14 @@
 // 2. Indexing cost: two servers in the same run, one with search indexing
 //    (the default) and one with `SEARCH_INDEX=off`, each sent the same
 //    `cost` messages into one room over one socket at a steady rate: the
-//    send path's p99 (send to ack), workerd's CPU per message (from
-//    /proc, the whole process group), and the bytes the room object's and
-//    D1's SQLite files grew by per message.
+//    send path's p99 (send to ack) and the CPU per message of the server's
+//    process group (wrangler and workerd, from /proc); then, with the
+//    servers stopped, the bytes per message of the search tables in the room
+//    objects' and D1's SQLite files (dbstat, read with node:sqlite).
 import WebSocket from 'ws';
-import { readdirSync, readFileSync, statSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import * as Y from 'yjs';
@@ -39,10 +42,10 @@ const median = (xs) => pct(xs, 50);
 
 // A deterministic vocabulary with a Zipf-like spread: a few words are in
 // most messages, most words in few.
-let seed = 42;
+let prng = 42;
 const rand = () => {
-  seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
-  return seed / 2_147_483_648;
+  prng = (prng * 1_103_515_245 + 12_345) % 2_147_483_648;
+  return prng / 2_147_483_648;
 };
 const SYLLABLES = ['ka', 'lo', 'mi', 'ra', 'te', 'su', 'no', 'vi', 'de', 'pa', 'shi', 'gor', 'ben', 'tal', 'fu'];
 const VOCAB = Array.from({ length: 5000 }, (_, i) => {
@@ -179,18 +182,36 @@ function cpuOf(pgid) {
   return total;
 }
 
-/** Bytes of the SQLite files under a directory (room objects' or D1's). */
-function sqliteBytes(dir) {
-  let total = 0;
+/** Bytes of the search tables and rows of `counted` in the SQLite files under `dir`. */
+function storedBytes(dir, counted) {
+  const files = [];
   const walk = (d) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if (/\.sqlite(-wal)?$/.test(e.name)) total += statSync(p).size;
+      else if (e.name.endsWith('.sqlite')) files.push(p);
     }
   };
-  try { walk(dir); } catch { /* not there yet */ }
-  return total;
+  walk(dir);
+  const tmp = mkdtempSync(join(tmpdir(), 'search-bytes-'));
+  let search = 0;
+  let rows = 0;
+  for (const [i, f] of files.entries()) {
+    // A copy, so that SQLite may replay the WAL without touching the server's files.
+    const copy = join(tmp, `${i}.sqlite`);
+    for (const suffix of ['', '-wal']) {
+      if (existsSync(f + suffix)) copyFileSync(f + suffix, copy + suffix);
+    }
+    const db = new DatabaseSync(copy);
+    const tables = db.prepare('SELECT name FROM sqlite_master').all().map((t) => t.name);
+    if (tables.includes(counted)) {
+      rows += db.prepare(`SELECT COUNT(*) AS n FROM ${counted}`).get().n;
+      search += db.prepare("SELECT COALESCE(SUM(pgsize), 0) AS b FROM dbstat WHERE name LIKE 'search%' OR name LIKE 'sqlite_autoindex_search%'").get().b;
+    }
+    db.close();
+  }
+  rmSync(tmp, { recursive: true, force: true });
+  return { search, rows };
 }
 
 async function cost(servers) {
@@ -201,8 +222,6 @@ async function cost(servers) {
     const ws = await open(`${server.url.replace('http', 'ws')}/api/v1/rooms/${room}/ws?token=${owner.token}`);
     await sendAll(ws, ['warm up'], { tag: 'warm' });
     await sleep(2000);
-    const doBytes = sqliteBytes(join(server.dir, 'v3', 'do'));
-    const d1Bytes = sqliteBytes(join(server.dir, 'v3', 'd1'));
     const cpu0 = cpuOf(server.pid);
     const bodies = Array.from({ length: COST }, () => sentence(20));
     const times = await sendAll(ws, bodies, { window: 1, rate: 100, tag: 'cost' });
@@ -214,8 +233,6 @@ async function cost(servers) {
       p50: pct(times, 50),
       p99: pct(times, 99),
       cpuUsPerMessage: (cpu * 1e6) / COST,
-      roomBytesPerMessage: (sqliteBytes(join(server.dir, 'v3', 'do')) - doBytes) / COST,
-      d1BytesPerMessage: (sqliteBytes(join(server.dir, 'v3', 'd1')) - d1Bytes) / COST,
     };
   }
   return out;
@@ -257,8 +274,13 @@ try {
     const keys = Object.keys(runs[0][name]);
     results.cost[name] = Object.fromEntries(keys.map((k) => [k, median(runs.map((r) => r[name][k]))]));
     const c = results.cost[name];
-    console.log(`indexing ${name.padEnd(3)}: send p50 ${c.p50.toFixed(2)} ms p99 ${c.p99.toFixed(2)} ms, ${c.cpuUsPerMessage.toFixed(0)} µs CPU/message, room +${c.roomBytesPerMessage.toFixed(0)} B/message, D1 +${c.d1BytesPerMessage.toFixed(0)} B/message`);
+    console.log(`indexing ${name.padEnd(3)}: send p50 ${c.p50.toFixed(2)} ms p99 ${c.p99.toFixed(2)} ms, ${c.cpuUsPerMessage.toFixed(0)} µs CPU/message`);
   }
+  await on.stop();
+  const room = storedBytes(join(on.dir, 'v3', 'do'), 'messages');
+  const d1 = storedBytes(join(on.dir, 'v3', 'd1'), 'search_items');
+  results.cost.bytes = { roomPerMessage: room.search / room.rows, d1PerMessage: d1.search / d1.rows, messages: room.rows };
+  console.log(`search tables: ${results.cost.bytes.roomPerMessage.toFixed(0)} B/message in the room object, ${results.cost.bytes.d1PerMessage.toFixed(0)} B/message in D1 (${room.rows} messages of 20 words)`);
 } finally {
   await on.cleanup();
   await off.cleanup();

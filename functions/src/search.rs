@@ -12,13 +12,14 @@
 
 use crate::ai::{account, api_key, attempt, breakers, chain, post, require_budget, run_workers_ai};
 use crate::ctx::{arg, now_ms, Ctx};
-use crate::room_object::identity_headers;
 use crate::tokens::authenticate;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
 use tessera_core::ai::providers::{estimate_tokens, ProviderConfig, ProviderError, ProviderKind};
 use tessera_core::ai::CallRecord;
+use tessera_core::protocol::Identity;
+use tessera_core::rooms::Role;
 use tessera_core::search::embed::{self, Embeddings};
 use tessera_core::search::rank::{fuse, next_cursor, FUSE_DEPTH};
 use tessera_core::search::sql::{self, Found, Hit, Row, Scope};
@@ -66,7 +67,7 @@ pub async fn search(ctx: &Ctx, req: worker::Request) -> HttpResult<Response> {
             Target::Room {
                 id: id.clone(),
                 name: m.room.name,
-                headers: identity_headers(ctx, id, &user).await?,
+                headers: searcher(ctx, &user, m.role)?,
             }
         }
         None => Target::Rooms { user },
@@ -129,6 +130,20 @@ pub async fn search(ctx: &Ctx, req: worker::Request) -> HttpResult<Response> {
     )
 }
 
+/// What the room object is told of the caller (only that the Worker checked
+/// them, with their role: search needs no display name, which spares a query).
+fn searcher(ctx: &Ctx, user: &str, role: Role) -> HttpResult<Headers> {
+    let who = Identity {
+        user_id: user.to_string(),
+        display_name: String::new(),
+        role,
+    };
+    let headers = Headers::new();
+    headers.set("x-tessera-identity", &who.to_header())?;
+    headers.set("x-request-id", &ctx.request_id)?;
+    Ok(headers)
+}
+
 /// Full-text hits: from the room's object, or from D1 across the caller's rooms.
 async fn text(
     ctx: &Ctx,
@@ -165,19 +180,20 @@ async fn text(
     }
 }
 
-/// The rooms a semantic search asks, with their names.
-async fn rooms_of(ctx: &Ctx, target: &Target) -> HttpResult<Vec<(String, String)>> {
+/// The rooms a semantic search asks: id, name and what to tell the room.
+async fn rooms_of(ctx: &Ctx, target: &Target) -> HttpResult<Vec<(String, String, Headers)>> {
     #[derive(Deserialize)]
     struct R {
         id: String,
         name: String,
+        role: String,
     }
-    Ok(match target {
-        Target::Room { id, name, .. } => vec![(id.clone(), name.clone())],
+    match target {
+        Target::Room { id, name, headers } => Ok(vec![(id.clone(), name.clone(), headers.clone())]),
         Target::Rooms { user } => ctx
             .db()?
             .prepare(
-                "SELECT r.id, r.name FROM memberships m JOIN rooms r ON r.id = m.room_id
+                "SELECT r.id, r.name, m.role FROM memberships m JOIN rooms r ON r.id = m.room_id
                  WHERE m.user_id = ?1 ORDER BY COALESCE(r.last_activity_at, r.created_at) DESC LIMIT ?2",
             )
             .bind(&[arg(user.as_str()), arg(SEMANTIC_ROOMS_MAX)])?
@@ -185,9 +201,9 @@ async fn rooms_of(ctx: &Ctx, target: &Target) -> HttpResult<Vec<(String, String)
             .await?
             .results::<R>()?
             .into_iter()
-            .map(|r| (r.id, r.name))
+            .map(|r| Ok((r.id, r.name, searcher(ctx, user, r.role.parse()?)?)))
             .collect(),
-    })
+    }
 }
 
 /// The query's embedding, charged to the rooms searched: the room of a
@@ -245,19 +261,19 @@ async fn nearest(
     let body =
         json!({ "model": embed::model_label(p), "vector": encode_vector(vector), "take": take });
     let rooms = rooms_of(ctx, target).await?;
-    let calls = rooms.iter().map(|(id, _)| {
-        let body = &body;
-        async move {
-            let headers = match target {
-                Target::Room { headers, .. } => headers.clone(),
-                Target::Rooms { user } => identity_headers(ctx, id, user).await?,
-            };
-            let path = format!("/search/semantic?{qs}");
-            room::call_json::<Hits>(&ctx.env, id, Method::Post, &path, headers, Some(body)).await
-        }
+    let path = format!("/search/semantic?{qs}");
+    let calls = rooms.iter().map(|(id, _, headers)| {
+        room::call_json::<Hits>(
+            &ctx.env,
+            id,
+            Method::Post,
+            &path,
+            headers.clone(),
+            Some(&body),
+        )
     });
     let mut found = Vec::new();
-    for ((id, name), answer) in rooms
+    for ((id, name, _), answer) in rooms
         .iter()
         .zip(futures_util::future::join_all(calls).await)
     {

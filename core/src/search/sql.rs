@@ -220,6 +220,8 @@ fn room_name(scope: Scope) -> &'static str {
 pub fn search(req: &Request, scope: Scope, now_ms: u64, offset: u32, limit: u32) -> Statement {
     let matched = req.query.to_match();
     let mut args: Vec<Arg> = vec![
+        Arg::Real(TITLE_WEIGHT),
+        Arg::Real(BODY_WEIGHT),
         Arg::Real(RECENCY_WEIGHT),
         now_ms.into(),
         Arg::Real(RECENCY_HALF_MS),
@@ -238,7 +240,7 @@ pub fn search(req: &Request, scope: Scope, now_ms: u64, offset: u32, limit: u32)
     let sql = format!(
         "WITH top AS (
            SELECT i.id AS id,
-             bm25(search_text, {TITLE_WEIGHT:.1}, {BODY_WEIGHT:.1}) * (1.0 + ? / (1.0 + MAX(0, ? - i.at) / ?)) AS score
+             bm25(search_text, ?, ?) * (1.0 + ? / (1.0 + MAX(0, ? - i.at) / ?)) AS score
            FROM search_text JOIN search_items i ON i.id = search_text.rowid
            WHERE search_text MATCH ?{filters}
            ORDER BY score LIMIT ? OFFSET ?)
