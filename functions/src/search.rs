@@ -233,7 +233,16 @@ async fn query_vector(
                 .into_iter()
                 .filter_map(|mut m| m.remove("room_id"))
                 .collect();
-            let shares: Vec<CallRecord> = calls.iter().map(|c| c.share(rooms.len())).collect();
+            let n = rooms.len().max(1) as u64;
+            let shares: Vec<CallRecord> = calls
+                .iter()
+                .map(|c| CallRecord {
+                    tokens_in: c.tokens_in.div_ceil(n),
+                    tokens_out: c.tokens_out.div_ceil(n),
+                    cost_micros: c.cost_micros.div_ceil(n),
+                    ..c.clone()
+                })
+                .collect();
             for room in &rooms {
                 account(env, room, &shares).await?;
             }
