@@ -7,23 +7,11 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import * as Y from 'yjs';
-import { api, freePort, randomIp, register, startServer } from './harness.mjs';
+import { api, freePort, randomIp, register, startServer, until } from './harness.mjs';
 import { join } from './ws.mjs';
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** The delay the README states for the cross-room index. */
 const CROSS_ROOM_DELAY_MS = 5_000;
-
-async function until(what, fn, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 // ---- the scripted embedding model -----------------------------------------
 // Each text becomes a vector over a few concepts (synonyms share one), so a
