@@ -15,4 +15,4 @@ CREATE TABLE IF NOT EXISTS search_items (
   seq INTEGER,
   UNIQUE (room_id, kind, ref_id)
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(title, body, tokenize = "unicode61 remove_diacritics 2 separators ''");
+CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(title, body, prefix = '2 3', tokenize = "unicode61 remove_diacritics 2 separators ''");
