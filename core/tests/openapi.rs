@@ -787,8 +787,18 @@ fn search_hits_and_results() {
         score: 1.5,
     };
     let mut hits = Vec::new();
-    for (kind, seq) in [("message", Some(3)), ("checkin", Some(4)), ("document", None), ("file", None), ("activity", None)] {
-        for (marked, found) in [(true, Found::Text), (false, Found::Semantic), (true, Found::Both)] {
+    for (kind, seq) in [
+        ("message", Some(3)),
+        ("checkin", Some(4)),
+        ("document", None),
+        ("file", None),
+        ("activity", None),
+    ] {
+        for (marked, found) in [
+            (true, Found::Text),
+            (false, Found::Semantic),
+            (true, Found::Both),
+        ] {
             let hit = row(kind, seq).into_hit(marked, found).expect("a hit");
             s.check("SearchHit", &hit);
             hits.push(hit);

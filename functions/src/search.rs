@@ -66,7 +66,7 @@ pub async fn search(ctx: &Ctx, req: worker::Request) -> HttpResult<Response> {
             let m = crate::rooms::membership(ctx, id, &user).await?;
             Target::Room {
                 id: id.clone(),
-                name: m.room.name,
+                name: m.name,
                 headers: searcher(ctx, &user, m.role)?,
             }
         }
