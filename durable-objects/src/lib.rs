@@ -9,6 +9,7 @@ mod docstore;
 pub mod http;
 pub mod members;
 pub mod room;
+pub mod sessions;
 mod store;
 pub mod upload;
 mod workflows;
