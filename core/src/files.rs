@@ -37,6 +37,9 @@ pub const PROGRESS_INTERVAL_MS: u64 = 1_000;
 pub struct FileLimits {
     pub max_file_bytes: u64,
     pub room_quota_bytes: u64,
+    /// What one member's files and running uploads may take of a room's
+    /// quota, so that no one member can fill it for everyone.
+    pub member_quota_bytes: u64,
     /// An unfinished upload is aborted this long after its creation.
     pub upload_expiry_secs: u64,
 }
@@ -46,6 +49,7 @@ impl Default for FileLimits {
         Self {
             max_file_bytes: 100 * 1024 * 1024,
             room_quota_bytes: 1024 * 1024 * 1024,
+            member_quota_bytes: 256 * 1024 * 1024,
             upload_expiry_secs: 24 * 3600,
         }
     }
