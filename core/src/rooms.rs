@@ -231,7 +231,8 @@ impl MemberChange {
         self.target == Role::Owner && self.owners <= 1
     }
 
-    fn last_owner() -> ApiError {
+    /// The refusal to leave a room without an owner.
+    pub fn last_owner() -> ApiError {
         ApiError::Conflict {
             code: "last_owner",
             message: "the last owner cannot leave or be demoted; make someone else owner first"
@@ -400,6 +401,8 @@ pub const INVITE_MAX_USES: u32 = 1000;
 pub const INVITE_MIN_TTL_SECS: u64 = 60;
 pub const INVITE_MAX_TTL_SECS: u64 = 30 * 24 * 3600;
 pub const INVITE_DEFAULT_TTL_SECS: u64 = 7 * 24 * 3600;
+/// Invites a room may have that can still be accepted.
+pub const INVITES_LIVE_MAX: u32 = 100;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
