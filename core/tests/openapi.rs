@@ -607,12 +607,18 @@ fn public(e: Endpoint) -> bool {
             | Endpoint::Login
             | Endpoint::Refresh
             | Endpoint::Logout
+            | Endpoint::AuthConfig
+            | Endpoint::OidcSignIn
     )
 }
 
 /// Routes that sign tokens or links: without `JWT_SECRET` they answer 503.
 fn needs_secret(e: Endpoint) -> bool {
-    !public(e) || matches!(e, Endpoint::Register | Endpoint::Login | Endpoint::Refresh)
+    !public(e)
+        || matches!(
+            e,
+            Endpoint::Register | Endpoint::Login | Endpoint::Refresh | Endpoint::OidcSignIn
+        )
 }
 
 /// The error statuses each route must document follow from the route table:

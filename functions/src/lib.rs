@@ -13,6 +13,7 @@ mod jobs;
 mod oidc;
 mod room_object;
 mod rooms;
+mod sessions;
 mod tokens;
 mod users;
 mod workflows;
@@ -90,6 +91,8 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::Login => accounts::login(ctx, req).await,
         Endpoint::Refresh => accounts::refresh(ctx, req).await,
         Endpoint::Logout => accounts::logout(ctx, req).await,
+        Endpoint::AuthConfig => accounts::config(ctx).await,
+        Endpoint::OidcSignIn => accounts::oidc_sign_in(ctx, req).await,
         Endpoint::GetMe => accounts::me(ctx, req).await,
         Endpoint::UpdateMe => accounts::update_me(ctx, req).await,
         Endpoint::SearchUsers => users::search(ctx, req).await,
@@ -103,6 +106,8 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::UpdateMember => rooms::update_member(ctx, req, a, b).await,
         Endpoint::RemoveMember => rooms::remove_member(ctx, req, a, b).await,
         Endpoint::CreateInvite => rooms::create_invite(ctx, req, a).await,
+        Endpoint::ListInvites => rooms::list_invites(ctx, req, a).await,
+        Endpoint::RevokeInvite => rooms::revoke_invite(ctx, req, a).await,
         Endpoint::AcceptInvite => rooms::accept_invite(ctx, req, a).await,
         Endpoint::RoomSocket => room_object::socket(ctx, req, a).await,
         Endpoint::ListMessages => room_object::list_messages(ctx, req, a).await,
@@ -199,7 +204,7 @@ fn decorate(
             ("access-control-allow-methods", &methods),
             (
                 "access-control-allow-headers",
-                "authorization, content-type, idempotency-key, if-match, if-none-match, range, x-request-id, \
+                "authorization, content-type, idempotency-key, if-match, if-none-match, range, x-request-id, x-tessera-session, \
                  tus-resumable, upload-length, upload-metadata, upload-offset, upload-checksum, \
                  upload-defer-length, upload-concat",
             ),
@@ -229,8 +234,9 @@ fn log(ctx: &Ctx, method: &Method, path: &str, status: u16, started: f64) {
     worker::console_log!("{line}");
 }
 
-/// Daily (cron `0 2 * * *`): housekeeping — drop refresh tokens, invites and
-/// expired uploads that can never be used again — and the AI check-in of the
+/// Daily (cron `0 2 * * *`): housekeeping — drop refresh tokens, invites,
+/// expired uploads and sign-in failures that can never matter again, finish
+/// erasing deleted rooms — and the AI check-in of the
 /// rooms active since their last one (queued, see `checkin`).
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
@@ -245,12 +251,21 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             // Expired uploads answer 410 for a week (their objects say so), then go.
             db.prepare("DELETE FROM files WHERE status = 'expired' AND expires_at < ?1")
                 .bind(&[arg(now.saturating_sub(7 * 24 * 3600))])?,
+            db.prepare("DELETE FROM sign_in_failures WHERE window_start < ?1")
+                .bind(&[arg(
+                    now.saturating_sub(tessera_core::auth::SIGN_IN_WINDOW_SECS)
+                )])?,
         ])
         .await
     }
     .await;
     if let Err(e) = result {
         worker::console_error!("scheduled housekeeping failed: {e}");
+    }
+    match rooms::finish_purges(&env).await {
+        Ok(0) => {}
+        Ok(n) => worker::console_log!("finished purging {n} deleted rooms"),
+        Err(e) => worker::console_error!("purging deleted rooms failed: {}", e.0),
     }
     match checkin::schedule(&env).await {
         Ok(n) => worker::console_log!("check-in queued for {n} rooms"),
