@@ -197,6 +197,13 @@ test('an ID token is exchanged for a session (JSON or cookie); wrong client, sta
   assert.equal(cookie.status, 200);
   assert.equal(cookie.body.refresh_token, undefined);
   assert.ok(cookie.headers.getSetCookie().some((c) => /^tessera_refresh=[^;]+; Path=\/api\/v1\/auth\/refresh;.*HttpOnly; Secure; SameSite=Strict/.test(c)));
+  // The rules of provider tokens hold on this path too: the email only when
+  // verified, and a password only with a fresh ID token.
+  const unverified = await exchange(idToken({ sub: 'web-3', email: `web-3-${Date.now()}@example.org`, email_verified: false }));
+  assert.equal(unverified.status, 200);
+  assert.equal(unverified.body.user.email, null);
+  const setPassword = await api(server, 'PATCH', '/api/v1/me', { token: unverified.body.access_token, body: { password: 'no proof given' } });
+  assert.equal(setPassword.status, 403);
   const now = Math.floor(Date.now() / 1000);
   for (const [name, token, nonce] of [
     ['other client', sign(rsaKid, { sub: 'web-1', aud: 'another-app' })],
