@@ -10,12 +10,12 @@ use crate::rooms::role_in;
 use crate::tokens::authenticate;
 use serde::{Deserialize, Serialize};
 use tessera_core::files::{
-    check_tus_resumable, download_headers, etag, if_none_match, new_upload, parse_range,
-    room_prefix, FileInfo, FileLimits, OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS,
+    self, check_delete, check_tus_resumable, download_headers, etag, if_none_match, new_upload,
+    parse_range, room_prefix, FileInfo, FileLimits, OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS,
     TUS_EXTENSIONS, TUS_VERSION,
 };
 use tessera_core::links::{sign, verify, LinkKey, LinkParams};
-use tessera_core::rooms::{can, require, Permission, Role};
+use tessera_core::rooms::{require, Permission, Role};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, no_content, Failure, HttpResult};
 use tessera_durable_objects::{room, upload};
@@ -178,8 +178,7 @@ async fn held_bytes(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Optio
         .await?)
 }
 
-/// Why an upload of `length` bytes did not fit: the room's quota, or the
-/// uploader's share of it.
+/// Why an upload of `length` bytes did not fit (see `files::quota_refusal`).
 async fn quota_refusal(
     ctx: &Ctx,
     room_id: &str,
@@ -188,22 +187,10 @@ async fn quota_refusal(
     limits: &FileLimits,
 ) -> Failure {
     match held_bytes(ctx, room_id, user_id).await {
-        Ok(Some(h))
-            if h.mine + length > limits.member_quota_bytes
-                && h.room + length <= limits.room_quota_bytes =>
-        {
-            ApiError::QuotaExceeded(format!(
-                "this upload would take you past your share of this room's storage ({} of {} \
-                 bytes used); delete some of your files first",
-                h.mine, limits.member_quota_bytes
-            ))
-            .into()
+        Ok(h) => {
+            let h = h.unwrap_or(Held { room: 0, mine: 0 });
+            files::quota_refusal(h.room, h.mine, length, limits).into()
         }
-        Ok(_) => ApiError::QuotaExceeded(format!(
-            "this upload would take the room past its quota of {} bytes; delete files first",
-            limits.room_quota_bytes
-        ))
-        .into(),
         Err(e) => e,
     }
 }
@@ -306,15 +293,6 @@ pub async fn terminate(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response
         tell_removed(ctx, &access.room_id, id).await?;
     }
     no_content()
-}
-
-/// Who may delete a file: its uploader while they may still upload there, or
-/// an admin.
-fn check_delete(own: bool, role: Role) -> Result<(), ApiError> {
-    if own && can(role, Permission::UploadFile) {
-        return Ok(());
-    }
-    require(role, Permission::DeleteAnyFile)
 }
 
 const FILE_COLUMNS: &str = "f.id, f.room_id, f.uploader_id, f.name, f.content_type, f.declared_type, f.size, f.sha256, f.status, f.created_at, f.completed_at";
