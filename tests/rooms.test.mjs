@@ -248,6 +248,12 @@ test('admins list and revoke invites; a revoked code cannot be accepted; members
   assert.equal(accept.status, 404);
   assert.equal((await api(server, 'DELETE', `/api/v1/invites/${a.code}`, { token: admin.token })).status, 404);
   assert.deepEqual((await api(server, 'GET', `/api/v1/rooms/${r.id}/invites`, { token: owner.token })).body.invites.map((i) => i.code), [b.code]);
+  // An admin does not see an owner's admin invite: its code would let them make admins.
+  const adminInvite = await make({ role: 'admin' });
+  const byAdmin = (await api(server, 'GET', `/api/v1/rooms/${r.id}/invites`, { token: admin.token })).body.invites.map((i) => i.code);
+  const byOwner = (await api(server, 'GET', `/api/v1/rooms/${r.id}/invites`, { token: owner.token })).body.invites.map((i) => i.code);
+  assert.ok(!byAdmin.includes(adminInvite.code) && byOwner.includes(adminInvite.code));
+  assert.equal((await api(server, 'DELETE', `/api/v1/invites/${adminInvite.code}`, { token: owner.token })).status, 204);
   // Who joined with a revoked invite stays.
   assert.equal((await api(server, 'DELETE', `/api/v1/invites/${used.code}`, { token: owner.token })).status, 204);
   assert.equal((await api(server, 'GET', `/api/v1/rooms/${r.id}`, { token: guest.token })).status, 200);

@@ -8,6 +8,7 @@
 use crate::ApiError;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub const PASSWORD_MIN_CHARS: usize = 10;
@@ -146,6 +147,24 @@ pub fn refresh_token_digest(token: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// How one signs in here (`GET /auth/config`): passwords always, and the
+/// identity provider when the browser can use it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuthConfig {
+    pub password: bool,
+    pub oidc: Option<OidcConfig>,
+}
+
+/// What the browser needs for Authorization Code + PKCE with the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
 }
 
 /// The `Set-Cookie` values that hand a browser its refresh token: one per route

@@ -15,8 +15,8 @@ use crate::{crypto, oidc, sessions};
 use serde::{Deserialize, Serialize};
 use tessera_core::auth::{
     check_sign_in_lock, cleared_refresh_cookies, cookie_value, normalize_email, refresh_cookies,
-    validate_display_name, validate_password, PasswordRecord, COOKIE_MODE, REFRESH_COOKIE,
-    SESSION_MODE_HEADER, SIGN_IN_WINDOW_SECS,
+    validate_display_name, validate_password, AuthConfig, PasswordRecord, COOKIE_MODE,
+    REFRESH_COOKIE, SESSION_MODE_HEADER, SIGN_IN_WINDOW_SECS,
 };
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{error_response, json, no_content, Failure, HttpResult};
@@ -297,7 +297,10 @@ pub async fn oidc_sign_in(ctx: &Ctx, mut req: Request) -> HttpResult<Response> {
 pub async fn config(ctx: &Ctx) -> HttpResult<Response> {
     json(
         200,
-        &serde_json::json!({ "password": true, "oidc": oidc::browser_config(ctx) }),
+        &AuthConfig {
+            password: true,
+            oidc: oidc::browser_config(ctx),
+        },
     )
 }
 

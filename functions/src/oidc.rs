@@ -21,7 +21,7 @@ use jwt_simple::prelude::*;
 use serde::Deserialize;
 use std::cell::RefCell;
 use tessera_core::auth::{
-    check_external_expiry, validate_display_name, verified_email, ID_TOKEN_MAX_AGE_SECS,
+    check_external_expiry, validate_display_name, verified_email, OidcConfig, ID_TOKEN_MAX_AGE_SECS,
 };
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{Failure, HttpResult};
@@ -82,20 +82,10 @@ fn provider(ctx: &Ctx) -> HttpResult<Provider> {
     })
 }
 
-/// What the browser needs to sign in with the provider (`GET /auth/config`).
-#[derive(Serialize)]
-pub struct BrowserConfig {
-    pub issuer: String,
-    pub authorization_endpoint: String,
-    pub token_endpoint: String,
-    pub client_id: String,
-    pub scopes: Vec<String>,
-}
-
 /// The browser sign-in, when every var it needs is set.
-pub fn browser_config(ctx: &Ctx) -> Option<BrowserConfig> {
+pub fn browser_config(ctx: &Ctx) -> Option<OidcConfig> {
     ctx.var("OIDC_JWKS_URL")?;
-    Some(BrowserConfig {
+    Some(OidcConfig {
         issuer: ctx.var("OIDC_ISSUER")?,
         authorization_endpoint: ctx.var("OIDC_AUTHORIZATION_ENDPOINT")?,
         token_endpoint: ctx.var("OIDC_TOKEN_ENDPOINT")?,

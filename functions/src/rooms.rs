@@ -7,9 +7,9 @@ use crate::tokens::authenticate;
 use crate::{crypto, room_object};
 use serde::{Deserialize, Serialize};
 use tessera_core::rooms::{
-    check_invite_usable, require, AddMember, CreateInvite, CreateRoom, InviteInfo, MemberInfo,
-    MemberNotice, Permission, Role, RoomInfo, RoomKind, RoomWithReads, UpdateMember, UpdateRoom,
-    INVITES_LIVE_MAX,
+    check_invite_usable, listed_invite_roles, require, AddMember, CreateInvite, CreateRoom,
+    InviteInfo, ListedInvite, MemberInfo, MemberNotice, Permission, Role, RoomInfo, RoomKind,
+    RoomWithReads, UpdateMember, UpdateRoom, INVITES_LIVE_MAX,
 };
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, no_content, HttpResult};
@@ -408,19 +408,6 @@ fn usable(now: &str) -> String {
     format!("expires_at > {now} AND uses < max_uses")
 }
 
-/// An invite as its room's admins see it.
-#[derive(Serialize, Deserialize)]
-struct ListedInvite {
-    code: String,
-    room_id: String,
-    role: String,
-    max_uses: u32,
-    uses: u32,
-    expires_at: u64,
-    created_by: String,
-    created_at: u64,
-}
-
 #[derive(Serialize)]
 struct InviteList {
     invites: Vec<ListedInvite>,
@@ -428,20 +415,18 @@ struct InviteList {
 }
 
 /// `GET /rooms/{id}/invites` (admins): the invites that can still be
-/// accepted, newest first.
+/// accepted, newest first; of them, those the caller could have made.
 pub async fn list_invites(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
-    require(
-        role_in(ctx, room_id, &user_id).await?,
-        Permission::CreateInvite,
-    )?;
+    let role = role_in(ctx, room_id, &user_id).await?;
+    require(role, Permission::CreateInvite)?;
     let page = page(&req)?;
     let usable = usable("?4");
     let mut invites: Vec<ListedInvite> = ctx
         .db()?
         .prepare(format!(
             "SELECT code, room_id, role, max_uses, uses, expires_at, created_by, created_at
-             FROM invites WHERE room_id = ?1 AND {usable}
+             FROM invites WHERE room_id = ?1 AND {usable} AND instr(?5, ',' || role || ',') > 0
                AND (?3 IS NULL OR (created_at, code) <
                     (SELECT created_at, code FROM invites WHERE code = ?3 AND room_id = ?1))
              ORDER BY created_at DESC, code DESC LIMIT ?2"
@@ -451,6 +436,7 @@ pub async fn list_invites(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<
             arg(page.limit + 1),
             arg(page.cursor.as_ref()),
             arg(now_secs()),
+            arg(&listed_invite_roles(role)),
         ])?
         .all()
         .await?
