@@ -8,6 +8,7 @@ mod docs;
 mod docstore;
 pub mod http;
 pub mod members;
+pub mod r2;
 pub mod room;
 mod store;
 pub mod upload;
