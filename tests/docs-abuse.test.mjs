@@ -141,6 +141,41 @@ test('an update nested a million levels deep is refused; the room keeps serving 
   done(a, b);
 });
 
+/** A document whose root map `root` holds `n` maps nested in each other. */
+function nestedMaps(n) {
+  const d = new Y.Doc();
+  let map = new Y.Map();
+  d.getMap('root').set('k', map);
+  for (let i = 1; i < n; i += 1) {
+    const inner = new Y.Map();
+    map.set('k', inner);
+    map = inner;
+  }
+  return d;
+}
+
+test('shared types nested as deep as the type bound allows are deleted without harm; more are refused', async () => {
+  const { room, owner } = await roomWith(server);
+  const a = open(server, room, 'neighbour', owner.token);
+  await synced(a.provider);
+  const resets = closeCounter(a.provider);
+  a.text.insert(0, 'x');
+  const limit = 4_000; // DOC_TYPE_LIMIT's default
+  const deep = nestedMaps(limit);
+  assert.equal((await postUpdate(room, 'deep', owner.token, Y.encodeStateAsUpdate(deep))).status, 200);
+  // Deleting the outermost map deletes and collects the others, recursively in yrs.
+  const deleteOutermost = Uint8Array.from([0, 1, ...varUint(deep.clientID), 1, 0, 1]);
+  assert.equal((await postUpdate(room, 'deep', owner.token, deleteOutermost)).status, 200);
+  const over = await postUpdate(room, 'deeper', owner.token, Y.encodeStateAsUpdate(nestedMaps(limit + 1)));
+  assert.equal(over.status, 409);
+  assert.equal((await over.json()).error.code, 'too_many_types');
+  a.text.insert(1, 'y');
+  await sleep(300);
+  assert.equal(await textOf(server, room, 'neighbour', owner.token), 'xy');
+  assert.equal(resets.closes, 0, 'no socket was dropped');
+  done(a);
+});
+
 test('an oversized awareness state is refused and never relayed', async () => {
   const { room, owner, people: [viewer] } = await roomWith(server, 'viewer');
   const b = open(server, room, 'aware-big', owner.token);

@@ -53,6 +53,13 @@ pub struct DocLimits {
     pub docs_per_room: u64,
     /// Named versions per document.
     pub versions_per_doc: u64,
+    /// Shared types (maps, arrays, texts, XML nodes nested in roots) per
+    /// document; their number bounds their nesting. yrs integrates, deletes
+    /// and collects nested types recursively: in local workerd, maps nested
+    /// 4,000 deep overflowed a room object's 1 MiB WebAssembly stack, and with
+    /// the 8 MiB of `.cargo/config.toml` 6,000 deep exhausted V8's own stack
+    /// ("Maximum call stack size exceeded") while 5,000 passed.
+    pub types_per_doc: u64,
 }
 
 impl Default for DocLimits {
@@ -76,6 +83,7 @@ impl Default for DocLimits {
             },
             docs_per_room: 1_000,
             versions_per_doc: 100,
+            types_per_doc: 4_000,
         }
     }
 }
@@ -131,6 +139,8 @@ pub enum DocError {
     Deleted,
     #[error("a document of this name exists")]
     Exists,
+    #[error("the document would hold more than {0} shared types")]
+    TooManyTypes(u64),
 }
 
 impl DocError {
@@ -147,6 +157,7 @@ impl DocError {
             | DocError::TooManySyncRequests
             | DocError::TooManyDocuments(_)
             | DocError::TooManyVersions(_)
+            | DocError::TooManyTypes(_)
             | DocError::Exists => 1008,
             DocError::Deleted => CLOSE_DOC_DELETED,
         }
@@ -170,6 +181,10 @@ impl From<DocError> for ApiError {
                 code: "too_many_versions",
                 message,
             },
+            DocError::TooManyTypes(_) => ApiError::Conflict {
+                code: "too_many_types",
+                message,
+            },
             DocError::Exists => ApiError::Conflict {
                 code: "document_exists",
                 message,
@@ -191,15 +206,16 @@ fn malformed(e: impl std::fmt::Display) -> DocError {
 }
 
 /// Decodes every y-protocol message in one WebSocket frame, once its shape
-/// has passed [`wire::check_frame`].
-pub fn decode_frame(bytes: &[u8], limits: &DocLimits) -> Result<Vec<Message>, DocError> {
+/// has passed [`wire::check_frame`]; also returns how many shared types its
+/// updates create.
+pub fn decode_frame(bytes: &[u8], limits: &DocLimits) -> Result<(Vec<Message>, u64), DocError> {
     if bytes.len() > limits.message_bytes {
         return Err(DocError::MessageTooLarge(limits.message_bytes));
     }
     if bytes.is_empty() {
         return Err(malformed("empty frame"));
     }
-    wire::check_frame(bytes, limits)?;
+    let types = wire::check_frame(bytes, limits)?;
     let mut decoder = DecoderV1::new(Cursor::new(bytes));
     let mut out = Vec::new();
     let mut consumed = 0;
@@ -218,7 +234,7 @@ pub fn decode_frame(bytes: &[u8], limits: &DocLimits) -> Result<Vec<Message>, Do
     if out.is_empty() || consumed != bytes.len() {
         return Err(malformed("truncated message"));
     }
-    Ok(out)
+    Ok((out, types))
 }
 
 /// The length of `msg` encoded. Updates, the bulk of the traffic, are counted
@@ -257,6 +273,9 @@ pub struct LiveDoc {
     /// Updates and bytes stored after the snapshot, for the compaction decision.
     pub tail_updates: u64,
     pub tail_bytes: u64,
+    /// Shared types created by what is stored (exact after a compaction, an
+    /// overcount of deleted ones until then), for the type bound.
+    pub types: u64,
 }
 
 impl LiveDoc {
@@ -274,6 +293,7 @@ impl LiveDoc {
             stored_bytes: 0,
             tail_updates: 0,
             tail_bytes: 0,
+            types: 0,
         }
     }
 
@@ -294,8 +314,18 @@ impl LiveDoc {
 
     /// Decodes and integrates one v1 update.
     pub fn apply(&mut self, update: &[u8]) -> Result<(), DocError> {
-        wire::update(update)?;
+        self.types += wire::update(update)?;
         self.integrate(Update::decode_v1(update).map_err(malformed)?)
+    }
+
+    /// The document was stored as `snapshot` alone (compacted): its counters
+    /// start again from it.
+    pub fn compacted(&mut self, snapshot: &[u8]) -> Result<(), DocError> {
+        self.stored_bytes = snapshot.len();
+        self.tail_updates = 0;
+        self.tail_bytes = 0;
+        self.types = wire::update(snapshot)?;
+        Ok(())
     }
 
     fn integrate(&mut self, update: Update) -> Result<(), DocError> {
@@ -345,7 +375,11 @@ impl LiveDoc {
         let changed = restore::restore(&self.doc, &version.doc, roots)?;
         // The diff against the old state vector carries the new items and the
         // whole delete set, so it is the complete forward change.
-        Ok(changed.then(|| self.diff(&before)))
+        let change = changed.then(|| self.diff(&before));
+        if let Some(change) = &change {
+            self.types += wire::update(change)?;
+        }
+        Ok(change)
     }
 }
 
@@ -443,7 +477,7 @@ pub fn handle_frame(
     if peer.messages.try_take(limits.message_rate, now_ms).is_err() {
         return Err(DocError::TooManyMessages);
     }
-    let messages = decode_frame(frame, limits)?;
+    let (messages, mut new_types) = decode_frame(frame, limits)?;
     // Decode every update first: a frame with one bad update applies nothing.
     let mut decoded = Vec::new();
     let mut incoming = 0;
@@ -469,6 +503,9 @@ pub fn handle_frame(
     if doc.stored_bytes + incoming > limits.doc_bytes {
         return Err(DocError::DocTooLarge(limits.doc_bytes));
     }
+    if !decoded.is_empty() && doc.types + new_types > limits.types_per_doc {
+        return Err(DocError::TooManyTypes(limits.types_per_doc));
+    }
     let mut decoded = decoded.into_iter();
     let mut effects = Vec::new();
     for msg in messages {
@@ -487,6 +524,8 @@ pub fn handle_frame(
                 };
                 doc.integrate(parsed)?;
                 doc.stored_bytes += update.len();
+                doc.types += new_types;
+                new_types = 0;
                 doc.exists = true;
                 effects.push(DocEffect::Persist(update));
             }
@@ -755,7 +794,7 @@ mod tests {
         let DocEffect::Reply(reply) = &effects[0] else {
             panic!("{effects:?}")
         };
-        let msgs = decode_frame(reply, &DocLimits::default()).unwrap();
+        let (msgs, _) = decode_frame(reply, &DocLimits::default()).unwrap();
         let Message::Sync(SyncMessage::SyncStep2(diff)) = &msgs[0] else {
             panic!()
         };
@@ -941,6 +980,40 @@ mod tests {
     }
 
     #[test]
+    fn shared_types_are_bounded_per_document() {
+        let limits = DocLimits {
+            types_per_doc: 3,
+            ..DocLimits::default()
+        };
+        let client = Doc::new();
+        let nested = |n: usize| {
+            let before = client.transact().state_vector();
+            {
+                let mut txn = client.transact_mut();
+                let mut map = yrs::WriteTxn::get_or_insert_map(&mut txn, "m");
+                for _ in 0..n {
+                    map = yrs::Map::insert(&map, &mut txn, "k", yrs::MapPrelim::default());
+                }
+            }
+            client.transact().encode_state_as_update_v1(&before)
+        };
+        let mut server = LiveDoc::new();
+        frame_in(&mut server, &frame_for(&nested(2)), true, &limits).unwrap();
+        assert_eq!(server.types, 2);
+        let e = frame_in(&mut server, &frame_for(&nested(2)), true, &limits).unwrap_err();
+        assert_eq!(e, DocError::TooManyTypes(3));
+        assert_eq!(
+            (e.close_code(), ApiError::from(e).code()),
+            (1008, "too_many_types")
+        );
+        // A compaction counts what the snapshot holds.
+        let snapshot = server.snapshot();
+        server.compacted(&snapshot).unwrap();
+        assert_eq!((server.types, server.tail_updates), (2, 0));
+        assert_eq!(LiveDoc::load(&snapshot, []).unwrap().types, 2);
+    }
+
+    #[test]
     fn empty_updates_store_nothing_and_create_nothing() {
         let mut server = LiveDoc::new();
         let limits = DocLimits::default();
@@ -1028,7 +1101,8 @@ mod tests {
         let effects = frame_in(&mut server, &frame, false, &DocLimits::default()).unwrap();
         assert_eq!(effects[0], DocEffect::Awareness(vec![(7, 3, false)]));
         assert!(matches!(&effects[1], DocEffect::Relay(b) if *b == frame));
-        let removal = decode_frame(&awareness_removal(&[(7, 3)]), &DocLimits::default()).unwrap();
+        let (removal, _) =
+            decode_frame(&awareness_removal(&[(7, 3)]), &DocLimits::default()).unwrap();
         let Message::Awareness(u) = &removal[0] else {
             panic!()
         };

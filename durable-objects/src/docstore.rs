@@ -266,10 +266,8 @@ impl DocStore {
             "UPDATE docs SET snapshot_bytes = ?, tail_updates = 0, tail_bytes = 0 WHERE name = ?",
             vec![int(snapshot.len() as u64), V::from(doc)],
         )?;
-        live.stored_bytes = snapshot.len();
-        live.tail_updates = 0;
-        live.tail_bytes = 0;
-        Ok(())
+        live.compacted(&snapshot)
+            .map_err(|e| worker::Error::RustError(format!("the snapshot of {doc}: {e}")))
     }
 
     /// Deletes a document with its versions and leaves a tombstone, so that a

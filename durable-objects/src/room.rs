@@ -223,6 +223,7 @@ impl DurableObject for RoomDO {
             docs_per_room: var(&env, "DOC_COUNT_LIMIT").unwrap_or(doc_defaults.docs_per_room),
             versions_per_doc: var(&env, "DOC_VERSION_LIMIT")
                 .unwrap_or(doc_defaults.versions_per_doc),
+            types_per_doc: var(&env, "DOC_TYPE_LIMIT").unwrap_or(doc_defaults.types_per_doc),
             ..doc_defaults
         };
         let backup_every_ms =

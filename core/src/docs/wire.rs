@@ -6,6 +6,9 @@
 //! the way yrs 0.28's v1 decoder reads it, without allocating, and refuses
 //! values nested deeper than [`NESTING_MAX`], counts that the remaining bytes
 //! cannot hold, and awareness and state-vector messages over their bounds.
+//! It also counts the shared types an update creates: yrs deletes and
+//! collects nested types recursively, so their number (which bounds their
+//! nesting) is bounded per document (`DocLimits::types_per_doc`).
 //! Whatever passes is still decoded by yrs, which checks everything else.
 
 use super::{DocError, DocLimits};
@@ -100,14 +103,16 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Checks every message of one WebSocket frame (or REST body wrapped as one).
-pub fn check_frame(frame: &[u8], limits: &DocLimits) -> Result<(), DocError> {
+/// Checks every message of one WebSocket frame (or REST body wrapped as one);
+/// returns how many shared types its updates create.
+pub fn check_frame(frame: &[u8], limits: &DocLimits) -> Result<u64, DocError> {
     let mut r = Reader::new(frame);
+    let mut types = 0;
     while !r.done() {
         match r.var()? {
             0 => match r.var()? {
                 0 => state_vector(r.bytes()?, limits)?,
-                1 | 2 => update(r.bytes()?)?,
+                1 | 2 => types += update(r.bytes()?)?,
                 other => return Err(DocError::Malformed(format!("sync message type {other}"))),
             },
             1 => awareness(r.bytes()?, limits)?,
@@ -116,7 +121,7 @@ pub fn check_frame(frame: &[u8], limits: &DocLimits) -> Result<(), DocError> {
             tag => return Err(DocError::Unsupported(u8::try_from(tag).unwrap_or(u8::MAX))),
         }
     }
-    Ok(())
+    Ok(types)
 }
 
 fn state_vector(sv: &[u8], limits: &DocLimits) -> Result<(), DocError> {
@@ -155,14 +160,16 @@ fn awareness(data: &[u8], limits: &DocLimits) -> Result<(), DocError> {
 }
 
 /// A Yjs v1 update: the structs of each client, then the delete set.
-pub fn update(bytes: &[u8]) -> Result<(), DocError> {
+/// Returns how many shared types it creates.
+pub fn update(bytes: &[u8]) -> Result<u64, DocError> {
     let mut r = Reader::new(bytes);
+    let mut types = 0;
     for _ in 0..r.count(3)? {
         let structs = r.count(2)?;
         r.var()?; // client
         r.var()?; // first clock
         for _ in 0..structs {
-            block(&mut r)?;
+            types += u64::from(block(&mut r)?);
         }
     }
     for _ in 0..r.count(2)? {
@@ -172,7 +179,7 @@ pub fn update(bytes: &[u8]) -> Result<(), DocError> {
             r.var()?; // length
         }
     }
-    Ok(())
+    Ok(types)
 }
 
 const HAS_ORIGIN: u8 = 0b1000_0000;
@@ -181,11 +188,12 @@ const HAS_PARENT_SUB: u8 = 0b0010_0000;
 const SKIP: u8 = 10;
 const GC: u8 = 0;
 
-fn block(r: &mut Reader) -> Result<(), DocError> {
+/// One struct; whether it is a shared type.
+fn block(r: &mut Reader) -> Result<bool, DocError> {
     let info = r.u8()?;
     if info == SKIP || info == GC {
         r.var()?;
-        return Ok(());
+        return Ok(false);
     }
     if info & HAS_ORIGIN != 0 {
         r.var()?;
@@ -237,6 +245,7 @@ fn block(r: &mut Reader) -> Result<(), DocError> {
             if r.u8()? == 3 {
                 r.bytes()?;
             }
+            return Ok(true);
         }
         8 => {
             for _ in 0..r.count(1)? {
@@ -250,7 +259,7 @@ fn block(r: &mut Reader) -> Result<(), DocError> {
         }
         other => return Err(DocError::Malformed(format!("content type {other}"))),
     }
-    Ok(())
+    Ok(false)
 }
 
 /// One lib0 binary value, walked with an explicit stack so that the check
@@ -496,10 +505,12 @@ mod tests {
     }
 
     #[test]
-    fn real_updates_pass() {
+    fn real_updates_pass_and_their_types_are_counted() {
         let u = real_update();
-        update(&u).unwrap();
-        check_frame(&update_message(&u), &DocLimits::default()).unwrap();
+        // The nested map in `list` and the paragraph in `prosemirror`.
+        assert_eq!(update(&u), Ok(2));
+        let twice = [update_message(&u), update_message(&u)].concat();
+        assert_eq!(check_frame(&twice, &DocLimits::default()), Ok(4));
     }
 
     proptest! {
