@@ -34,6 +34,7 @@ const postUpdate = (room, doc, token, body) => fetch(`${server.url}/api/v1/rooms
   method: 'POST',
   headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'cf-connecting-ip': randomIp() },
   body,
+  signal: AbortSignal.timeout(30_000),
 });
 
 test('role changes reach open document sockets: demoted stops writing, promoted starts, removed is closed with 4003', async () => {
