@@ -184,6 +184,10 @@ fn decorate(
     let headers = resp.headers().clone();
     // Constant, well-formed header names and values: `set` cannot fail on them.
     let _ = headers.set("x-request-id", &ctx.request_id);
+    // RFC 9110: a 405 names the methods the path does answer to.
+    if resp.status_code() == 405 {
+        let _ = headers.set("allow", &allowed_methods(path).join(", "));
+    }
     if path.starts_with("/api/v1/uploads") {
         files::tus_headers(ctx, &headers, method);
     }
