@@ -57,6 +57,7 @@ const REQUESTS = {
   GetMe: () => ({}),
   UpdateMe: () => ({ body: { display_name: 'Renamed' } }),
   ListRooms: () => ({}),
+  SearchUsers: () => ({ query: `?q=${encodeURIComponent('Owner')}` }),
   CreateRoom: () => ({ body: { name: 'Another', kind: 'group' } }),
   GetRoom: () => ({}),
   UpdateRoom: () => ({ body: { topic: 'changed by the matrix' } }),
@@ -104,6 +105,7 @@ const REQUESTS = {
   FileContent: () => ({}),
   FileContentHead: () => ({}),
   DeleteFile: async () => ({ params: { file_id: await upload(server, member.token, room) } }),
+  CreateFileLink: () => ({}),
   GetState: () => ({}),
   ListActions: () => ({}),
   RunAction: () => ({ body: { title: 'proposed by the matrix' } }),
@@ -148,7 +150,7 @@ function upgrade(path, token) {
 
 async function call(route, caller) {
   const spec = await REQUESTS[route.endpoint](caller);
-  const path = fill(route.path, { ...PARAMS, ...spec.params });
+  const path = fill(route.path, { ...PARAMS, ...spec.params }) + (spec.query ?? '');
   const token = tokens[caller];
   const status = spec.socket
     ? await upgrade(path, token)

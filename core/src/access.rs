@@ -131,7 +131,8 @@ pub const fn rule_of(endpoint: Endpoint) -> Rule {
         E::Health | E::OpenApi | E::Login | E::Refresh => rule(Who::Anyone, 200),
         E::Register => rule(Who::Anyone, 201),
         E::Logout => rule(Who::Anyone, 204),
-        E::GetMe | E::UpdateMe | E::ListRooms => rule(Who::SignedIn, 200),
+        // The look-up answers only co-members (and an exact email).
+        E::GetMe | E::UpdateMe | E::ListRooms | E::SearchUsers => rule(Who::SignedIn, 200),
         E::CreateRoom => rule(Who::SignedIn, 201),
         E::AcceptInvite => rule(Who::Invitee, 201),
         E::GetRoom
@@ -149,7 +150,8 @@ pub const fn rule_of(endpoint: Endpoint) -> Rule {
         | E::GetState
         | E::ListActions
         | E::ListApprovals
-        | E::GetJob => room(P::ReadRoom, 200),
+        | E::GetJob
+        | E::CreateFileLink => room(P::ReadRoom, 200),
         E::RoomSocket => room(P::ReadRoom, 101),
         E::UpdateRoom => room(P::UpdateRoom, 200),
         E::DeleteRoom => room(P::DeleteRoom, 204),
