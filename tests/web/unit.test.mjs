@@ -199,3 +199,64 @@ test('layering: realtime/, state/, api/ and lib/ never import the view framework
     assert.doesNotMatch(text, /innerHTML|dangerouslySetInnerHTML|insertAdjacentHTML|document\.write/, `${rel} writes HTML`);
   }
 });
+
+const wf = await load('lib/workflow.ts');
+
+test('workflow: the moves a card offers follow core’s life-cycle (done and cancelled are final)', () => {
+  const names = (s) => wf.moves(s).map((m) => m.action);
+  assert.deepEqual(names('proposed'), ['schedule_activity', 'start_activity', 'cancel_activity']);
+  assert.deepEqual(names('scheduled'), ['schedule_activity', 'start_activity', 'cancel_activity']);
+  assert.deepEqual(names('in_progress'), ['complete_activity', 'cancel_activity']);
+  assert.deepEqual(names('done'), []);
+  assert.deepEqual(names('cancelled'), []);
+  assert.equal(wf.moves('proposed').find((m) => m.action === 'cancel_activity').min, 'admin', 'cancelling is for admins');
+  const cols = wf.columns({
+    a1: { id: 'a1', status: 'done', updated_at: 5 }, a2: { id: 'a2', status: 'proposed', updated_at: 9 }, a3: { id: 'a3', status: 'proposed', updated_at: 7 },
+  });
+  assert.deepEqual(cols.map((c) => [c.status, c.items.map((a) => a.id)]),
+    [['proposed', ['a2', 'a3']], ['scheduled', []], ['in_progress', []], ['done', ['a1']], ['cancelled', []]]);
+});
+
+test('workflow: collaboration_updated changes apply to the activities; other paths leave them alone', () => {
+  const a1 = { id: 'a1', title: 'Posters', status: 'proposed', updated_at: 1 };
+  const before = { a1 };
+  const moved = wf.applyChanges(before, [
+    { path: 'activities.a1.status', old: 'proposed', new: 'in_progress' },
+    { path: 'activities.a1.updated_at', old: 1, new: 2 },
+    { path: 'activities.a2', old: null, new: { id: 'a2', title: 'Venue', status: 'proposed', updated_at: 2 } },
+  ]);
+  assert.deepEqual(moved, { a1: { ...a1, status: 'in_progress', updated_at: 2 }, a2: { id: 'a2', title: 'Venue', status: 'proposed', updated_at: 2 } });
+  assert.equal(before.a1.status, 'proposed', 'the old state is not mutated');
+  assert.deepEqual(wf.applyChanges(moved, [{ path: 'activities.a2', old: {}, new: null }]), { a1: moved.a1 });
+  assert.equal(wf.applyChanges(before, [{ path: 'settings.archived', old: false, new: true }, { path: 'rules.r1', old: null, new: {} }]), null);
+  assert.deepEqual(wf.applyChanges(before, [{ path: 'activities.a9.status', old: null, new: 'done' }]), before, 'an unknown activity is not invented from one field');
+});
+
+test('workflow: a 412 names who changed the room; approvals are never offered to who asked', () => {
+  const by = (kind, display_name = 'Ada') => ({ last_change: { version: 7, changed_at: 1, changed_by: { user_id: 'u1', display_name, kind } } });
+  assert.equal(wf.conflictText(by('user')), 'Changed by Ada');
+  assert.equal(wf.conflictText(by('ai', 'Tessera AI')), 'Changed by the AI');
+  assert.equal(wf.conflictText(by('rule')), 'Changed by a rule by Ada');
+  assert.equal(wf.conflictText({}), 'Changed by someone');
+  const req = (requested_by, status = 'pending', requested_kind = 'user') => ({ requested_by, requested_by_name: 'Bob', requested_kind, rule_id: requested_kind === 'rule' ? 'r1' : null, status });
+  assert.equal(wf.mayDecide({ may_decide: true, approval: req('bob') }, 'ada'), true);
+  assert.equal(wf.mayDecide({ may_decide: true, approval: req('ada') }, 'ada'), false, 'own request, whatever the page says');
+  assert.equal(wf.mayDecide({ may_decide: true, approval: req('ada', 'pending', 'rule') }, 'ada'), false, "a rule's request is its author's");
+  assert.equal(wf.mayDecide({ may_decide: true, approval: req('bob', 'approved') }, 'ada'), false);
+  assert.equal(wf.mayDecide({ may_decide: false, approval: req('bob') }, 'ada'), false);
+  assert.equal(wf.requester(req('ai', 'pending', 'ai')), 'The AI');
+  assert.equal(wf.requester(req('bob', 'pending', 'rule')), 'Rule r1 by Bob');
+});
+
+test('workflow: server error fields map to the rule editor; audit filters become a query', () => {
+  const cases = {
+    name: 'name', trigger: 'trigger', condition: 'condition', 'condition.if[0]': 'condition', 'rule.condition.and[1].in': 'condition',
+    'effect.action': 'action', effect: 'action', 'effect.args.title': 'args', 'effect.args.user_ids[1]': 'args', 'event.data': 'event', comment: null,
+  };
+  for (const [field, want] of Object.entries(cases)) assert.equal(wf.ruleField(field), want, field);
+  assert.equal(wf.ruleField(null), null);
+  assert.deepEqual(wf.auditQuery({ actor: ' ai ', kind: '', action: 'propose_activity', from: '2026-05-01', to: '' }, { cursor: 'c1' }),
+    { actor: 'ai', action: 'propose_activity', from: '2026-05-01', cursor: 'c1' });
+  assert.equal(wf.parseJson('  ', 'x'), undefined);
+  assert.throws(() => wf.parseJson('{', 'The condition'), /The condition is not valid JSON/);
+});

@@ -1,9 +1,13 @@
-/** The URL as app state: `/`, `/rooms/:id`, `/invite/:code`, `/oidc/callback`. */
+/** The URL as app state: `/`, `/rooms/:id[/activities|ai|rules|audit]`, `/approvals`, `/invite/:code`, `/oidc/callback`. */
 import { computed, signal } from '@preact/signals-core';
+
+/** A room's screens beside the chat (views/RoomScreens.tsx). */
+export type RoomTab = 'activities' | 'ai' | 'rules' | 'audit';
 
 export type Route =
   | { name: 'home' }
-  | { name: 'room'; id: string }
+  | { name: 'room'; id: string; tab?: RoomTab }
+  | { name: 'approvals' }
   | { name: 'invite'; code: string }
   | { name: 'oidc' }
   | { name: 'missing' };
@@ -14,6 +18,9 @@ export function parse(p: string): Route {
   if (p === '/' || p === '') return { name: 'home' };
   let m = /^\/rooms\/([\w-]{1,64})\/?$/.exec(p);
   if (m) return { name: 'room', id: m[1]! };
+  m = /^\/rooms\/([\w-]{1,64})\/(activities|ai|rules|audit)\/?$/.exec(p);
+  if (m) return { name: 'room', id: m[1]!, tab: m[2] as RoomTab };
+  if (p === '/approvals') return { name: 'approvals' };
   m = /^\/invite\/([\w-]{1,128})\/?$/.exec(p);
   if (m) return { name: 'invite', code: m[1]! };
   if (p === '/oidc/callback') return { name: 'oidc' };

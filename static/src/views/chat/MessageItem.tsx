@@ -63,6 +63,7 @@ function MessageView({ m, compact, quoted, me, people, mayWrite, mayDelete, seen
         {!compact && (
           <header class="msg-head">
             <strong class="author">{author}</strong>
+            {m.author === 'ai' && <span class="ai-tag" title="Written by the AI, not a person">AI</span>}
             <time dateTime={new Date(m.created_at).toISOString()} title={when(m.created_at)}>{clock(m.created_at)}</time>
           </header>
         )}

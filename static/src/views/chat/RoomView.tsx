@@ -7,9 +7,10 @@ import { names } from '../../lib/format';
 import type { RoomSession } from '../../realtime/room';
 import { members as loadMembers, atLeast, type Member } from '../../state/room-admin';
 import { byId } from '../../state/rooms';
-import { follow } from '../../state/route';
+import { follow, type RoomTab } from '../../state/route';
 import { current, open } from '../../state/session';
 import { filesChunk, loadFiles, loadManage, manageChunk, prefetch } from '../lazy';
+import { RoomScreen, RoomTabs, useOutcomes } from '../RoomScreens';
 import { Icon } from '../ui/Icon';
 import { ArrowLeft, Files, Link, Settings, Users } from '../icons';
 import type { Person } from './Body';
@@ -18,7 +19,7 @@ import { Timeline } from './Timeline';
 
 export type Panel = 'members' | 'files' | 'invite' | 'settings' | null;
 
-export function RoomView({ roomId }: { roomId: string }) {
+export function RoomView({ roomId, tab = null }: { roomId: string; tab?: RoomTab | null }) {
   const me = user.value!;
   const panel = useSignal<Panel>(null);
   const members = useSignal<Member[]>([]);
@@ -30,6 +31,7 @@ export function RoomView({ roomId }: { roomId: string }) {
     prefetch();
   }, [roomId]);
   const s = current.value?.roomId === roomId ? current.value : null;
+  useOutcomes(s, me.id);
   const changed = s?.membersChanged.value ?? 0;
   useEffect(() => {
     loadMembers(roomId).then((m) => { members.value = m; }).catch(() => undefined);
@@ -93,12 +95,13 @@ export function RoomView({ roomId }: { roomId: string }) {
           <button type="button" class="icon-btn" aria-label="Room settings" aria-pressed={panel.value === 'settings'} onClick={() => show('settings')}><Icon node={Settings} /></button>
         </div>
       </header>
+      <RoomTabs roomId={roomId} tab={tab} role={role} />
       <Connection s={s} />
       {s.notice.value && (
         <p class="notice" role="status">{s.notice.value} <button type="button" class="link-btn" onClick={() => { s.notice.value = null; }}>Dismiss</button></p>
       )}
       {s.error.value && <p class="notice error" role="alert">{s.error.value}</p>}
-      <div class="room-body">
+      {tab ? <RoomScreen tab={tab} s={s} role={role} me={me.id} /> : <div class="room-body">
         <div class="chat">
           <Timeline s={s} people={people} members={members.value} me={me.id} role={role} writable={writable}
             onReply={(id) => { replyTo.value = id; editing.value = null; }}
@@ -116,7 +119,7 @@ export function RoomView({ roomId }: { roomId: string }) {
         {panel.value && panel.value !== 'files' && (M ? (
           <M.RoomPanel which={panel.value} s={s} room={room ?? null} members={members} role={role} onClose={() => { panel.value = null; }} />
         ) : <PanelLoading />)}
-      </div>
+      </div>}
     </section>
   );
 }
