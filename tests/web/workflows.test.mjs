@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { log, person, setup, views } from './browser.mjs';
-import { api, register } from '../harness.mjs';
+import { api, register, until } from '../harness.mjs';
 
 const { server, browser } = await setup();
 
@@ -180,10 +180,11 @@ test('audit: filtered by action, and the same filter exported as NDJSON', async 
   await filters.getByLabel('Action').fill('propose_activity');
   await filters.getByRole('button', { name: 'Apply' }).click();
   const rows = A.page.getByRole('table').getByRole('row');
-  await A.page.waitForFunction(() => {
-    const cells = [...document.querySelectorAll('table.audit tbody tr td:nth-child(3)')].map((td) => td.textContent);
+  const actions = () => A.page.locator('table.audit tbody tr td:nth-child(3)').allInnerTexts();
+  await until('only the two proposals listed', async () => {
+    const cells = await actions();
     return cells.length === 2 && cells.every((t) => t === 'propose_activity');
-  });
+  }, 10_000).catch(async (e) => { throw new Error(`${e.message}: ${JSON.stringify(await actions())}`); });
   assert.equal(await rows.count(), 3, 'a header and the two proposals');
   await views(A.page, 'audit');
   const [download] = await Promise.all([A.page.waitForEvent('download'), A.page.getByRole('button', { name: 'Export NDJSON' }).click()]);

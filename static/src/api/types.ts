@@ -10,6 +10,7 @@ export type Member = Schemas['Member'];
 export type Invite = Schemas['Invite'];
 export type UserHit = Schemas['UserMatch'];
 export type FileLink = Schemas['FileLink'];
+export type Activity = Schemas['Activity'];
 export type RoomState = Schemas['RoomState'];
 export type LastChange = Schemas['LastChange'];
 export type Approval = Schemas['Approval'];

@@ -10,18 +10,8 @@
 export type Status = 'proposed' | 'scheduled' | 'in_progress' | 'done' | 'cancelled';
 export type Role = 'viewer' | 'member' | 'admin' | 'owner';
 
-export interface Activity {
-  id: string;
-  title: string;
-  description: string;
-  status: Status;
-  created_by: string;
-  assignees: string[];
-  scheduled_at: number | null;
-  due_at: number | null;
-  votes: string[];
-  updated_at: number;
-}
+/** What the board needs of an activity (the API's `Activity` has these and more). */
+export interface Card { id: string; status: Status; updated_at: number }
 
 export interface Change { path: string; old: unknown; new: unknown }
 export interface ChangedBy { user_id: string; display_name: string; kind: 'user' | 'ai' | 'rule' }
@@ -53,7 +43,7 @@ export function moves(status: Status): Move[] {
 }
 
 /** The board's columns: each status with its activities, most recently changed first. */
-export function columns(activities: Record<string, Activity>): { status: Status; label: string; items: Activity[] }[] {
+export function columns<A extends Card>(activities: Record<string, A>): { status: Status; label: string; items: A[] }[] {
   const all = Object.values(activities).sort((a, b) => b.updated_at - a.updated_at || a.id.localeCompare(b.id));
   return COLUMNS.map((c) => ({ ...c, items: all.filter((a) => a.status === c.status) }));
 }
@@ -64,15 +54,15 @@ export function columns(activities: Record<string, Activity>): { status: Status;
  * `activities.<id>.<field>` sets one field. Other paths (settings, rules) are
  * not the board's. Returns null when nothing of the board changed.
  */
-export function applyChanges(activities: Record<string, Activity>, changes: readonly Change[]): Record<string, Activity> | null {
-  let next: Record<string, Activity> | null = null;
+export function applyChanges<A extends Card>(activities: Record<string, A>, changes: readonly Change[]): Record<string, A> | null {
+  let next: Record<string, A> | null = null;
   for (const c of changes) {
     const [root, id, field, ...rest] = c.path.split('.');
     if (root !== 'activities' || !id || rest.length) continue;
     next ??= { ...activities };
     if (field === undefined) {
       if (c.new === null) delete next[id];
-      else next[id] = c.new as Activity;
+      else next[id] = c.new as A;
     } else if (next[id]) {
       next[id] = { ...next[id]!, [field]: c.new };
     }

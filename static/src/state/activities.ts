@@ -9,8 +9,8 @@
 import { signal } from '@preact/signals-core';
 import { api, ok } from '../api/client';
 import { ApiError, describe } from '../api/errors';
-import type { LastChange } from '../api/types';
-import { applyChanges, conflictText, type Activity, type Change } from '../lib/workflow';
+import type { Activity, LastChange } from '../api/types';
+import { applyChanges, conflictText, type Change } from '../lib/workflow';
 import type { RoomSession } from '../realtime/room';
 
 /** What an action answered: done, a request that waits for an owner, a conflict, or a refusal. */
@@ -45,7 +45,7 @@ export class Board {
   async load(): Promise<void> {
     try {
       const s = await ok(api.GET('/api/v1/rooms/{room_id}/state', { params: { path: { room_id: this.roomId } } }));
-      this.activities.value = s.activities as Record<string, Activity>;
+      this.activities.value = s.activities;
       this.version.value = s.version;
       this.lastChange.value = s.last_change;
       this.error.value = null;

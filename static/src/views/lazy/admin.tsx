@@ -5,7 +5,7 @@
  * and time; the same filters as an NDJSON download).
  */
 import { useSignal } from '@preact/signals';
-import { useEffect } from 'preact/hooks';
+import { useEffect, useRef } from 'preact/hooks';
 import { ApiError, describe } from '../../api/errors';
 import type { AuditEntry, DryRun, Rule } from '../../api/types';
 import { when } from '../../lib/format';
@@ -176,15 +176,19 @@ export function AuditScreen({ s }: ScreenProps) {
   useEffect(() => {
     members(s.roomId).then((m) => { names.value = new Map([['ai', 'Tessera AI'], ...m.map((x) => [x.user_id, x.display_name] as const)]); }, () => undefined);
   }, [s.roomId]);
+  const asked = useRef(0);
   const run = async (more = false) => {
     error.value = null;
+    // Only the newest request's answer is shown: the first page may come back after a filtered one.
+    const mine = ++asked.current;
     try {
       const r = await page(s.roomId, filters.value, more ? next.value ?? undefined : undefined);
+      if (mine !== asked.current) return;
       entries.value = more ? [...entries.value, ...r.entries] : r.entries;
       next.value = r.next_cursor;
       loaded.value = true;
     } catch (e) {
-      error.value = describe(e) + (e instanceof ApiError && e.field ? ` (${e.field})` : '');
+      if (mine === asked.current) error.value = describe(e) + (e instanceof ApiError && e.field ? ` (${e.field})` : '');
     }
   };
   useEffect(() => { void run(); }, [s.roomId]);
