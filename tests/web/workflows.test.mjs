@@ -133,6 +133,11 @@ test("the AI's check-in is a digest with a proposal that reaches the inbox", asy
   // The summary is in Bob's chat, marked as the AI's.
   const summary = log(B.page).getByRole('article', { name: /^AI teammate, / }).filter({ hasText: 'Daily check-in for' });
   await summary.getByText('AI', { exact: true }).waitFor();
+  await summary.getByText(/Daily check-in · \d+ proposals?, 1 waiting for an owner/).waitFor();
+  await views(B.page, 'chat-checkin', { scan: false });
+  await summary.getByRole('link', { name: 'Open the digest' }).click();
+  await B.page.getByRole('article', { name: /^Daily check-in, / }).getByText('Approval request: waits for an owner').waitFor();
+  assert.equal(await B.page.getByRole('button', { name: 'Check in now' }).count(), 0, 'members read the check-in; owners run it');
 
   await proposal.getByRole('link', { name: 'Open in approvals' }).click();
   const request = A.page.getByRole('article', { name: 'archive_room in Launch, asked by The AI' });

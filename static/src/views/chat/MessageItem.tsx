@@ -11,6 +11,7 @@ import { Dialog } from '../ui/Dialog';
 import { Icon } from '../ui/Icon';
 import { CircleAlert, Pencil, Reply, RotateCw, Smile, Trash } from '../icons';
 import { Attachment } from './Attachment';
+import { CheckinCard } from './CheckinCard';
 import { Body, type Person } from './Body';
 
 export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '👀', '✅'];
@@ -77,6 +78,7 @@ function MessageView({ m, compact, quoted, me, people, mayWrite, mayDelete, seen
           <>
             {m.body && <Body text={m.body} people={people} me={me} />}
             {m.edited_at !== null && <span class="edited muted small" title={when(m.edited_at)}>(edited)</span>}
+            {m.author === 'ai' && <CheckinCard s={s} messageId={m.id} createdAt={m.created_at} />}
             {m.attachments.length > 0 && (
               <ul class="attachments" aria-label="Attachments">
                 {m.attachments.map((a) => <li key={a.id}><Attachment f={a} s={s} job={job.get(a.id)} mayAnalyze={mayWrite} /></li>)}
