@@ -18,9 +18,15 @@ export const error = signal<string | null>(null);
 
 let asked = 0;
 
-/** Reads the first page of a scope (pending and recently settled requests, newest first). */
-export async function load(which: Scope = scope.peek()): Promise<void> {
+/**
+ * Reads the first page of a scope (pending and recently settled requests,
+ * newest first). Another scope than the one shown starts from an empty list,
+ * so nothing of another scope (or of whoever was signed in before) is shown
+ * as this one's.
+ */
+export async function load(which: Scope = scope.peek(), fresh = false): Promise<void> {
   const mine = ++asked;
+  if (fresh || which !== scope.peek()) items.value = [];
   scope.value = which;
   loading.value = true;
   try {

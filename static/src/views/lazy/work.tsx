@@ -160,7 +160,7 @@ export function ApprovalsInbox() {
   const me = user.value!.id;
   const selected = useSignal(0);
   useEffect(() => {
-    void loadInbox('owner');
+    void loadInbox('owner', true);
     // There is no per-person stream of requests yet: re-read while the tab is visible.
     const tick = () => { if (document.visibilityState === 'visible') void loadInbox(); };
     const t = setInterval(tick, 10_000);
