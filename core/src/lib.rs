@@ -16,6 +16,7 @@ pub mod dates;
 pub mod docs;
 pub mod error;
 pub mod files;
+pub mod hmac;
 pub mod ids;
 pub mod links;
 pub mod notify;
