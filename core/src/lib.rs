@@ -18,6 +18,7 @@ pub mod error;
 pub mod files;
 pub mod hmac;
 pub mod ids;
+pub mod jwt;
 pub mod links;
 pub mod notify;
 pub mod presence;
