@@ -1,7 +1,8 @@
 /**
- * The rooms list with unread counts and mention badges. There is no per-user
- * stream yet, so the list is re-read every 20 s while the tab is visible (and
- * at once on focus); the open room's socket keeps its own entry current.
+ * The rooms list with unread counts and mention badges. The per-person socket
+ * (state/inbox.ts) keeps the counts live while it is open (`countsLive`);
+ * while it is not, the list is re-read every 20 s while the tab is visible
+ * (and at once on focus). The open room's socket keeps its own entry current.
  */
 import { computed, effect, signal } from '@preact/signals-core';
 import { api, ok } from '../api/client';
@@ -16,6 +17,8 @@ export type Kind = 'group' | 'project' | 'direct';
 export const rooms = signal<readonly Room[]>([]);
 export const loaded = signal(false);
 export const listError = signal<string | null>(null);
+/** The per-person socket is open and pushes every room's counts: no polling. */
+export const countsLive = signal(false);
 
 const POLL_MS = 20_000;
 let timer: ReturnType<typeof setInterval> | undefined;
@@ -38,7 +41,8 @@ effect(() => {
     loaded.value = false;
     return;
   }
-  if (!visible.value) return;
+  // The socket's hello reads the list when it opens.
+  if (!visible.value || countsLive.value) return;
   void refresh();
   timer = setInterval(() => void refresh(), POLL_MS);
 });

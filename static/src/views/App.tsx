@@ -14,6 +14,7 @@ import { Home } from './rooms/Home';
 import { AcceptInvite } from './rooms/AcceptInvite';
 import { RoomView } from './chat/RoomView';
 import { AccountButton, AccountDialog } from './rooms/AccountButton';
+import { InboxButton, InboxDialog } from './rooms/InboxButton';
 import { Icon } from './ui/Icon';
 import { WifiOff, RotateCw, X } from './icons';
 
@@ -40,12 +41,12 @@ export function App() {
       <aside class="side" aria-label="Rooms">
         <header class="side-head">
           <span class="brand"><img src="/favicon.svg" alt="" width="24" height="24" />Tessera</span>
-          <AccountButton />
+          <span class="side-tools"><InboxButton /><AccountButton /></span>
         </header>
         <RoomList />
       </aside>
       <main id="main" class="main" tabIndex={-1}>
-        {r.name === 'room' ? <RoomView key={r.id} roomId={r.id} />
+        {r.name === 'room' ? <RoomView key={r.id} roomId={r.id} message={r.message} />
           : r.name === 'invite' ? <AcceptInvite code={r.code} />
           : r.name === 'missing' ? <section class="empty"><h1>Nothing here</h1><p>This address does not lead to a room.</p></section>
           : <Home />}
@@ -53,6 +54,7 @@ export function App() {
       <QuickSwitcher />
       {creating.value && <NewRoom onClose={() => { creating.value = false; }} />}
       <AccountDialog />
+      <InboxDialog />
       <Toasts />
     </div>
   );
