@@ -127,6 +127,17 @@ test('Bob\'s notification settings; Ada manages the room\'s outgoing and incomin
   // No VAPID key in this server: the app says push is off and why.
   await dialog.getByText(/no push key configured|cannot receive push/).waitFor();
   await views(bob.page, 'notify-settings');
+  // The service worker push needs is same-origin, allowed by the CSP, and never cached stale.
+  const sw = await fetch(`${server.url}/sw.js`);
+  assert.equal(sw.status, 200);
+  assert.match(sw.headers.get('content-type'), /javascript/);
+  assert.equal(sw.headers.get('cache-control'), 'no-cache');
+  assert.equal(await bob.page.evaluate(async () => {
+    const reg = await navigator.serviceWorker.register('/sw.js', { scope: '/' });
+    const ok = reg.scope === `${location.origin}/`;
+    await reg.unregister();
+    return ok;
+  }), true);
   await dialog.getByRole('button', { name: 'Close' }).click();
 
   const { page } = ada;

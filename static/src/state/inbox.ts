@@ -11,7 +11,7 @@ import { status } from '../api/auth';
 import { api, ok } from '../api/client';
 import { isMeFrame, type Counts, type InboxItem, type MeClientFrame, type MeFrame } from '../realtime/me-protocol';
 import { Socket, wsUrl } from '../realtime/socket';
-import { byId, countsLive, patch, refresh } from './rooms';
+import { byId, countsLive, loaded, patch, refresh } from './rooms';
 import { navigate, parse } from './route';
 import { current } from './session';
 export type { InboxItem };
@@ -45,8 +45,8 @@ let reread: Promise<void> | null = null;
 function setCounts(roomId: string, c: Counts): void {
   const room = byId.value.get(roomId);
   if (!room) {
-    // A room this list has not seen (added to it elsewhere): read the list again.
-    reread ??= refresh().finally(() => { reread = null; });
+    // A room this list has not seen (added to it elsewhere): read the list again (unless its first read is under way).
+    if (loaded.value) reread ??= refresh().finally(() => { reread = null; });
     return;
   }
   // The open room's badge is cleared as it is read (session.read); its ticks would only flicker.
@@ -58,8 +58,8 @@ function onFrame(f: MeFrame): void {
   switch (f.type) {
     case 'hello':
       unreadItems.value = f.unread_items;
-      // Whatever changed while the socket was down (new rooms, names) comes with one list read.
-      void refresh().then(() => { for (const [id, c] of Object.entries(f.rooms)) if (byId.value.has(id)) setCounts(id, c); });
+      // The list itself is re-read when the socket opens (state/rooms.ts).
+      for (const [id, c] of Object.entries(f.rooms)) setCounts(id, c);
       break;
     case 'item':
       unreadItems.value = f.unread_items;

@@ -1,8 +1,9 @@
 /**
  * The rooms list with unread counts and mention badges. The per-person socket
- * (state/inbox.ts) keeps the counts live while it is open (`countsLive`);
- * while it is not, the list is re-read every 20 s while the tab is visible
- * (and at once on focus). The open room's socket keeps its own entry current.
+ * (state/inbox.ts) keeps the counts live while it is open (`countsLive`), and
+ * the list is re-read when it (re)opens and when the tab becomes visible;
+ * while it is down, the list is re-read every 20 s as the fallback. The open
+ * room's socket keeps its own entry current.
  */
 import { computed, effect, signal } from '@preact/signals-core';
 import { api, ok } from '../api/client';
@@ -41,9 +42,11 @@ effect(() => {
     loaded.value = false;
     return;
   }
-  // The socket's hello reads the list when it opens.
-  if (!visible.value || countsLive.value) return;
+  // Read on sign-in, on coming back to the tab and when the per-person socket (re)opens
+  // (names, roles and rooms joined elsewhere); polled only while that socket is down.
+  if (!visible.value) return;
   void refresh();
+  if (countsLive.value) return;
   timer = setInterval(() => void refresh(), POLL_MS);
 });
 

@@ -1,7 +1,9 @@
 /**
- * The lazy chunks: files (uploads with tus, the files panel) and manage
- * (members, invites, room settings, the account). Each loads on first use and
- * is prefetched when the browser is idle after a room opens.
+ * The lazy chunks: files (uploads with tus, the files panel), manage
+ * (members, invites, room settings, the account), search (the Ctrl/Cmd+K
+ * dialog) and notify (the inbox, notification settings, a room's webhooks).
+ * Each loads on first use; files, manage and search are prefetched when the
+ * browser is idle after a room opens.
  */
 import { signal, type Signal } from '@preact/signals';
 import { lazy } from '../state/version';
@@ -30,7 +32,7 @@ export function loadManage(): Promise<ManageChunk> {
 
 export function prefetch(): void {
   const idle = (window as { requestIdleCallback?: (cb: () => void) => void }).requestIdleCallback ?? ((cb: () => void) => setTimeout(cb, 1500));
-  idle(() => { void loadFiles().catch(() => undefined); void loadManage().catch(() => undefined); });
+  idle(() => { void loadFiles().catch(() => undefined); void loadManage().catch(() => undefined); void searchChunk.load().catch(() => undefined); });
 }
 
 export type SearchChunk = typeof import('./lazy/search');

@@ -315,7 +315,7 @@ function Incoming({ roomId }: { roomId: string }) {
       {made.value && <Once label="Webhook URL" value={made.value} onDone={() => { made.value = null; }} />}
       <ul class="hook-list">
         {list.value?.map((h) => (
-          <li key={h.id} class="hook row between">
+          <li key={h.id} class="hook incoming">
             <span><strong>{h.name}</strong> <span class="muted small">{h.last_used_at ? `last used ${when(h.last_used_at * 1000)}` : 'never used'}</span></span>
             <button type="button" class="btn small danger" aria-label={`Revoke ${h.name}`} onClick={() => void act(() => revokeIncoming(roomId, h.id).then(reload))}>Revoke</button>
           </li>
