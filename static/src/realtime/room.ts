@@ -42,8 +42,8 @@ export class RoomSession {
   /** Incremented when membership changed (someone joined, a role moved): the members panel reloads. */
   readonly membersChanged = signal(0);
   readonly loadingOlder = signal(false);
-  /** The message a jump landed on (a search hit, an inbox item): shown highlighted and scrolled into view. */
-  readonly focus = signal<number | null>(null);
+  /** The message a jump landed on (a search hit, an inbox item): shown highlighted and scrolled into view (a new object per jump, so jumping to it again scrolls again). */
+  readonly focus = signal<{ id: number } | null>(null);
   /** What this person sent here and the server has not shown yet. */
   readonly outgoing = computed(() => {
     const shown = new Set(this.timeline.messages.value.map((m) => m.client_msg_id).filter(Boolean));
@@ -159,7 +159,7 @@ export class RoomSession {
         return;
       }
     }
-    this.focus.value = id;
+    this.focus.value = { id };
   }
 
   on(fn: (e: RoomEvent) => void): () => void {

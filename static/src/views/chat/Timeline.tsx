@@ -50,7 +50,7 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
   const firstUnread = line === null ? undefined : messages.find((m) => m.seq > line && m.author !== me);
   const lastSeen = useRef(0);
   const focus = s.focus.value;
-  const shownFocus = useRef<number | null>(null);
+  const shownFocus = useRef<{ id: number } | null>(null);
 
   // On opening, show the first unread message if it is above the fold (the bottom needs nothing).
   useLayoutEffect(() => {
@@ -68,7 +68,7 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
   useLayoutEffect(() => {
     const el = ref.current;
     if (!el || focus === null || shownFocus.current === focus) return;
-    const target = document.getElementById(`m${focus}`);
+    const target = document.getElementById(`m${focus.id}`);
     if (!target) return;
     shownFocus.current = focus;
     placed.current = true;
@@ -140,7 +140,7 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
         key={m.id}
         m={m}
         compact={compact}
-        focused={m.id === focus}
+        focused={m.id === focus?.id}
         quoted={m.reply_to !== null ? s.timeline.get(m.reply_to) ?? null : null}
         me={me}
         people={people}
