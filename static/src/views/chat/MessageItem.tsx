@@ -19,6 +19,8 @@ export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '👀', '✅']
 interface Props {
   m: Message;
   compact: boolean;
+  /** The message a jump landed on. */
+  focused: boolean;
   quoted: Message | null;
   me: string;
   people: ReadonlyMap<string, Person>;
@@ -31,7 +33,7 @@ interface Props {
   onEdit(id: number, body: string): void;
 }
 
-const DATA: Array<keyof Props> = ['m', 'compact', 'quoted', 'me', 'people', 'mayWrite', 'mayDelete', 'seenBy', 'job'];
+const DATA: Array<keyof Props> = ['m', 'compact', 'focused', 'quoted', 'me', 'people', 'mayWrite', 'mayDelete', 'seenBy', 'job'];
 
 /** Re-renders only when its data changed: a long timeline stays cheap when one message changes. */
 export class MessageItem extends Component<Props> {
@@ -44,7 +46,7 @@ export class MessageItem extends Component<Props> {
   }
 }
 
-function MessageView({ m, compact, quoted, me, people, mayWrite, mayDelete, seenBy, job, s, onReply, onEdit }: Props) {
+function MessageView({ m, compact, focused, quoted, me, people, mayWrite, mayDelete, seenBy, job, s, onReply, onEdit }: Props) {
   const picking = useSignal(false);
   const confirming = useSignal(false);
   const mine = m.author === me;
@@ -55,8 +57,9 @@ function MessageView({ m, compact, quoted, me, people, mayWrite, mayDelete, seen
   return (
     <article
       id={`m${m.id}`}
-      class={`msg${compact ? ' compact' : ''}${mine ? ' mine' : ''}${mentioned ? ' mentioned' : ''}${m.deleted ? ' deleted' : ''}`}
+      class={`msg${compact ? ' compact' : ''}${mine ? ' mine' : ''}${mentioned ? ' mentioned' : ''}${m.deleted ? ' deleted' : ''}${focused ? ' focused' : ''}`}
       aria-label={label}
+      aria-current={focused ? 'true' : undefined}
       data-seq={m.seq}
     >
       {!compact && <Avatar id={m.author} name={author} size={32} />}
