@@ -19,6 +19,7 @@ cargo test --workspace
 step "browser app: API types, tsc, build with budgets"
 node scripts/gen-api.mjs --check
 tsc -p static
+tsc -p static/sw
 node scripts/build-web.mjs --force
 step "build the Worker"
 bash scripts/build.sh

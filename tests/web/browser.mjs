@@ -76,6 +76,16 @@ export async function registerInUi(p) {
   await page.getByRole('navigation', { name: 'Your rooms' }).waitFor();
 }
 
+/** Signs in through the form as an account made over the API (`register` of tests/harness.mjs). */
+export async function signInUi(p, account) {
+  const { page } = p;
+  if (!page.url().startsWith('http')) await page.goto('/');
+  await page.getByLabel('Email').fill(account.email);
+  await page.getByLabel('Password').fill(account.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('navigation', { name: 'Your rooms' }).waitFor();
+}
+
 /** Creates a group room through the dialog and waits until it is open. */
 export async function createRoom(p, name, kind = 'Group') {
   const { page } = p;

@@ -1,9 +1,11 @@
 /**
- * The lazy chunks: files (uploads with tus, the files panel) and manage
- * (members, invites, room settings, the account). Each loads on first use and
- * is prefetched when the browser is idle after a room opens.
+ * The lazy chunks: files (uploads with tus, the files panel), manage
+ * (members, invites, room settings, the account), search (the Ctrl/Cmd+K
+ * dialog) and notify (the inbox, notification settings, a room's webhooks).
+ * Each loads on first use; files, manage and search are prefetched when the
+ * browser is idle after a room opens.
  */
-import { signal } from '@preact/signals';
+import { signal, type Signal } from '@preact/signals';
 import { lazy } from '../state/version';
 import { fail } from '../state/toasts';
 
@@ -30,5 +32,27 @@ export function loadManage(): Promise<ManageChunk> {
 
 export function prefetch(): void {
   const idle = (window as { requestIdleCallback?: (cb: () => void) => void }).requestIdleCallback ?? ((cb: () => void) => setTimeout(cb, 1500));
-  idle(() => { void loadFiles().catch(() => undefined); void loadManage().catch(() => undefined); });
+  idle(() => { void loadFiles().catch(() => undefined); void loadManage().catch(() => undefined); void searchChunk.load().catch(() => undefined); });
 }
+
+export type SearchChunk = typeof import('./lazy/search');
+export type NotifyChunk = typeof import('./lazy/notify');
+
+/** A lazy chunk's module as a signal, loaded once (a failed load may be tried again). */
+function chunk<T>(load: () => Promise<T>): { module: Signal<T | null>; load: () => Promise<T> } {
+  const module = signal<T | null>(null);
+  let pending: Promise<T> | null = null;
+  return {
+    module,
+    load() {
+      pending ??= lazy(load).then((m) => (module.value = m));
+      pending.catch((e) => { pending = null; fail(e); });
+      return pending;
+    },
+  };
+}
+
+/** Search (Ctrl/Cmd+K): the dialog with rooms and hits. */
+export const searchChunk = chunk(() => import('./lazy/search'));
+/** Notifications: the inbox, preferences and push, a room's notifications and webhooks. */
+export const notifyChunk = chunk(() => import('./lazy/notify'));
