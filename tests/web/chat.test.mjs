@@ -143,6 +143,28 @@ test('a reply, a reaction, an edit and a delete reach the other side', async () 
   bob.check();
 });
 
+test('a message\'s actions are one tab stop; arrow keys move between them', async () => {
+  const item = message(ada.page, 'Ship on Monday?');
+  const tools = item.getByRole('toolbar', { name: /^Actions for the message of/ });
+  const focused = () => ada.page.evaluate(() => document.activeElement?.getAttribute('aria-label'));
+  await tools.getByRole('button', { name: 'Add reaction' }).focus();
+  await ada.page.keyboard.press('ArrowRight');
+  assert.equal(await focused(), 'Reply');
+  await ada.page.keyboard.press('End');
+  assert.equal(await focused(), 'Delete');
+  await ada.page.keyboard.press('ArrowRight');
+  assert.equal(await focused(), 'Add reaction', 'wraps around');
+  assert.deepEqual(await tools.getByRole('button').evaluateAll((bs) => bs.map((b) => b.tabIndex)), [0, -1, -1, -1], 'one tab stop');
+  await ada.page.keyboard.press('Enter');
+  assert.equal(await focused(), 'React with 👍', 'the picker takes focus');
+  await ada.page.keyboard.press('ArrowLeft');
+  assert.equal(await focused(), 'React with ✅');
+  await ada.page.keyboard.press('Escape');
+  assert.equal(await focused(), 'Add reaction');
+  await ada.page.keyboard.press('Shift+Tab');
+  assert.notEqual(await focused(), 'Reply', 'Tab leaves the toolbar');
+});
+
 test('typing shows on the other side; @ offers members and the AI', async () => {
   const box = bob.page.getByRole('textbox', { name: /^Message / });
   await box.pressSequentially('Thanks @ad');
@@ -176,7 +198,9 @@ test('a direct room starts with a person found by name', async () => {
   await dialog.getByRole('radio', { name: /Direct/ }).check();
   await dialog.getByRole('combobox', { name: 'Person' }).fill('ad');
   await dialog.getByRole('listbox', { name: 'People' }).getByRole('option', { name: /^Ada/ }).click();
-  await bob.page.getByRole('heading', { level: 1, name: 'Direct message' }).waitFor();
+  // A direct room is named for the other person, in its header and in the list.
+  await bob.page.getByRole('heading', { level: 1, name: 'Ada' }).waitFor();
+  await bob.page.getByRole('navigation', { name: 'Your rooms' }).getByRole('link', { name: 'Ada', exact: true }).waitFor();
   await send(bob.page, 'just between us');
   await log(bob.page).locator('article:not(.pending)', { hasText: 'just between us' }).waitFor();
   bob.check();
