@@ -46,12 +46,17 @@ if (channel) {
     } else if (n.type === 'user') {
       if (user.value?.id === n.user.id) user.value = n.user;
     } else if (n.type === 'signed-out') {
-      void leave();
+      void leave(true);
     }
   };
 }
 
-/** Registers work to do when a person signs out (outbox, drafts, stored uploads). */
+/**
+ * Registers work to do when a person signs out (outbox, drafts, stored
+ * uploads, offline documents). It runs only when they chose to sign out: a
+ * session that ended by itself (expired, revoked) keeps what this device has
+ * not sent yet for when the same person signs in again.
+ */
 export function onSignOut(fn: (userId: string) => unknown): void {
   cleanups.push(fn);
 }
@@ -92,14 +97,14 @@ function enter(u: User): void {
   status.value = 'signed-in';
 }
 
-/** Signs out this tab without asking the server (another tab did, or the session is gone). */
-async function leave(): Promise<void> {
+/** Signs out this tab without asking the server (another tab did, or the session is gone); `wipe` when the person chose to. */
+async function leave(wipe = false): Promise<void> {
   const was = user.value?.id ?? saved()?.id;
   access = null;
   localStorage.removeItem(ACCOUNT_KEY);
   user.value = null;
   status.value = 'signed-out';
-  if (was) for (const fn of cleanups) await Promise.resolve(fn(was)).catch(() => undefined);
+  if (was && wipe) for (const fn of cleanups) await Promise.resolve(fn(was)).catch(() => undefined);
 }
 
 /** At boot: resume the session from the refresh cookie when someone was signed in here. */
@@ -136,7 +141,9 @@ async function refresh(): Promise<string> {
       tell({ type: 'token', token: t, exp: access!.exp });
       return t;
     } catch (e) {
-      if (e instanceof ApiError && (e.status === 401 || e.status === 400)) await leave();
+      // Any refusal but "slow down" means this device holds no usable session (a
+      // server without the cookie session answered 415 here and the tab waited forever).
+      if (e instanceof ApiError && e.status >= 400 && e.status < 500 && e.status !== 408 && e.status !== 429) await leave();
       throw e;
     }
   };
@@ -182,7 +189,7 @@ export async function signOut(everywhere = false): Promise<boolean> {
     confirmed = false;
   }
   tell({ type: 'signed-out' });
-  await leave();
+  await leave(true);
   return confirmed;
 }
 

@@ -1,12 +1,15 @@
 /**
  * The rooms list with unread counts and mention badges. There is no per-user
  * stream yet, so the list is re-read every 20 s while the tab is visible (and
- * at once on focus); the open room's socket keeps its own entry current.
+ * at once on focus); the open room's socket keeps its own entry current. The
+ * last list read is kept on the device (per person, cleared at sign-out), so
+ * an offline start still knows the rooms and the person's role in each (an
+ * offline document stays editable).
  */
 import { computed, effect, signal } from '@preact/signals-core';
 import { api, ok } from '../api/client';
 import type { Room, UserHit } from '../api/types';
-import { status } from '../api/auth';
+import { onSignOut, status, user } from '../api/auth';
 import { describe } from '../api/errors';
 import { visible } from '../realtime/net';
 
@@ -24,6 +27,7 @@ export async function refresh(): Promise<void> {
   try {
     const r = await ok(api.GET('/api/v1/rooms', { params: { query: { limit: 200 } } }));
     rooms.value = r.rooms;
+    keep(r.rooms);
     loaded.value = true;
     listError.value = null;
   } catch (e) {
@@ -31,13 +35,36 @@ export async function refresh(): Promise<void> {
   }
 }
 
+const KEPT = 'tessera.rooms.';
+let kept = '';
+
+function keep(list: readonly Room[]): void {
+  const id = user.peek()?.id;
+  const text = JSON.stringify(list);
+  if (!id || text === kept) return;
+  kept = text;
+  try { localStorage.setItem(KEPT + id, text); } catch { /* full: the list lives in memory only */ }
+}
+
+function restore(id: string): void {
+  try {
+    const v = JSON.parse(localStorage.getItem(KEPT + id) ?? 'null') as unknown;
+    if (Array.isArray(v) && !rooms.peek().length) rooms.value = v as Room[];
+  } catch { /* a damaged copy is ignored */ }
+}
+
+onSignOut((id) => localStorage.removeItem(KEPT + id));
+
 effect(() => {
   clearInterval(timer);
   if (status.value !== 'signed-in') {
     rooms.value = [];
     loaded.value = false;
+    kept = '';
     return;
   }
+  const id = user.value?.id;
+  if (id) restore(id);
   if (!visible.value) return;
   void refresh();
   timer = setInterval(() => void refresh(), POLL_MS);
