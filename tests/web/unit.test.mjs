@@ -28,6 +28,7 @@ const md = await load('lib/markdown.ts');
 const { Timeline } = await load('realtime/timeline.ts');
 const { Outbox } = await load('realtime/outbox.ts');
 const { isServerFrame, isStream } = await load('realtime/protocol.ts');
+const { sideBySide } = await load('lib/diff.ts');
 
 test('markdown-lite: inline marks, links, mentions', () => {
   const t = (s) => md.inline(s);
@@ -164,6 +165,26 @@ test('outbox: entries persist until acknowledged, failures wait for retry', asyn
   assert.equal(saved.size, 0);
 });
 
+test('line diff: both sides are rebuilt exactly from the rows; changes pair up side by side', () => {
+  assert.deepEqual(sideBySide('a\nb\nc', 'a\nx\nc'), [
+    { kind: 'same', left: 'a', right: 'a' },
+    { kind: 'change', left: 'b', right: 'x' },
+    { kind: 'same', left: 'c', right: 'c' },
+  ]);
+  assert.deepEqual(sideBySide('keep\ngone', 'keep'), [{ kind: 'same', left: 'keep', right: 'keep' }, { kind: 'change', left: 'gone', right: null }]);
+  const side = (rows, k) => rows.map((r) => r[k]).filter((x) => x !== null).join('\n');
+  let seed = 7;
+  const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+  for (let t = 0; t < 500; t += 1) {
+    const text = () => Array.from({ length: rnd(12) }, () => 'abcd'[rnd(4)]).join('\n');
+    const [a, b] = [text(), text()];
+    const rows = sideBySide(a, b);
+    assert.equal(side(rows, 'left'), a);
+    assert.equal(side(rows, 'right'), b);
+    assert.ok(rows.filter((r) => r.kind === 'same').every((r) => r.left === r.right));
+  }
+});
+
 test('every server frame in docs/protocol.md passes the guards; broken ones do not', () => {
   const doc = readFileSync(join(ROOT, 'docs/protocol.md'), 'utf8');
   const section = doc.split('## Server → client')[1].split('```json')[1].split('```')[0];
@@ -188,12 +209,12 @@ test('every server frame in docs/protocol.md passes the guards; broken ones do n
   }
 });
 
-test('layering: realtime/, state/, api/ and lib/ never import the view framework; nothing uses innerHTML', () => {
+test('layering: realtime/, state/, api/, editor/ and lib/ never import the view framework; nothing uses innerHTML', () => {
   const walk = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? walk(join(dir, d.name)) : [join(dir, d.name)]));
   for (const file of walk(SRC)) {
     const text = readFileSync(file, 'utf8');
     const rel = file.slice(SRC.length + 1);
-    if (/^(realtime|state|api|lib)\//.test(rel)) {
+    if (/^(realtime|state|api|editor|lib)\//.test(rel)) {
       assert.doesNotMatch(text, /from ['"](preact|@preact\/signals['"])|from ['"]\.\.\/views/, `${rel} imports the view layer`);
     }
     assert.doesNotMatch(text, /innerHTML|dangerouslySetInnerHTML|insertAdjacentHTML|document\.write/, `${rel} writes HTML`);
