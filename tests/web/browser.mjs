@@ -76,6 +76,31 @@ export async function registerInUi(p) {
   await page.getByRole('navigation', { name: 'Your rooms' }).waitFor();
 }
 
+/** The owner makes an invite link in the open room (with a role); the guest opens it, registers or signs in, and joins. */
+export async function invite(owner, guest, roomName, { role = 'member', signIn = false } = {}) {
+  const { page } = owner;
+  await page.getByRole('button', { name: 'Invite people' }).click();
+  const panel = page.getByRole('complementary', { name: 'Invite people' });
+  if (role !== 'member') await panel.getByLabel('Role').selectOption(role);
+  await panel.getByRole('button', { name: 'Create invite link' }).click();
+  const link = await panel.getByLabel(new RegExp(`Invite link \\(${role}`)).first().inputValue();
+  await page.getByRole('button', { name: 'Close invite people' }).click();
+  await guest.page.goto(new URL(link).pathname);
+  if (signIn) await signInUi(guest);
+  else await registerInUi(guest);
+  await guest.page.getByRole('button', { name: 'Join room' }).click();
+  await guest.page.getByRole('heading', { level: 1, name: roomName }).waitFor();
+}
+
+/** Signs in through the form (an account made over the API) and waits for the shell. */
+export async function signInUi(p) {
+  const { page } = p;
+  await page.getByLabel('Email').fill(p.email);
+  await page.getByLabel('Password').fill(p.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('navigation', { name: 'Your rooms' }).waitFor();
+}
+
 /** Creates a group room through the dialog and waits until it is open. */
 export async function createRoom(p, name, kind = 'Group') {
   const { page } = p;

@@ -1,9 +1,10 @@
-/** The URL as app state: `/`, `/rooms/:id`, `/invite/:code`, `/oidc/callback`. */
+/** The URL as app state: `/`, `/rooms/:id`, `/rooms/:id/docs/:doc`, `/invite/:code`, `/oidc/callback`. */
 import { computed, signal } from '@preact/signals-core';
 
 export type Route =
   | { name: 'home' }
   | { name: 'room'; id: string }
+  | { name: 'doc'; id: string; doc: string }
   | { name: 'invite'; code: string }
   | { name: 'oidc' }
   | { name: 'missing' };
@@ -14,6 +15,8 @@ export function parse(p: string): Route {
   if (p === '/' || p === '') return { name: 'home' };
   let m = /^\/rooms\/([\w-]{1,64})\/?$/.exec(p);
   if (m) return { name: 'room', id: m[1]! };
+  m = /^\/rooms\/([\w-]{1,64})\/docs\/([A-Za-z0-9._-]{1,128})\/?$/.exec(p);
+  if (m) return { name: 'doc', id: m[1]!, doc: m[2]! };
   m = /^\/invite\/([\w-]{1,128})\/?$/.exec(p);
   if (m) return { name: 'invite', code: m[1]! };
   if (p === '/oidc/callback') return { name: 'oidc' };

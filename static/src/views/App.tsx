@@ -13,6 +13,7 @@ import { QuickSwitcher, openSwitcher } from './rooms/QuickSwitcher';
 import { Home } from './rooms/Home';
 import { AcceptInvite } from './rooms/AcceptInvite';
 import { RoomView } from './chat/RoomView';
+import { DocPage } from './docs/DocPage';
 import { AccountButton, AccountDialog } from './rooms/AccountButton';
 import { Icon } from './ui/Icon';
 import { WifiOff, RotateCw, X } from './icons';
@@ -34,7 +35,7 @@ export function App() {
   if (s === 'starting') return <p class="boot" role="status">Loading Tessera…</p>;
   if (s === 'signed-out' || !user.value) return <><Banners /><SignIn /><Toasts /></>;
   return (
-    <div class={`shell ${r.name === 'room' ? 'in-room' : 'at-home'}`}>
+    <div class={`shell ${r.name === 'room' || r.name === 'doc' ? 'in-room' : 'at-home'}`}>
       <a class="skip" href="#main">Skip to content</a>
       <Banners />
       <aside class="side" aria-label="Rooms">
@@ -46,6 +47,7 @@ export function App() {
       </aside>
       <main id="main" class="main" tabIndex={-1}>
         {r.name === 'room' ? <RoomView key={r.id} roomId={r.id} />
+          : r.name === 'doc' ? <DocPage roomId={r.id} doc={r.doc} />
           : r.name === 'invite' ? <AcceptInvite code={r.code} />
           : r.name === 'missing' ? <section class="empty"><h1>Nothing here</h1><p>This address does not lead to a room.</p></section>
           : <Home />}

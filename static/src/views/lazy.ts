@@ -1,34 +1,40 @@
 /**
- * The lazy chunks: files (uploads with tus, the files panel) and manage
- * (members, invites, room settings, the account). Each loads on first use and
- * is prefetched when the browser is idle after a room opens.
+ * The lazy chunks: files (uploads with tus, the files panel), manage
+ * (members, invites, room settings, the account), docs (a room's documents,
+ * versions and their diff), editor (CodeMirror, Yjs and the document socket)
+ * and work (activities, approvals, rules, audit, the AI's digest). Each loads
+ * on first use; the small ones are prefetched when the browser is idle after
+ * a room opens, the editor when the documents list opens.
  */
-import { signal } from '@preact/signals';
+import { signal, type Signal } from '@preact/signals';
 import { lazy } from '../state/version';
 import { fail } from '../state/toasts';
 
-export type FilesChunk = typeof import('./lazy/files');
-export type ManageChunk = typeof import('./lazy/manage');
-
-export const filesChunk = signal<FilesChunk | null>(null);
-export const manageChunk = signal<ManageChunk | null>(null);
-
-let files: Promise<FilesChunk> | null = null;
-let manage: Promise<ManageChunk> | null = null;
-
-export function loadFiles(): Promise<FilesChunk> {
-  files ??= lazy(() => import('./lazy/files')).then((m) => (filesChunk.value = m));
-  files.catch((e) => { files = null; fail(e); });
-  return files;
+export interface Chunk<T> {
+  readonly value: Signal<T | null>;
+  load(): Promise<T>;
 }
 
-export function loadManage(): Promise<ManageChunk> {
-  manage ??= lazy(() => import('./lazy/manage')).then((m) => (manageChunk.value = m));
-  manage.catch((e) => { manage = null; fail(e); });
-  return manage;
+function chunk<T>(importer: () => Promise<T>): Chunk<T> {
+  const value = signal<T | null>(null);
+  let pending: Promise<T> | null = null;
+  return {
+    value,
+    load() {
+      pending ??= lazy(importer).then((m) => (value.value = m));
+      pending.catch((e) => { pending = null; fail(e); });
+      return pending;
+    },
+  };
 }
 
-export function prefetch(): void {
-  const idle = (window as { requestIdleCallback?: (cb: () => void) => void }).requestIdleCallback ?? ((cb: () => void) => setTimeout(cb, 1500));
-  idle(() => { void loadFiles().catch(() => undefined); void loadManage().catch(() => undefined); });
+export const files = chunk(() => import('./lazy/files'));
+export const manage = chunk(() => import('./lazy/manage'));
+export const docs = chunk(() => import('./lazy/docs'));
+export const editor = chunk(() => import('./lazy/editor'));
+
+const idle = (cb: () => void) => ((window as { requestIdleCallback?: (cb: () => void) => void }).requestIdleCallback ?? ((f: () => void) => setTimeout(f, 1500)))(cb);
+
+export function prefetch(...which: ReadonlyArray<Chunk<unknown>>): void {
+  idle(() => { for (const c of which.length ? which : [files, manage, docs]) void c.load().catch(() => undefined); });
 }

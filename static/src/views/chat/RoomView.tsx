@@ -9,14 +9,14 @@ import { members as loadMembers, atLeast, type Member } from '../../state/room-a
 import { byId } from '../../state/rooms';
 import { follow } from '../../state/route';
 import { current, open } from '../../state/session';
-import { filesChunk, loadFiles, loadManage, manageChunk, prefetch } from '../lazy';
+import { docs, files, manage, prefetch } from '../lazy';
 import { Icon } from '../ui/Icon';
-import { ArrowLeft, Files, Link, Settings, Users } from '../icons';
+import { ArrowLeft, FileText, Files, Link, Settings, Users } from '../icons';
 import type { Person } from './Body';
 import { Composer, type Editing } from './Composer';
 import { Timeline } from './Timeline';
 
-export type Panel = 'members' | 'files' | 'invite' | 'settings' | null;
+export type Panel = 'members' | 'files' | 'docs' | 'invite' | 'settings' | null;
 
 export function RoomView({ roomId }: { roomId: string }) {
   const me = user.value!;
@@ -54,18 +54,20 @@ export function RoomView({ roomId }: { roomId: string }) {
   const role = (room?.role as Member['role'] | undefined) ?? s.me.value?.role ?? null;
   const writable = atLeast(role, 'member') && !s.archived.value;
   const online = [...s.presence.value.values()].filter((p) => p.status === 'online' && p.user_id !== me.id);
-  const F = filesChunk.value;
-  const M = manageChunk.value;
+  const F = files.value.value;
+  const M = manage.value.value;
+  const D = docs.value.value;
   const show = (p: Panel) => {
-    if (p === 'files') void loadFiles();
-    else if (p) void loadManage();
+    if (p === 'files') void files.load();
+    else if (p === 'docs') void docs.load();
+    else if (p) void manage.load();
     panel.value = panel.value === p ? null : p;
   };
   const drop = (e: DragEvent) => {
     e.preventDefault();
     dragging.value = false;
-    const files = [...(e.dataTransfer?.files ?? [])];
-    if (files.length && writable) void loadFiles().then((f) => f.upload(s, files, true));
+    const dropped = [...(e.dataTransfer?.files ?? [])];
+    if (dropped.length && writable) void files.load().then((f) => f.upload(s, dropped, true));
   };
   return (
     <section
@@ -85,6 +87,7 @@ export function RoomView({ roomId }: { roomId: string }) {
           </p>
         </div>
         <div class="room-tools">
+          <button type="button" class="icon-btn" aria-label="Documents" aria-pressed={panel.value === 'docs'} onClick={() => show('docs')}><Icon node={FileText} /></button>
           <button type="button" class="icon-btn" aria-label="Files" aria-pressed={panel.value === 'files'} onClick={() => show('files')}><Icon node={Files} /></button>
           <button type="button" class="icon-btn" aria-label="Members" aria-pressed={panel.value === 'members'} onClick={() => show('members')}><Icon node={Users} /></button>
           {atLeast(role, 'admin') && room?.kind !== 'direct' && !s.archived.value && (
@@ -113,7 +116,8 @@ export function RoomView({ roomId }: { roomId: string }) {
           {dragging.value && <div class="drop-hint" aria-hidden="true">Drop files to attach them</div>}
         </div>
         {panel.value === 'files' && (F ? <F.FilesPanel s={s} writable={writable} onClose={() => { panel.value = null; }} /> : <PanelLoading />)}
-        {panel.value && panel.value !== 'files' && (M ? (
+        {panel.value === 'docs' && (D ? <D.DocsPanel roomId={roomId} role={role} writable={writable} s={s} onClose={() => { panel.value = null; }} /> : <PanelLoading />)}
+        {panel.value && panel.value !== 'files' && panel.value !== 'docs' && (M ? (
           <M.RoomPanel which={panel.value} s={s} room={room ?? null} members={members} role={role} onClose={() => { panel.value = null; }} />
         ) : <PanelLoading />)}
       </div>

@@ -1,0 +1,125 @@
+/**
+ * A room's collaborative documents over REST: the list, copies, deletion,
+ * named versions and restore; and which documents this device keeps offline
+ * (IndexedDB, one database per user, room and document), so signing out can
+ * erase them. The live document (Yjs, its socket and cache) is
+ * realtime/doc-session.ts, loaded with the editor.
+ */
+import { api, ok } from '../api/client';
+import { token, user } from '../api/auth';
+import { readError, networkError } from '../api/errors';
+import type { components } from '../api/schema.gen';
+
+type S = components['schemas'];
+export type DocInfo = S['DocInfo'];
+export type DocVersion = S['DocVersion'];
+
+/**
+ * The Y.Text root that Tessera's editor edits: `ydoc.getText('content')`. The
+ * server's text read (`?format=text`) and version restore use the same name.
+ */
+export const TEXT_ROOT = 'content';
+
+/** Document names the server accepts: 1–128 of A-Z a-z 0-9 . _ - */
+export const DOC_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+
+const path = (room: string, doc: string) => ({ path: { room_id: room, doc } });
+
+export async function list(room: string): Promise<DocInfo[]> {
+  return (await ok(api.GET('/api/v1/rooms/{room_id}/docs', { params: { path: { room_id: room } } }))).docs;
+}
+
+export async function remove(room: string, doc: string): Promise<void> {
+  await ok(api.DELETE('/api/v1/rooms/{room_id}/docs/{doc}', { params: path(room, doc) }));
+  const me = user.value;
+  if (me) await forgetLocal(me.id, room, doc);
+}
+
+/** Raw bytes of a route openapi-fetch would parse (the document as a Yjs update, its text). */
+async function raw(method: 'GET' | 'POST', url: string, body?: Uint8Array<ArrayBuffer>): Promise<Response> {
+  const headers: Record<string, string> = { authorization: `Bearer ${await token()}` };
+  if (body) headers['content-type'] = 'application/octet-stream';
+  let res: Response;
+  try {
+    res = await fetch(url, { method, headers, body: body ?? null });
+  } catch (e) {
+    throw networkError(e);
+  }
+  if (!res.ok) throw await readError(res);
+  return res;
+}
+
+const docUrl = (room: string, doc: string) => `/api/v1/rooms/${encodeURIComponent(room)}/docs/${encodeURIComponent(doc)}`;
+
+/** Writes a Yjs update into a document (created by it when new). */
+export async function upload(room: string, doc: string, update: Uint8Array<ArrayBuffer>): Promise<void> {
+  await raw('POST', `${docUrl(room, doc)}/updates`, update);
+}
+
+/** A copy of every root of `doc` under a new name (how a document is renamed: copy, then delete). */
+export async function copy(room: string, doc: string, to: string): Promise<void> {
+  await upload(room, to, new Uint8Array(await (await raw('GET', `${docUrl(room, doc)}?format=update`)).arrayBuffer()));
+}
+
+export async function versions(room: string, doc: string): Promise<DocVersion[]> {
+  const r = await ok(api.GET('/api/v1/rooms/{room_id}/docs/{doc}/versions', { params: path(room, doc) }));
+  return [...r.versions].sort((a, b) => b.v - a.v);
+}
+
+export async function saveVersion(room: string, doc: string, label: string): Promise<DocVersion> {
+  return ok(api.POST('/api/v1/rooms/{room_id}/docs/{doc}/versions', { params: path(room, doc), body: { label } }));
+}
+
+/** The editor's text in version `v`. */
+export async function versionText(room: string, doc: string, v: number): Promise<string> {
+  return (await raw('GET', `${docUrl(room, doc)}/versions/${v}?format=text&name=${TEXT_ROOT}`)).text();
+}
+
+/** Restores version `v` as a forward change: every connected editor receives it like an edit. */
+export async function restore(room: string, doc: string, v: number): Promise<void> {
+  await ok(api.POST('/api/v1/rooms/{room_id}/docs/{doc}/versions/{version}/restore', {
+    params: { path: { room_id: room, doc, version: v } },
+    body: { texts: [TEXT_ROOT] },
+  }));
+}
+
+// ---- the offline copies on this device
+
+const INDEX = 'tessera.docs.';
+
+/** The IndexedDB database of one person's copy of one document. */
+export const cacheName = (user: string, room: string, doc: string) => `tessera:${user}:${room}:${doc}`;
+
+function cached(user: string): string[] {
+  try {
+    const v = JSON.parse(localStorage.getItem(INDEX + user) ?? '[]') as unknown;
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Notes that this device now holds a copy (called when the editor opens a document). */
+export function keptLocally(user: string, room: string, doc: string): void {
+  const names = new Set(cached(user));
+  names.add(cacheName(user, room, doc));
+  localStorage.setItem(INDEX + user, JSON.stringify([...names]));
+}
+
+const drop = (name: string) => new Promise<void>((resolve) => {
+  const req = indexedDB.deleteDatabase(name);
+  req.onsuccess = req.onerror = req.onblocked = () => resolve();
+});
+
+/** Erases this device's copy of a document (deleted, or discarded). */
+export async function forgetLocal(user: string, room: string, doc: string): Promise<void> {
+  const name = cacheName(user, room, doc);
+  await drop(name);
+  localStorage.setItem(INDEX + user, JSON.stringify(cached(user).filter((n) => n !== name)));
+}
+
+/** Erases every offline document of a person (sign-out). */
+export async function forgetAll(user: string): Promise<void> {
+  for (const name of cached(user)) await drop(name);
+  localStorage.removeItem(INDEX + user);
+}
