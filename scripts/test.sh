@@ -29,4 +29,5 @@ node scripts/bundle-size.mjs .tessera/dry-run
 step "integration tests (workerd)"
 node --test --test-concurrency=1 tests/*.test.mjs
 step "browser tests (headless Chromium)"
-node --test --test-concurrency=1 tests/web/*.test.mjs
+# One process for all files: they share one Worker and one browser (tests/web/browser.mjs).
+node --test --experimental-test-isolation=none --test-concurrency=1 tests/web/*.test.mjs

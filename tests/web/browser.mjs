@@ -1,7 +1,9 @@
 // Browser tests' harness: one wrangler dev (tests/harness.mjs) and one headless
-// Chromium per test file, one browser context per person (own storage, own
-// client IP against the rate limits). Pages fail their test on any page error
-// or console error; screenshots go to .tessera/screenshots/.
+// Chromium for the whole run when the files share a process (scripts/test.sh
+// runs them with --experimental-test-isolation=none), else one per file; one
+// browser context per person (own storage, own client IP against the rate
+// limits). Pages fail their test on any page error or console error;
+// screenshots go to .tessera/screenshots/.
 import { chromium } from 'playwright-core';
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,14 +15,21 @@ import { ROOT, randomIp, startServer } from '../harness.mjs';
 export const SHOTS = join(ROOT, '.tessera/screenshots');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium-headless-shell';
 
-/** Starts the Worker and a browser for this file; both stop when the file's tests end. */
-export async function setup(options) {
-  const [server, browser] = await Promise.all([
-    startServer(options),
+// Writes per person are limited to 10/s by default; the chat history test seeds 130 messages at once.
+const VARS = { CHAT_RATE_PER_SEC: '1000' };
+
+let shared = null;
+
+/** The Worker and the browser of this run; both stop when its tests end. Each file makes its own people. */
+export function setup() {
+  shared ??= Promise.all([
+    startServer({ vars: VARS }),
     chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'] }),
-  ]);
-  after(() => browser.close());
-  return { server, browser };
+  ]).then(([server, browser]) => {
+    after(() => browser.close());
+    return { server, browser };
+  });
+  return shared;
 }
 
 let people = 0;

@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import { createRoom, log, person, registerInUi, send, setup, views } from './browser.mjs';
 import { api, randomIp, register } from '../harness.mjs';
 
-// Writes per person are limited to 10/s by default; the history test seeds 130 messages at once.
-const { server, browser } = await setup({ vars: { CHAT_RATE_PER_SEC: '1000' } });
+const { server, browser } = await setup();
 
 const ada = await person(browser, server, 'Ada');
 const bob = await person(browser, server, 'Bob');
