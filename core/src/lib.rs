@@ -14,6 +14,7 @@ pub mod error;
 pub mod files;
 pub mod ids;
 pub mod links;
+pub mod notify;
 pub mod presence;
 pub mod protocol;
 pub mod ratelimit;

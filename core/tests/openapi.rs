@@ -607,12 +607,23 @@ fn public(e: Endpoint) -> bool {
             | Endpoint::Login
             | Endpoint::Refresh
             | Endpoint::Logout
+            | Endpoint::UnsubscribePage
+            | Endpoint::Unsubscribe
+            | Endpoint::PostIncomingWebhook
     )
 }
 
 /// Routes that sign tokens or links: without `JWT_SECRET` they answer 503.
 fn needs_secret(e: Endpoint) -> bool {
-    !public(e) || matches!(e, Endpoint::Register | Endpoint::Login | Endpoint::Refresh)
+    !public(e)
+        || matches!(
+            e,
+            Endpoint::Register
+                | Endpoint::Login
+                | Endpoint::Refresh
+                | Endpoint::UnsubscribePage
+                | Endpoint::Unsubscribe
+        )
 }
 
 /// The error statuses each route must document follow from the route table:

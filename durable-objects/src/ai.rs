@@ -285,6 +285,7 @@ impl RoomDO {
         }
         record.finished = true;
         self.save_checkin(&record)?;
+        self.notify_checkin(&record.day, &j!({ "checkin": record }));
         self.flush_audit().await;
         json(201, &j!({ "checkin": record, "repeated": false }))
     }

@@ -3,15 +3,20 @@
 
 mod ai;
 pub mod clock;
+pub mod config;
 pub mod d1;
 mod docs;
 mod docstore;
 pub mod http;
 pub mod members;
+pub mod notify;
+pub mod person;
 pub mod room;
 mod store;
 pub mod upload;
+mod webcrypto;
 mod workflows;
 
+pub use person::PersonDO;
 pub use room::RoomDO;
 pub use upload::UploadDO;

@@ -210,6 +210,7 @@ impl DurableObject for RoomDO {
                 docstore::SCHEMA,
                 crate::workflows::SCHEMA,
                 crate::ai::SCHEMA,
+                crate::notify::SCHEMA,
             ],
         )
         .err();
@@ -393,6 +394,7 @@ impl DurableObject for RoomDO {
                         for f in &outcome.broadcast {
                             self.broadcast(f);
                         }
+                        self.notify_frames(&outcome.broadcast);
                         self.after_chat(&ws, &outcome.broadcast, &att.room).await;
                     }
                     Err(e) => send(&ws, &ServerFrame::error(&e, reference)),
@@ -680,6 +682,8 @@ impl RoomDO {
                 }
                 json(200, &serde_json::json!({ "ok": true }))
             }
+            (Method::Post, ["webhooks"]) => self.set_webhooks(&mut req).await,
+            (Method::Post, ["watch"]) => self.watch(&mut req).await,
             (Method::Post, ["files", "removed"]) => {
                 let removed: FileRemoved =
                     tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
@@ -746,6 +750,7 @@ impl RoomDO {
         for f in &outcome.broadcast {
             self.broadcast(f);
         }
+        self.notify_frames(&outcome.broadcast);
         match outcome.reply.first() {
             Some(ServerFrame::Ack { id, duplicate, .. }) => Ok((*id, *duplicate)),
             _ => Err(ApiError::Internal("send produced no ack".into()).into()),
@@ -875,6 +880,14 @@ impl RoomDO {
     /// may not read rules gets it without them (`rules::without_rules`).
     pub(crate) fn record(&self, event: &str, data: serde_json::Value) -> HttpResult<()> {
         let frame = record_event(&mut self.store(), event, data)?;
+        if let ServerFrame::Event {
+            seq: Some(seq),
+            data,
+            ..
+        } = &frame
+        {
+            self.notify_event(event, *seq, data);
+        }
         let Some(partial) = rules::without_rules(&frame) else {
             self.broadcast(&frame);
             return Ok(());
@@ -1112,6 +1125,7 @@ impl RoomDO {
             if let Err(e) = self.store().forget_read(&update.user_id) {
                 worker::console_error!("forgetting a read marker failed: {e}");
             }
+            self.unwatch(&update.user_id);
         }
         for (ws, mut att) in self.sockets() {
             if att.user_id != update.user_id {

@@ -43,13 +43,7 @@ impl Ctx {
 
 /// A `[vars]` value or secret, if set and non-empty (also for the queue
 /// consumer and the cron, which have no request).
-pub fn env_var(env: &Env, name: &str) -> Option<String> {
-    env.secret(name)
-        .map(|s| s.to_string())
-        .or_else(|_| env.var(name).map(|v| v.to_string()))
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-}
+pub use tessera_durable_objects::config::env_var;
 
 pub use tessera_durable_objects::clock::{now_ms, now_secs};
 

@@ -10,11 +10,13 @@ mod crypto;
 mod ctx;
 mod files;
 mod jobs;
+mod notify;
 mod oidc;
 mod room_object;
 mod rooms;
 mod tokens;
 mod users;
+mod webhooks;
 mod workflows;
 
 use ctx::{arg, now_secs, Ctx};
@@ -145,6 +147,27 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::AnalyzeBatch => jobs::batch(ctx, req).await,
         Endpoint::GetJob => jobs::get(ctx, req, a).await,
         Endpoint::RunCheckin => checkin::run_now(ctx, req, a).await,
+        Endpoint::MeSocket => notify::socket(ctx, req).await,
+        Endpoint::ListInbox => notify::forward(ctx, req, "/inbox").await,
+        Endpoint::ReadInbox => notify::forward(ctx, req, "/read").await,
+        Endpoint::GetPreferences | Endpoint::UpdatePreferences => {
+            notify::forward(ctx, req, "/prefs").await
+        }
+        Endpoint::GetPush => notify::push_config(ctx, req).await,
+        Endpoint::CreatePushSubscription => notify::forward(ctx, req, "/push").await,
+        Endpoint::DeletePushSubscription => notify::forward(ctx, req, &format!("/push/{a}")).await,
+        Endpoint::UnsubscribePage => notify::unsubscribe_page(ctx, a).await,
+        Endpoint::Unsubscribe => notify::unsubscribe(ctx, req, a).await,
+        Endpoint::ListWebhooks => webhooks::list(ctx, req, a).await,
+        Endpoint::CreateWebhook => webhooks::create(ctx, req, a).await,
+        Endpoint::UpdateWebhook => webhooks::update(ctx, req, a, b).await,
+        Endpoint::DeleteWebhook => webhooks::delete(ctx, req, a, b).await,
+        Endpoint::TestWebhook => webhooks::test(ctx, req, a, b).await,
+        Endpoint::ListWebhookDeliveries => webhooks::deliveries(ctx, req, a, b).await,
+        Endpoint::ListIncomingWebhooks => webhooks::list_incoming(ctx, req, a).await,
+        Endpoint::CreateIncomingWebhook => webhooks::create_incoming(ctx, req, a).await,
+        Endpoint::DeleteIncomingWebhook => webhooks::delete_incoming(ctx, req, a, b).await,
+        Endpoint::PostIncomingWebhook => webhooks::post_incoming(ctx, req, a).await,
     }
 }
 
@@ -262,6 +285,9 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 /// fails is retried by the queue (`max_retries`); each is safe to repeat.
 #[event(queue)]
 async fn queue(batch: MessageBatch<Task>, env: Env, _ctx: Context) -> worker::Result<()> {
+    if batch.queue() == tessera_core::notify::jobs::QUEUE {
+        return notify_queue(&batch, &env).await;
+    }
     for message in batch.iter() {
         let message = match message {
             Ok(m) => m,
@@ -287,6 +313,38 @@ async fn queue(batch: MessageBatch<Task>, env: Env, _ctx: Context) -> worker::Re
             Ok(()) => message.ack(),
             Err(e) => {
                 worker::console_error!("queue task {:?} failed, retrying: {}", message.body(), e.0);
+                message.retry();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The notification queue: webhook delivery attempts (each schedules its
+/// own retry) and emails (retried by the queue until sent).
+async fn notify_queue(batch: &MessageBatch<Task>, env: &Env) -> worker::Result<()> {
+    use tessera_core::notify::jobs::Job;
+    for message in batch.raw_iter() {
+        let job: Job = match js_sys::JSON::stringify(&message.body())
+            .ok()
+            .and_then(|s| s.as_string())
+            .and_then(|s| serde_json::from_str(&s).ok())
+        {
+            Some(j) => j,
+            None => {
+                worker::console_error!("a notification message is not a job; dropped");
+                message.ack();
+                continue;
+            }
+        };
+        let result = match &job {
+            Job::Deliver { .. } => webhooks::deliver(env, &job).await,
+            Job::Email { user_id, item, .. } => notify::send_item_email(env, user_id, item).await,
+        };
+        match result {
+            Ok(()) => message.ack(),
+            Err(e) => {
+                worker::console_error!("notification job failed, retrying: {}", e.0);
                 message.retry();
             }
         }

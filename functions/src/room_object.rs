@@ -13,7 +13,7 @@ use tessera_durable_objects::room;
 use worker::{Headers, Method, Request, Response};
 
 /// The subprotocol a browser offers next to `bearer.<token>`; the answer echoes it.
-const SUBPROTOCOL: &str = "tessera.v1";
+pub const SUBPROTOCOL: &str = "tessera.v1";
 
 /// The caller's identity in a room, in one query (this runs on every socket
 /// upgrade and every forwarded request); 404 for non-members, as everywhere.
@@ -29,7 +29,7 @@ pub async fn identity_headers(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpRe
 
 /// The token of a socket request: `?token=`, or `bearer.<token>` among the
 /// offered subprotocols (browsers cannot set headers on WebSockets).
-fn socket_token(req: &Request) -> HttpResult<(String, bool)> {
+pub fn socket_token(req: &Request) -> HttpResult<(String, bool)> {
     let offered = req
         .headers()
         .get("sec-websocket-protocol")?
