@@ -117,6 +117,25 @@ test('two people type at once and converge; each sees the other\'s caret with th
   bob.check();
 });
 
+test('find and replace reaches the other editor; undo takes back only one\'s own change', async () => {
+  await ada.page.getByRole('button', { name: 'Find and replace' }).click();
+  await ada.page.getByRole('textbox', { name: 'Find' }).fill('Ada writes');
+  await ada.page.getByRole('textbox', { name: 'Replace' }).fill('Ada wrote');
+  await ada.page.getByRole('button', { name: 'replace all', exact: true }).click();
+  await shows(bob.page, 'Draft: # Plan\n\nAda wrote here.\nBob adds a line.');
+  await views(ada.page, 'doc-find');
+  await ada.page.getByRole('button', { name: 'close', exact: true }).click();
+  await bob.page.keyboard.press('Control+Home');
+  await bob.page.keyboard.type('Hi. ');
+  await shows(ada.page, 'Hi. Draft: # Plan\n\nAda wrote here.\nBob adds a line.');
+  await ada.page.getByRole('button', { name: 'Undo' }).click();
+  const undone = 'Hi. Draft: # Plan\n\nAda writes here.\nBob adds a line.';
+  await shows(ada.page, undone);
+  await shows(bob.page, undone);
+  ada.check();
+  bob.check();
+});
+
 test('an edit made offline survives a reload and reaches the other person when back online', async () => {
   await goOffline();
   await bob.page.getByRole('status').filter({ hasText: 'Offline — changes will sync' }).waitFor();

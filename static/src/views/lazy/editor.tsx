@@ -43,14 +43,29 @@ export function DocView({ roomId, doc }: { roomId: string; doc: string }) {
   // Read-only until the role is known: a viewer's keystrokes are never applied, so never cached.
   const writable = atLeast(role, 'member') && !archivedRoom.value;
 
+  // A new epoch opens the document afresh (after the device's copy was dropped).
+  const epoch = useSignal(0);
   useEffect(() => {
     const s = new DocSession(roomId, doc, { id: me.id, name: me.display_name });
     session.value = s;
+    return () => { ed.value?.destroy(); ed.value = null; s.stop(); session.value = null; };
+  }, [roomId, doc, epoch.value]);
+  useEffect(() => {
     if (!byId.peek().has(roomId)) get(roomId).catch(fail);
     loadMembers(roomId).then((m) => { members.value = m; }).catch(() => undefined);
     loadArchived(roomId).then((a) => { archivedRoom.value = a; }).catch(() => undefined);
-    return () => { ed.value?.destroy(); ed.value = null; s.stop(); session.value = null; };
-  }, [roomId, doc]);
+  }, [roomId]);
+  // Demoted to viewer while the document was open: the server dropped what was
+  // typed since (it learns of the role before this tab does), so the device's
+  // copy starts again from the server's rather than keep text nobody else has.
+  const wasMember = useRef(false);
+  useEffect(() => {
+    if (wasMember.current && role === 'viewer') {
+      void docs.forgetLocal(me.id, roomId, doc);
+      epoch.value += 1;
+    }
+    wasMember.current = atLeast(role, 'member');
+  }, [role]);
 
   const s = session.value;
   const loaded = s?.loaded.value ?? false;
