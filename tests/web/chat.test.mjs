@@ -4,7 +4,7 @@
 // edits and deletes reach the other side.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRoom, log, person, registerInUi, send, setup, views } from './browser.mjs';
+import { createRoom, log, person, registerInUi, send, setup, signInUi, views } from './browser.mjs';
 import { api, randomIp, register } from '../harness.mjs';
 
 const { server, browser } = await setup();
@@ -392,12 +392,23 @@ test('the outbox survives a reload and is delivered afterwards', needsCookie, as
   assert.equal(await log(ada.page).getByText('kept across a reload').count(), 1);
 });
 
-test('sign out ends the session: a reload shows the sign-in', needsCookie, async () => {
-  bob.page.setDefaultTimeout(3000);
+test('signing out everywhere ends the other device\'s session too; this one forgets its drafts', needsCookie, async () => {
+  bob.page.setDefaultTimeout(5000);
+  const laptop = await person(browser, server, 'Bob');
+  Object.assign(laptop, { email: bob.email, password: bob.password });
+  await laptop.page.goto('/');
+  await signInUi(laptop);
+  await laptop.page.getByRole('link', { name: /Launch plan/ }).click();
+  await log(laptop.page).getByText('kept across a reload').waitFor();
+  await bob.page.getByRole('textbox', { name: /^Message / }).fill('a draft to forget');
   await bob.page.getByRole('button', { name: /^Account: Bob/ }).click();
-  await bob.page.getByRole('dialog', { name: 'Your account' }).getByRole('button', { name: 'Sign out', exact: true }).click();
+  await bob.page.getByRole('dialog', { name: 'Your account' }).getByRole('button', { name: 'Sign out everywhere' }).click();
   await bob.page.getByRole('tab', { name: 'Sign in' }).waitFor();
+  // The laptop's room socket is closed (4001); its refresh is refused, so it shows the sign-in without a reload.
+  await laptop.page.getByRole('tab', { name: 'Sign in' }).waitFor();
   await bob.page.reload();
   await bob.page.getByRole('tab', { name: 'Sign in' }).waitFor();
   assert.equal(await bob.page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tessera.draft.')).length), 0, 'drafts are gone');
+  laptop.check();
+  await laptop.context.close();
 });

@@ -226,6 +226,20 @@ test('a version is saved, compared with now and restored; both editors show the 
   bob.check();
 });
 
+test('signing out erases the documents this device kept', async () => {
+  const kept = () => bob.page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name).filter((n) => n.startsWith('tessera:')));
+  assert.equal((await kept()).length, 1, 'Bob\'s device keeps plan.md');
+  await bob.page.getByRole('button', { name: /^Account: Bob/ }).click();
+  await bob.page.getByRole('dialog', { name: 'Your account' }).getByRole('button', { name: 'Sign out', exact: true }).click();
+  await bob.page.getByRole('tab', { name: 'Sign in' }).waitFor();
+  assert.deepEqual(await kept(), []);
+  await signInUi(bob);
+  await bob.page.getByRole('link', { name: /Writing room/ }).click();
+  await openDoc(bob.page, DOC);
+  await shows(bob.page, /Written offline\.$/);
+  bob.check();
+});
+
 const tombstones = { todo: 'pending: document tombstones (sec-docs) are not on main yet: an offline copy would re-create a deleted name' };
 
 test('a document deleted while someone is offline is not brought back by their copy', tombstones, async () => {

@@ -14,10 +14,10 @@ import * as Y from 'yjs';
 import { IndexeddbPersistence } from 'y-indexeddb';
 import { WebsocketProvider } from 'y-websocket';
 import type { Awareness } from 'y-protocols/awareness';
-import { token } from '../api/auth';
+import { rejected, token } from '../api/auth';
 import { TEXT_ROOT, cacheName, keptLocally } from '../state/docs';
 import { backoff, online } from './net';
-import { GONE } from './room-socket';
+import { GONE, SESSION_ENDED } from './room-socket';
 
 /** What the header says: the cache is loading, edits are on their way, all sent, or kept here until the connection returns. */
 export type SaveState = 'loading' | 'connecting' | 'saving' | 'saved' | 'offline';
@@ -59,6 +59,7 @@ export class DocSession {
   private settleTimer: ReturnType<typeof setTimeout> | undefined;
   private lastLocal = 0;
   private stopped = false;
+  private usedToken = '';
   private readonly unwatch: () => void;
 
   constructor(readonly roomId: string, readonly name: string, readonly me: { id: string; name: string }) {
@@ -110,7 +111,8 @@ export class DocSession {
     this.timer = setTimeout(async () => {
       if (this.stopped || !online.value) return;
       try {
-        this.provider.protocols = ['tessera.v1', `bearer.${await token()}`];
+        this.usedToken = await token();
+        this.provider.protocols = ['tessera.v1', `bearer.${this.usedToken}`];
       } catch {
         this.failed.value = true;
         this.reconnect(backoff(this.attempt++));
@@ -127,6 +129,7 @@ export class DocSession {
       this.provider.disconnect();
       return;
     }
+    if (code === SESSION_ENDED) rejected(this.usedToken);
     this.failed.value = true;
     this.reconnect(backoff(this.attempt++));
   }

@@ -7,7 +7,7 @@
  * already validated; nothing here knows about views.
  */
 import { effect, signal } from '@preact/signals-core';
-import { token } from '../api/auth';
+import { rejected, token } from '../api/auth';
 import { backoff, online, visible } from './net';
 import { isServerFrame, type ClientFrame, type ServerFrame } from './protocol';
 
@@ -15,6 +15,13 @@ export type SocketState = 'connecting' | 'open' | 'offline' | 'closed';
 
 /** Close codes after which reconnecting is pointless. */
 export const GONE = { removed: 4003, deleted: 4004 } as const;
+
+/**
+ * The socket's session ended (signed out everywhere, revoked): the token it
+ * used is dropped and one refresh is tried, which signs the tab out when the
+ * session is gone for good.
+ */
+export const SESSION_ENDED = 4001;
 
 const PING_EVERY_MS = 25_000;
 const PONG_WITHIN_MS = 10_000;
@@ -92,6 +99,7 @@ export class RoomSocket {
         this.hooks.onGone(e.code);
         return;
       }
+      if (e.code === SESSION_ENDED) rejected(t);
       this.retry();
     };
   }
