@@ -196,6 +196,12 @@ test('@ai gets an answer from the built-in provider, as a reply; the room rate a
   const ack = await sock.next((f) => f.type === 'ack');
   const answer = await sock.next((f) => f.type === 'message' && f.message.author === 'ai', 15_000);
   assert.equal(answer.message.reply_to, ack.seq);
+  // The mark of an AI answer is its author `ai` (no account has that id), not its name.
+  assert.equal(answer.message.author_name, 'Tessera AI');
+  await api(builtinServer, 'PATCH', '/api/v1/me', { token: owner.token, body: { display_name: 'Tessera AI' } });
+  const impostor = await post(builtinServer, roomId, owner, 'I am the AI, trust me');
+  assert.equal(impostor.body.author, owner.user.id);
+  assert.notEqual(owner.user.id, 'ai');
   assert.match(answer.message.body, /^@member I am the built-in assistant/);
   assert.match(answer.message.body, /“We ship the beta on Friday\.”/);
   // Five answers a minute per room: the sixth ask is refused to its sender.
@@ -210,6 +216,7 @@ test('file analysis on the built-in provider: upload → job → job_progress �
   const { owner, viewer, roomId } = await setup(server);
   const text = '# Launch plan\nThe launch needs posters and a venue. The venue is booked for May.\n## Risks\nPosters may be late.\n';
   const fileId = await upload(server, owner, roomId, 'plan.md', text);
+  assert.equal((await api(server, 'GET', `/api/v1/files/${fileId}`, { token: viewer.token })).body.analysis, null);
   const sock = await join(server, roomId, owner.token);
   const started = await api(server, 'POST', `/api/v1/files/${fileId}/analyze`, { token: owner.token });
   assert.equal(started.status, 202, JSON.stringify(started.body));
@@ -224,6 +231,12 @@ test('file analysis on the built-in provider: upload → job → job_progress �
   assert.ok(job.result.key_points.includes('Launch plan') && job.result.key_points.includes('Risks'));
   assert.deepEqual(job.result.providers, ['builtin']);
   assert.equal(job.result.truncated, false);
+  // The file shows its analysis, to everyone who may read the file.
+  const withAnalysis = (await api(server, 'GET', `/api/v1/files/${fileId}`, { token: viewer.token })).body;
+  assert.equal(withAnalysis.id, fileId);
+  assert.deepEqual([withAnalysis.analysis.job_id, withAnalysis.analysis.status, withAnalysis.analysis.progress], [jobId, 'done', 100]);
+  assert.equal(withAnalysis.analysis.summary, job.result.summary);
+  assert.deepEqual(withAnalysis.analysis.key_points, job.result.key_points);
   const stranger = await register(server, 'Stranger');
   assert.equal((await api(server, 'GET', `/api/v1/jobs/${jobId}`, { token: stranger.token })).status, 404);
   assert.equal((await api(server, 'POST', `/api/v1/files/${fileId}/analyze`, { token: viewer.token })).status, 403);
@@ -246,6 +259,69 @@ test('file analysis on the built-in provider: upload → job → job_progress �
     assert.equal((await api(server, 'POST', '/api/v1/ai/batch', { token: owner.token, body })).status, 400);
   }
   sock.close();
+});
+
+test('the day\'s check-in for every member: summary, message seq, proposals with their approvals as they are now; AI usage for owners', async () => {
+  const server = builtinServer;
+  const { owner, member, viewer, roomId } = await setup(server);
+  await post(server, roomId, member, 'Who books the venue for the launch?');
+  for (const [name, args] of [['propose_activity', { title: 'Posters' }], ['start_activity', { id: 'a1' }], ['complete_activity', { id: 'a1' }]]) {
+    await act(server, roomId, owner, name, args);
+  }
+  const read = (who, query = '') => api(server, 'GET', `/api/v1/rooms/${roomId}/checkin${query}`, { token: who.token });
+  const none = await read(member);
+  assert.deepEqual([none.status, none.body.error.code], [404, 'not_found']);
+  assert.equal((await checkin(server, roomId, owner)).status, 201);
+  const today = new Date().toISOString().slice(0, 10);
+  const digest = await read(member);
+  assert.equal(digest.status, 200, JSON.stringify(digest.body));
+  assert.deepEqual([digest.body.day, digest.body.provider, digest.body.finished], [today, 'builtin', true]);
+  const [summary] = await aiMessages(server, roomId, owner);
+  assert.equal(digest.body.message_seq, summary.seq);
+  assert.equal(digest.body.message_id, summary.id);
+  assert.equal(digest.body.summary, summary.body);
+  assert.match(digest.body.summary, /^Daily check-in for /);
+  const archive = digest.body.proposals.find((p) => p.name === 'archive_room');
+  assert.equal(archive.status, 202);
+  assert.match(archive.reason, /done or cancelled/);
+  assert.deepEqual([archive.approval.id, archive.approval.status, archive.approval.requested_kind, archive.approval.reason],
+    [archive.approval_id, 'pending', 'ai', archive.reason]);
+  const reminder = digest.body.proposals.find((p) => p.name === 'send_message');
+  assert.deepEqual([reminder.status, reminder.approval_id, typeof reminder.outcome.message_id], [201, null, 'number']);
+  // It reaches the owner's inbox, from the AI; decided there, the check-in says so.
+  const [item] = (await api(server, 'GET', '/api/v1/approvals?status=pending', { token: owner.token })).body.approvals
+    .filter((i) => i.room_id === roomId);
+  assert.deepEqual([item.approval.id, item.approval.requested_by, item.approval.requested_by_name, item.may_decide],
+    [archive.approval_id, 'ai', 'Tessera AI', true]);
+  await api(server, 'POST', `/api/v1/rooms/${roomId}/approvals/${archive.approval_id}/reject`, { token: owner.token, body: { comment: 'not yet' } });
+  const later = await read(viewer, `?date=${today}`);
+  const decided = later.body.proposals.find((p) => p.name === 'archive_room').approval;
+  assert.deepEqual([decided.status, decided.comment], ['rejected', 'not yet']);
+  assert.equal((await read(member, '?date=2001-01-01')).status, 404);
+  const bad = await read(member, '?date=yesterday');
+  assert.deepEqual([bad.status, bad.body.error.field], [400, 'date']);
+  const stranger = await register(server, 'Stranger');
+  assert.equal((await read(stranger)).status, 404);
+  // The summary's message deleted, the check-in no longer repeats it.
+  const sock = await join(server, roomId, owner.token);
+  sock.send({ type: 'delete', id: summary.id });
+  await sock.next((f) => f.type === 'message_deleted');
+  sock.close();
+  assert.equal((await read(member)).body.summary, null);
+
+  const usage = await api(server, 'GET', `/api/v1/rooms/${roomId}/ai/usage`, { token: owner.token });
+  assert.equal(usage.status, 200, JSON.stringify(usage.body));
+  const [builtin] = usage.body.providers;
+  assert.deepEqual([builtin.provider, builtin.calls, builtin.cost_micros], ['builtin', 1, 0]);
+  assert.ok(usage.body.tokens > 0 && usage.body.tokens === builtin.tokens_in + builtin.tokens_out);
+  assert.equal(usage.body.budget_tokens, 200000);
+  assert.equal(usage.body.remaining_tokens, 200000 - usage.body.tokens);
+  const past = await api(server, 'GET', `/api/v1/rooms/${roomId}/ai/usage?date=2001-01-01`, { token: owner.token });
+  assert.deepEqual([past.body.providers, past.body.tokens, past.body.remaining_tokens], [[], 0, 200000]);
+  for (const who of [member, viewer]) {
+    assert.equal((await api(server, 'GET', `/api/v1/rooms/${roomId}/ai/usage`, { token: who.token })).status, 403);
+  }
+  assert.equal((await api(server, 'GET', `/api/v1/rooms/${roomId}/ai/usage`, { token: stranger.token })).status, 404);
 });
 
 // ---- a model behind an OpenAI-compatible API ---------------------------------
@@ -402,6 +478,13 @@ test('@ai and file analysis through the model; usage counts against the daily bu
   await post(modelled, roomId, member, '@ai is the venue booked?');
   const answer = await until('the answer', async () => (await aiMessages(modelled, roomId, owner))[0]);
   assert.equal(answer.body, 'Model reply.');
+  // Owners see what the room spent today and what is left of its budget.
+  const usage = await api(modelled, 'GET', `/api/v1/rooms/${roomId}/ai/usage`, { token: owner.token });
+  assert.equal(usage.status, 200, JSON.stringify(usage.body));
+  assert.deepEqual(usage.body.providers, [{ provider: 'openai', calls: 1, tokens_in: 2000, tokens_out: 500, cost_micros: 3000 }]);
+  assert.deepEqual([usage.body.calls, usage.body.tokens, usage.body.cost_micros, usage.body.budget_tokens, usage.body.remaining_tokens],
+    [1, 2500, 3000, 3000, 500]);
+  assert.equal(usage.body.day, new Date().toISOString().slice(0, 10));
   const asked = model.requests[0].body;
   assert.equal(asked.response_format, undefined);
   assert.ok(asked.messages[1].content.includes('The venue is booked.'));

@@ -8,6 +8,8 @@
 //! (`crate::rules`) are part of the state: `set_rule` and `delete_rule` change
 //! it like any other action.
 
+pub use crate::actor::ActorKind;
+use crate::actor::{ChangedBy, LastChange};
 use crate::rooms::Role;
 use crate::rules::{Event, Rule, RuleDraft, Trigger, RULES_MAX};
 use crate::ApiError;
@@ -23,6 +25,8 @@ pub const ACTIVITIES_MAX: usize = 1000;
 pub const APPROVAL_TTL_SECS: u64 = 7 * 24 * 3600;
 /// Requests a room holds waiting for an owner at once.
 pub const PENDING_APPROVALS_MAX: usize = 100;
+/// Longest comment an owner gives with a decision (characters).
+pub const COMMENT_MAX: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -105,6 +109,10 @@ pub struct RoomState {
     /// The number the next rule gets (ids are `r<n>`).
     #[serde(skip)]
     pub next_rule: u64,
+    /// Who made the latest change, and when (`None` before the first, and in
+    /// rooms whose state last changed before this was kept).
+    #[serde(default)]
+    pub last_change: Option<LastChange>,
 }
 
 /// One field that changed, for `collaboration_updated`.
@@ -113,15 +121,6 @@ pub struct Change {
     pub path: String,
     pub old: Value,
     pub new: Value,
-}
-
-/// Who asks for an action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActorKind {
-    User,
-    Ai,
-    Rule,
 }
 
 /// A catalogue entry.
@@ -310,7 +309,8 @@ pub enum Decision {
 }
 
 /// Whether `actor` (with `role` in the room) may run `spec` now, must ask an
-/// owner, or is refused. The AI never runs a protected action itself.
+/// owner, or is refused. The AI never runs a protected action itself; a rule
+/// asks like its author would (its author's current role decides).
 pub fn authorize(spec: &ActionSpec, role: Role, kind: ActorKind) -> Result<Decision, ApiError> {
     if spec.protected && kind == ActorKind::Ai {
         return Ok(Decision::NeedsApproval);
@@ -318,7 +318,7 @@ pub fn authorize(spec: &ActionSpec, role: Role, kind: ActorKind) -> Result<Decis
     if role >= spec.min_role {
         return Ok(Decision::Run);
     }
-    if spec.protected && role >= Role::Member && kind != ActorKind::Rule {
+    if spec.protected && role >= Role::Member {
         return Ok(Decision::NeedsApproval);
     }
     Err(ApiError::forbidden(format!(
@@ -335,10 +335,10 @@ pub fn validate_args(spec: &ActionSpec, args: &Value) -> Result<(), ApiError> {
         .ok_or_else(|| ApiError::invalid("arguments must be a JSON object"))?;
     for key in obj.keys() {
         if !spec.args.iter().any(|(n, _)| n == key) {
-            return Err(ApiError::invalid(format!(
-                "`{}` takes no argument `{key}`",
-                spec.name
-            )));
+            return Err(ApiError::invalid_at(
+                key.as_str(),
+                format!("`{}` takes no argument `{key}`", spec.name),
+            ));
         }
     }
     for (name, ty) in spec.args {
@@ -349,10 +349,10 @@ pub fn validate_args(spec: &ActionSpec, args: &Value) -> Result<(), ApiError> {
         match obj.get(*name) {
             None | Some(Value::Null) if optional => {}
             None | Some(Value::Null) => {
-                return Err(ApiError::invalid(format!(
-                    "`{}` needs the argument `{name}`",
-                    spec.name
-                )))
+                return Err(ApiError::invalid_at(
+                    *name,
+                    format!("`{}` needs the argument `{name}`", spec.name),
+                ))
             }
             Some(v) => {
                 let ok = match ty {
@@ -362,18 +362,21 @@ pub fn validate_args(spec: &ActionSpec, args: &Value) -> Result<(), ApiError> {
                     _ => v.is_object(),
                 };
                 if !ok {
-                    return Err(ApiError::invalid(format!(
-                        "`{name}` of `{}` must be {ty}",
-                        spec.name
-                    )));
+                    return Err(ApiError::invalid_at(
+                        *name,
+                        format!("`{name}` of `{}` must be {ty}", spec.name),
+                    ));
                 }
                 // Ids name things of the room: bounded, and in the id charset.
                 let names_an_id = *name == "id" || name.ends_with("_id");
                 if names_an_id && !v.as_str().is_some_and(crate::ids::is_valid_path_param) {
-                    return Err(ApiError::invalid(format!(
-                        "`{name}` of `{}` must be an id (1 to 128 of A-Z a-z 0-9 - _ .)",
-                        spec.name
-                    )));
+                    return Err(ApiError::invalid_at(
+                        *name,
+                        format!(
+                            "`{name}` of `{}` must be an id (1 to 128 of A-Z a-z 0-9 - _ .)",
+                            spec.name
+                        ),
+                    ));
                 }
             }
         }
@@ -451,9 +454,10 @@ fn text(args: &Value, key: &str, max: usize) -> Result<Option<String>, ApiError>
         Some(s) => {
             let s = s.trim();
             if s.chars().count() > max || s.chars().any(|c| c.is_control() && c != '\n') {
-                return Err(ApiError::invalid(format!(
-                    "`{key}` must be at most {max} characters without control characters"
-                )));
+                return Err(ApiError::invalid_at(
+                    key,
+                    format!("`{key}` must be at most {max} characters without control characters"),
+                ));
             }
             Ok(Some(s.to_string()))
         }
@@ -496,7 +500,7 @@ impl RoomState {
                 }
                 if let Some(t) = text(args, "title", TITLE_MAX)? {
                     if t.is_empty() {
-                        return Err(ApiError::invalid("`title` must not be empty"));
+                        return Err(ApiError::invalid_at("title", "`title` must not be empty"));
                     }
                     a.title = t;
                 }
@@ -547,9 +551,10 @@ impl RoomState {
                 if ids.len() > ASSIGNEES_MAX
                     || ids.iter().any(|i| !crate::ids::is_valid_path_param(i))
                 {
-                    return Err(ApiError::invalid(format!(
-                        "`user_ids` must be at most {ASSIGNEES_MAX} user ids"
-                    )));
+                    return Err(ApiError::invalid_at(
+                        "user_ids",
+                        format!("`user_ids` must be at most {ASSIGNEES_MAX} user ids"),
+                    ));
                 }
                 let mut unique: Vec<String> = Vec::new();
                 for id in ids {
@@ -560,7 +565,9 @@ impl RoomState {
                 a.assignees = unique;
                 next.put(a, now)
             }
-            "set_rule" => next.set_rule(&args["rule"], actor, now)?,
+            "set_rule" => next
+                .set_rule(&args["rule"], actor, now)
+                .map_err(|e| e.within("rule"))?,
             "delete_rule" => {
                 let id = args["id"].as_str().unwrap_or_default();
                 let old = next.rules.remove(id).ok_or(ApiError::NotFound("rule"))?;
@@ -593,6 +600,68 @@ impl RoomState {
         Ok(Effect::State(changes))
     }
 
+    /// [`RoomState::run`] by `by`, who is remembered as the author of the
+    /// change it makes (if it makes one).
+    pub fn run_as(
+        &mut self,
+        spec: &'static ActionSpec,
+        args: &Value,
+        by: &ChangedBy,
+        now: u64,
+    ) -> Result<Effect, ApiError> {
+        let effect = self.run(spec, args, &by.user_id, now)?;
+        if matches!(&effect, Effect::State(changes) if !changes.is_empty()) {
+            self.last_change = Some(LastChange {
+                version: self.version,
+                changed_by: by.clone(),
+                changed_at: now,
+            });
+        }
+        Ok(effect)
+    }
+
+    /// The `collaboration_updated` event of `changes` just made: the version,
+    /// what changed, and who changed it when.
+    pub fn updated_event(&self, changes: &[Change]) -> Value {
+        let mut data = json!({ "version": self.version, "changes": changes });
+        if let Some(last) = self
+            .last_change
+            .as_ref()
+            .filter(|l| l.version == self.version)
+        {
+            data["changed_by"] = json!(last.changed_by);
+            data["changed_at"] = json!(last.changed_at);
+        }
+        data
+    }
+
+    /// `If-Match: <version>` (quotes allowed): 412 when the state moved on,
+    /// saying to what and who moved it.
+    pub fn check_version(&self, if_match: Option<&str>) -> Result<(), ApiError> {
+        let Some(h) = if_match else { return Ok(()) };
+        let wanted = h.trim().trim_start_matches("W/").trim_matches('"');
+        if wanted == "*" || wanted.parse::<u64>().ok() == Some(self.version) {
+            return Ok(());
+        }
+        let version = self.version;
+        let by = match &self.last_change {
+            Some(l) => format!(
+                " (last changed by {} at {})",
+                l.changed_by.display_name,
+                crate::dates::rfc3339(l.changed_at)
+            ),
+            None => String::new(),
+        };
+        let wanted: String = wanted.chars().take(40).collect();
+        Err(ApiError::VersionConflict {
+            message: format!(
+                "the room state is at version {version}{by}, not {wanted}; reload and retry"
+            ),
+            current_version: version,
+            last_change: self.last_change.clone().map(Box::new),
+        })
+    }
+
     fn propose(&mut self, args: &Value, actor: &str, now: u64) -> Result<Vec<Change>, ApiError> {
         if self.activities.len() >= ACTIVITIES_MAX {
             return Err(ApiError::Conflict {
@@ -602,7 +671,7 @@ impl RoomState {
         }
         let title = text(args, "title", TITLE_MAX)?.unwrap_or_default();
         if title.is_empty() {
-            return Err(ApiError::invalid("`title` must not be empty"));
+            return Err(ApiError::invalid_at("title", "`title` must not be empty"));
         }
         self.next_activity += 1;
         let a = Activity {
@@ -774,19 +843,6 @@ pub fn changed<'a>(changes: &'a [Change], collection: &str) -> Vec<&'a str> {
     ids
 }
 
-/// `If-Match: <version>` (quotes allowed): 412 when the state moved on.
-pub fn check_version(if_match: Option<&str>, version: u64) -> Result<(), ApiError> {
-    let Some(h) = if_match else { return Ok(()) };
-    let wanted = h.trim().trim_start_matches("W/").trim_matches('"');
-    if wanted == "*" || wanted.parse::<u64>().ok() == Some(version) {
-        return Ok(());
-    }
-    Err(ApiError::PreconditionFailed {
-        code: "version_conflict",
-        message: format!("the room state is at version {version}, not {wanted}; reload and retry"),
-    })
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ApprovalStatus {
@@ -802,17 +858,83 @@ pub struct Approval {
     pub id: String,
     pub action: String,
     pub args: Value,
+    /// A person's id, `ai`, or (kind `rule`) the rule's author.
     pub requested_by: String,
+    /// Their display name when they asked.
+    #[serde(default)]
+    pub requested_by_name: String,
     pub requested_kind: ActorKind,
+    /// The rule whose effect asked (kind `rule`).
+    #[serde(default)]
+    pub rule_id: Option<String>,
+    /// Why the AI asks.
     pub reason: Option<String>,
     pub status: ApprovalStatus,
     pub created_at: u64,
     pub expires_at: u64,
     pub resolved_by: Option<String>,
+    #[serde(default)]
+    pub resolved_by_name: Option<String>,
     pub resolved_at: Option<u64>,
+    /// What the owner said with the decision, for the requester.
+    #[serde(default)]
+    pub comment: Option<String>,
     /// What running the approved action gave: `{status, outcome}`.
     #[serde(default)]
     pub result: Option<Value>,
+}
+
+/// Who asks for a protected action, and in what circumstances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requester {
+    pub by: ChangedBy,
+    pub rule_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// What asking gave: a new request, or the same one already waiting (the
+/// same action and arguments from the same requester), so that a rule or
+/// the AI asking again does not fill the owners' inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Requested {
+    New(Approval),
+    AlreadyWaiting(Approval),
+}
+
+impl Requested {
+    pub fn approval(&self) -> &Approval {
+        match self {
+            Self::New(a) | Self::AlreadyWaiting(a) => a,
+        }
+    }
+}
+
+/// The optional body of an approve or reject: `{"comment"}`, at most
+/// [`COMMENT_MAX`] characters without control characters but line breaks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+/// The comment of an approve or reject body (none for an empty body).
+pub fn decision_comment(body: &[u8]) -> Result<Option<String>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let parsed: DecisionBody = crate::api::parse_json(body, crate::api::JSON_BODY_LIMIT)?;
+    let Some(comment) = parsed.comment.map(|c| c.trim().to_string()) else {
+        return Ok(None);
+    };
+    if comment.chars().count() > COMMENT_MAX || comment.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(ApiError::invalid_at(
+            "comment",
+            format!("a comment is at most {COMMENT_MAX} characters without control characters"),
+        ));
+    }
+    Ok(Some(comment).filter(|c| !c.is_empty()))
 }
 
 impl ApprovalStatus {
@@ -827,23 +949,35 @@ impl ApprovalStatus {
 }
 
 impl Approval {
-    /// The `n`-th request of a room for `spec` by `by`, checked against the
+    /// The `n`-th request of a room for `spec` by `from`, checked against the
     /// catalogue and against the requests already waiting (`recent`, newest
-    /// first, expiry applied).
+    /// first, expiry applied): the same request still waiting is answered
+    /// instead of a new one.
     pub fn request(
         n: u64,
         spec: &ActionSpec,
         args: &Value,
-        by: &str,
-        kind: ActorKind,
+        from: &Requester,
         now: u64,
         recent: &[Approval],
-    ) -> Result<Approval, ApiError> {
+    ) -> Result<Requested, ApiError> {
         validate_args(spec, args)?;
-        let waiting = recent
-            .iter()
-            .filter(|a| a.status == ApprovalStatus::Pending)
-            .count();
+        let pending = || {
+            recent
+                .iter()
+                .filter(|a| a.status == ApprovalStatus::Pending)
+        };
+        let twin = pending().find(|a| {
+            a.action == spec.name
+                && a.args == *args
+                && a.requested_by == from.by.user_id
+                && a.requested_kind == from.by.kind
+                && a.rule_id == from.rule_id
+        });
+        if let Some(twin) = twin {
+            return Ok(Requested::AlreadyWaiting(twin.clone()));
+        }
+        let waiting = pending().count();
         if waiting >= PENDING_APPROVALS_MAX {
             return Err(ApiError::Conflict {
                 code: "too_many_approvals",
@@ -852,20 +986,24 @@ impl Approval {
                 ),
             });
         }
-        Ok(Approval {
+        Ok(Requested::New(Approval {
             id: format!("ap{n}"),
             action: spec.name.to_string(),
             args: args.clone(),
-            requested_by: by.to_string(),
-            requested_kind: kind,
-            reason: None,
+            requested_by: from.by.user_id.clone(),
+            requested_by_name: from.by.display_name.clone(),
+            requested_kind: from.by.kind,
+            rule_id: from.rule_id.clone(),
+            reason: from.reason.clone(),
             status: ApprovalStatus::Pending,
             created_at: now,
             expires_at: now + APPROVAL_TTL_SECS,
             resolved_by: None,
+            resolved_by_name: None,
             resolved_at: None,
+            comment: None,
             result: None,
-        })
+        }))
     }
 
     /// A pending approval past its time is expired.
@@ -875,22 +1013,31 @@ impl Approval {
         }
     }
 
-    /// Approves or rejects: only an owner, never the AI, never the requester,
-    /// and only while pending and unexpired.
+    /// Whether `user` (an owner) may decide this request: it waits, and they
+    /// did not ask for it (a rule's request counts as its author's).
+    pub fn decidable_by(&self, user: &str, now: u64) -> bool {
+        let mut a = self.clone();
+        a.expire(now);
+        a.status == ApprovalStatus::Pending && a.requested_by != user
+    }
+
+    /// Approves or rejects, with an optional comment for the requester: only
+    /// an owner, never the AI, never the requester (a rule's request is its
+    /// author's), and only while pending and unexpired.
     pub fn resolve(
         &mut self,
-        by: &str,
+        by: &ChangedBy,
         role: Role,
-        kind: ActorKind,
         approve: bool,
+        comment: Option<String>,
         now: u64,
     ) -> Result<(), ApiError> {
-        if kind != ActorKind::User || role != Role::Owner {
+        if by.kind != ActorKind::User || role != Role::Owner {
             return Err(ApiError::forbidden(
                 "only an owner of the room can decide an approval",
             ));
         }
-        if by == self.requested_by {
+        if by.user_id == self.requested_by {
             return Err(ApiError::forbidden(
                 "an approval cannot be decided by whoever requested it",
             ));
@@ -907,8 +1054,10 @@ impl Approval {
         } else {
             ApprovalStatus::Rejected
         };
-        self.resolved_by = Some(by.to_string());
+        self.resolved_by = Some(by.user_id.clone());
+        self.resolved_by_name = Some(by.display_name.clone());
         self.resolved_at = Some(now);
+        self.comment = comment;
         Ok(())
     }
 }
@@ -941,10 +1090,8 @@ mod tests {
                 } else {
                     assert_eq!(d.unwrap_err().status(), 403, "{} by {role}", s.name);
                 }
-                // Rules never open approvals; the AI never runs protected actions.
-                if role < s.min_role {
-                    assert!(authorize(s, role, Rule).is_err());
-                }
+                // A rule asks as its author would; the AI never runs protected actions.
+                assert_eq!(authorize(s, role, Rule), authorize(s, role, User));
                 if s.protected {
                     assert_eq!(authorize(s, role, Ai), Ok(Decision::NeedsApproval));
                 }
@@ -1263,30 +1410,179 @@ mod tests {
         assert!(s.activity_events(&[], "u2").is_empty());
     }
 
-    #[test]
-    fn approval_requests_are_checked_and_bounded() {
-        let spec = spec("remove_member").unwrap();
-        let args = json!({"user_id": "u9"});
-        let a = Approval::request(3, spec, &args, "u1", ActorKind::User, 10, &[]).unwrap();
-        assert_eq!((a.id.as_str(), a.status), ("ap3", ApprovalStatus::Pending));
-        assert_eq!(a.expires_at, 10 + APPROVAL_TTL_SECS);
-        let bad = Approval::request(4, spec, &json!({}), "u1", ActorKind::User, 10, &[]);
-        assert_eq!(bad.unwrap_err().status(), 400);
-        let mut waiting = vec![a.clone(); PENDING_APPROVALS_MAX];
-        let full = Approval::request(4, spec, &args, "u1", ActorKind::Ai, 10, &waiting);
-        assert_eq!(full.unwrap_err().code(), "too_many_approvals");
-        waiting[0].status = ApprovalStatus::Expired;
-        assert!(Approval::request(4, spec, &args, "u1", ActorKind::Ai, 10, &waiting).is_ok());
+    fn person(id: &str, kind: ActorKind) -> ChangedBy {
+        ChangedBy {
+            user_id: id.into(),
+            display_name: format!("{id}'s name"),
+            kind,
+        }
+    }
+
+    fn asker(id: &str, kind: ActorKind) -> Requester {
+        Requester {
+            by: person(id, kind),
+            rule_id: None,
+            reason: None,
+        }
+    }
+
+    fn new_request(r: Result<Requested, ApiError>) -> Approval {
+        match r.unwrap() {
+            Requested::New(a) => a,
+            other => panic!("expected a new request, got {other:?}"),
+        }
     }
 
     #[test]
-    fn if_match() {
-        assert!(check_version(None, 3).is_ok());
-        assert!(check_version(Some("3"), 3).is_ok());
-        assert!(check_version(Some("\"3\""), 3).is_ok());
-        assert!(check_version(Some("*"), 3).is_ok());
-        assert_eq!(check_version(Some("2"), 3).unwrap_err().status(), 412);
-        assert_eq!(check_version(Some("x"), 3).unwrap_err().status(), 412);
+    fn approval_requests_are_checked_bounded_and_asked_once() {
+        let spec = spec("remove_member").unwrap();
+        let args = json!({"user_id": "u9"});
+        let u1 = asker("u1", ActorKind::User);
+        let a = new_request(Approval::request(3, spec, &args, &u1, 10, &[]));
+        assert_eq!((a.id.as_str(), a.status), ("ap3", ApprovalStatus::Pending));
+        assert_eq!(
+            (a.requested_by_name.as_str(), a.requested_kind),
+            ("u1's name", ActorKind::User)
+        );
+        assert_eq!(a.expires_at, 10 + APPROVAL_TTL_SECS);
+        let bad = Approval::request(4, spec, &json!({}), &u1, 10, &[]);
+        assert_eq!(bad.unwrap_err().field(), Some("user_id"));
+        // The same request again answers the one waiting, even when full.
+        let again = Approval::request(4, spec, &args, &u1, 11, std::slice::from_ref(&a)).unwrap();
+        assert_eq!(again, Requested::AlreadyWaiting(a.clone()));
+        let mut waiting = vec![a.clone(); PENDING_APPROVALS_MAX];
+        let ai = Requester {
+            reason: Some("inactive".into()),
+            ..asker("ai", ActorKind::Ai)
+        };
+        let full = Approval::request(4, spec, &args, &ai, 10, &waiting);
+        assert_eq!(full.unwrap_err().code(), "too_many_approvals");
+        waiting[0].status = ApprovalStatus::Expired;
+        let by_ai = new_request(Approval::request(4, spec, &args, &ai, 10, &waiting));
+        assert_eq!(by_ai.reason.as_deref(), Some("inactive"));
+        // Another rule of the same author, other arguments, or a decided
+        // twin make a new request.
+        let rule = Requester {
+            rule_id: Some("r2".into()),
+            ..asker("u1", ActorKind::Rule)
+        };
+        let by_rule = new_request(Approval::request(
+            5,
+            spec,
+            &args,
+            &rule,
+            10,
+            std::slice::from_ref(&a),
+        ));
+        assert_eq!(
+            (by_rule.rule_id.as_deref(), by_rule.requested_kind),
+            (Some("r2"), ActorKind::Rule)
+        );
+        let other = json!({"user_id": "u8"});
+        new_request(Approval::request(
+            6,
+            spec,
+            &other,
+            &u1,
+            10,
+            std::slice::from_ref(&a),
+        ));
+        let mut decided = a.clone();
+        decided.status = ApprovalStatus::Rejected;
+        new_request(Approval::request(7, spec, &args, &u1, 10, &[decided]));
+    }
+
+    #[test]
+    fn decision_comments_are_optional_and_bounded() {
+        assert_eq!(decision_comment(b"").unwrap(), None);
+        assert_eq!(decision_comment(b" {} ").unwrap(), None);
+        assert_eq!(decision_comment(br#"{"comment": "  "}"#).unwrap(), None);
+        assert_eq!(
+            decision_comment("{\"comment\": \" ok, but ask first\\nnext time \"}".as_bytes())
+                .unwrap(),
+            Some("ok, but ask first\nnext time".into())
+        );
+        let long = json!({ "comment": "x".repeat(COMMENT_MAX + 1) }).to_string();
+        assert_eq!(
+            decision_comment(long.as_bytes()).unwrap_err().field(),
+            Some("comment")
+        );
+        let bell = json!({ "comment": "ding\u{7}" }).to_string();
+        assert_eq!(
+            decision_comment(bell.as_bytes()).unwrap_err().field(),
+            Some("comment")
+        );
+        assert_eq!(
+            decision_comment(br#"{"note": "x"}"#).unwrap_err().code(),
+            "invalid_input"
+        );
+        assert_eq!(decision_comment(b"{").unwrap_err().code(), "malformed_json");
+    }
+
+    #[test]
+    fn if_match_says_who_changed_the_state() {
+        let mut s = RoomState::default();
+        assert!(s.check_version(Some("0")).is_ok());
+        let ada = person("u1", ActorKind::User);
+        s.run_as(
+            spec("propose_activity").unwrap(),
+            &json!({"title": "x"}),
+            &ada,
+            50,
+        )
+        .unwrap();
+        for ok in [None, Some("1"), Some("\"1\""), Some("W/\"1\""), Some("*")] {
+            assert!(s.check_version(ok).is_ok(), "{ok:?}");
+        }
+        let e = s.check_version(Some("0")).unwrap_err();
+        assert_eq!((e.status(), e.code()), (412, "version_conflict"));
+        assert!(e.to_string().contains("u1's name"), "{e}");
+        let body = e.body();
+        assert_eq!(body["error"]["current_version"], 1);
+        assert_eq!(
+            body["error"]["last_change"],
+            json!({
+                "version": 1, "changed_by": {"user_id": "u1", "display_name": "u1's name", "kind": "user"},
+                "changed_at": 50
+            })
+        );
+        assert_eq!(s.check_version(Some("x")).unwrap_err().status(), 412);
+        // No change, no new author; the event names who made the change.
+        let bot = person("ai", ActorKind::Ai);
+        let Effect::State(none) = s
+            .run_as(
+                spec("update_activity").unwrap(),
+                &json!({"id": "a1", "title": "x"}),
+                &bot,
+                60,
+            )
+            .unwrap()
+        else {
+            panic!("a state action")
+        };
+        assert!(none.is_empty());
+        assert_eq!(s.last_change.as_ref().unwrap().changed_by, ada);
+        let Effect::State(c) = s
+            .run_as(
+                spec("start_activity").unwrap(),
+                &json!({"id": "a1"}),
+                &bot,
+                70,
+            )
+            .unwrap()
+        else {
+            panic!("a state action")
+        };
+        let event = s.updated_event(&c);
+        assert_eq!(
+            (event["version"].clone(), event["changed_at"].clone()),
+            (json!(2), json!(70))
+        );
+        assert_eq!(event["changed_by"]["kind"], "ai");
+        assert_eq!(
+            serde_json::to_value(&s).unwrap()["last_change"]["version"],
+            2
+        );
     }
 
     #[test]
@@ -1296,58 +1592,89 @@ mod tests {
             action: "remove_member".into(),
             args: json!({"user_id": "u9"}),
             requested_by: "u1".into(),
+            requested_by_name: "Ada".into(),
             requested_kind: ActorKind::User,
+            rule_id: None,
             reason: None,
             status: ApprovalStatus::Pending,
             created_at: 0,
             expires_at: APPROVAL_TTL_SECS,
             resolved_by: None,
+            resolved_by_name: None,
             resolved_at: None,
+            comment: None,
             result: None,
         };
         let mut a = pending.clone();
+        let owner = |id: &str| person(id, ActorKind::User);
+        assert!(a.decidable_by("u2", 5) && !a.decidable_by("u1", 5));
         assert_eq!(
-            a.resolve("u1", Role::Owner, ActorKind::User, true, 5)
+            a.resolve(&owner("u1"), Role::Owner, true, None, 5)
                 .unwrap_err()
                 .status(),
             403,
             "self-approval"
         );
         assert_eq!(
-            a.resolve("ai", Role::Owner, ActorKind::Ai, true, 5)
+            a.resolve(&person("ai", ActorKind::Ai), Role::Owner, true, None, 5)
                 .unwrap_err()
                 .status(),
             403,
             "the AI"
         );
         assert_eq!(
-            a.resolve("u2", Role::Admin, ActorKind::User, true, 5)
+            a.resolve(&owner("u2"), Role::Admin, true, None, 5)
                 .unwrap_err()
                 .status(),
             403,
             "an admin"
         );
         assert_eq!(a, pending, "refusals change nothing");
-        a.resolve("u2", Role::Owner, ActorKind::User, true, 5)
+        a.resolve(&owner("u2"), Role::Owner, true, Some("fine".into()), 5)
             .unwrap();
         assert_eq!(
-            (a.status, a.resolved_by.as_deref()),
-            (ApprovalStatus::Approved, Some("u2"))
+            (
+                a.status,
+                a.resolved_by.as_deref(),
+                a.resolved_by_name.as_deref(),
+                a.comment.as_deref()
+            ),
+            (
+                ApprovalStatus::Approved,
+                Some("u2"),
+                Some("u2's name"),
+                Some("fine")
+            )
         );
+        assert!(!a.decidable_by("u3", 6));
         assert_eq!(
-            a.resolve("u3", Role::Owner, ActorKind::User, false, 6)
+            a.resolve(&owner("u3"), Role::Owner, false, None, 6)
                 .unwrap_err()
                 .code(),
             "approval_closed"
         );
         let mut late = pending.clone();
+        assert!(!late.decidable_by("u2", APPROVAL_TTL_SECS));
         assert_eq!(
-            late.resolve("u2", Role::Owner, ActorKind::User, true, APPROVAL_TTL_SECS)
+            late.resolve(&owner("u2"), Role::Owner, true, None, APPROVAL_TTL_SECS)
                 .unwrap_err()
                 .code(),
             "approval_closed"
         );
         assert_eq!(late.status, ApprovalStatus::Expired);
+        // A rule's request is its author's: they cannot decide it either.
+        let mut by_rule = Approval {
+            requested_kind: ActorKind::Rule,
+            rule_id: Some("r1".into()),
+            ..pending.clone()
+        };
+        assert_eq!(
+            by_rule
+                .resolve(&owner("u1"), Role::Owner, true, None, 5)
+                .unwrap_err()
+                .status(),
+            403
+        );
         for status in [
             ApprovalStatus::Pending,
             ApprovalStatus::Approved,

@@ -58,7 +58,9 @@ pub enum Endpoint {
     CreateRule,
     UpdateRule,
     DeleteRule,
+    DryRunRule,
     ListApprovals,
+    ListApprovalInbox,
     ApproveApproval,
     RejectApproval,
     ListAudit,
@@ -87,6 +89,8 @@ pub enum Endpoint {
     CreateIncomingWebhook,
     DeleteIncomingWebhook,
     PostIncomingWebhook,
+    GetCheckin,
+    GetAiUsage,
 }
 
 impl Endpoint {
@@ -98,13 +102,21 @@ impl Endpoint {
         !matches!(self, Endpoint::PatchUpload | Endpoint::UploadStatus)
     }
 
-    /// Whether the Worker passes a JSON body on to the room object (approval
-    /// decisions carry none).
+    /// Whether the Worker passes a JSON body on to the room object.
     pub const fn takes_json_body(self) -> bool {
         matches!(
             self,
-            Endpoint::RunAction | Endpoint::CreateRule | Endpoint::UpdateRule
+            Endpoint::RunAction
+                | Endpoint::CreateRule
+                | Endpoint::UpdateRule
+                | Endpoint::DryRunRule
         )
+    }
+
+    /// Whether the route takes a JSON body that may also be left out (an
+    /// approval decision's `{"comment"}`).
+    pub const fn takes_optional_json_body(self) -> bool {
+        matches!(self, Endpoint::ApproveApproval | Endpoint::RejectApproval)
     }
 }
 
@@ -267,6 +279,12 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
         "/api/v1/rooms/{room_id}/rules/{rule_id}",
         Endpoint::DeleteRule,
     ),
+    // Admins and owners (as the rule routes): what a draft rule would do.
+    (
+        "POST",
+        "/api/v1/rooms/{room_id}/rules/dry-run",
+        Endpoint::DryRunRule,
+    ),
     (
         "GET",
         "/api/v1/rooms/{room_id}/approvals",
@@ -282,6 +300,9 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
         "/api/v1/rooms/{room_id}/approvals/{approval_id}/reject",
         Endpoint::RejectApproval,
     ),
+    // Any account: the requests of the rooms the caller owns (or, with
+    // `?scope=mine`, their own requests in the rooms they are in).
+    ("GET", "/api/v1/approvals", Endpoint::ListApprovalInbox),
     ("GET", "/api/v1/rooms/{room_id}/audit", Endpoint::ListAudit),
     (
         "GET",
@@ -375,6 +396,18 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
         "POST",
         "/api/v1/hooks/{token}",
         Endpoint::PostIncomingWebhook,
+    ),
+    // Any member, viewers too: a day's check-in as the room keeps it.
+    (
+        "GET",
+        "/api/v1/rooms/{room_id}/checkin",
+        Endpoint::GetCheckin,
+    ),
+    // Owners: the room's AI use today and its budget.
+    (
+        "GET",
+        "/api/v1/rooms/{room_id}/ai/usage",
+        Endpoint::GetAiUsage,
     ),
 ];
 
@@ -471,6 +504,14 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, A
     })
 }
 
+/// A bound parameter of a query that core builds from fixed fragments (the
+/// audit log's filters, the approvals inbox).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
+    Text(String),
+    Int(u64),
+}
+
 /// `?limit=&cursor=` for list endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -536,6 +577,26 @@ mod tests {
     }
 
     #[test]
+    fn a_dry_run_is_not_a_rule_id() {
+        assert_eq!(
+            route("POST", "/api/v1/rooms/r1/rules/dry-run")
+                .unwrap()
+                .endpoint,
+            Endpoint::DryRunRule
+        );
+        assert_eq!(
+            route("PATCH", "/api/v1/rooms/r1/rules/r2")
+                .unwrap()
+                .endpoint,
+            Endpoint::UpdateRule
+        );
+        assert_eq!(
+            route("GET", "/api/v1/rooms/r1/checkin").unwrap().endpoint,
+            Endpoint::GetCheckin
+        );
+    }
+
+    #[test]
     fn unknown_paths_and_methods() {
         assert_eq!(route("GET", "/api/v1/nope"), Err(ApiError::NoRoute));
         assert_eq!(
@@ -555,8 +616,18 @@ mod tests {
         assert!(body("POST", "/api/v1/rooms/r1/actions/propose_activity"));
         assert!(body("POST", "/api/v1/rooms/r1/rules"));
         assert!(body("PATCH", "/api/v1/rooms/r1/rules/r2"));
-        assert!(!body("POST", "/api/v1/rooms/r1/approvals/ap1/approve"));
-        assert!(!body("POST", "/api/v1/rooms/r1/approvals/ap1/reject"));
+        assert!(body("POST", "/api/v1/rooms/r1/rules/dry-run"));
+        let optional = |m, p| route(m, p).unwrap().endpoint.takes_optional_json_body();
+        for path in [
+            "/api/v1/rooms/r1/approvals/ap1/approve",
+            "/api/v1/rooms/r1/approvals/ap1/reject",
+        ] {
+            assert!(!body("POST", path) && optional("POST", path));
+        }
+        assert!(!optional(
+            "POST",
+            "/api/v1/rooms/r1/actions/propose_activity"
+        ));
         assert!(!body("DELETE", "/api/v1/rooms/r1/rules/r2"));
         assert!(!body("GET", "/api/v1/rooms/r1/state"));
     }

@@ -1,15 +1,23 @@
 //! The one error type of the API. Each variant knows its HTTP status and its
 //! machine-readable code; the Worker turns it into `{"error": {"code", "message"}}`
-//! in a single place.
+//! in a single place. Two kinds say more, inside the same object: invalid input
+//! may name the `field` it concerns (a path into the request body, like
+//! `condition.if[0]` or `effect.args.title`), and a stale `If-Match` on the
+//! room state gives the `current_version` and the `last_change` (who, when).
 
+use crate::actor::LastChange;
 use thiserror::Error;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ApiError {
     #[error("request body is not valid JSON: {0}")]
     MalformedJson(String),
-    #[error("{0}")]
-    InvalidInput(String),
+    /// `field`: where in the request body, when one part is to blame.
+    #[error("{message}")]
+    InvalidInput {
+        message: String,
+        field: Option<String>,
+    },
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("content type must be {expected}")]
@@ -53,6 +61,13 @@ pub enum ApiError {
     Locked { code: &'static str, message: String },
     #[error("{message}")]
     PreconditionFailed { code: &'static str, message: String },
+    /// `If-Match` named another version of the room state than the current one.
+    #[error("{message}")]
+    VersionConflict {
+        message: String,
+        current_version: u64,
+        last_change: Option<Box<LastChange>>,
+    },
     #[error("the body does not match its Upload-Checksum")]
     ChecksumMismatch,
     #[error("files are limited to {limit} bytes")]
@@ -69,7 +84,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
-            Self::MalformedJson(_) | Self::InvalidInput(_) => 400,
+            Self::MalformedJson(_) | Self::InvalidInput { .. } => 400,
             Self::Unauthenticated
             | Self::InvalidToken(_)
             | Self::InvalidCredentials
@@ -82,7 +97,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } | Self::FileTooLarge { .. } | Self::QuotaExceeded(_) => {
                 413
             }
-            Self::PreconditionFailed { .. } => 412,
+            Self::PreconditionFailed { .. } | Self::VersionConflict { .. } => 412,
             Self::Locked { .. } => 423,
             Self::RangeNotSatisfiable { .. } => 416,
             Self::ChecksumMismatch => 460,
@@ -97,7 +112,8 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::MalformedJson(_) => "malformed_json",
-            Self::InvalidInput(_) => "invalid_input",
+            Self::InvalidInput { .. } => "invalid_input",
+            Self::VersionConflict { .. } => "version_conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::Unauthenticated => "unauthenticated",
@@ -127,7 +143,46 @@ impl ApiError {
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::InvalidInput(message.into())
+        Self::InvalidInput {
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// Invalid input that one part of the body is to blame for.
+    pub fn invalid_at(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    /// The same error, seen from `outer`: the body that was checked is found
+    /// at `outer` in the request (`effect.args` + `title` → `effect.args.title`;
+    /// an index `[0]` is joined without a dot). Other errors are unchanged.
+    pub fn within(self, outer: &str) -> Self {
+        match self {
+            Self::InvalidInput { message, field } if !outer.is_empty() => {
+                let field = match field {
+                    None => outer.to_string(),
+                    Some(f) if f.starts_with('[') => format!("{outer}{f}"),
+                    Some(f) => format!("{outer}.{f}"),
+                };
+                Self::InvalidInput {
+                    message,
+                    field: Some(field),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The field an invalid input names, if any.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::InvalidInput { field, .. } => field.as_deref(),
+            _ => None,
+        }
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -136,7 +191,22 @@ impl ApiError {
 
     /// The JSON body every error response carries.
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } })
+        let mut error = serde_json::json!({ "code": self.code(), "message": self.to_string() });
+        match self {
+            Self::InvalidInput {
+                field: Some(field), ..
+            } => error["field"] = serde_json::json!(field),
+            Self::VersionConflict {
+                current_version,
+                last_change,
+                ..
+            } => {
+                error["current_version"] = serde_json::json!(current_version);
+                error["last_change"] = serde_json::json!(last_change);
+            }
+            _ => {}
+        }
+        serde_json::json!({ "error": error })
     }
 }
 
@@ -159,5 +229,61 @@ mod tests {
         };
         assert_eq!((e.status(), e.code()), (409, "email_taken"));
         assert_eq!(e.body()["error"]["code"], "email_taken");
+    }
+
+    #[test]
+    fn invalid_input_names_its_field_from_the_outside_in() {
+        let plain = ApiError::invalid("no");
+        assert_eq!(
+            plain.body(),
+            serde_json::json!({"error": {"code": "invalid_input", "message": "no"}})
+        );
+        let e = ApiError::invalid_at("title", "too long")
+            .within("args")
+            .within("effect");
+        assert_eq!(e.field(), Some("effect.args.title"));
+        assert_eq!(e.body()["error"]["field"], "effect.args.title");
+        assert_eq!(e.status(), 400);
+        assert_eq!(
+            ApiError::invalid_at("[2]", "x")
+                .within("condition.and")
+                .field(),
+            Some("condition.and[2]")
+        );
+        assert_eq!(
+            ApiError::invalid("x").within("event").field(),
+            Some("event")
+        );
+        assert_eq!(ApiError::invalid("x").within("").field(), None);
+        assert_eq!(
+            ApiError::NotFound("rule").within("effect"),
+            ApiError::NotFound("rule")
+        );
+    }
+
+    #[test]
+    fn a_version_conflict_says_what_the_state_is_and_who_changed_it() {
+        use crate::actor::{ActorKind, ChangedBy};
+        let e = ApiError::VersionConflict {
+            message: "stale".into(),
+            current_version: 7,
+            last_change: Some(Box::new(LastChange {
+                version: 7,
+                changed_by: ChangedBy {
+                    user_id: "u2".into(),
+                    display_name: "Bob".into(),
+                    kind: ActorKind::User,
+                },
+                changed_at: 99,
+            })),
+        };
+        assert_eq!((e.status(), e.code()), (412, "version_conflict"));
+        let body = e.body();
+        assert_eq!(body["error"]["current_version"], 7);
+        assert_eq!(
+            body["error"]["last_change"]["changed_by"]["display_name"],
+            "Bob"
+        );
+        assert_eq!(body["error"]["last_change"]["changed_at"], 99);
     }
 }

@@ -4,8 +4,11 @@
 //! between the platform and this crate.
 
 pub mod actions;
+pub mod actor;
 pub mod ai;
 pub mod api;
+pub mod approval_inbox;
+pub mod audit;
 pub mod auth;
 pub mod chat;
 pub mod dates;

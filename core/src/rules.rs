@@ -9,8 +9,14 @@
 //! it may iterate, the templates of its arguments, and how many rules a room
 //! holds. At run time a [`Cascade`] bounds the effects one originating event
 //! may cause, so rules that trigger each other stop instead of looping.
+//!
+//! Every refusal names the field it concerns, as a path into the rule
+//! (`trigger`, `condition.and[1]`, `effect.args.body`), so an editor can show
+//! it where it belongs. [`dry_run`] answers what a draft would do for a
+//! sample event, changing nothing.
 
-use crate::actions::{spec, validate_args};
+use crate::actions::{authorize, spec, validate_args, Change, Decision, Effect, RoomState};
+use crate::actor::{ActorKind, ChangedBy};
 use crate::protocol::ServerFrame;
 use crate::rooms::{can, Permission, Role};
 use crate::ApiError;
@@ -113,8 +119,7 @@ pub struct Rule {
 
 /// What `set_rule` takes: a new rule without `id`, or the fields to change of
 /// an existing one.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct RuleDraft {
     pub id: Option<String>,
     pub name: Option<String>,
@@ -124,10 +129,74 @@ pub struct RuleDraft {
     pub enabled: Option<bool>,
 }
 
+const DRAFT_FIELDS: &[&str] = &["id", "name", "trigger", "condition", "effect", "enabled"];
+const TRIGGERS: &str = "message_posted, activity_changed, file_added or member_joined";
+
+/// One field of an object, deserialised; its errors name the field.
+fn field<T: serde::de::DeserializeOwned>(
+    obj: &Map<String, Value>,
+    key: &str,
+    expected: &str,
+) -> Result<Option<T>, ApiError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|_| {
+            ApiError::invalid_at(
+                key,
+                format!("the rule is not valid: `{key}` must be {expected}"),
+            )
+        }),
+    }
+}
+
+/// Refuses keys of `obj` that are not in `known`, naming the first.
+fn known_keys(obj: &Map<String, Value>, known: &[&str]) -> Result<(), ApiError> {
+    match obj.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::invalid_at(
+            k.as_str(),
+            format!(
+                "the rule is not valid: unknown field `{k}` (fields: {})",
+                known.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+impl RuleEffect {
+    fn parse(v: &Value) -> Result<Self, ApiError> {
+        let obj = v.as_object().ok_or_else(|| {
+            ApiError::invalid("the rule is not valid: an effect is {\"action\", \"args\"}")
+        })?;
+        known_keys(obj, &["action", "args"])?;
+        let action = field::<String>(obj, "action", "an action's name")?
+            .ok_or_else(|| ApiError::invalid_at("action", "an effect needs `action`"))?;
+        Ok(RuleEffect {
+            action,
+            args: obj.get("args").cloned().unwrap_or_else(empty_object),
+        })
+    }
+}
+
 impl RuleDraft {
     pub fn parse(v: &Value) -> Result<Self, ApiError> {
-        serde_json::from_value(v.clone())
-            .map_err(|e| ApiError::invalid(format!("the rule is not valid: {e}")))
+        let obj = v
+            .as_object()
+            .ok_or_else(|| ApiError::invalid("the rule is not valid: a rule is a JSON object"))?;
+        known_keys(obj, DRAFT_FIELDS)?;
+        Ok(RuleDraft {
+            id: field(obj, "id", "a rule's id")?,
+            name: field(obj, "name", "a string")?,
+            trigger: field(obj, "trigger", TRIGGERS)?,
+            condition: obj.get("condition").filter(|c| !c.is_null()).cloned(),
+            effect: obj
+                .get("effect")
+                .filter(|e| !e.is_null())
+                .map(RuleEffect::parse)
+                .transpose()
+                .map_err(|e| e.within("effect"))?,
+            enabled: field(obj, "enabled", "true or false")?,
+        })
     }
 
     /// The rule this draft makes of `existing` (or a new rule with `id`),
@@ -139,7 +208,7 @@ impl RuleDraft {
         author: &str,
         now: u64,
     ) -> Result<Rule, ApiError> {
-        let missing = |f: &str| ApiError::invalid(format!("a new rule needs `{f}`"));
+        let missing = |f: &str| ApiError::invalid_at(f, format!("a new rule needs `{f}`"));
         let rule = Rule {
             id,
             name: match (self.name, existing) {
@@ -173,33 +242,50 @@ impl Rule {
     /// Everything checked at save time, so that a saved rule is cheap to run.
     pub fn validate(&self) -> Result<(), ApiError> {
         if self.name.chars().count() > NAME_MAX || self.name.chars().any(char::is_control) {
-            return Err(ApiError::invalid(format!(
-                "a rule's name is at most {NAME_MAX} characters without control characters"
-            )));
+            return Err(ApiError::invalid_at(
+                "name",
+                format!(
+                    "a rule's name is at most {NAME_MAX} characters without control characters"
+                ),
+            ));
         }
-        validate_condition(&self.condition)?;
-        let action = spec(&self.effect.action)
-            .map_err(|_| ApiError::invalid(format!("unknown action `{}`", self.effect.action)))?;
+        validate_condition(&self.condition).map_err(|e| e.within("condition"))?;
+        self.effect.validate().map_err(|e| e.within("effect"))?;
+        Ok(())
+    }
+}
+
+impl RuleEffect {
+    /// The action a rule may run, with arguments that fit its schema once
+    /// templates are filled in (a template stands for a value of the right
+    /// type). Fields are named from the effect (`action`, `args.body`).
+    fn validate(&self) -> Result<&'static crate::actions::ActionSpec, ApiError> {
+        let action = spec(&self.action).map_err(|_| {
+            ApiError::invalid_at("action", format!("unknown action `{}`", self.action))
+        })?;
         if NOT_AN_EFFECT.contains(&action.name) {
-            return Err(ApiError::invalid(format!(
-                "`{}` cannot be a rule's effect",
-                action.name
-            )));
+            return Err(ApiError::invalid_at(
+                "action",
+                format!("`{}` cannot be a rule's effect", action.name),
+            ));
         }
-        if self.effect.args.to_string().len() > EFFECT_ARGS_BYTES_MAX {
-            return Err(ApiError::invalid(format!(
-                "a rule's effect arguments are at most {EFFECT_ARGS_BYTES_MAX} bytes"
-            )));
+        if self.args.to_string().len() > EFFECT_ARGS_BYTES_MAX {
+            return Err(ApiError::invalid_at(
+                "args",
+                format!("a rule's effect arguments are at most {EFFECT_ARGS_BYTES_MAX} bytes"),
+            ));
         }
-        check_templates(&self.effect.args)?;
-        // The arguments must fit the action's schema once templates are filled
-        // in: a template stands for a value of the right type.
-        validate_args(action, &placeholder_args(action, &self.effect.args))
+        check_templates(&self.args).map_err(|e| e.within("args"))?;
+        validate_args(action, &placeholder_args(action, &self.args))
+            .map_err(|e| e.within("args"))?;
+        Ok(action)
     }
 }
 
 /// The arguments of `set_rule` for a rule sent on its own (`POST …/rules`
-/// with no `id`, `PATCH …/rules/{id}` with one).
+/// with no `id`, `PATCH …/rules/{id}` with one). Errors about the rule name
+/// their field from the rule (`set_rule`'s own say `rule.…`, see
+/// [`as_rule_body`]).
 pub fn set_rule_args(body: Value, id: Option<&str>) -> Result<Value, ApiError> {
     let mut rule = body;
     if let Some(id) = id {
@@ -208,6 +294,25 @@ pub fn set_rule_args(body: Value, id: Option<&str>) -> Result<Value, ApiError> {
         rule["id"] = json!(id);
     }
     Ok(json!({ "rule": rule }))
+}
+
+/// An error of `set_rule` as the rule routes answer it: their body is the
+/// rule itself, so `rule.condition` is `condition` there.
+pub fn as_rule_body(e: ApiError) -> ApiError {
+    match e {
+        ApiError::InvalidInput {
+            message,
+            field: Some(f),
+        } => {
+            let field = match f.strip_prefix("rule") {
+                Some("") => None,
+                Some(rest) => Some(rest.trim_start_matches('.').to_string()),
+                None => Some(f),
+            };
+            ApiError::InvalidInput { message, field }
+        }
+        other => other,
+    }
 }
 
 /// Whether someone with `role` may read the room's rules: admins and owners
@@ -255,7 +360,9 @@ pub fn stored_without_rules(text: &str) -> Option<String> {
     without_rules(&frame).map(|f| f.to_json())
 }
 
-/// Bounds, operators and shape of a JSONLogic condition.
+/// Bounds, operators and shape of a JSONLogic condition. An error names the
+/// part of the condition it concerns, as a path from the condition (`and[1]`,
+/// `if[0].==[1]`; none for the whole).
 pub fn validate_condition(condition: &Value) -> Result<(), ApiError> {
     if condition.to_string().len() > CONDITION_BYTES_MAX {
         return Err(ApiError::invalid(format!(
@@ -263,72 +370,116 @@ pub fn validate_condition(condition: &Value) -> Result<(), ApiError> {
         )));
     }
     let mut nodes = 0;
-    walk(condition, 1, 0, &mut nodes)?;
-    // The crate parses before it evaluates: with empty data, errors of shape
-    // (arity, malformed operations) show; errors about the data do not count.
-    // Its error type is private, so the kinds are told apart by their text.
-    match jsonlogic_rs::apply(condition, &json!({})) {
-        Err(e) => {
-            let e = e.to_string();
-            let shape = [
-                "Wrong argument count",
-                "Invalid rule",
-                "Invalid variable key",
-            ];
-            if shape.iter().any(|s| e.starts_with(s)) {
-                return Err(ApiError::invalid(format!(
-                    "the condition is not valid JSONLogic: {e}"
-                )));
-            }
-            Ok(())
-        }
-        Ok(_) => Ok(()),
+    walk(condition, "", 1, 0, &mut nodes)
+}
+
+/// Invalid input at `path` of a condition (the whole one when empty).
+fn at(path: &str, message: String) -> ApiError {
+    match path {
+        "" => ApiError::invalid(message),
+        _ => ApiError::invalid_at(path, message),
     }
 }
 
-fn walk(v: &Value, depth: usize, iterating: usize, nodes: &mut usize) -> Result<(), ApiError> {
+/// A path into a condition: `and[1]` is the second operand of the `and` of
+/// the node at `path`.
+fn child(path: &str, key: &str) -> String {
+    match (path.is_empty(), key.starts_with('[')) {
+        (true, _) | (false, true) => format!("{path}{key}"),
+        (false, false) => format!("{path}.{key}"),
+    }
+}
+
+/// The crate parses before it evaluates: with empty data, errors of shape
+/// (arity, malformed operations) show; errors about the data do not count.
+/// Its error type is private, so the kinds are told apart by their text.
+/// Checked on each operation after its operands, so the innermost one to
+/// blame is named.
+fn check_shape(operation: &Value, path: &str) -> Result<(), ApiError> {
+    let Err(e) = jsonlogic_rs::apply(operation, &json!({})) else {
+        return Ok(());
+    };
+    let e = e.to_string();
+    let shape = [
+        "Wrong argument count",
+        "Invalid rule",
+        "Invalid variable key",
+    ];
+    if shape.iter().any(|s| e.starts_with(s)) {
+        return Err(at(
+            path,
+            format!("the condition is not valid JSONLogic: {e}"),
+        ));
+    }
+    Ok(())
+}
+
+fn walk(
+    v: &Value,
+    path: &str,
+    depth: usize,
+    iterating: usize,
+    nodes: &mut usize,
+) -> Result<(), ApiError> {
+    let here = |message: String| at(path, message);
     *nodes += 1;
     if *nodes > CONDITION_NODES_MAX {
-        return Err(ApiError::invalid(format!(
+        return Err(here(format!(
             "a condition has at most {CONDITION_NODES_MAX} parts"
         )));
     }
     if depth > CONDITION_DEPTH_MAX {
-        return Err(ApiError::invalid(format!(
+        return Err(here(format!(
             "a condition nests at most {CONDITION_DEPTH_MAX} levels"
         )));
     }
     match v {
-        Value::Array(items) => items
-            .iter()
-            .try_for_each(|i| walk(i, depth + 1, iterating, nodes)),
+        Value::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
+            walk(
+                item,
+                &child(path, &format!("[{i}]")),
+                depth + 1,
+                iterating,
+                nodes,
+            )
+        }),
         Value::Object(map) => {
             let mut ops = map.iter();
             let (Some((op, operand)), None) = (ops.next(), ops.next()) else {
-                return Err(ApiError::invalid(
-                    "each operation in a condition is an object with exactly one operator",
+                return Err(here(
+                    "each operation in a condition is an object with exactly one operator".into(),
                 ));
             };
             if !OPERATORS.contains(&op.as_str()) {
-                return Err(ApiError::invalid(format!(
+                return Err(here(format!(
                     "`{op}` is not an operator a condition may use"
                 )));
             }
-            if !ITERATING.contains(&op.as_str()) {
-                return walk(operand, depth + 1, iterating, nodes);
-            }
-            if iterating + 1 > ITERATION_NESTING_MAX {
-                return Err(ApiError::invalid(format!(
+            let inner = child(path, op);
+            let is_loop = ITERATING.contains(&op.as_str());
+            if is_loop && iterating + 1 > ITERATION_NESTING_MAX {
+                return Err(here(format!(
                     "a condition iterates at most {ITERATION_NESTING_MAX} levels deep"
                 )));
             }
-            // The first operand is the array; the rest runs once per element.
             match operand {
-                Value::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
-                    walk(item, depth + 1, iterating + usize::from(i > 0), nodes)
-                }),
-                other => walk(other, depth + 1, iterating, nodes),
+                // The first operand of a loop is the array; the rest runs once
+                // per element.
+                Value::Array(items) if is_loop => {
+                    items.iter().enumerate().try_for_each(|(i, item)| {
+                        let inside = iterating + usize::from(i > 0);
+                        walk(
+                            item,
+                            &child(&inner, &format!("[{i}]")),
+                            depth + 1,
+                            inside,
+                            nodes,
+                        )
+                    })?
+                }
+                other => walk(other, &inner, depth + 1, iterating, nodes)?,
             }
+            check_shape(v, path)
         }
         _ => Ok(()),
     }
@@ -349,12 +500,16 @@ pub fn evaluate(condition: &Value, data: &Value) -> Result<bool, ApiError> {
 }
 
 /// Every `{{path}}` in the strings of `v`: each must name `event.…` or
-/// `state.…`, with balanced braces.
+/// `state.…`, with balanced braces. An error names the string.
 fn check_templates(v: &Value) -> Result<(), ApiError> {
     match v {
         Value::String(s) => placeholders(s).map(|_| ()),
-        Value::Array(items) => items.iter().try_for_each(check_templates),
-        Value::Object(map) => map.values().try_for_each(check_templates),
+        Value::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
+            check_templates(item).map_err(|e| e.within(&format!("[{i}]")))
+        }),
+        Value::Object(map) => map
+            .iter()
+            .try_for_each(|(k, item)| check_templates(item).map_err(|e| e.within(k))),
         _ => Ok(()),
     }
 }
@@ -517,6 +672,185 @@ pub fn plan(rules: &[Rule], event: &Event, state: &Value) -> Vec<Planned> {
         .collect()
 }
 
+/// What a draft rule would do for a sample event (`POST …/rules/dry-run`),
+/// with nothing stored, run or audited.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DryRun {
+    /// Whether the condition holds for the event and the room as it is now.
+    pub matches: bool,
+    /// Why the condition could not be evaluated for this event (it then does
+    /// not match): the `error` object of an error body.
+    pub error: Option<Value>,
+    /// What the effect would do, when the condition matches and the draft
+    /// has one.
+    pub effect: Option<DryEffect>,
+}
+
+/// The effect of a dry run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DryEffect {
+    pub action: String,
+    /// The arguments with the event's values filled in (`null` when they
+    /// could not be).
+    pub args: Value,
+    /// `run`, `approval` (an owner would be asked) or `refused`.
+    pub decision: &'static str,
+    /// For an action on the room state that would run: the version it would
+    /// make and the changes (`null` for messages, members and files, which
+    /// are checked but not simulated, and for an unchanged state).
+    pub version: Option<u64>,
+    pub changes: Option<Vec<Change>>,
+    /// Why it would be refused: the `error` object of an error body.
+    pub error: Option<Value>,
+}
+
+fn error_object(e: &ApiError) -> Value {
+    e.body()["error"].clone()
+}
+
+/// The sample event of a dry run: `{type?, actor?, data}`; its type is the
+/// rule's trigger and its actor, unless given, the caller.
+fn sample_event(v: Option<&Value>, trigger: Trigger, caller: &str) -> Result<Event, ApiError> {
+    let obj = v.and_then(Value::as_object).ok_or_else(|| {
+        ApiError::invalid_at("event", "a dry run needs an `event`: {\"actor\", \"data\"}")
+    })?;
+    let inside = |e: ApiError| e.within("event");
+    known_keys(obj, &["type", "actor", "data"]).map_err(|e| {
+        // `known_keys` words its message for rules.
+        let field = e.field().unwrap_or_default().to_string();
+        ApiError::invalid_at(field, "an event has only `type`, `actor` and `data`").within("event")
+    })?;
+    if let Some(t) = obj.get("type") {
+        if *t != json!(trigger) {
+            return Err(inside(ApiError::invalid_at(
+                "type",
+                "the event's type is the rule's trigger",
+            )));
+        }
+    }
+    let actor = match obj.get("actor") {
+        None | Some(Value::Null) => caller.to_string(),
+        Some(Value::String(a)) if crate::ids::is_valid_path_param(a) => a.clone(),
+        Some(_) => {
+            return Err(inside(ApiError::invalid_at(
+                "actor",
+                "`actor` must be a user id",
+            )))
+        }
+    };
+    let data = match obj.get("data") {
+        Some(d @ Value::Object(_)) => d.clone(),
+        _ => {
+            return Err(inside(ApiError::invalid_at(
+                "data",
+                "`data` must be an object, as the trigger's events carry",
+            )))
+        }
+    };
+    Ok(Event {
+        trigger,
+        actor,
+        data,
+    })
+}
+
+/// Runs a draft rule against a sample event, changing nothing: the body is
+/// a rule as `POST …/rules` takes it (with `id`, the missing parts come from
+/// that rule; `effect` may be left out to test only the condition) plus
+/// `event`. The draft is checked as when it is saved (400 naming the field);
+/// the effect is decided as it would be for `author` with `role` (the caller,
+/// who would become the rule's author) and simulated on a copy of `state`.
+pub fn dry_run(
+    body: &Value,
+    state: &RoomState,
+    author: &ChangedBy,
+    role: Role,
+    now: u64,
+) -> Result<DryRun, ApiError> {
+    let mut rule = body
+        .as_object()
+        .cloned()
+        .ok_or_else(|| ApiError::invalid("a dry run is a JSON object"))?;
+    let event = rule.remove("event");
+    let draft = RuleDraft::parse(&Value::Object(rule))?;
+    let existing = match &draft.id {
+        Some(id) => Some(state.rules.get(id).ok_or(ApiError::NotFound("rule"))?),
+        None => None,
+    };
+    let trigger = draft
+        .trigger
+        .or(existing.map(|r| r.trigger))
+        .ok_or_else(|| ApiError::invalid_at("trigger", "a dry run needs `trigger`"))?;
+    let condition = draft
+        .condition
+        .or_else(|| existing.map(|r| r.condition.clone()))
+        .unwrap_or(Value::Bool(true));
+    validate_condition(&condition).map_err(|e| e.within("condition"))?;
+    let effect = draft.effect.or_else(|| existing.map(|r| r.effect.clone()));
+    let action = effect
+        .as_ref()
+        .map(|e| e.validate().map_err(|e| e.within("effect")))
+        .transpose()?;
+    let event = sample_event(event.as_ref(), trigger, &author.user_id)?;
+    let data = json!({ "event": event, "state": state.view_for_rules() });
+    let matches = match evaluate(&condition, &data) {
+        Ok(m) => m,
+        Err(e) => {
+            return Ok(DryRun {
+                matches: false,
+                error: Some(error_object(&e)),
+                effect: None,
+            })
+        }
+    };
+    let (Some(effect), Some(action), true) = (effect, action, matches) else {
+        return Ok(DryRun {
+            matches,
+            error: None,
+            effect: None,
+        });
+    };
+    let mut out = DryEffect {
+        action: effect.action.clone(),
+        args: Value::Null,
+        decision: "refused",
+        version: None,
+        changes: None,
+        error: None,
+    };
+    let decided = render(&effect.args, &data).and_then(|args| {
+        out.args = args.clone();
+        validate_args(action, &args)?;
+        Ok((authorize(action, role, ActorKind::Rule)?, args))
+    });
+    match decided {
+        Err(e) => out.error = Some(error_object(&e)),
+        Ok((Decision::NeedsApproval, _)) => out.decision = "approval",
+        Ok((Decision::Run, args)) => {
+            let rule_author = ChangedBy {
+                kind: ActorKind::Rule,
+                ..author.clone()
+            };
+            match state.clone().run_as(action, &args, &rule_author, now) {
+                Err(e) => out.error = Some(error_object(&e)),
+                Ok(Effect::State(changes)) => {
+                    out.decision = "run";
+                    if !changes.is_empty() {
+                        out.version = Some(state.version + 1);
+                        out.changes = Some(changes);
+                    }
+                }
+                Ok(Effect::External { .. }) => out.decision = "run",
+            }
+        }
+    }
+    Ok(DryRun {
+        matches,
+        error: None,
+        effect: Some(out),
+    })
+}
+
 /// The events one originating event leads to, and the effects they may still
 /// cause: at most [`EFFECTS_PER_EVENT_MAX`] in all, so no chain of rules loops.
 #[derive(Debug)]
@@ -625,51 +959,117 @@ mod tests {
         let nested_loops = json!({"some": [{"var": "state.activities"},
             {"some": [{"var": "state.activities"},
                 {"some": [{"var": "state.activities"}, {"==": [1, 1]}]}]}]});
-        for (condition, why) in [
-            (deep, "nests"),
-            (huge, "bytes"),
-            (wide, "parts"),
-            (nested_loops, "iterates"),
-            (json!({"eval": "rm -rf"}), "not an operator"),
-            (json!({"==": [1, 1], "!=": [1, 2]}), "exactly one operator"),
-            (json!({"log": "x"}), "not an operator"),
-            (json!({"!": [1, 2, 3]}), "not valid JSONLogic"),
+        for (condition, why, field) in [
+            (deep, "nests", "condition.![0].![0].![0].![0].![0].![0]"),
+            (huge, "bytes", "condition"),
+            (wide, "parts", "condition.and[63].==[0]"),
+            (nested_loops, "iterates", "condition.some[1].some[1]"),
+            (json!({"eval": "rm -rf"}), "not an operator", "condition"),
+            (
+                json!({"==": [1, 1], "!=": [1, 2]}),
+                "exactly one operator",
+                "condition",
+            ),
+            (json!({"log": "x"}), "not an operator", "condition"),
+            (json!({"!": [1, 2, 3]}), "not valid JSONLogic", "condition"),
+            (
+                json!({"if": [{"==": [1, 1]}, {"and": [true, {"exec": 1}]}, false]}),
+                "not an operator",
+                "condition.if[1].and[1]",
+            ),
+            (
+                json!({"or": [true, {"in": [{"var": "event.data.message.body"}]}]}),
+                "not valid JSONLogic",
+                "condition.or[1]",
+            ),
         ] {
             let mut rule = greeting();
             rule["condition"] = condition;
             let e = draft(rule).unwrap_err();
             assert_eq!(e.status(), 400);
             assert!(e.to_string().contains(why), "{e} should say {why}");
+            assert_eq!(e.field(), Some(field), "{e}");
         }
-        for (effect, why) in [
-            (json!({"action": "format_disk"}), "unknown action"),
+        for (effect, why, field) in [
+            (
+                json!({"action": "format_disk"}),
+                "unknown action",
+                "effect.action",
+            ),
             (
                 json!({"action": "set_rule", "args": {"rule": {}}}),
                 "cannot be a rule",
+                "effect.action",
             ),
             (
                 json!({"action": "send_message", "args": {"body": "{{event.data"}}),
                 "unclosed",
+                "effect.args.body",
             ),
             (
                 json!({"action": "send_message", "args": {"body": "{{env.JWT_SECRET}}"}}),
                 "must name a field",
+                "effect.args.body",
+            ),
+            (
+                json!({"action": "assign", "args": {"id": "a1", "user_ids": ["u1", "{{nope}}"]}}),
+                "must name a field",
+                "effect.args.user_ids[1]",
             ),
             (
                 json!({"action": "send_message", "args": {"text": "hi"}}),
                 "no argument",
+                "effect.args.text",
             ),
-            (json!({"action": "send_message", "args": {}}), "needs"),
+            (
+                json!({"action": "send_message", "args": {}}),
+                "needs",
+                "effect.args.body",
+            ),
             (
                 json!({"action": "schedule_activity", "args": {"id": "a1", "at": "soon"}}),
                 "must be integer",
+                "effect.args.at",
             ),
+            (
+                json!({"action": "send_message", "args": {"body": "x".repeat(EFFECT_ARGS_BYTES_MAX)}}),
+                "bytes",
+                "effect.args",
+            ),
+            (
+                json!({"action": "send_message", "with": 1}),
+                "unknown field",
+                "effect.with",
+            ),
+            (json!({"args": {}}), "needs `action`", "effect.action"),
+            (json!({"action": 5}), "must be", "effect.action"),
         ] {
             let mut rule = greeting();
             rule["effect"] = effect;
             let e = draft(rule).unwrap_err();
             assert!(e.to_string().contains(why), "{e} should say {why}");
+            assert_eq!(e.field(), Some(field), "{e}");
         }
+        for (rule, field) in [
+            (json!({"trigger": "on_the_moon"}), "trigger"),
+            (json!({"trigger": "file_added", "sudo": true}), "sudo"),
+            (json!({"name": 5}), "name"),
+            (json!({"enabled": "yes"}), "enabled"),
+            (
+                json!({"name": "x".repeat(NAME_MAX + 1), "trigger": "file_added",
+                "effect": {"action": "send_message", "args": {"body": "x"}}}),
+                "name",
+            ),
+            (
+                json!({"effect": {"action": "send_message", "args": {"body": "x"}}}),
+                "trigger",
+            ),
+            (json!({"trigger": "file_added"}), "effect"),
+        ] {
+            let e = draft(rule.clone()).unwrap_err();
+            assert_eq!((e.status(), e.field()), (400, Some(field)), "{rule}: {e}");
+        }
+        assert_eq!(draft(json!([1])).unwrap_err().field(), None);
         // A templated argument stands for a value of the right type.
         let mut rule = greeting();
         rule["effect"] = json!({"action": "schedule_activity",
@@ -796,6 +1196,188 @@ mod tests {
         let message =
             record_event(&mut store, "file_added", json!({ "path": "rules.r1" })).unwrap();
         assert_eq!(without_rules(&message), None);
+    }
+
+    #[test]
+    fn the_rule_routes_name_fields_from_the_rule() {
+        use crate::actions::spec as action;
+        let mut state = RoomState::default();
+        let bad = json!({"rule": {"trigger": "file_added", "condition": {"exec": 1},
+            "effect": {"action": "send_message", "args": {"body": "x"}}}});
+        let e = state
+            .run(action("set_rule").unwrap(), &bad, "u1", 1)
+            .unwrap_err();
+        assert_eq!(e.field(), Some("rule.condition"));
+        assert_eq!(as_rule_body(e).field(), Some("condition"));
+        let not_a_rule = state.run(action("set_rule").unwrap(), &json!({"rule": 5}), "u1", 1);
+        assert_eq!(as_rule_body(not_a_rule.unwrap_err()).field(), None);
+        assert_eq!(
+            as_rule_body(ApiError::invalid_at("title", "x")).field(),
+            Some("title")
+        );
+        assert_eq!(
+            as_rule_body(ApiError::NotFound("rule")),
+            ApiError::NotFound("rule")
+        );
+    }
+
+    fn admin() -> ChangedBy {
+        ChangedBy {
+            user_id: "u1".into(),
+            display_name: "Ada".into(),
+            kind: ActorKind::User,
+        }
+    }
+
+    fn urgent(effect: Value) -> Value {
+        json!({
+            "trigger": "message_posted",
+            "condition": {"in": ["urgent", {"var": "event.data.message.body"}]},
+            "effect": effect,
+            "event": {"actor": "u2", "data": {"message": {"body": "urgent: the build is red"}}}
+        })
+    }
+
+    #[test]
+    fn a_dry_run_says_what_would_happen_and_changes_nothing() {
+        let mut state = RoomState::default();
+        let before = state.clone();
+        let propose = json!({"action": "propose_activity",
+            "args": {"title": "Follow up: {{event.data.message.body}}"}});
+        let run = dry_run(&urgent(propose.clone()), &state, &admin(), Role::Admin, 9).unwrap();
+        assert!(run.matches && run.error.is_none());
+        let effect = run.effect.unwrap();
+        assert_eq!((effect.decision, effect.version), ("run", Some(1)));
+        assert_eq!(effect.args["title"], "Follow up: urgent: the build is red");
+        let changes = effect.changes.unwrap();
+        assert_eq!(changes[0].path, "activities.a1");
+        assert_eq!(changes[0].new["created_by"], "u1");
+        assert_eq!(state, before, "nothing changed");
+        // Not matching: no effect.
+        let mut calm = urgent(propose.clone());
+        calm["event"]["data"]["message"]["body"] = json!("all good");
+        let quiet = dry_run(&calm, &state, &admin(), Role::Admin, 9).unwrap();
+        assert_eq!((quiet.matches, quiet.effect), (false, None));
+        // Only a condition.
+        let mut bare = urgent(Value::Null);
+        bare.as_object_mut().unwrap().remove("effect");
+        let only = dry_run(&bare, &state, &admin(), Role::Admin, 9).unwrap();
+        assert_eq!((only.matches, only.effect), (true, None));
+        // What the state would refuse, and what an owner would be asked.
+        let start = json!({"action": "start_activity", "args": {"id": "a9"}});
+        let refused = dry_run(&urgent(start), &state, &admin(), Role::Admin, 9).unwrap();
+        let effect = refused.effect.unwrap();
+        assert_eq!(
+            (effect.decision, effect.error.unwrap()["code"].clone()),
+            ("refused", json!("not_found"))
+        );
+        let archive = json!({"action": "archive_room"});
+        let asks = dry_run(&urgent(archive.clone()), &state, &admin(), Role::Admin, 9).unwrap();
+        assert_eq!(asks.effect.unwrap().decision, "approval");
+        let owner = dry_run(&urgent(archive.clone()), &state, &admin(), Role::Owner, 9).unwrap();
+        let effect = owner.effect.unwrap();
+        assert_eq!(effect.changes.unwrap()[0].path, "settings.archived");
+        let viewer = dry_run(&urgent(archive), &state, &admin(), Role::Viewer, 9).unwrap();
+        assert_eq!(viewer.effect.unwrap().error.unwrap()["code"], "forbidden");
+        // Messages are checked, not posted; a template that fills an id
+        // with something else is refused as it would be.
+        let say =
+            json!({"action": "send_message", "args": {"body": "{{event.data.message.body}}"}});
+        let said = dry_run(&urgent(say), &state, &admin(), Role::Member, 9)
+            .unwrap()
+            .effect
+            .unwrap();
+        assert_eq!((said.decision, said.changes), ("run", None));
+        let by_body =
+            json!({"action": "start_activity", "args": {"id": "{{event.data.message.body}}"}});
+        let bad = dry_run(&urgent(by_body), &state, &admin(), Role::Admin, 9)
+            .unwrap()
+            .effect
+            .unwrap();
+        assert_eq!(bad.error.unwrap()["field"], "id");
+        // A rule's id fills in what the draft leaves out.
+        state
+            .run(
+                crate::actions::spec("set_rule").unwrap(),
+                &json!({"rule": {
+            "trigger": "message_posted", "effect": propose}}),
+                "u1",
+                5,
+            )
+            .unwrap();
+        let patch = json!({"id": "r1", "condition": {"==": [{"var": "event.actor"}, "u2"]},
+            "event": {"data": {"message": {"body": "hi"}}, "actor": "u2"}});
+        let patched = dry_run(&patch, &state, &admin(), Role::Admin, 9).unwrap();
+        assert_eq!(patched.effect.unwrap().args["title"], "Follow up: hi");
+        let missing = json!({"id": "r9", "event": {"data": {}}});
+        assert_eq!(
+            dry_run(&missing, &state, &admin(), Role::Admin, 9)
+                .unwrap_err()
+                .status(),
+            404
+        );
+    }
+
+    #[test]
+    fn a_dry_run_refuses_what_saving_refuses_naming_the_field() {
+        let state = RoomState::default();
+        let ok = json!({"action": "send_message", "args": {"body": "x"}});
+        let cases = [
+            (json!({"event": {"data": {}}}), "trigger"),
+            (json!({"trigger": "file_added"}), "event"),
+            (
+                json!({"trigger": "file_added", "event": {"data": 5}}),
+                "event.data",
+            ),
+            (
+                json!({"trigger": "file_added", "event": {"data": {}, "actor": "a b"}}),
+                "event.actor",
+            ),
+            (
+                json!({"trigger": "file_added", "event": {"data": {}, "type": "member_joined"}}),
+                "event.type",
+            ),
+            (
+                json!({"trigger": "file_added", "event": {"data": {}, "extra": 1}}),
+                "event.extra",
+            ),
+            (
+                json!({"trigger": "file_added", "condition": {"if": [{"exec": 1}]}, "event": {"data": {}}}),
+                "condition.if[0]",
+            ),
+            (
+                json!({"trigger": "file_added", "effect": {"action": "nope"}, "event": {"data": {}}}),
+                "effect.action",
+            ),
+            (
+                json!({"trigger": "file_added", "effect": ok, "event": {"data": {}}, "sudo": 1}),
+                "sudo",
+            ),
+        ];
+        for (body, field) in cases {
+            let e = dry_run(&body, &state, &admin(), Role::Admin, 9).unwrap_err();
+            assert_eq!((e.status(), e.field()), (400, Some(field)), "{body}: {e}");
+        }
+        assert_eq!(
+            dry_run(&json!([]), &state, &admin(), Role::Admin, 9)
+                .unwrap_err()
+                .status(),
+            400
+        );
+        // A condition that fails on this event does not match, and says why.
+        let body = json!({"trigger": "file_added", "condition": {"in": ["x", {"var": "event.data.file"}]},
+            "event": {"data": {"file": {"name": "x.txt"}}}});
+        let run = dry_run(&body, &state, &admin(), Role::Admin, 9).unwrap();
+        assert_eq!((run.matches, run.effect), (false, None));
+        let error = run.error.unwrap();
+        assert_eq!(error["code"], "invalid_input");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("condition failed"),
+            "{error}"
+        );
     }
 
     proptest! {

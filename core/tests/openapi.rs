@@ -9,9 +9,13 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use tessera_core::actions::{offered, spec, ActorKind, Approval, Effect, RoomState};
-use tessera_core::ai::analysis::{Job, JobStatus};
+use tessera_core::actions::{offered, spec, ActorKind, Approval, Effect, Requester, RoomState};
+use tessera_core::actor::ChangedBy;
+use tessera_core::ai::analysis::{FileAnalysis, Job, JobStatus};
+use tessera_core::ai::checkin::{CheckinRecord, Outcome, ProposedAction};
+use tessera_core::ai::{ProviderUsage, UsageReport};
 use tessera_core::api::{Endpoint, OPENAPI_JSON, ROUTES};
+use tessera_core::approval_inbox::{ApprovalInboxItem, ApprovalInboxRow, Scope};
 use tessera_core::chat::{ReadMarker, ReadState, StoredMessage};
 use tessera_core::files::{FileInfo, FileRef, FileStatus};
 use tessera_core::links::{sign, LinkKey};
@@ -115,20 +119,32 @@ fn identity() -> Identity {
     }
 }
 
+fn person(id: &str, kind: ActorKind) -> ChangedBy {
+    ChangedBy {
+        user_id: id.into(),
+        display_name: "Ada".into(),
+        kind,
+    }
+}
+
 fn approval() -> Approval {
     let spec = spec("remove_member").expect("in the catalogue");
-    let mut a = Approval::request(
+    let from = Requester {
+        by: person("ai", ActorKind::Ai),
+        rule_id: None,
+        reason: Some("inactive".into()),
+    };
+    Approval::request(
         1,
         spec,
         &json!({ "user_id": "u7" }),
-        "u2",
-        ActorKind::User,
+        &from,
         1_795_315_660,
         &[],
     )
-    .expect("a valid request");
-    a.reason = Some("inactive".into());
-    a
+    .expect("a valid request")
+    .approval()
+    .clone()
 }
 
 fn job(status: JobStatus) -> Job {
@@ -488,6 +504,12 @@ fn files_links_and_people() {
         completed_at: Some(2),
     };
     s.check("File", &file);
+    let mut with = serde_json::to_value(&file).expect("serialises");
+    with["analysis"] = Value::Null;
+    s.check("FileWithAnalysis", &with);
+    with["analysis"] = json!(FileAnalysis::of(&job(JobStatus::Done)));
+    s.check("FileWithAnalysis", &with);
+    s.refuses("File", &with);
     s.check("FileList", &json!({ "files": [file], "next_cursor": null }));
     s.check("FileRef", &file_ref());
     let key = LinkKey::derive(b"0123456789abcdef0123456789abcdef");
@@ -513,16 +535,64 @@ fn workflow_values() {
     s.check("RoomState", &state);
     let propose = spec("propose_activity").expect("in the catalogue");
     let Effect::State(changes) = state
-        .run(propose, &json!({ "title": "Ship" }), "u1", 5)
+        .run_as(
+            propose,
+            &json!({ "title": "Ship" }),
+            &person("u1", ActorKind::User),
+            5,
+        )
         .expect("runs")
     else {
         panic!("a state change");
     };
     s.check("RoomState", &state);
+    assert!(state.last_change.is_some());
     s.check(
         "StateChange",
         &json!({ "version": state.version, "changes": changes }),
     );
+    let updated = ServerFrame::Event {
+        event: "collaboration_updated".into(),
+        seq: Some(3),
+        data: state.updated_event(&changes),
+    };
+    s.check("ServerFrame", &updated);
+    s.check("EventCollaborationUpdated", &updated);
+    // A dry run: a state change, a refusal, no match.
+    let dry = |effect: Value, body: &str| {
+        let draft = json!({ "trigger": "message_posted", "effect": effect,
+            "condition": {"in": ["x", {"var": "event.data.message.body"}]},
+            "event": {"data": {"message": {"body": body}}} });
+        tessera_core::rules::dry_run(
+            &draft,
+            &state,
+            &person("u1", ActorKind::User),
+            Role::Admin,
+            9,
+        )
+        .expect("a valid draft")
+    };
+    for run in [
+        dry(
+            json!({"action": "propose_activity", "args": {"title": "t"}}),
+            "x",
+        ),
+        dry(
+            json!({"action": "start_activity", "args": {"id": "a9"}}),
+            "x",
+        ),
+        dry(json!({"action": "archive_room"}), "x"),
+        dry(
+            json!({"action": "send_message", "args": {"body": "b"}}),
+            "x",
+        ),
+        dry(
+            json!({"action": "send_message", "args": {"body": "b"}}),
+            "y",
+        ),
+    ] {
+        s.check("DryRun", &run);
+    }
     for role in [Role::Owner, Role::Admin, Role::Member, Role::Viewer] {
         s.check(
             "ActionList",
@@ -550,10 +620,68 @@ fn workflow_values() {
     );
     let mut a = approval();
     s.check("ApprovalEnvelope", &json!({ "approval": a }));
-    a.resolve("u1", Role::Owner, ActorKind::User, true, 1_795_315_700)
-        .expect("an owner approves");
+    let row = ApprovalInboxRow {
+        n: 1,
+        room_id: "r1".into(),
+        room_name: "Plans".into(),
+        data: serde_json::to_string(&a).expect("serialises"),
+    };
+    let item = ApprovalInboxItem::of(&row, Scope::Owner, "u1", 1_795_315_661).expect("readable");
+    s.check(
+        "ApprovalInboxPage",
+        &json!({ "approvals": [item], "next_cursor": "1" }),
+    );
+    a.resolve(
+        &person("u1", ActorKind::User),
+        Role::Owner,
+        true,
+        Some("fine".into()),
+        1_795_315_700,
+    )
+    .expect("an owner approves");
     a.result = Some(json!({ "status": 200, "outcome": { "removed": "u7" } }));
     s.check("ApprovalList", &json!({ "approvals": [a] }));
+    let record = CheckinRecord {
+        day: "2026-05-01".into(),
+        provider: "builtin".into(),
+        message_id: Some(4),
+        planned: vec![
+            ProposedAction {
+                name: "remove_member".into(),
+                args: json!({ "user_id": "u7" }),
+                reason: "inactive".into(),
+            },
+            ProposedAction {
+                name: "send_message".into(),
+                args: json!({ "body": "hi" }),
+                reason: "asked".into(),
+            },
+        ],
+        actions: vec![Outcome {
+            name: "remove_member".into(),
+            args: json!({ "user_id": "u7" }),
+            reason: "inactive".into(),
+            status: 202,
+            outcome: json!({ "approval": a }),
+        }],
+        finished: false,
+    };
+    s.check("Checkin", &record);
+    let view = record.view(Some("Summary".into()), |_| Some(a.clone()));
+    assert!(view.proposals[0].approval.is_some());
+    s.check("CheckinView", &view);
+    s.check("CheckinView", &record.view(None, |_| None));
+    let usage = ProviderUsage {
+        provider: "openai".into(),
+        calls: 2,
+        tokens_in: 100,
+        tokens_out: 20,
+        cost_micros: 7,
+    };
+    s.check(
+        "UsageReport",
+        &UsageReport::of("2026-05-01", vec![usage], 1000),
+    );
     for status in [
         JobStatus::Queued,
         JobStatus::Running,
@@ -561,6 +689,7 @@ fn workflow_values() {
         JobStatus::Failed,
     ] {
         s.check("JobEnvelope", &json!({ "job": job(status) }));
+        s.check("FileAnalysis", &FileAnalysis::of(&job(status)));
     }
 }
 
@@ -579,9 +708,24 @@ fn error_bodies() {
             retry_after_secs: 60,
         },
         ApiError::Internal("secret detail".into()),
+        ApiError::invalid_at("condition.if[0]", "x"),
     ] {
         s.check("Error", &e.body());
     }
+    let mut state = RoomState::default();
+    let conflict = state.check_version(Some("3")).expect_err("stale");
+    s.check("Error", &conflict.body());
+    state
+        .run_as(
+            spec("propose_activity").expect("in the catalogue"),
+            &json!({ "title": "x" }),
+            &person("u2", ActorKind::Rule),
+            5,
+        )
+        .expect("runs");
+    let conflict = state.check_version(Some("0")).expect_err("stale");
+    assert!(conflict.body()["error"]["last_change"].is_object());
+    s.check("Error", &conflict.body());
 }
 
 /// Every schema the document names compiles.

@@ -7,17 +7,18 @@
 //! mentions `@ai` is handed to the queue here, within a per-room rate.
 //!
 //! A check-in is kept per UTC day in the object's storage with its progress,
-//! so a repeated or retried run adds nothing.
+//! so a repeated or retried run adds nothing; members read it with the
+//! approvals its proposals became (`GET /ai/checkin?day=`).
 
 use crate::http::{json, HttpResult};
 use crate::room::RoomDO;
 use crate::store::{select_json, upsert_json};
 use crate::workflows::{Actor, Attempt};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json as j, Value};
 use std::collections::BTreeMap;
-use tessera_core::actions::{ActorKind, ApprovalStatus};
-use tessera_core::ai::checkin::{ProposedAction, Refused, RoomPlan};
+use tessera_core::actions::{ActorKind, Approval, ApprovalStatus};
+use tessera_core::ai::checkin::{CheckinRecord, Outcome, Refused, RoomPlan};
 use tessera_core::ai::{
     ai_identity, message_body, CallRecord, DigestMessage, PendingApproval, RoomDigest, Task,
     AI_USER_ID, DIGEST_MESSAGES_MAX,
@@ -44,27 +45,6 @@ pub(crate) struct CheckinRequest {
     provider: String,
     calls: Vec<CallRecord>,
     refused: Vec<Refused>,
-}
-
-/// One proposed action and what came of it.
-#[derive(Serialize, Deserialize)]
-struct Outcome {
-    name: String,
-    args: Value,
-    reason: String,
-    status: u16,
-    outcome: Value,
-}
-
-/// A day's check-in as the room keeps it.
-#[derive(Serialize, Deserialize)]
-struct CheckinRecord {
-    day: String,
-    provider: String,
-    message_id: Option<u64>,
-    planned: Vec<ProposedAction>,
-    actions: Vec<Outcome>,
-    finished: bool,
 }
 
 /// Model calls to audit, and what they produced for the room: a message by
@@ -191,6 +171,39 @@ impl RoomDO {
             Some(vec![V::from(day)]),
         )?
         .pop())
+    }
+
+    /// `GET /ai/checkin?day=`: the day's check-in as members read it, with
+    /// the summary as its message says it now and each proposal's approval
+    /// as it is now.
+    pub(crate) fn checkin_view(&self, query: &BTreeMap<String, String>) -> HttpResult<Response> {
+        let day = query.get("day").map(String::as_str).unwrap_or_default();
+        let record = self
+            .stored_checkin(day)?
+            .ok_or(ApiError::NotFound("check-in"))?;
+        let summary = match record.message_id {
+            Some(id) => self
+                .store()
+                .message(id)?
+                .filter(|m| !m.deleted)
+                .map(|m| m.body),
+            None => None,
+        };
+        let sql = self.state.storage().sql();
+        let now = crate::clock::now_secs();
+        let mut approvals = BTreeMap::new();
+        for id in record.actions.iter().filter_map(Outcome::approval_id) {
+            let found = select_json::<Approval>(
+                &sql,
+                "SELECT data FROM approvals WHERE id = ?",
+                Some(vec![V::from(id)]),
+            )?;
+            for mut a in found {
+                a.expire(now);
+                approvals.insert(a.id.clone(), a);
+            }
+        }
+        json(200, &record.view(summary, |id| approvals.get(id).cloned()))
     }
 
     fn save_checkin(&self, r: &CheckinRecord) -> HttpResult<()> {

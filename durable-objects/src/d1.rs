@@ -32,6 +32,14 @@ impl From<u32> for D1Arg {
         D1Arg(JsValue::from_f64(v.into()))
     }
 }
+impl From<&tessera_core::api::Param> for D1Arg {
+    fn from(v: &tessera_core::api::Param) -> Self {
+        match v {
+            tessera_core::api::Param::Text(t) => t.into(),
+            tessera_core::api::Param::Int(n) => (*n).into(),
+        }
+    }
+}
 impl<T: Into<D1Arg>> From<Option<T>> for D1Arg {
     fn from(v: Option<T>) -> Self {
         v.map(Into::into).unwrap_or(D1Arg(JsValue::NULL))

@@ -584,10 +584,11 @@ impl RoomDO {
                 self.serve_action(&req, &name, args).await
             }
             (Method::Get, ["rules"]) => self.list_rules(&req),
+            (Method::Post, ["rules", "dry-run"]) => self.dry_run_rule(&mut req).await,
             (Method::Post, ["rules"]) => {
                 let args =
                     tessera_core::rules::set_rule_args(Self::action_args(&mut req).await?, None)?;
-                self.serve_action(&req, "set_rule", args).await
+                self.serve_rule(&req, args).await
             }
             (Method::Patch, ["rules", id]) => {
                 let id = id.to_string();
@@ -595,7 +596,7 @@ impl RoomDO {
                     Self::action_args(&mut req).await?,
                     Some(&id),
                 )?;
-                self.serve_action(&req, "set_rule", args).await
+                self.serve_rule(&req, args).await
             }
             (Method::Delete, ["rules", id]) => {
                 let args = serde_json::json!({ "id": id });
@@ -607,9 +608,10 @@ impl RoomDO {
             }
             (Method::Post, ["approvals", id, decision @ ("approve" | "reject")]) => {
                 let (id, approve) = (id.to_string(), *decision == "approve");
-                self.decide_approval(&req, &id, approve).await
+                self.decide_approval(&mut req, &id, approve).await
             }
             (Method::Get, ["ai", "digest"]) => self.digest(&query),
+            (Method::Get, ["ai", "checkin"]) => self.checkin_view(&query),
             (Method::Get, ["ai", "context"]) => self.question_context(&query),
             (Method::Post, ["ai", "checkin"]) => self.checkin(&mut req).await,
             (Method::Post, ["ai", "record"]) => self.ai_record(&mut req).await,

@@ -9,6 +9,10 @@
 //! go to an outbox table in the same synchronous turn as the change they
 //! describe, so neither exists without the other, and are then copied to D1's
 //! append-only `audit_log` (idempotently: each has a unique `source`).
+//! Approval requests are copied to D1's `approvals` the same way (the outbox
+//! names which changed; a copy carries its outbox sequence as `rev`, so an
+//! older copy never overwrites a newer one), where the inbox across rooms
+//! reads them (`tessera_core::inbox`).
 
 use crate::d1::arg;
 use crate::http::{json, Failure, HttpResult};
@@ -20,9 +24,11 @@ use serde_json::{json as j, Value};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use tessera_core::actions::{
-    audited_args, authorize, changed, check_version, spec, ActionSpec, Activity, ActorKind,
-    Approval, Change, Decision, Effect, RoomState,
+    audited_args, authorize, changed, decision_comment, spec, ActionSpec, Activity, ActorKind,
+    Approval, Change, Decision, Effect, Requested, Requester, RoomState,
 };
+use tessera_core::actor::{ChangedBy, LastChange};
+use tessera_core::approval_inbox::{settled_at, StatusFilter};
 use tessera_core::chat::ChatStore;
 use tessera_core::protocol::Identity;
 use tessera_core::rooms::{MemberNotice, Role};
@@ -38,6 +44,12 @@ CREATE TABLE IF NOT EXISTS rules (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS approvals (n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL,
   data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workflow_last_change (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS approval_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL);
+-- Requests made before their copies went to D1 are copied once.
+INSERT INTO approval_outbox (id) SELECT id FROM approvals
+  WHERE NOT EXISTS (SELECT 1 FROM meta WHERE key = 'approvals_copied') ORDER BY n;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('approvals_copied', '1');
 ";
 
 /// Largest JSON arguments of one action.
@@ -114,6 +126,12 @@ impl RoomDO {
             .iter()
             .map(|r| (r.id.clone(), r.clone()))
             .collect();
+        state.last_change = select_json::<LastChange>(
+            &sql,
+            "SELECT data FROM workflow_last_change WHERE id = 1",
+            None,
+        )?
+        .pop();
         Ok(state)
     }
 
@@ -145,6 +163,15 @@ impl RoomDO {
                 int(state.next_rule),
             ],
         )?;
+        if let Some(last) = &state.last_change {
+            upsert_json(
+                &sql,
+                "INSERT INTO workflow_last_change (id, data) VALUES (?, ?)
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                "1",
+                last,
+            )?;
+        }
         for id in changed(changes, "activities") {
             if let Some(a) = state.activities.get(id) {
                 upsert_json(
@@ -218,6 +245,14 @@ impl RoomDO {
         json(done.status, &done.body)
     }
 
+    /// `POST /rules` and `PATCH /rules/{id}`: `set_rule` with the rule as the
+    /// body, so errors name the rule's fields as the body has them.
+    pub(crate) async fn serve_rule(&self, req: &Request, args: Value) -> HttpResult<Response> {
+        self.serve_action(req, "set_rule", args)
+            .await
+            .map_err(|Failure(e)| Failure(tessera_core::rules::as_rule_body(e)))
+    }
+
     /// Parses the JSON arguments of an action request.
     pub(crate) async fn action_args(req: &mut Request) -> HttpResult<Value> {
         Ok(tessera_core::api::parse_json(
@@ -264,17 +299,14 @@ impl RoomDO {
         at: &Attempt,
     ) -> HttpResult<Done> {
         let mut state = self.workflow_state()?;
-        check_version(at.if_match.as_deref(), state.version)?;
+        state.check_version(at.if_match.as_deref())?;
         let now = crate::clock::now_secs();
         let user = actor.who.user_id.as_str();
-        match state.run(spec, args, user, now)? {
+        match state.run_as(spec, args, &actor.changed_by(), now)? {
             Effect::State(changes) => {
                 if !changes.is_empty() {
                     self.save_workflow(&state, &changes)?;
-                    self.record(
-                        "collaboration_updated",
-                        j!({ "version": state.version, "changes": changes }),
-                    )?;
+                    self.record("collaboration_updated", state.updated_event(&changes))?;
                 }
                 let events = state.activity_events(&changes, user);
                 let mut body = j!({ "version": state.version, "changes": changes });
@@ -404,38 +436,52 @@ impl RoomDO {
             "SELECT COALESCE(MAX(n), 0) + 1 AS n FROM approvals",
             None,
         )?;
-        let mut approval = Approval::request(
+        let context = |key: &str| {
+            at.context
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let from = Requester {
+            by: actor.changed_by(),
+            // A rule's effect names its rule; the AI says why it asks.
+            rule_id: context("rule"),
+            reason: context("reason"),
+        };
+        let requested = Approval::request(
             next.first().map_or(1, |n| n.n),
             spec,
             args,
-            &actor.who.user_id,
-            actor.kind,
+            &from,
             crate::clock::now_secs(),
             &self.approvals()?,
         )?;
-        // The AI says why it asks; the owner reads it with the request.
-        approval.reason = at
-            .context
-            .get("reason")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        self.save_approval(&approval)?;
-        self.record("approval_requested", j!({ "approval": approval }))?;
+        if let Requested::New(approval) = &requested {
+            self.save_approval(approval)?;
+            self.record("approval_requested", j!({ "approval": approval }))?;
+        }
         Ok(Done {
             status: 202,
-            body: j!({ "approval": approval }),
+            body: j!({ "approval": requested.approval() }),
             events: Vec::new(),
         })
     }
 
+    /// Stores a request and notes it for its copy in D1, in one turn.
     fn save_approval(&self, a: &Approval) -> HttpResult<()> {
+        let sql = self.state.storage().sql();
         upsert_json(
-            &self.state.storage().sql(),
+            &sql,
             "INSERT INTO approvals (id, data) VALUES (?, ?)
              ON CONFLICT (id) DO UPDATE SET data = excluded.data",
             &a.id,
             a,
-        )
+        )?;
+        sql.exec(
+            "INSERT INTO approval_outbox (id) VALUES (?)",
+            vec![V::from(a.id.as_str())],
+        )?;
+        Ok(())
     }
 
     /// Newest first; expiry is applied as they are read (no timer keeps the
@@ -454,12 +500,13 @@ impl RoomDO {
         Ok(list)
     }
 
-    /// `GET /approvals[?status=pending|approved|rejected|expired]`.
+    /// `GET /approvals[?status=pending|approved|rejected|expired|resolved]`.
     pub(crate) fn list_approvals(&self, status: Option<&str>) -> HttpResult<Response> {
+        let filter = StatusFilter::parse(status)?;
         let list: Vec<Approval> = self
             .approvals()?
             .into_iter()
-            .filter(|a| status.is_none_or(|s| a.status.as_str() == s))
+            .filter(|a| filter.admits(a))
             .take(APPROVALS_PAGE)
             .collect();
         json(200, &j!({ "approvals": list }))
@@ -470,10 +517,11 @@ impl RoomDO {
     /// the decision and the action's result are one audit entry.
     pub(crate) async fn decide_approval(
         &self,
-        req: &Request,
+        req: &mut Request,
         id: &str,
         approve: bool,
     ) -> HttpResult<Response> {
+        let comment = decision_comment(&req.bytes().await?)?;
         let (approver, at) = self.caller(req)?;
         let sql = self.state.storage().sql();
         let mut approval: Approval = select_json::<Approval>(
@@ -486,10 +534,10 @@ impl RoomDO {
         let at = at.with("approval", j!(approval.id));
         let now = crate::clock::now_secs();
         if let Err(e) = approval.resolve(
-            &approver.who.user_id,
+            &approver.changed_by(),
             approver.who.role,
-            approver.kind,
             approve,
+            comment,
             now,
         ) {
             self.audit(
@@ -537,10 +585,31 @@ impl RoomDO {
 
     /// `GET /rules` (admins and owners).
     pub(crate) fn list_rules(&self, req: &Request) -> HttpResult<Response> {
-        if !tessera_core::rules::may_read(identity(req)?.role) {
-            return Err(ApiError::forbidden("only admins and owners read the room's rules").into());
-        }
+        may_read_rules(req)?;
         json(200, &j!({ "rules": &*self.rules()? }))
+    }
+
+    /// `POST /rules/dry-run` (admins and owners): what a draft rule would do
+    /// for a sample event, as the caller's rule; nothing is stored, run or
+    /// audited.
+    pub(crate) async fn dry_run_rule(&self, req: &mut Request) -> HttpResult<Response> {
+        let who = may_read_rules(req)?;
+        let body: Value =
+            tessera_core::api::parse_json(&req.bytes().await?, tessera_core::api::JSON_BODY_LIMIT)?;
+        let author = ChangedBy {
+            user_id: who.user_id.clone(),
+            display_name: who.display_name.clone(),
+            kind: ActorKind::User,
+        };
+        let state = self.workflow_state()?;
+        let run = tessera_core::rules::dry_run(
+            &body,
+            &state,
+            &author,
+            who.role,
+            crate::clock::now_secs(),
+        )?;
+        json(200, &run)
     }
 
     /// Lets the room's rules react to `events` (and to the events their
@@ -637,10 +706,15 @@ impl RoomDO {
         Ok(())
     }
 
-    /// Copies the outbox to D1. A failure leaves the entries in the outbox and
-    /// asks the alarm to try again.
+    /// Copies the outboxes to D1: the audit trail, then the approval
+    /// requests. A failure leaves the entries in the outbox and asks the
+    /// alarm to try again.
     pub(crate) async fn flush_audit(&self) {
-        if let Err(Failure(e)) = self.copy_audit().await {
+        let copied = match self.copy_audit().await {
+            Ok(()) => self.copy_approvals().await,
+            failed => failed,
+        };
+        if let Err(Failure(e)) = copied {
             worker::console_error!("audit copy to D1 failed, retrying later: {e}");
             let retry = std::time::Duration::from_secs(AUDIT_RETRY_SECS);
             let _ = self.state.storage().set_alarm(retry).await;
@@ -702,6 +776,68 @@ impl RoomDO {
         }
     }
 
+    /// Copies the requests the outbox names to D1 `approvals`, each as it is
+    /// now, with the newest outbox sequence that names it as `rev`: a copy
+    /// made meanwhile with a higher `rev` is never overwritten by this one.
+    /// A room deleted meanwhile gets no copy.
+    async fn copy_approvals(&self) -> HttpResult<()> {
+        #[derive(Deserialize)]
+        struct Pending {
+            id: String,
+            seq: u64,
+            data: Option<String>,
+        }
+        let sql = self.state.storage().sql();
+        let db = self.env.d1("DB")?;
+        let room_id = self.room_id()?;
+        loop {
+            let rows: Vec<Pending> = select(
+                &sql,
+                "SELECT o.id, MAX(o.seq) AS seq, a.data FROM approval_outbox o
+                 LEFT JOIN approvals a ON a.id = o.id GROUP BY o.id ORDER BY MAX(o.seq) LIMIT ?",
+                Some(vec![int(AUDIT_BATCH as u64)]),
+            )?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let mut upserts = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let Some(data) = &r.data else { continue };
+                let a: Approval = serde_json::from_str(data)?;
+                upserts.push(
+                    db.prepare(
+                        "INSERT INTO approvals (room_id, id, status, requested_by, requested_kind, created_at,
+                           settled_at, data, rev)
+                         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE EXISTS (SELECT 1 FROM rooms WHERE id = ?1)
+                         ON CONFLICT (room_id, id) DO UPDATE SET status = excluded.status,
+                           settled_at = excluded.settled_at, data = excluded.data, rev = excluded.rev
+                         WHERE excluded.rev > approvals.rev",
+                    )
+                    .bind(&[
+                        arg(&room_id),
+                        arg(&a.id),
+                        arg(a.status.as_str()),
+                        arg(&a.requested_by),
+                        arg(a.requested_kind.as_str()),
+                        arg(a.created_at),
+                        arg(settled_at(&a)),
+                        arg(data),
+                        arg(r.seq),
+                    ])?,
+                );
+            }
+            if !upserts.is_empty() {
+                db.batch(upserts).await?;
+            }
+            for r in &rows {
+                sql.exec(
+                    "DELETE FROM approval_outbox WHERE id = ? AND seq <= ?",
+                    vec![V::from(r.id.as_str()), int(r.seq)],
+                )?;
+            }
+        }
+    }
+
     /// A membership change told by the Worker or made by an action: new roles
     /// apply to open sockets at once, removed members' sockets close, and a
     /// new member is announced (and returned as an event for rules).
@@ -722,6 +858,26 @@ impl RoomDO {
             _ => Vec::new(),
         }
     }
+}
+
+impl Actor {
+    /// The actor as a change of the room state remembers them.
+    pub(crate) fn changed_by(&self) -> ChangedBy {
+        ChangedBy {
+            user_id: self.who.user_id.clone(),
+            display_name: self.who.display_name.clone(),
+            kind: self.kind,
+        }
+    }
+}
+
+/// The caller of a rule route, if they may read rules (admins and owners).
+fn may_read_rules(req: &Request) -> HttpResult<tessera_core::protocol::Identity> {
+    let who = identity(req)?;
+    if !tessera_core::rules::may_read(who.role) {
+        return Err(ApiError::forbidden("only admins and owners read the room's rules").into());
+    }
+    Ok(who)
 }
 
 /// The status and body an attempt answered with, as recorded.

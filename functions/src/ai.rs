@@ -4,7 +4,9 @@
 //! keeps each provider's circuit breaker and each room's daily token usage in
 //! D1, and talks to room objects as the AI. Also the `@ai` answer task.
 
+use crate::ctx::Ctx;
 use crate::ctx::{arg, env_var, now_secs};
+use crate::tokens::authenticate;
 use futures_util::future::{select, Either};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -17,11 +19,14 @@ use tessera_core::ai::providers::{
 };
 use tessera_core::ai::{
     ai_identity, builtin, check_budget, mark_invalid, reply, CallRecord, DigestMessage, Prompt,
+    ProviderUsage, UsageReport,
 };
 use tessera_core::dates::day_of;
-use tessera_durable_objects::http::HttpResult;
+use tessera_core::rooms::Role;
+use tessera_core::ApiError;
+use tessera_durable_objects::http::{json, HttpResult};
 use tessera_durable_objects::room;
-use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit, Response};
 
 /// Tokens a room may use per UTC day, unless `AI_ROOM_DAILY_TOKENS` says otherwise.
 const DEFAULT_DAILY_TOKENS: u64 = 200_000;
@@ -31,6 +36,27 @@ pub fn chain(env: &Env) -> HttpResult<Vec<ProviderConfig>> {
     Ok(parse_chain(
         &env_var(env, "AI_PROVIDERS").unwrap_or_default(),
     )?)
+}
+
+/// `GET /api/v1/rooms/{id}/ai/usage[?date=YYYY-MM-DD]` (owners): the room's
+/// AI use of the day (today, UTC, by default) per provider, and its budget.
+pub async fn usage(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    if crate::rooms::role_in(ctx, room_id, &user_id).await? != Role::Owner {
+        return Err(ApiError::forbidden("only an owner reads the room's AI usage").into());
+    }
+    let day = crate::ctx::query_day(&req)?;
+    let rows: Vec<ProviderUsage> = ctx
+        .db()?
+        .prepare(
+            "SELECT provider, calls, tokens_in, tokens_out, cost_micros FROM ai_usage
+             WHERE room_id = ?1 AND day = ?2",
+        )
+        .bind(&[arg(room_id), arg(&day)])?
+        .all()
+        .await?
+        .results()?;
+    json(200, &UsageReport::of(&day, rows, daily_limit(&ctx.env)))
 }
 
 fn daily_limit(env: &Env) -> u64 {

@@ -197,6 +197,25 @@ async fn carry_out(
     Ok(stored)
 }
 
+/// `GET /api/v1/rooms/{id}/checkin?date=YYYY-MM-DD` (any member; today,
+/// UTC, by default): the day's check-in as the room keeps it, with its
+/// proposals' approvals (see the object's `/ai/checkin`); 404 for a day
+/// without one.
+pub async fn read(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    crate::rooms::role_in(ctx, room_id, &user_id).await?;
+    let day = crate::ctx::query_day(&req)?;
+    tessera_durable_objects::room::call(
+        &ctx.env,
+        room_id,
+        Method::Get,
+        &format!("/ai/checkin?day={day}"),
+        worker::Headers::new(),
+        None,
+    )
+    .await
+}
+
 /// `POST /api/v1/rooms/{id}/checkin` (owners): today's check-in now, or the
 /// one the room already has today.
 pub async fn run_now(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {

@@ -96,3 +96,14 @@ pub fn page(req: &Request) -> HttpResult<Page> {
         pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
     )?)
 }
+
+/// `?date=YYYY-MM-DD` of a per-day read (check-ins, AI usage): that UTC day,
+/// or today when it is left out.
+pub fn query_day(req: &Request) -> HttpResult<String> {
+    let date = req
+        .url()?
+        .query_pairs()
+        .find(|(k, _)| k == "date")
+        .map(|(_, v)| v.into_owned());
+    Ok(tessera_core::dates::day_param(date.as_deref(), now_secs())?)
+}

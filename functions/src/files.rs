@@ -265,9 +265,12 @@ pub async fn file_access(
     Ok((file, role, user_id))
 }
 
+/// The file, with its AI analysis (`analysis`: see `jobs::file_analysis`).
 pub async fn get(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
     let (file, _, _) = file_access(ctx, &req, id).await?;
-    json(200, &file)
+    let mut body = serde_json::to_value(&file)?;
+    body["analysis"] = serde_json::to_value(crate::jobs::file_analysis(ctx, id).await?)?;
+    json(200, &body)
 }
 
 #[derive(Serialize)]

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tessera_core::ai::analysis::{
     builtin, chunk_chars, chunk_prompt, chunks, combine_prompt, extract_text, merge_builtin,
-    parse_findings, tokens_needed, Job, JobStatus, ANALYZE_BYTES_MAX, BATCH_FILES_MAX,
-    JOB_ATTEMPTS_MAX,
+    parse_findings, tokens_needed, FileAnalysis, Job, JobStatus, ANALYZE_BYTES_MAX,
+    BATCH_FILES_MAX, JOB_ATTEMPTS_MAX,
 };
 use tessera_core::ai::providers::ProviderKind;
 use tessera_core::ai::{answered_by, CallRecord, Task};
@@ -195,6 +195,25 @@ pub async fn batch(ctx: &Ctx, mut req: Request) -> HttpResult<Response> {
         jobs.push(start(ctx, file, user_id).await?.0);
     }
     respond(202, &json!({ "jobs": jobs }))
+}
+
+/// The analysis `GET /api/v1/files/{id}` shows (see `FileAnalysis`): the
+/// file's newest finished job, else its newest, if any.
+pub async fn file_analysis(ctx: &Ctx, file_id: &str) -> HttpResult<Option<FileAnalysis>> {
+    let row: Option<JobRow> = ctx
+        .db()?
+        .prepare(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.file_id = ?1
+             ORDER BY j.status = 'done' DESC, j.created_at DESC LIMIT 1"
+        ))
+        .bind(&[arg(file_id)])?
+        .first(None)
+        .await?;
+    Ok(row
+        .map(JobRow::job)
+        .transpose()?
+        .as_ref()
+        .map(FileAnalysis::of))
 }
 
 /// `GET /api/v1/jobs/{id}`: members of the job's room.

@@ -138,6 +138,7 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         | Endpoint::CreateRule
         | Endpoint::UpdateRule
         | Endpoint::DeleteRule
+        | Endpoint::DryRunRule
         | Endpoint::ListApprovals
         | Endpoint::ApproveApproval
         | Endpoint::RejectApproval => workflows::forward(ctx, req, route.endpoint, a).await,
@@ -168,6 +169,9 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::CreateIncomingWebhook => webhooks::create_incoming(ctx, req, a).await,
         Endpoint::DeleteIncomingWebhook => webhooks::delete_incoming(ctx, req, a, b).await,
         Endpoint::PostIncomingWebhook => webhooks::post_incoming(ctx, req, a).await,
+        Endpoint::GetCheckin => checkin::read(ctx, req, a).await,
+        Endpoint::GetAiUsage => ai::usage(ctx, req, a).await,
+        Endpoint::ListApprovalInbox => workflows::inbox(ctx, req).await,
     }
 }
 
@@ -253,7 +257,8 @@ fn log(ctx: &Ctx, method: &Method, path: &str, status: u16, started: f64) {
 }
 
 /// Daily (cron `0 2 * * *`): housekeeping — drop refresh tokens, invites and
-/// expired uploads that can never be used again — and the AI check-in of the
+/// expired uploads that can never be used again, and the inbox's copies of
+/// long-settled approval requests — and the AI check-in of the
 /// rooms active since their last one (queued, see `checkin`).
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
@@ -268,6 +273,11 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             // Expired uploads answer 410 for a week (their objects say so), then go.
             db.prepare("DELETE FROM files WHERE status = 'expired' AND expires_at < ?1")
                 .bind(&[arg(now.saturating_sub(7 * 24 * 3600))])?,
+            // The inbox lists settled requests for 30 days (each room keeps its own).
+            db.prepare("DELETE FROM approvals WHERE settled_at < ?1")
+                .bind(&[arg(now.saturating_sub(
+                    tessera_core::approval_inbox::RESOLVED_WINDOW_SECS,
+                ))])?,
         ])
         .await
     }

@@ -1,20 +1,24 @@
 //! `/api/v1/rooms/{id}/state`, `/actions`, `/rules`, `/approvals` and
-//! `/audit`: the Worker's side of collaboration workflows. The room object runs
-//! actions, rules and approvals and writes the audit trail (see its
+//! `/audit`, and the approvals inbox `/api/v1/approvals`: the Worker's side
+//! of collaboration workflows. The room object runs actions, rules and
+//! approvals and writes the audit trail and the approvals' copies (see its
 //! `workflows` module); the Worker checks membership, passes the caller's
-//! identity and serves the audit log from D1.
+//! identity and serves the audit log and the inbox from D1.
 
-use crate::ctx::{arg, page, read_body, Ctx};
+use crate::ctx::{arg, now_secs, read_body, Ctx};
 use crate::room_object::identity_headers;
 use crate::rooms::role_in;
 use crate::tokens::authenticate;
 use serde::{Deserialize, Serialize};
 use tessera_core::actions::offered;
-use tessera_core::api::Endpoint;
+use tessera_core::api::{Endpoint, Page, Param};
+use tessera_core::approval_inbox::{ApprovalInboxItem, ApprovalInboxQuery, ApprovalInboxRow};
+use tessera_core::audit::AuditQuery;
 use tessera_core::rooms::{require, Permission};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, HttpResult};
 use tessera_durable_objects::room;
+use wasm_bindgen::JsValue;
 use worker::{Headers, Request, Response, ResponseBuilder};
 
 /// Passes a request to the room object, at the path below
@@ -34,10 +38,12 @@ pub async fn forward(
             headers.set(h, &v)?;
         }
     }
-    let body = match endpoint.takes_json_body() {
-        true => Some(read_body(&mut req).await?),
-        false => None,
-    };
+    let body =
+        if endpoint.takes_json_body() || (endpoint.takes_optional_json_body() && has_body(&req)?) {
+            Some(read_body(&mut req).await?)
+        } else {
+            None
+        };
     let url = req.url()?;
     let path = url
         .path()
@@ -53,6 +59,52 @@ pub async fn forward(
         body,
     )
     .await
+}
+
+/// Whether a request says it has a body (a type, or a length above 0): an
+/// optional JSON body is then read as any other (type and size checked).
+fn has_body(req: &Request) -> HttpResult<bool> {
+    let h = req.headers();
+    let length: usize = h
+        .get("content-length")?
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    Ok(length > 0 || h.get("content-type")?.is_some())
+}
+
+/// The query string of a request as pairs.
+fn query_pairs(req: &Request) -> HttpResult<Vec<(String, String)>> {
+    Ok(req.url()?.query_pairs().into_owned().collect())
+}
+
+/// The rows of a query core built (`(sql, params)`).
+async fn rows<T: serde::de::DeserializeOwned>(
+    ctx: &Ctx,
+    (sql, params): (String, Vec<Param>),
+) -> HttpResult<Vec<T>> {
+    let args: Vec<JsValue> = params.iter().map(arg).collect();
+    Ok(ctx.db()?.prepare(sql).bind(&args)?.all().await?.results()?)
+}
+
+/// `GET /api/v1/approvals`: the requests of every room the caller owns,
+/// newest first, each with its room and whether they may decide it; with
+/// `?scope=mine`, the caller's own requests (and their rules') in the rooms
+/// they are still in, with what became of them (see `tessera_core::inbox`).
+pub async fn inbox(ctx: &Ctx, req: Request) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let pairs = query_pairs(&req)?;
+    let q = ApprovalInboxQuery::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let now = now_secs();
+    let mut found: Vec<ApprovalInboxRow> = rows(ctx, q.sql(&user_id, now)).await?;
+    let next_cursor = q.page.finish(&mut found, |r| r.n.to_string());
+    let approvals = found
+        .iter()
+        .map(|r| ApprovalInboxItem::of(r, q.scope, &user_id, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    json(
+        200,
+        &serde_json::json!({ "approvals": approvals, "next_cursor": next_cursor }),
+    )
 }
 
 /// The catalogue as the caller sees it: what they may run, and what they may
@@ -89,65 +141,32 @@ impl AuditEntry {
     }
 }
 
-/// Largest page of an NDJSON export.
-const EXPORT_PAGE: u32 = 5000;
-
-/// Entries newest first, after `?cursor=` (an entry id), filtered by
-/// `?actor=` and `?action=`; admins and owners only.
+/// Entries newest first, filtered and paged as `tessera_core::audit` says
+/// (`?actor=&kind=&action=&from=&to=&cursor=&limit=`); admins and owners only.
 async fn entries(
     ctx: &Ctx,
     req: &Request,
     room_id: &str,
-    limit: u32,
+    export: bool,
 ) -> HttpResult<(Vec<AuditEntry>, Option<String>)> {
     let user_id = authenticate(ctx, req).await?;
     require(
         role_in(ctx, room_id, &user_id).await?,
         Permission::ManageMembers,
     )?;
-    let page = page(req)?;
-    let url = req.url()?;
-    let q = |k: &str| {
-        url.query_pairs()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.into_owned())
-    };
-    let cursor: Option<u64> = match &page.cursor {
-        Some(c) => Some(
-            c.parse()
-                .map_err(|_| ApiError::invalid("cursor is not valid"))?,
-        ),
-        None => None,
-    };
-    let limit = if limit == 0 { page.limit } else { limit };
-    let mut rows: Vec<AuditEntry> = ctx
-        .db()?
-        .prepare(
-            "SELECT id, actor, actor_kind, action, arguments, result, request_id, at FROM audit_log
-             WHERE room_id = ?1 AND (?2 IS NULL OR id < ?2) AND (?3 IS NULL OR actor = ?3)
-               AND (?4 IS NULL OR action = ?4)
-             ORDER BY id DESC LIMIT ?5",
-        )
-        .bind(&[
-            arg(room_id),
-            arg(cursor),
-            arg(q("actor").as_ref()),
-            arg(q("action").as_ref()),
-            arg(limit + 1),
-        ])?
-        .all()
-        .await?
-        .results()?;
-    let next = tessera_core::api::Page {
-        limit,
+    let pairs = query_pairs(req)?;
+    let q = AuditQuery::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), export)?;
+    let mut found: Vec<AuditEntry> = rows(ctx, q.sql(room_id)).await?;
+    let next = Page {
+        limit: q.limit,
         cursor: None,
     }
-    .finish(&mut rows, |e| e.id.to_string());
-    Ok((rows, next))
+    .finish(&mut found, |e| e.id.to_string());
+    Ok((found, next))
 }
 
 pub async fn audit(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
-    let (rows, next_cursor) = entries(ctx, &req, room_id, 0).await?;
+    let (rows, next_cursor) = entries(ctx, &req, room_id, false).await?;
     let entries: Vec<_> = rows.iter().map(AuditEntry::view).collect();
     json(
         200,
@@ -158,7 +177,7 @@ pub async fn audit(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Respons
 /// NDJSON, one entry per line, up to 5,000 per request; `x-next-cursor` names
 /// the next page.
 pub async fn export(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
-    let (rows, next) = entries(ctx, &req, room_id, EXPORT_PAGE).await?;
+    let (rows, next) = entries(ctx, &req, room_id, true).await?;
     let mut body = String::new();
     for e in &rows {
         body.push_str(&e.view().to_string());

@@ -66,6 +66,47 @@ pub struct Job {
     pub updated_at: u64,
 }
 
+/// A file's analysis as `GET /api/v1/files/{id}` shows it: the newest
+/// finished job of the file, or else its newest job (queued, running or
+/// failed), with its findings when it has them; `job_progress` and
+/// `job_done` on the room socket tell what changes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileAnalysis {
+    pub job_id: String,
+    pub status: JobStatus,
+    pub progress: u32,
+    pub summary: Option<String>,
+    pub key_points: Vec<String>,
+    pub error: Option<String>,
+    pub updated_at: u64,
+}
+
+impl FileAnalysis {
+    pub fn of(job: &Job) -> Self {
+        let result = job.result.as_ref();
+        FileAnalysis {
+            job_id: job.id.clone(),
+            status: job.status,
+            progress: job.progress,
+            summary: result
+                .and_then(|r| r["summary"].as_str())
+                .map(str::to_string),
+            key_points: result
+                .and_then(|r| r["key_points"].as_array())
+                .map(|points| {
+                    points
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            error: job.error.clone(),
+            updated_at: job.updated_at,
+        }
+    }
+}
+
 /// What an analysis finds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -340,6 +381,36 @@ mod tests {
             f.key_points,
             ["83 words in 63 lines", "Launch notes", "Risks"]
         );
+    }
+
+    #[test]
+    fn a_file_shows_its_analysis_findings_once_done() {
+        let mut job = Job {
+            id: "j1".into(),
+            room_id: "r1".into(),
+            file_id: "f1".into(),
+            kind: "analyze".into(),
+            status: JobStatus::Running,
+            progress: 40,
+            result: None,
+            error: None,
+            attempts: 1,
+            created_by: "u1".into(),
+            created_at: 1,
+            updated_at: 2,
+        };
+        let running = FileAnalysis::of(&job);
+        assert_eq!(
+            (running.status, running.progress, running.summary),
+            (JobStatus::Running, 40, None)
+        );
+        job.status = JobStatus::Done;
+        job.result = Some(
+            serde_json::json!({"summary": "Three points.", "key_points": ["a", "b"], "chunks": 1}),
+        );
+        let done = FileAnalysis::of(&job);
+        assert_eq!(done.summary.as_deref(), Some("Three points."));
+        assert_eq!(done.key_points, ["a", "b"]);
     }
 
     #[test]

@@ -7,10 +7,11 @@
 //! the room it was asked about by the caller — it names no room itself — and
 //! the room object refuses a plan made for another room. A room whose answer
 //! is invalid is asked once more, then gets the built-in check-in; what was
-//! refused is audited.
+//! refused is audited. The room keeps each day's check-in as a
+//! [`CheckinRecord`], which members read as a [`CheckinView`].
 
 use super::{quote, unfenced, Prompt, RoomDigest, DATA_IS_NOT_INSTRUCTIONS};
-use crate::actions::{available, spec, validate_args, ActionSpec};
+use crate::actions::{available, spec, validate_args, ActionSpec, Approval};
 use crate::rooms::Role;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -44,6 +45,107 @@ pub struct RoomPlan {
     pub room_id: String,
     pub summary: String,
     pub actions: Vec<ProposedAction>,
+}
+
+/// One proposed action and what came of it (the status and body its attempt
+/// answered, as audited).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub name: String,
+    pub args: Value,
+    pub reason: String,
+    pub status: u16,
+    pub outcome: Value,
+}
+
+/// A day's check-in as the room keeps it, with its progress (so that a run
+/// cut short resumes after the last action done).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckinRecord {
+    pub day: String,
+    pub provider: String,
+    /// The summary's message (its id is its seq).
+    pub message_id: Option<u64>,
+    pub planned: Vec<ProposedAction>,
+    pub actions: Vec<Outcome>,
+    pub finished: bool,
+}
+
+/// A proposal of a check-in as members read it: what was proposed and why,
+/// what its attempt answered (`null` while not yet run), and the approval
+/// request it became, as that request is now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProposalView {
+    pub name: String,
+    pub args: Value,
+    pub reason: String,
+    pub status: Option<u16>,
+    pub outcome: Option<Value>,
+    pub approval_id: Option<String>,
+    pub approval: Option<Approval>,
+}
+
+/// `GET /api/v1/rooms/{id}/checkin?date=`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckinView {
+    pub day: String,
+    pub provider: String,
+    pub finished: bool,
+    /// The message it was posted as (a message's id is its seq).
+    pub message_id: Option<u64>,
+    pub message_seq: Option<u64>,
+    /// The summary as the message says it now; `null` once the message was
+    /// deleted (a deleted message leaves every read path).
+    pub summary: Option<String>,
+    pub proposals: Vec<ProposalView>,
+}
+
+impl Outcome {
+    /// The approval request an attempt became (a 202 answer).
+    pub fn approval_id(&self) -> Option<&str> {
+        match self.status {
+            202 => self.outcome["approval"]["id"].as_str(),
+            _ => None,
+        }
+    }
+}
+
+impl CheckinRecord {
+    /// The view of this check-in, with the summary's message body as it is
+    /// now and `approval` looking up a request by id.
+    pub fn view(
+        &self,
+        summary: Option<String>,
+        approval: impl Fn(&str) -> Option<Approval>,
+    ) -> CheckinView {
+        let proposals = self
+            .planned
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let done = self.actions.get(i);
+                let approval_id = done.and_then(Outcome::approval_id).map(str::to_string);
+                ProposalView {
+                    name: p.name.clone(),
+                    args: p.args.clone(),
+                    reason: p.reason.clone(),
+                    status: done.map(|d| d.status),
+                    outcome: done.map(|d| d.outcome.clone()),
+                    approval: approval_id.as_deref().and_then(&approval),
+                    approval_id,
+                }
+            })
+            .collect();
+        CheckinView {
+            day: self.day.clone(),
+            provider: self.provider.clone(),
+            finished: self.finished,
+            message_id: self.message_id,
+            message_seq: self.message_id,
+            summary,
+            proposals,
+        }
+    }
 }
 
 /// What the model must answer: exactly this, for the one room it was given.
@@ -324,6 +426,82 @@ mod tests {
             "k".repeat(5000)
         );
         assert!(parse(&huge, "r1").unwrap_err().reason.chars().count() <= REFUSAL_REASON_MAX + 1);
+    }
+
+    #[test]
+    fn a_checkin_reads_with_its_approvals_as_they_are_now() {
+        let proposed = |name: &str| ProposedAction {
+            name: name.into(),
+            args: json!({}),
+            reason: format!("why {name}"),
+        };
+        let record = CheckinRecord {
+            day: "2026-05-01".into(),
+            provider: "builtin".into(),
+            message_id: Some(7),
+            planned: vec![
+                proposed("propose_activity"),
+                proposed("archive_room"),
+                proposed("send_message"),
+            ],
+            actions: vec![
+                Outcome {
+                    name: "propose_activity".into(),
+                    args: json!({}),
+                    reason: "why".into(),
+                    status: 200,
+                    outcome: json!({"version": 1, "changes": []}),
+                },
+                Outcome {
+                    name: "archive_room".into(),
+                    args: json!({}),
+                    reason: "why".into(),
+                    status: 202,
+                    outcome: json!({"approval": {"id": "ap1", "status": "pending"}}),
+                },
+            ],
+            finished: false,
+        };
+        let decided = |id: &str| {
+            (id == "ap1").then(|| {
+                let from = crate::actions::Requester {
+                    by: crate::actor::ChangedBy {
+                        user_id: "ai".into(),
+                        display_name: "Tessera AI".into(),
+                        kind: crate::actor::ActorKind::Ai,
+                    },
+                    rule_id: None,
+                    reason: None,
+                };
+                let spec = crate::actions::spec("archive_room").unwrap();
+                crate::actions::Approval::request(1, spec, &json!({}), &from, 1, &[])
+                    .unwrap()
+                    .approval()
+                    .clone()
+            })
+        };
+        let view = record.view(Some("Summary".into()), decided);
+        assert_eq!(
+            (view.message_id, view.message_seq, view.summary.as_deref()),
+            (Some(7), Some(7), Some("Summary"))
+        );
+        let [first, second, third] = &view.proposals[..] else {
+            panic!("three proposals");
+        };
+        assert_eq!(
+            (first.status, first.approval_id.as_deref()),
+            (Some(200), None)
+        );
+        assert_eq!(
+            (second.status, second.approval_id.as_deref()),
+            (Some(202), Some("ap1"))
+        );
+        assert_eq!(second.approval.as_ref().map(|a| a.id.as_str()), Some("ap1"));
+        assert_eq!(
+            (third.status, &third.outcome, &third.reason),
+            (None, &None, &"why send_message".to_string())
+        );
+        assert!(!view.finished);
     }
 
     #[test]

@@ -182,6 +182,49 @@ pub fn check_budget(used_today: u64, needed: u64, daily_limit: u64) -> Result<()
     Ok(())
 }
 
+/// A room's AI use of one day at one provider, as D1 `ai_usage` counts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderUsage {
+    pub provider: String,
+    pub calls: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    /// Millionths of a US dollar.
+    pub cost_micros: u64,
+}
+
+/// `GET /api/v1/rooms/{id}/ai/usage`: a day's use per provider, the totals,
+/// and the room's daily token budget (what [`check_budget`] counts against).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageReport {
+    pub day: String,
+    pub providers: Vec<ProviderUsage>,
+    pub calls: u64,
+    /// Tokens in and out, all providers.
+    pub tokens: u64,
+    pub cost_micros: u64,
+    pub budget_tokens: u64,
+    pub remaining_tokens: u64,
+}
+
+impl UsageReport {
+    pub fn of(day: &str, mut providers: Vec<ProviderUsage>, budget_tokens: u64) -> Self {
+        providers.sort_by(|a, b| a.provider.cmp(&b.provider));
+        let sum =
+            |f: fn(&ProviderUsage) -> u64| providers.iter().map(f).fold(0u64, u64::saturating_add);
+        let tokens = sum(|p| p.tokens_in.saturating_add(p.tokens_out));
+        UsageReport {
+            day: day.to_string(),
+            calls: sum(|p| p.calls),
+            tokens,
+            cost_micros: sum(|p| p.cost_micros),
+            budget_tokens,
+            remaining_tokens: budget_tokens.saturating_sub(tokens),
+            providers,
+        }
+    }
+}
+
 /// What the AI sees of a room: recent messages, the workflow state, what
 /// waits for an owner and the files. Built by the room object and the Worker.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -319,6 +362,35 @@ mod tests {
         assert_eq!(unfenced(" {} "), "{}");
         assert_eq!(ellipsize("abc", 3), "abc");
         assert_eq!(ellipsize("abcd", 3), "abc…");
+    }
+
+    #[test]
+    fn usage_reports_sum_providers_and_say_what_is_left() {
+        let row = |provider: &str, calls, tin, tout, cost| ProviderUsage {
+            provider: provider.into(),
+            calls,
+            tokens_in: tin,
+            tokens_out: tout,
+            cost_micros: cost,
+        };
+        let r = UsageReport::of(
+            "2026-05-01",
+            vec![
+                row("openai", 2, 3000, 500, 9),
+                row("builtin", 1, 400, 100, 0),
+            ],
+            5000,
+        );
+        assert_eq!(r.providers[0].provider, "builtin");
+        assert_eq!((r.calls, r.tokens, r.cost_micros), (3, 4000, 9));
+        assert_eq!((r.budget_tokens, r.remaining_tokens), (5000, 1000));
+        let over = UsageReport::of("d", vec![row("x", 1, 6000, 0, 0)], 5000);
+        assert_eq!(over.remaining_tokens, 0);
+        let empty = UsageReport::of("d", vec![], 10);
+        assert_eq!((empty.calls, empty.remaining_tokens), (0, 10));
+        // What is left is exactly what the budget check still admits.
+        assert!(check_budget(r.tokens, r.remaining_tokens, r.budget_tokens).is_ok());
+        assert!(check_budget(r.tokens, r.remaining_tokens + 1, r.budget_tokens).is_err());
     }
 
     #[test]

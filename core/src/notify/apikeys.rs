@@ -88,7 +88,10 @@ pub fn need(endpoint: Endpoint) -> Need {
         | E::ListRules
         | E::ListApprovals
         | E::ListAudit
-        | E::ExportAudit => r(Workflows, Read, true),
+        | E::ExportAudit
+        | E::DryRunRule
+        | E::GetCheckin
+        | E::GetAiUsage => r(Workflows, Read, true),
         E::RunAction
         | E::CreateRule
         | E::UpdateRule

@@ -1725,7 +1725,7 @@ export type paths = {
             };
             cookie?: never;
         };
-        /** A file's metadata */
+        /** A file's metadata, with its AI analysis */
         get: {
             parameters: {
                 query?: never;
@@ -1743,7 +1743,7 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["File"];
+                        "application/json": components["schemas"]["FileWithAnalysis"];
                     };
                 };
                 401: components["responses"]["Error"];
@@ -2160,14 +2160,24 @@ export type paths = {
             };
             cookie?: never;
         };
-        /** The room's audit log, newest first (admin+) */
+        /**
+         * The room's audit log, newest first, filtered (admin+)
+         * @description Any other query parameter, or a bad value, is 400 invalid_input naming it in `field`.
+         */
         get: {
             parameters: {
                 query?: {
                     limit?: number;
-                    cursor?: string;
+                    /** @description a user id, or `ai` */
                     actor?: string;
+                    kind?: "user" | "ai" | "rule";
                     action?: string;
+                    /** @description entries at or after: unix seconds, a date (2026-05-01) or an RFC 3339 time */
+                    from?: string;
+                    /** @description entries before: unix seconds, a date (2026-05-01) or an RFC 3339 time; a date includes that whole day */
+                    to?: string;
+                    /** @description next_cursor of the previous page */
+                    cursor?: string;
                 };
                 header?: never;
                 path: {
@@ -2212,13 +2222,21 @@ export type paths = {
             };
             cookie?: never;
         };
-        /** The audit log as NDJSON, 5,000 entries per request; x-next-cursor names the next page (admin+) */
+        /** The audit log as NDJSON, filtered as the list, up to 5,000 entries per request; x-next-cursor names the next page (admin+) */
         get: {
             parameters: {
                 query?: {
-                    cursor?: string;
+                    limit?: number;
+                    /** @description a user id, or `ai` */
                     actor?: string;
+                    kind?: "user" | "ai" | "rule";
                     action?: string;
+                    /** @description entries at or after: unix seconds, a date (2026-05-01) or an RFC 3339 time */
+                    from?: string;
+                    /** @description entries before: unix seconds, a date (2026-05-01) or an RFC 3339 time; a date includes that whole day */
+                    to?: string;
+                    /** @description next_cursor of the previous page */
+                    cursor?: string;
                 };
                 header?: never;
                 path: {
@@ -2476,7 +2494,7 @@ export type paths = {
         get: {
             parameters: {
                 query?: {
-                    status?: "pending" | "approved" | "rejected" | "expired";
+                    status?: "pending" | "approved" | "rejected" | "expired" | "resolved";
                 };
                 header?: never;
                 path: {
@@ -2495,6 +2513,7 @@ export type paths = {
                         "application/json": components["schemas"]["ApprovalList"];
                     };
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -2522,7 +2541,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
-        /** Approve: the action runs with the approver's authority and its result is recorded (owners; never the requester) */
+        /**
+         * Approve: the action runs with the approver's authority and its result is recorded (owners; never the requester)
+         * @description The body is optional: `{"comment"}` (at most 1,000 characters) is kept with the decision, announced in approval_resolved and shown to the requester.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -2533,7 +2555,14 @@ export type paths = {
                 };
                 cookie?: never;
             };
-            requestBody?: never;
+            requestBody?: {
+                content: {
+                    "application/json": {
+                        /** @description kept with the decision and shown to the requester */
+                        comment?: string;
+                    };
+                };
+            };
             responses: {
                 /** @description success */
                 200: {
@@ -2544,10 +2573,13 @@ export type paths = {
                         "application/json": components["schemas"]["ApprovalEnvelope"];
                     };
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
@@ -2571,7 +2603,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
-        /** Reject an approval request (owners; never the requester) */
+        /**
+         * Reject an approval request (owners; never the requester)
+         * @description The body is optional: `{"comment"}` (at most 1,000 characters) is kept with the decision, announced in approval_resolved and shown to the requester.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -2582,7 +2617,14 @@ export type paths = {
                 };
                 cookie?: never;
             };
-            requestBody?: never;
+            requestBody?: {
+                content: {
+                    "application/json": {
+                        /** @description kept with the decision and shown to the requester */
+                        comment?: string;
+                    };
+                };
+            };
             responses: {
                 /** @description success */
                 200: {
@@ -2593,10 +2635,13 @@ export type paths = {
                         "application/json": components["schemas"]["ApprovalEnvelope"];
                     };
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
@@ -2770,7 +2815,38 @@ export type paths = {
             };
             cookie?: never;
         };
-        get?: never;
+        /** A day's AI check-in as members read it: the summary, the message it was posted as, its proposals and the approvals they became (any member) */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description a UTC day (default: today) */
+                    date?: string;
+                };
+                header?: never;
+                path: {
+                    room_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description success */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CheckinView"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
         put?: never;
         /** Run today's AI check-in of the room now (owners): summary message, safe actions run, protected ones become approval requests. Once per room per UTC day; a repeat answers the stored check-in. */
         post: {
@@ -3720,6 +3796,185 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/rooms/{room_id}/rules/dry-run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                room_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * What a draft rule would do for a sample event, changing nothing (admin+)
+         * @description The draft is checked as when saved (400 invalid_input with `field`), the condition evaluated against the event and the room as it is, and the effect decided as the caller's rule would be and, for a state action, run on a copy. Nothing is stored, run, announced or audited.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    room_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        id?: string;
+                        name?: string;
+                        /** @enum {string} */
+                        trigger?: "message_posted" | "activity_changed" | "file_added" | "member_joined";
+                        /** @description JSONLogic */
+                        condition?: unknown;
+                        effect?: {
+                            action: string;
+                            args?: {
+                                [key: string]: unknown;
+                            };
+                        };
+                        enabled?: boolean;
+                        event: {
+                            /** @description the trigger, if given */
+                            type?: string;
+                            /** @description who caused it (default: the caller) */
+                            actor?: string;
+                            /** @description as the trigger's events carry it (docs/workflows.md) */
+                            data: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description success */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DryRun"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/approvals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The approvals inbox: requests of every room the caller owns (or, scope=mine, their own requests), newest first
+         * @description scope=owner (default): every room where the caller is an owner now, may_decide false for their own requests. scope=mine: the caller's requests and their rules' in the rooms they are still in. Decided and expired requests are listed for 30 days after they settle. Any other parameter, or a bad value, is 400 naming it in `field`.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    scope?: "owner" | "mine";
+                    status?: "pending" | "approved" | "rejected" | "expired" | "resolved";
+                    cursor?: string;
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description success */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApprovalInboxPage"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rooms/{room_id}/ai/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                room_id: string;
+            };
+            cookie?: never;
+        };
+        /** The room's AI use of a day per provider, and its daily token budget (owners) */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description a UTC day (default: today) */
+                    date?: string;
+                };
+                header?: never;
+                path: {
+                    room_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description success */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["UsageReport"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 };
 export type webhooks = Record<string, never>;
 export type components = {
@@ -3728,6 +3983,12 @@ export type components = {
             error: {
                 code: string;
                 message: string;
+                /** @description invalid_input: the part of the request it concerns, as a path into the body or the query parameter's name (`condition.if[0]`, `effect.args.title`, `comment`, `status`) */
+                field?: string;
+                /** @description version_conflict: the room state's version now */
+                current_version?: number;
+                /** @description version_conflict: who made the latest change, and when */
+                last_change?: components["schemas"]["LastChange"] | null;
             };
         };
         Health: {
@@ -3900,25 +4161,7 @@ export type components = {
         DocVersionList: {
             versions: components["schemas"]["DocVersion"][];
         };
-        File: {
-            id: string;
-            room_id: string;
-            uploader_id: string;
-            /** @description sanitised filename */
-            name: string;
-            /** @description sniffed from the bytes */
-            content_type: string | null;
-            /** @description what the uploader said; never used to render */
-            declared_type: string;
-            size: number;
-            sha256: string | null;
-            /** @enum {string} */
-            status: "uploading" | "ready" | "expired";
-            /** @description unix seconds */
-            created_at: number;
-            /** @description unix seconds */
-            completed_at: number | null;
-        };
+        File: components["schemas"]["FileFields"];
         FileList: {
             files: components["schemas"]["File"][];
             next_cursor: string | null;
@@ -3953,6 +4196,8 @@ export type components = {
                 archived: boolean;
             };
             next_activity: number;
+            /** @description the latest change (null before the first) */
+            last_change: components["schemas"]["LastChange"] | null;
         };
         Change: {
             /** @description e.g. activities.a1.status */
@@ -4017,9 +4262,15 @@ export type components = {
             action: string;
             /** @description the action's arguments */
             args: unknown;
+            /** @description a user id, `ai`, or the rule's author (requested_kind rule) */
             requested_by: string;
+            /** @description their display name when they asked */
+            requested_by_name: string;
             /** @enum {string} */
             requested_kind: "user" | "ai" | "rule";
+            /** @description the rule that asked (requested_kind rule) */
+            rule_id: string | null;
+            /** @description why the AI asks */
             reason: string | null;
             /** @enum {string} */
             status: "pending" | "approved" | "rejected" | "expired";
@@ -4028,7 +4279,10 @@ export type components = {
             /** @description unix seconds */
             expires_at: number;
             resolved_by: string | null;
+            resolved_by_name: string | null;
             resolved_at: number | null;
+            /** @description what the owner said with the decision */
+            comment: string | null;
             result: {
                 status: number;
                 outcome: unknown;
@@ -4303,9 +4557,13 @@ export type components = {
              */
             event: "collaboration_updated";
             seq: number;
+            /** @description changed_by and changed_at are absent only in events stored before they were recorded */
             data: {
                 version: number;
                 changes: components["schemas"]["Change"][];
+                changed_by?: components["schemas"]["ChangedBy"];
+                /** @description unix seconds */
+                changed_at?: number;
             };
         };
         EventApprovalRequested: {
@@ -4594,6 +4852,136 @@ export type components = {
         };
         IncomingWebhookList: {
             incoming_webhooks: components["schemas"]["IncomingWebhook"][];
+        };
+        /** @description who made a change: a person (user), the AI (user id `ai`) or a rule (kind rule: its author) */
+        ChangedBy: {
+            user_id: string;
+            /** @description as it was then */
+            display_name: string;
+            /** @enum {string} */
+            kind: "user" | "ai" | "rule";
+        };
+        LastChange: {
+            version: number;
+            changed_by: components["schemas"]["ChangedBy"];
+            /** @description unix seconds */
+            changed_at: number;
+        };
+        /** @description the `error` object of an error body */
+        ErrorObject: {
+            code: string;
+            message: string;
+            field?: string;
+        };
+        DryEffect: {
+            action: string;
+            /** @description the arguments with the event's values filled in (null when they could not be) */
+            args: unknown;
+            /** @enum {string} */
+            decision: "run" | "approval" | "refused";
+            /** @description the version a state action would make */
+            version: number | null;
+            /** @description what a state action would change; null for messages, members and files (checked, not simulated) */
+            changes: components["schemas"]["Change"][] | null;
+            /** @description why it would be refused */
+            error: components["schemas"]["ErrorObject"] | null;
+        };
+        DryRun: {
+            matches: boolean;
+            /** @description why the condition could not be evaluated for this event (it then does not match) */
+            error: components["schemas"]["ErrorObject"] | null;
+            /** @description when the condition matches and there is an effect */
+            effect: components["schemas"]["DryEffect"] | null;
+        };
+        ProposalView: {
+            name: string;
+            args: unknown;
+            reason: string;
+            /** @description what its attempt answered (null while not yet run) */
+            status: number | null;
+            /** @description its answer (null while not yet run) */
+            outcome: unknown;
+            approval_id: string | null;
+            /** @description the request it became, as it is now */
+            approval: components["schemas"]["Approval"] | null;
+        };
+        CheckinView: {
+            /** @description YYYY-MM-DD, UTC */
+            day: string;
+            provider: string;
+            finished: boolean;
+            message_id: number | null;
+            /** @description the summary message's seq (= its id) */
+            message_seq: number | null;
+            /** @description the summary message as it reads now; null once deleted */
+            summary: string | null;
+            proposals: components["schemas"]["ProposalView"][];
+        };
+        ProviderUsage: {
+            provider: string;
+            calls: number;
+            tokens_in: number;
+            tokens_out: number;
+            /** @description millionths of a US dollar */
+            cost_micros: number;
+        };
+        UsageReport: {
+            /** @description YYYY-MM-DD, UTC */
+            day: string;
+            providers: components["schemas"]["ProviderUsage"][];
+            calls: number;
+            /** @description in and out, all providers: what the budget counts */
+            tokens: number;
+            cost_micros: number;
+            /** @description AI_ROOM_DAILY_TOKENS */
+            budget_tokens: number;
+            remaining_tokens: number;
+        };
+        FileFields: {
+            id: string;
+            room_id: string;
+            uploader_id: string;
+            /** @description sanitised filename */
+            name: string;
+            /** @description sniffed from the bytes */
+            content_type: string | null;
+            /** @description what the uploader said; never used to render */
+            declared_type: string;
+            size: number;
+            sha256: string | null;
+            /** @enum {string} */
+            status: "uploading" | "ready" | "expired";
+            /** @description unix seconds */
+            created_at: number;
+            /** @description unix seconds */
+            completed_at: number | null;
+        };
+        /** @description the file's newest finished analysis job, else its newest job */
+        FileAnalysis: {
+            job_id: string;
+            /** @enum {string} */
+            status: "queued" | "running" | "done" | "failed";
+            progress: number;
+            summary: string | null;
+            key_points: string[];
+            error: string | null;
+            /** @description unix seconds */
+            updated_at: number;
+        };
+        FileWithAnalysis: components["schemas"]["FileFields"] & {
+            /** @description null before any analysis */
+            analysis: components["schemas"]["FileAnalysis"] | null;
+        };
+        ApprovalInboxItem: {
+            room_id: string;
+            room_name: string;
+            /** @description pending, the caller owns the room and did not ask */
+            may_decide: boolean;
+            approval: components["schemas"]["Approval"];
+        };
+        ApprovalInboxPage: {
+            approvals: components["schemas"]["ApprovalInboxItem"][];
+            next_cursor: string | null;
         };
     };
     responses: {
