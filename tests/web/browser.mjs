@@ -33,6 +33,7 @@ export function setup() {
 }
 
 let people = 0;
+const EDITING_STYLE = 'tessera-test: the CSP refused an editing style in the editor';
 
 /**
  * A person: a browser context with its own IP and a page on the app.
@@ -48,15 +49,26 @@ export async function person(browser, server, name, { width = 1280, height = 800
     reducedMotion: 'reduce',
     extraHTTPHeaders: { 'cf-connecting-ip': randomIp() },
   });
+  // Typing over a selection, Chrome's contenteditable gives the new text a style
+  // attribute that keeps the look of what it replaced (a heading's size); the
+  // CSP refuses it and CodeMirror redraws the line from its state. Each such
+  // refusal, reported on the editor's host, excuses one inline-style error.
+  await context.addInitScript((note) => document.addEventListener('securitypolicyviolation', (e) => {
+    if (e.violatedDirective === 'style-src-attr' && e.target instanceof Element && e.target.classList.contains('editor-host')) console.info(note);
+  }, true), EDITING_STYLE);
   const page = await context.newPage();
   const errors = [];
+  const inlineStyle = [];
+  let editingStyle = 0;
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() !== 'error') return;
     const text = m.text();
+    if (text === EDITING_STYLE) editingStyle += 1;
+    if (m.type() !== 'error') return;
     // The browser logs refused requests and dropped sockets that the tests cause on purpose.
     if (/Failed to load resource|WebSocket connection to|net::ERR_INTERNET_DISCONNECTED/.test(text)) return;
-    errors.push(`console: ${text}`);
+    if (/^Applying inline style violates/.test(text)) inlineStyle.push(`console: ${text}`);
+    else errors.push(`console: ${text}`);
   });
   people += 1;
   const email = `${name.toLowerCase()}-${Date.now()}-${people}@example.org`;
@@ -68,7 +80,7 @@ export async function person(browser, server, name, { width = 1280, height = 800
     page,
     errors,
     check() {
-      assert.deepEqual(errors, [], `${name}'s page had errors`);
+      assert.deepEqual([...errors, ...inlineStyle.slice(editingStyle)], [], `${name}'s page had errors`);
     },
   };
 }

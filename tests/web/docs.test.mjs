@@ -14,6 +14,7 @@ const bob = await person(browser, server, 'Bob');
 
 const DOC = 'plan.md';
 
+
 // Bob's network passes a switch: `goOffline()` closes his document sockets,
 // refuses new ones and every API request (the server is out of reach, as on a
 // train); the app's own files still load, as from the browser's cache.
@@ -101,11 +102,12 @@ test('two people type at once and converge; each sees the other\'s caret with th
   await textbox(bob.page).click();
   await bob.page.keyboard.press('Control+End');
   await ada.page.keyboard.press('Control+Home');
+  await ada.page.keyboard.press('End');
   await Promise.all([
-    ada.page.keyboard.type('Draft: ', { delay: 15 }),
+    ada.page.keyboard.type(' (draft)', { delay: 15 }),
     bob.page.keyboard.type('\nBob adds a line.', { delay: 15 }),
   ]);
-  const both = 'Draft: # Plan\n\nAda writes here.\nBob adds a line.';
+  const both = '# Plan (draft)\n\nAda writes here.\nBob adds a line.';
   await shows(ada.page, both);
   await shows(bob.page, both);
   await ada.page.locator('.cm-ySelectionInfo', { hasText: 'Bob' }).waitFor({ state: 'attached' });
@@ -122,14 +124,15 @@ test('find and replace reaches the other editor; undo takes back only one\'s own
   await ada.page.getByRole('textbox', { name: 'Find' }).fill('Ada writes');
   await ada.page.getByRole('textbox', { name: 'Replace' }).fill('Ada wrote');
   await ada.page.getByRole('button', { name: 'replace all', exact: true }).click();
-  await shows(bob.page, 'Draft: # Plan\n\nAda wrote here.\nBob adds a line.');
+  await shows(bob.page, '# Plan (draft)\n\nAda wrote here.\nBob adds a line.');
   await views(ada.page, 'doc-find');
   await ada.page.getByRole('button', { name: 'close', exact: true }).click();
   await bob.page.keyboard.press('Control+Home');
-  await bob.page.keyboard.type('Hi. ');
-  await shows(ada.page, 'Hi. Draft: # Plan\n\nAda wrote here.\nBob adds a line.');
+  await bob.page.keyboard.press('End');
+  await bob.page.keyboard.type(' v2');
+  await shows(ada.page, '# Plan (draft) v2\n\nAda wrote here.\nBob adds a line.');
   await ada.page.getByRole('button', { name: 'Undo' }).click();
-  const undone = 'Hi. Draft: # Plan\n\nAda writes here.\nBob adds a line.';
+  const undone = '# Plan (draft) v2\n\nAda writes here.\nBob adds a line.';
   await shows(ada.page, undone);
   await shows(bob.page, undone);
   ada.check();
