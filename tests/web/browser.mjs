@@ -85,6 +85,40 @@ export async function person(browser, server, name, { width = 1280, height = 800
   };
 }
 
+/**
+ * A switch on a person's network. `down()` closes their sockets whose URL
+ * matches `sockets` and refuses new ones (with `api`, every API request too:
+ * the server is out of reach, while the app's own files still load as from the
+ * browser's cache); `up()` lets everything through again. `context.setOffline`
+ * alone does not close open WebSockets.
+ */
+export async function networkSwitch(p, sockets, { api = false } = {}) {
+  const net = {
+    blocked: false,
+    open: new Set(),
+    async down() {
+      net.blocked = true;
+      await p.context.setOffline(true);
+      for (const ws of net.open) await ws.close({ code: 4000, reason: 'test: dropped' });
+      net.open.clear();
+    },
+    async up() {
+      net.blocked = false;
+      await p.context.setOffline(false);
+    },
+  };
+  await p.page.routeWebSocket(sockets, (ws) => {
+    if (net.blocked) {
+      ws.close({ code: 4000, reason: 'test: offline' });
+      return;
+    }
+    ws.connectToServer();
+    net.open.add(ws);
+  });
+  if (api) await p.page.route('**/api/v1/**', (route) => (net.blocked ? route.abort('internetdisconnected') : route.fallback()));
+  return net;
+}
+
 /** Registers through the form and waits for the signed-in shell. */
 export async function registerInUi(p) {
   const { page } = p;

@@ -4,7 +4,7 @@
 // edits and deletes reach the other side.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRoom, log, person, registerInUi, send, setup, signInUi, views } from './browser.mjs';
+import { createRoom, log, networkSwitch, person, registerInUi, send, setup, signInUi, views } from './browser.mjs';
 import { api, randomIp, register } from '../harness.mjs';
 
 const { server, browser } = await setup();
@@ -15,25 +15,8 @@ let roomId;
 
 // Bob's room sockets pass through a switch: `drop()` closes them and refuses
 // new ones (the network is gone), `restore()` lets them through again.
-const bobNet = { blocked: false, open: new Set() };
-await bob.page.routeWebSocket(/\/api\/v1\/rooms\/[^/]+\/ws/, (ws) => {
-  if (bobNet.blocked) {
-    ws.close({ code: 4000, reason: 'test: offline' });
-    return;
-  }
-  ws.connectToServer();
-  bobNet.open.add(ws);
-});
-async function drop() {
-  bobNet.blocked = true;
-  await bob.context.setOffline(true);
-  for (const ws of bobNet.open) await ws.close({ code: 4000, reason: 'test: dropped' });
-  bobNet.open.clear();
-}
-async function restore() {
-  bobNet.blocked = false;
-  await bob.context.setOffline(false);
-}
+const bobNet = await networkSwitch(bob, /\/api\/v1\/rooms\/[^/]+\/ws/);
+const { down: drop, up: restore } = bobNet;
 
 /** Waits until nothing the page sent is still pending. */
 const settled = (page) => page.waitForFunction(() => !document.querySelector('[role="log"] article.pending'));

@@ -5,7 +5,7 @@
 // while someone was offline is not brought back by their copy.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRoom, invite, person, registerInUi, setup, signInUi, views } from './browser.mjs';
+import { createRoom, invite, networkSwitch, person, registerInUi, setup, signInUi, views } from './browser.mjs';
 import { register } from '../harness.mjs';
 
 const { server, browser } = await setup();
@@ -14,30 +14,10 @@ const bob = await person(browser, server, 'Bob');
 
 const DOC = 'plan.md';
 
-
-// Bob's network passes a switch: `goOffline()` closes his document sockets,
+// Bob's network passes a switch: `goOffline()` closes his document sockets and
 // refuses new ones and every API request (the server is out of reach, as on a
 // train); the app's own files still load, as from the browser's cache.
-const bobNet = { blocked: false, open: new Set() };
-await bob.page.routeWebSocket(/\/api\/v1\/rooms\/[^/]+\/docs\//, (ws) => {
-  if (bobNet.blocked) {
-    ws.close({ code: 4000, reason: 'test: offline' });
-    return;
-  }
-  ws.connectToServer();
-  bobNet.open.add(ws);
-});
-await bob.page.route('**/api/v1/**', (route) => (bobNet.blocked ? route.abort('internetdisconnected') : route.fallback()));
-async function goOffline() {
-  bobNet.blocked = true;
-  await bob.context.setOffline(true);
-  for (const ws of bobNet.open) await ws.close({ code: 4000, reason: 'test: dropped' });
-  bobNet.open.clear();
-}
-async function goOnline() {
-  bobNet.blocked = false;
-  await bob.context.setOffline(false);
-}
+const { down: goOffline, up: goOnline } = await networkSwitch(bob, /\/api\/v1\/rooms\/[^/]+\/docs\//, { api: true });
 
 const textbox = (page) => page.getByRole('textbox', { name: `Text of ${DOC}` });
 
