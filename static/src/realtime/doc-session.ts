@@ -15,7 +15,7 @@ import { IndexeddbPersistence } from 'y-indexeddb';
 import { WebsocketProvider } from 'y-websocket';
 import type { Awareness } from 'y-protocols/awareness';
 import { rejected, token } from '../api/auth';
-import { TEXT_ROOT, cacheName, keptLocally } from '../state/docs';
+import { TEXT_ROOT, cacheName, forgetLocal, keptLocally } from './doc-cache';
 import { backoff, online } from './net';
 import { GONE, SESSION_ENDED } from './room-socket';
 
@@ -127,6 +127,9 @@ export class DocSession {
     if (code === GONE.deleted || code === GONE.removed) {
       this.gone.value = code === GONE.deleted ? 'deleted' : 'removed';
       this.provider.disconnect();
+      // The text stays in memory for the view to offer; the device keeps no
+      // copy, which a name created anew would otherwise merge on connecting.
+      void this.cache.destroy().then(() => forgetLocal(this.me.id, this.roomId, this.name));
       return;
     }
     if (code === SESSION_ENDED) rejected(this.usedToken);

@@ -1,24 +1,18 @@
 /**
  * A room's collaborative documents over REST: the list, copies, deletion,
- * named versions and restore; and which documents this device keeps offline
- * (IndexedDB, one database per user, room and document), so signing out can
- * erase them. The live document (Yjs, its socket and cache) is
- * realtime/doc-session.ts, loaded with the editor.
+ * named versions and restore. The device's copies are realtime/doc-cache.ts;
+ * the live document (Yjs, its socket and cache) is realtime/doc-session.ts,
+ * loaded with the editor.
  */
 import { api, ok } from '../api/client';
 import { token, user } from '../api/auth';
 import { readError, networkError } from '../api/errors';
 import type { components } from '../api/schema.gen';
+import { TEXT_ROOT, forgetLocal } from '../realtime/doc-cache';
 
 type S = components['schemas'];
 export type DocInfo = S['DocInfo'];
 export type DocVersion = S['DocVersion'];
-
-/**
- * The Y.Text root that Tessera's editor edits: `ydoc.getText('content')`. The
- * server's text read (`?format=text`) and version restore use the same name.
- */
-export const TEXT_ROOT = 'content';
 
 /** Document names the server accepts: 1–128 of A-Z a-z 0-9 . _ - */
 export const DOC_NAME = /^[A-Za-z0-9._-]{1,128}$/;
@@ -81,45 +75,4 @@ export async function restore(room: string, doc: string, v: number): Promise<voi
     params: { path: { room_id: room, doc, version: v } },
     body: { texts: [TEXT_ROOT] },
   }));
-}
-
-// ---- the offline copies on this device
-
-const INDEX = 'tessera.docs.';
-
-/** The IndexedDB database of one person's copy of one document. */
-export const cacheName = (user: string, room: string, doc: string) => `tessera:${user}:${room}:${doc}`;
-
-function cached(user: string): string[] {
-  try {
-    const v = JSON.parse(localStorage.getItem(INDEX + user) ?? '[]') as unknown;
-    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
-  } catch {
-    return [];
-  }
-}
-
-/** Notes that this device now holds a copy (called when the editor opens a document). */
-export function keptLocally(user: string, room: string, doc: string): void {
-  const names = new Set(cached(user));
-  names.add(cacheName(user, room, doc));
-  localStorage.setItem(INDEX + user, JSON.stringify([...names]));
-}
-
-const drop = (name: string) => new Promise<void>((resolve) => {
-  const req = indexedDB.deleteDatabase(name);
-  req.onsuccess = req.onerror = req.onblocked = () => resolve();
-});
-
-/** Erases this device's copy of a document (deleted, or discarded). */
-export async function forgetLocal(user: string, room: string, doc: string): Promise<void> {
-  const name = cacheName(user, room, doc);
-  await drop(name);
-  localStorage.setItem(INDEX + user, JSON.stringify(cached(user).filter((n) => n !== name)));
-}
-
-/** Erases every offline document of a person (sign-out). */
-export async function forgetAll(user: string): Promise<void> {
-  for (const name of cached(user)) await drop(name);
-  localStorage.removeItem(INDEX + user);
 }

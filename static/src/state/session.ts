@@ -11,7 +11,7 @@ import { Outbox } from '../realtime/outbox';
 import { idbOutbox } from '../realtime/outbox-idb';
 import { RoomSession } from '../realtime/room';
 import * as drafts from './drafts';
-import { forgetAll as forgetDocs } from './docs';
+import { forgetAll as forgetDocs } from '../realtime/doc-cache';
 import { archived } from './room-admin';
 import { byId, get, patch } from './rooms';
 import { fail } from './toasts';

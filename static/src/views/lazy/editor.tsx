@@ -10,6 +10,7 @@ import { useEffect, useRef } from 'preact/hooks';
 import * as Y from 'yjs';
 import { user } from '../../api/auth';
 import { describe } from '../../api/errors';
+import { forgetLocal } from '../../realtime/doc-cache';
 import { DocSession, type SaveState } from '../../realtime/doc-session';
 import { createEditor, type Editor } from '../../editor/setup';
 import * as docs from '../../state/docs';
@@ -61,7 +62,7 @@ export function DocView({ roomId, doc }: { roomId: string; doc: string }) {
   const wasMember = useRef(false);
   useEffect(() => {
     if (wasMember.current && role === 'viewer') {
-      void docs.forgetLocal(me.id, roomId, doc);
+      void forgetLocal(me.id, roomId, doc);
       epoch.value += 1;
     }
     wasMember.current = atLeast(role, 'member');
@@ -117,7 +118,7 @@ export function DocView({ roomId, doc }: { roomId: string; doc: string }) {
   );
 }
 
-/** The document was deleted (or this person removed) while this copy was open or offline. */
+/** The document was deleted (or this person removed) while this copy was open or offline; the device's copy is already erased. */
 function Gone({ s, why, roomId }: { s: DocSession; why: 'deleted' | 'removed'; roomId: string }) {
   const name = useSignal(s.name.replace(/(\.[^.]+)?$/, (ext) => `-saved${ext || '.md'}`));
   const error = useSignal<string | null>(null);
@@ -130,17 +131,12 @@ function Gone({ s, why, roomId }: { s: DocSession; why: 'deleted' | 'removed'; r
     a.click();
     setTimeout(() => URL.revokeObjectURL(url), 10_000);
   };
-  const discard = async () => {
-    await docs.forgetLocal(s.me.id, roomId, s.name);
-    navigate(`/rooms/${roomId}`);
-  };
   const saveAs = async (e: Event) => {
     e.preventDefault();
     const n = name.value.trim();
     if (!docs.DOC_NAME.test(n)) { error.value = 'Use 1 to 128 letters, digits, dots, dashes or underscores.'; return; }
     try {
       await docs.upload(roomId, n, new Uint8Array(Y.encodeStateAsUpdate(s.doc)));
-      await docs.forgetLocal(s.me.id, roomId, s.name);
       say(`Saved as ${n}.`);
       navigate(`/rooms/${roomId}/docs/${encodeURIComponent(n)}`);
     } catch (err) { error.value = describe(err); }
@@ -149,11 +145,11 @@ function Gone({ s, why, roomId }: { s: DocSession; why: 'deleted' | 'removed'; r
     <section class="gone" role="alert" aria-labelledby="gone-title">
       <h2 id="gone-title">{why === 'deleted' ? 'This document was deleted' : 'You are no longer in this room'}</h2>
       <p class="muted">{why === 'deleted'
-        ? 'Someone deleted it while this copy was open or offline. This device still has its text ({n} characters); it will not be sent back.'.replace('{n}', String(text.length))
-        : 'This device still has the text of the document; nobody else receives it.'}</p>
+        ? `Someone deleted it while this copy was open or offline. This page still holds its text (${text.length} characters) until you leave it; it is not sent back.`
+        : 'This page still holds the text of the document until you leave it; nobody else receives it.'}</p>
       <div class="row">
         <button type="button" class="btn" onClick={download}><Icon node={Download} /> Save my copy as a file</button>
-        <button type="button" class="btn" onClick={() => void discard()}>Discard my copy</button>
+        <a class="btn" href={`/rooms/${roomId}`} onClick={follow}>Discard my copy</a>
       </div>
       {why === 'deleted' && (
         <form class="row" onSubmit={saveAs}>
