@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs a benchmark from bench/ against a fresh build: `bash scripts/bench.sh chat|docs|files|notify [args]`.
+# Runs a benchmark from bench/ against a fresh build: `bash scripts/bench.sh chat|docs|files|notify|search [args]`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh

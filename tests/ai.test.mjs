@@ -7,20 +7,10 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { api, freePort, register, startServer } from './harness.mjs';
+import { api, freePort, register, startServer, until } from './harness.mjs';
 import { join } from './ws.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what, fn, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(150);
-  }
-}
 
 // ---- the scripted model -------------------------------------------------
 const model = { requests: [], script: [] };

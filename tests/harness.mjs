@@ -102,6 +102,17 @@ export async function startServer(options) {
   return server;
 }
 
+/** Polls `fn` until it returns something truthy (which it returns), or fails after `timeoutMs`. */
+export async function until(what, fn, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
 /** A documentation-range address: each test client looks like its own IP. */
 export function randomIp() {
   const b = randomBytes(2);

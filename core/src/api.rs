@@ -91,6 +91,7 @@ pub enum Endpoint {
     PostIncomingWebhook,
     GetCheckin,
     GetAiUsage,
+    Search,
 }
 
 impl Endpoint {
@@ -409,6 +410,7 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
         "/api/v1/rooms/{room_id}/ai/usage",
         Endpoint::GetAiUsage,
     ),
+    ("GET", "/api/v1/search", Endpoint::Search),
 ];
 
 /// A matched route with its path parameters in pattern order.

@@ -190,4 +190,21 @@ mod tests {
         assert_eq!(day_of(1_795_305_600 + 86_399), "2026-11-22");
         assert_eq!(day_of(4_102_444_800), "2100-01-01");
     }
+
+    #[test]
+    fn days_parse_back_to_their_start() {
+        for secs in [0, 951_782_400, 1_795_305_600, 4_102_444_800] {
+            assert_eq!(parse_day(&day_of(secs)), Some(secs));
+        }
+        for bad in [
+            "2026-02-30",
+            "2026-13-01",
+            "2026-1-01",
+            "1969-12-31",
+            "+026-01-01",
+            "soon",
+        ] {
+            assert_eq!(parse_day(bad), None, "{bad}");
+        }
+    }
 }

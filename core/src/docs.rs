@@ -9,7 +9,9 @@ use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use yrs::sync::{Message, MessageReader, SyncMessage};
 use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
-use yrs::{ClientID, Doc, GetString, ReadTxn, StateVector, Text, Transact, Update, WriteTxn};
+use yrs::{
+    ClientID, Doc, GetString, Out, ReadTxn, StateVector, Text, TextRef, Transact, Update, WriteTxn,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DocLimits {
@@ -215,6 +217,26 @@ impl LiveDoc {
     pub fn text(&self, name: &str) -> String {
         let text = self.doc.get_or_insert_text(name);
         text.get_string(&self.doc.transact())
+    }
+
+    /// Every root that reads as text, with its text, by name (what search
+    /// indexes). A root a client made is of no known type to the server: it
+    /// is read as text without being changed (a map or XML root reads empty).
+    pub fn text_roots(&self) -> Vec<(String, String)> {
+        let txn = self.doc.transact();
+        let mut roots: Vec<(String, String)> = txn
+            .root_refs()
+            .filter_map(|(name, out)| {
+                let text = match out {
+                    Out::YText(t) => t.get_string(&txn),
+                    Out::UndefinedRef(branch) => TextRef::from(branch).get_string(&txn),
+                    _ => return None,
+                };
+                Some((name.to_string(), text))
+            })
+            .collect();
+        roots.sort();
+        roots
     }
 
     /// The first message a server sends on a new connection.
@@ -518,6 +540,31 @@ mod tests {
 
     fn frame_for(update: &[u8]) -> Vec<u8> {
         update_message(update)
+    }
+
+    #[test]
+    fn text_roots_read_what_clients_wrote_without_changing_it() {
+        let client = Doc::new();
+        let u = client_edit(&client, |t, txn| t.insert(txn, 0, "hello"));
+        let map = client.get_or_insert_map("m");
+        let before = client.transact().state_vector();
+        {
+            let mut txn = client.transact_mut();
+            yrs::Map::insert(&map, &mut txn, "k", "not text");
+        }
+        let m = client.transact().encode_state_as_update_v1(&before);
+        let server = LiveDoc::load(&u, [m.as_slice()]).unwrap();
+        assert_eq!(
+            server.text_roots(),
+            vec![
+                ("m".to_string(), String::new()),
+                ("t".to_string(), "hello".to_string())
+            ]
+        );
+        assert_eq!(
+            server.snapshot(),
+            LiveDoc::load(&server.snapshot(), []).unwrap().snapshot()
+        );
     }
 
     #[test]

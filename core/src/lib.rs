@@ -23,6 +23,7 @@ pub mod protocol;
 pub mod ratelimit;
 pub mod rooms;
 pub mod rules;
+pub mod search;
 pub mod users;
 
 pub use error::ApiError;

@@ -923,3 +923,46 @@ fn every_object_schema_is_precise() {
     }
     assert!(bad.is_empty(), "imprecise schemas:\n{}", bad.join("\n"));
 }
+
+#[test]
+fn search_hits_and_results() {
+    use tessera_core::search::sql::{Found, Row};
+    let s = Schemas::new();
+    let row = |kind: &str, seq: Option<u64>| Row {
+        id: 1,
+        room_id: "r1".into(),
+        room_name: "Room".into(),
+        kind: kind.into(),
+        ref_id: "x".into(),
+        at: 5,
+        author: "u1".into(),
+        seq,
+        title: "a \u{E000}b\u{E001}".into(),
+        snippet: "<i>c</i>".into(),
+        score: 1.5,
+    };
+    let mut hits = Vec::new();
+    for (kind, seq) in [
+        ("message", Some(3)),
+        ("checkin", Some(4)),
+        ("document", None),
+        ("file", None),
+        ("activity", None),
+    ] {
+        for (marked, found) in [
+            (true, Found::Text),
+            (false, Found::Semantic),
+            (true, Found::Both),
+        ] {
+            let hit = row(kind, seq).into_hit(marked, found).expect("a hit");
+            s.check("SearchHit", &hit);
+            hits.push(hit);
+        }
+    }
+    let results = json!({
+        "results": hits, "next_cursor": "20", "mode": "hybrid", "scope": "rooms",
+        "semantic": { "available": false, "reason": "no provider" },
+    });
+    s.check("SearchResults", &results);
+    s.refuses("SearchHit", &json!({ "kind": "message" }));
+}

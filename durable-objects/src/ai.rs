@@ -277,6 +277,18 @@ impl RoomDO {
             let key = format!("checkin-{}", record.day);
             record.message_id = Some(self.post_as_ai(&key, &plan.summary, None)?);
             self.save_checkin(&record)?;
+            let proposed: Vec<String> = record
+                .planned
+                .iter()
+                .map(|p| format!("{}: {}", p.name, p.reason))
+                .collect();
+            self.search_put(tessera_core::search::index::Entry::checkin(
+                &record.day,
+                &plan.summary,
+                &proposed,
+                record.message_id,
+                crate::clock::now_ms(),
+            ))?;
         }
         let planned = record.planned.clone();
         for (i, p) in planned.iter().enumerate().skip(record.actions.len()) {

@@ -105,7 +105,11 @@ impl RoomDO {
     }
 
     /// Runs `f` on the named document, loading it from storage first if needed.
-    fn with_doc<T>(&self, name: &str, f: impl FnOnce(&mut LiveDoc) -> T) -> worker::Result<T> {
+    pub(crate) fn with_doc<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut LiveDoc) -> T,
+    ) -> worker::Result<T> {
         let mut docs = self.docs.borrow_mut();
         if !docs.contains_key(name) {
             reserve_heap();
@@ -318,6 +322,7 @@ impl RoomDO {
                 send_except(&targets, &update_message(update), sender);
             }
             self.doc_changed(name, now);
+            self.search_doc_changed(name, now);
         }
         self.ensure_backup_alarm().await;
     }
@@ -460,6 +465,7 @@ impl RoomDO {
                 if !store.delete(name)? {
                     return Err(ApiError::NotFound("document").into());
                 }
+                self.search_remove(tessera_core::search::Kind::Document, name)?;
                 no_content()
             }
             (Method::Post, [name, "updates"]) => {

@@ -12,6 +12,7 @@ pub mod members;
 pub mod notify;
 pub mod person;
 pub mod room;
+pub mod search;
 mod store;
 pub mod upload;
 mod webcrypto;

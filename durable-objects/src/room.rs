@@ -129,6 +129,8 @@ pub struct RoomDO {
     pub(crate) ai_bucket: RefCell<Option<TokenBucket>>,
     /// When the room last told D1 it was active (see `touched`).
     last_touch_ms: Cell<u64>,
+    /// The search index's upkeep (see `search`).
+    pub(crate) search: crate::search::SearchState,
     schema_error: Option<String>,
 }
 
@@ -211,6 +213,8 @@ impl DurableObject for RoomDO {
                 crate::workflows::SCHEMA,
                 crate::ai::SCHEMA,
                 crate::notify::SCHEMA,
+                tessera_core::search::sql::SCHEMA,
+                tessera_core::search::sql::ROOM_SCHEMA,
             ],
         )
         .err();
@@ -222,6 +226,7 @@ impl DurableObject for RoomDO {
                 .filter(|r| *r >= 1.0)
                 .unwrap_or(crate::ai::DEFAULT_REPLIES_PER_MIN),
         );
+        let search_index = var::<String>(&env, "SEARCH_INDEX").as_deref() != Some("off");
         let doc_defaults = DocLimits::default();
         let doc_limits = DocLimits {
             message_bytes: var(&env, "DOC_MESSAGE_LIMIT").unwrap_or(doc_defaults.message_bytes),
@@ -258,6 +263,7 @@ impl DurableObject for RoomDO {
             ai_rate,
             ai_bucket: RefCell::new(None),
             last_touch_ms: Cell::new(0),
+            search: crate::search::SearchState::new(search_index),
             schema_error,
         }
     }
@@ -395,6 +401,7 @@ impl DurableObject for RoomDO {
                             self.broadcast(f);
                         }
                         self.notify_frames(&outcome.broadcast);
+                        self.search_after(&outcome.broadcast);
                         self.after_chat(&ws, &outcome.broadcast, &att.room).await;
                     }
                     Err(e) => send(&ws, &ServerFrame::error(&e, reference)),
@@ -556,6 +563,7 @@ impl RoomDO {
 
     pub(crate) fn store(&self) -> SqlChatStore {
         SqlChatStore {
+            index: self.search.enabled,
             sql: self.state.storage().sql(),
             retained: self.limits.retained_events,
         }
@@ -609,6 +617,11 @@ impl RoomDO {
             (Method::Post, ["approvals", id, decision @ ("approve" | "reject")]) => {
                 let (id, approve) = (id.to_string(), *decision == "approve");
                 self.decide_approval(&mut req, &id, approve).await
+            }
+            (_, ["search", rest @ ..]) => {
+                let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+                let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+                self.serve_search(req, &rest, &query).await
             }
             (Method::Get, ["ai", "digest"]) => self.digest(&query),
             (Method::Get, ["ai", "checkin"]) => self.checkin_view(&query),
@@ -672,6 +685,12 @@ impl RoomDO {
                 let store = self.store();
                 if store.add_file(&added.file)? {
                     self.touched();
+                    self.search_put(tessera_core::search::index::Entry::file(
+                        &added.file,
+                        &added.uploader,
+                        None,
+                        now_ms(),
+                    ))?;
                     let data =
                         serde_json::json!({ "file": added.file, "uploader": added.uploader });
                     self.record("file_added", data.clone())?;
@@ -753,6 +772,7 @@ impl RoomDO {
             self.broadcast(f);
         }
         self.notify_frames(&outcome.broadcast);
+        self.search_after(&outcome.broadcast);
         match outcome.reply.first() {
             Some(ServerFrame::Ack { id, duplicate, .. }) => Ok((*id, *duplicate)),
             _ => Err(ApiError::Internal("send produced no ack".into()).into()),
@@ -764,6 +784,7 @@ impl RoomDO {
         if self.store().remove_file(id)? {
             self.record("file_deleted", serde_json::json!({ "id": id }))?;
         }
+        self.search_remove(tessera_core::search::Kind::File, id)?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use tessera_core::chat::{mention_handle, ChatStore, ReadMarker, StoredMessage};
 use tessera_core::files::FileRef;
 use tessera_core::protocol::ServerFrame;
+use tessera_core::search::index::Change;
 use worker::{SqlStorage, SqlStorageValue as V};
 
 pub const SCHEMA: &str = "
@@ -99,6 +100,8 @@ pub(crate) fn create_schema(sql: &SqlStorage, schemas: &[&str]) -> Result<(), St
 
 pub struct SqlChatStore {
     pub sql: SqlStorage,
+    /// Whether messages are indexed for search as they are written.
+    pub index: bool,
     /// Events older than the newest `retained` are pruned (messages stay).
     pub retained: u64,
 }
@@ -387,6 +390,10 @@ impl ChatStore for SqlChatStore {
                 int(m.deleted.into()),
             ],
         )?;
+        // Searchable in the same turn as it is stored (and acknowledged).
+        if self.index {
+            crate::search::write(&self.sql, &Change::of_message(m), true)?;
+        }
         Ok(())
     }
 
@@ -402,6 +409,9 @@ impl ChatStore for SqlChatStore {
                 int(m.id),
             ],
         )?;
+        if self.index {
+            crate::search::write(&self.sql, &Change::of_message(m), false)?;
+        }
         Ok(())
     }
 

@@ -181,6 +181,7 @@ impl RoomDO {
                     id,
                     a,
                 )?;
+                self.search_put(tessera_core::search::index::Entry::activity(a))?;
             }
         }
         let rules = changed(changes, "rules");

@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tessera_core::ai::providers::{
     backoff_ms, http_call, parse_chain, parse_http_reply, parse_workers_ai, workers_ai_input,
-    Breaker, Completion, ProviderConfig, ProviderError, ProviderKind, ATTEMPTS_PER_PROVIDER,
+    Breaker, Completion, HttpCall, ProviderConfig, ProviderError, ProviderKind,
+    ATTEMPTS_PER_PROVIDER,
 };
 use tessera_core::ai::{
     ai_identity, builtin, check_budget, mark_invalid, reply, CallRecord, DigestMessage, Prompt,
@@ -109,7 +110,7 @@ pub async fn account(env: &Env, room_id: &str, calls: &[CallRecord]) -> HttpResu
     Ok(())
 }
 
-async fn breakers(env: &Env) -> HttpResult<HashMap<String, Breaker>> {
+pub(crate) async fn breakers(env: &Env) -> HttpResult<HashMap<String, Breaker>> {
     #[derive(Deserialize)]
     struct Row {
         provider: String,
@@ -146,11 +147,9 @@ async fn save_breaker(env: &Env, provider: &str, b: &Breaker) -> HttpResult<()> 
     Ok(())
 }
 
-/// Asks the chain's external providers in order, each up to
-/// `ATTEMPTS_PER_PROVIDER` times with backoff on retryable failures, skipping
-/// those whose circuit is open. Returns the first answer (with its provider)
-/// or none, and a record of every call. The built-in provider is the
-/// caller's, since its answer depends on the task.
+/// Asks the chain's external providers in order (see [`attempt`]). Returns
+/// the first answer (with its provider) or none, and a record of every call.
+/// The built-in provider is the caller's, since its answer depends on the task.
 pub async fn ask(
     env: &Env,
     chain: &[ProviderConfig],
@@ -162,48 +161,74 @@ pub async fn ask(
     }
     let mut states = breakers(env).await.unwrap_or_default();
     for p in chain.iter().filter(|p| p.kind != ProviderKind::Builtin) {
-        let mut breaker = states.remove(&p.name).unwrap_or_default();
-        if !breaker.allows(crate::ctx::now_ms()) {
-            calls.push(CallRecord::of(p, None, "skipped: circuit open", 0));
-            continue;
-        }
-        let mut answer = None;
-        let mut retry_after = None;
-        for attempt in 0..ATTEMPTS_PER_PROVIDER {
-            if attempt > 0 {
-                let wait = backoff_ms(attempt, js_sys::Math::random(), retry_after);
-                Delay::from(Duration::from_millis(wait)).await;
-            }
-            let started = crate::ctx::now_ms();
-            let result = send(env, p, prompt).await;
-            let ms = crate::ctx::now_ms().saturating_sub(started);
-            match result {
-                Ok(c) => {
-                    calls.push(CallRecord::of(p, Some(&c), "ok", ms));
-                    answer = Some(c);
-                    break;
-                }
-                Err(e) => {
-                    calls.push(CallRecord::of(p, None, format!("error: {}", e.message), ms));
-                    retry_after = e.retry_after_ms;
-                    if !e.retryable {
-                        break;
-                    }
-                }
-            }
-        }
-        let was = breaker;
-        breaker.record(answer.is_some(), crate::ctx::now_ms());
-        if breaker != was {
-            if let Err(e) = save_breaker(env, &p.name, &breaker).await {
-                worker::console_error!("saving the circuit breaker of {} failed: {}", p.name, e.0);
-            }
-        }
+        let breaker = states.remove(&p.name).unwrap_or_default();
+        let answer = attempt(
+            env,
+            p,
+            breaker,
+            &mut calls,
+            || send(env, p, prompt),
+            |c, ms| CallRecord::of(p, Some(c), "ok", ms),
+        )
+        .await;
         if let Some(c) = answer {
             return (Some((c, p.clone())), calls);
         }
     }
     (None, calls)
+}
+
+/// One provider's call: up to `ATTEMPTS_PER_PROVIDER` tries with backoff on
+/// retryable failures, none while its circuit is open, the breaker kept in
+/// D1. Every try is recorded in `calls` (`ok` describes an answer).
+pub(crate) async fn attempt<T, Fut>(
+    env: &Env,
+    p: &ProviderConfig,
+    mut breaker: Breaker,
+    calls: &mut Vec<CallRecord>,
+    send: impl Fn() -> Fut,
+    ok: impl Fn(&T, u64) -> CallRecord,
+) -> Option<T>
+where
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    if !breaker.allows(crate::ctx::now_ms()) {
+        calls.push(CallRecord::of(p, None, "skipped: circuit open", 0));
+        return None;
+    }
+    let mut answer = None;
+    let mut retry_after = None;
+    for n in 0..ATTEMPTS_PER_PROVIDER {
+        if n > 0 {
+            let wait = backoff_ms(n, js_sys::Math::random(), retry_after);
+            Delay::from(Duration::from_millis(wait)).await;
+        }
+        let started = crate::ctx::now_ms();
+        let result = send().await;
+        let ms = crate::ctx::now_ms().saturating_sub(started);
+        match result {
+            Ok(v) => {
+                calls.push(ok(&v, ms));
+                answer = Some(v);
+                break;
+            }
+            Err(e) => {
+                calls.push(CallRecord::of(p, None, format!("error: {}", e.message), ms));
+                retry_after = e.retry_after_ms;
+                if !e.retryable {
+                    break;
+                }
+            }
+        }
+    }
+    let was = breaker;
+    breaker.record(answer.is_some(), crate::ctx::now_ms());
+    if breaker != was {
+        if let Err(e) = save_breaker(env, &p.name, &breaker).await {
+            worker::console_error!("saving the circuit breaker of {} failed: {}", p.name, e.0);
+        }
+    }
+    answer
 }
 
 /// Asks the chain for an answer that passes `check`, once more when the
@@ -229,7 +254,7 @@ pub async fn ask_checked<T>(
 }
 
 /// Runs `fut` for at most `ms`.
-async fn within<T>(ms: u64, fut: impl std::future::Future<Output = T>) -> Option<T> {
+pub(crate) async fn within<T>(ms: u64, fut: impl std::future::Future<Output = T>) -> Option<T> {
     let fut = std::pin::pin!(fut);
     let timer = std::pin::pin!(Delay::from(Duration::from_millis(ms)));
     match select(fut, timer).await {
@@ -239,26 +264,49 @@ async fn within<T>(ms: u64, fut: impl std::future::Future<Output = T>) -> Option
 }
 
 async fn send(env: &Env, p: &ProviderConfig, prompt: &Prompt) -> Result<Completion, ProviderError> {
-    let timed_out = || ProviderError::retryable(format!("no answer within {} ms", p.timeout_ms));
     if p.kind == ProviderKind::WorkersAi {
-        let ai = env
-            .ai("AI")
-            .map_err(|_| ProviderError::fatal("the Workers AI binding `AI` is not configured"))?;
         let model = p.model.clone().unwrap_or_default();
-        let out: Value = within(p.timeout_ms, ai.run(model, workers_ai_input(prompt)))
-            .await
-            .ok_or_else(timed_out)?
-            .map_err(|e| ProviderError::retryable(e.to_string()))?;
+        let out = run_workers_ai(env, model, workers_ai_input(prompt), p.timeout_ms).await?;
         return parse_workers_ai(&out, prompt);
     }
-    let key = match &p.key {
-        Some(name) => Some(
-            env_var(env, name)
-                .ok_or_else(|| ProviderError::fatal(format!("the secret `{name}` is not set")))?,
-        ),
-        None => None,
-    };
+    let key = api_key(env, p)?;
     let call = http_call(p, key.as_deref(), prompt);
+    let (status, retry_after, text) = post(&call, p.timeout_ms).await?;
+    parse_http_reply(p.kind, status, retry_after.as_deref(), &text, prompt)
+}
+
+/// Runs a Workers AI model through the `AI` binding within `timeout_ms`.
+pub(crate) async fn run_workers_ai(
+    env: &Env,
+    model: String,
+    input: Value,
+    timeout_ms: u64,
+) -> Result<Value, ProviderError> {
+    let ai = env
+        .ai("AI")
+        .map_err(|_| ProviderError::fatal("the Workers AI binding `AI` is not configured"))?;
+    within(timeout_ms, ai.run(model, input))
+        .await
+        .ok_or_else(|| ProviderError::retryable(format!("no answer within {timeout_ms} ms")))?
+        .map_err(|e| ProviderError::retryable(e.to_string()))
+}
+
+/// The API key a provider names, read from its secret.
+pub(crate) fn api_key(env: &Env, p: &ProviderConfig) -> Result<Option<String>, ProviderError> {
+    match &p.key {
+        Some(name) => Ok(Some(env_var(env, name).ok_or_else(|| {
+            ProviderError::fatal(format!("the secret `{name}` is not set"))
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// Sends a provider request, answering (status, `Retry-After`, body) within
+/// `timeout_ms`.
+pub(crate) async fn post(
+    call: &HttpCall,
+    timeout_ms: u64,
+) -> Result<(u16, Option<String>, String), ProviderError> {
     let build = || -> worker::Result<Request> {
         let headers = Headers::new();
         for (k, v) in &call.headers {
@@ -279,15 +327,15 @@ async fn send(env: &Env, p: &ProviderConfig, prompt: &Prompt) -> Result<Completi
         let text = resp.text().await?;
         Ok::<_, worker::Error>((resp.status_code(), retry_after, text))
     };
-    match within(p.timeout_ms, exchange).await {
+    match within(timeout_ms, exchange).await {
         None => {
             controller.abort();
-            Err(timed_out())
+            Err(ProviderError::retryable(format!(
+                "no answer within {timeout_ms} ms"
+            )))
         }
         Some(Err(e)) => Err(ProviderError::retryable(format!("unreachable: {e}"))),
-        Some(Ok((status, retry_after, text))) => {
-            parse_http_reply(p.kind, status, retry_after.as_deref(), &text, prompt)
-        }
+        Some(Ok(answer)) => Ok(answer),
     }
 }
 

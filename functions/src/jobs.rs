@@ -360,6 +360,10 @@ async fn analyse(env: &Env, job: &mut Job) -> HttpResult<Analysis> {
         Ok(t) => t,
         Err(e) => return Ok((Err(e.to_string()), Vec::new())),
     };
+    // The analysed text becomes searchable; a failure here does not fail the job.
+    if let Err(e) = crate::search::file_text(env, &job.room_id, &job.file_id, &text).await {
+        worker::console_error!("indexing the text of file {} failed: {}", job.file_id, e.0);
+    }
     let needed = tokens_needed(text.chars().count() as u64);
     if let Err(e) = require_budget(env, &job.room_id, needed).await {
         return Ok((Err(e.0.to_string()), Vec::new()));

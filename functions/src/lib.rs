@@ -14,6 +14,7 @@ mod notify;
 mod oidc;
 mod room_object;
 mod rooms;
+mod search;
 mod tokens;
 mod users;
 mod webhooks;
@@ -172,6 +173,7 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::GetCheckin => checkin::read(ctx, req, a).await,
         Endpoint::GetAiUsage => ai::usage(ctx, req, a).await,
         Endpoint::ListApprovalInbox => workflows::inbox(ctx, req).await,
+        Endpoint::Search => search::search(ctx, req).await,
     }
 }
 
@@ -312,6 +314,7 @@ async fn queue(batch: MessageBatch<Task>, env: Env, _ctx: Context) -> worker::Re
                 room_id,
                 message_id,
             } => ai::answer_mention(&env, room_id, *message_id).await,
+            Task::Index { room_id } => search::upkeep(&env, room_id).await,
             Task::Checkin { day, room_ids } => {
                 let request_id = format!("checkin-{day}");
                 checkin::run(&env, day, room_ids, false, &request_id)

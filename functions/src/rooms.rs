@@ -185,6 +185,7 @@ pub async fn delete(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Respon
     // object's sockets are closed and its storage erased.
     room_object::purge(ctx, room_id).await?;
     crate::files::purge_room(ctx, room_id).await?;
+    crate::search::purge_room(ctx, room_id).await?;
     ctx.db()?
         .prepare("DELETE FROM rooms WHERE id = ?1")
         .bind(&[arg(room_id)])?

@@ -43,6 +43,9 @@ pub enum Task {
     /// The day's check-in of these rooms (at most `checkin::ROOMS_PER_TASK`),
     /// each asked about on its own.
     Checkin { day: String, room_ids: Vec<String> },
+    /// Bring a room's search index up to date: the cross-room copy in D1,
+    /// documents whose edits have settled, embeddings (`core::search`).
+    Index { room_id: String },
 }
 
 /// The largest chat body the AI posts: a summary is cut to fit in a message

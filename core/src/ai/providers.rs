@@ -59,6 +59,10 @@ pub struct ProviderConfig {
     /// The model's context window; long files are cut into chunks that fit.
     #[serde(default = "default_context")]
     pub context_tokens: u32,
+    /// The model that makes embeddings for semantic search, if this provider
+    /// has one (`core::search::embed`).
+    #[serde(default)]
+    pub embedding_model: Option<String>,
 }
 
 fn default_timeout() -> u64 {
@@ -81,6 +85,7 @@ impl ProviderConfig {
             price_out: 0.0,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             context_tokens: 32_000,
+            embedding_model: None,
         }
     }
 
@@ -242,6 +247,31 @@ impl ProviderError {
     }
 }
 
+/// The failure an HTTP status other than 2xx is: 429, 408 and 5xx may be
+/// retried, other statuses are final for the provider.
+pub fn http_failure(status: u16, retry_after: Option<&str>, body: &str) -> Option<ProviderError> {
+    if (200..300).contains(&status) {
+        return None;
+    }
+    // Kept in call records and the audit log: bounded whatever the provider sent.
+    let detail: String = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| body.to_string())
+        .chars()
+        .take(200)
+        .collect();
+    let retryable = status == 429 || status == 408 || status >= 500;
+    Some(ProviderError {
+        retryable,
+        message: format!("HTTP {status}: {detail}"),
+        retry_after_ms: retry_after
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| (s * 1000.0) as u64),
+    })
+}
+
 /// Reads a provider's HTTP answer. 429, 408 and 5xx may be retried; other
 /// errors and malformed bodies are final for this provider.
 pub fn parse_http_reply(
@@ -251,24 +281,8 @@ pub fn parse_http_reply(
     body: &str,
     prompt: &Prompt,
 ) -> Result<Completion, ProviderError> {
-    if !(200..300).contains(&status) {
-        // Kept in call records and the audit log: bounded whatever the provider sent.
-        let detail: String = serde_json::from_str::<Value>(body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| body.to_string())
-            .chars()
-            .take(200)
-            .collect();
-        let retryable = status == 429 || status == 408 || status >= 500;
-        return Err(ProviderError {
-            retryable,
-            message: format!("HTTP {status}: {detail}"),
-            retry_after_ms: retry_after
-                .and_then(|s| s.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(|s| (s * 1000.0) as u64),
-        });
+    if let Some(e) = http_failure(status, retry_after, body) {
+        return Err(e);
     }
     let v: Value = serde_json::from_str(body)
         .map_err(|e| ProviderError::fatal(format!("the answer is not JSON: {e}")))?;

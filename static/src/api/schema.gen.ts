@@ -3975,6 +3975,70 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search messages, documents, files, activities and AI check-ins in one room or across all of the caller's rooms
+         * @description Query syntax: words (all must match), "exact phrases", -word or -"phrase" to exclude, word* for a prefix; the last word is a prefix (search as you type). Accents are folded; CJK text matches any run of characters. With room= the room's own index answers (current the moment a change is acknowledged); without it the cross-room index answers (current within 5 s), filtered by the caller's memberships at query time. 400 for a bad query (unbalanced quote, no words, only exclusions, too long), 404 for a room the caller is not a member of, 429 also when semantic search in a room finds its AI budget spent, 503 for mode=semantic without an embedding provider.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description The query */
+                    q: string;
+                    /** @description Search only this room */
+                    room?: string;
+                    /** @description Comma-separated kinds: message, document, file, activity, checkin (repeatable) */
+                    kind?: string;
+                    /** @description Only items by this user id */
+                    from?: string;
+                    /** @description Only items changed after this time: unix milliseconds or YYYY-MM-DD (UTC) */
+                    after?: string;
+                    /** @description Only items changed before this time: unix milliseconds or YYYY-MM-DD (UTC) */
+                    before?: string;
+                    /** @description Results per page */
+                    limit?: number;
+                    /** @description next_cursor of the previous page */
+                    cursor?: string;
+                    /** @description Full text, embeddings only, or both fused by reciprocal rank */
+                    mode?: "text" | "semantic" | "hybrid";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description success */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SearchResults"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 };
 export type webhooks = Record<string, never>;
 export type components = {
@@ -4982,6 +5046,60 @@ export type components = {
         ApprovalInboxPage: {
             approvals: components["schemas"]["ApprovalInboxItem"][];
             next_cursor: string | null;
+        };
+        SnippetPart: {
+            text: string;
+            /** @description Whether the run matched the query */
+            mark: boolean;
+        };
+        /** @description Text with the matched terms marked. `html` is the text escaped for HTML with the matches in <mark>; `parts` is the same text as runs, for building DOM text. */
+        Snippet: {
+            html: string;
+            parts: components["schemas"]["SnippetPart"][];
+        };
+        SearchHit: {
+            room_id: string;
+            room_name: string;
+            /** @enum {string} */
+            kind: "message" | "document" | "file" | "activity" | "checkin";
+            /** @description The item's id in its kind: a message id, a document name, a file id, an activity id, a check-in's day */
+            id: string;
+            title: components["schemas"]["Snippet"];
+            snippet: components["schemas"]["Snippet"];
+            /** @description Unix milliseconds of the item's last change */
+            at: number;
+            /** @description User id of the author, uploader or creator (empty for documents) */
+            author: string;
+            /** @description Where the hit leads: the seq of a message or of a check-in's summary (jump to it and load history around it), a document, a file or an activity */
+            link: {
+                seq: number;
+            } | {
+                doc: string;
+            } | {
+                file: string;
+            } | {
+                activity: string;
+            };
+            /** @description Higher is better: BM25 with the recency boost (text), cosine similarity (semantic) or the fused reciprocal-rank score (hybrid) */
+            score: number;
+            /** @enum {string} */
+            found: "text" | "semantic" | "both";
+        };
+        SearchResults: {
+            results: components["schemas"]["SearchHit"][];
+            next_cursor: string | null;
+            /** @enum {string} */
+            mode: "text" | "semantic" | "hybrid";
+            /**
+             * @description room: the room's own index (current at once); rooms: the cross-room index (current within 5 s)
+             * @enum {string}
+             */
+            scope: "room" | "rooms";
+            /** @description Whether semantic search could answer (an embedding provider is configured, answered, and the room's AI budget allowed it), and why not */
+            semantic: {
+                available: boolean;
+                reason?: string;
+            };
         };
     };
     responses: {

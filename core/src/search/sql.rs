@@ -1,0 +1,857 @@
+//! The SQL of both indexes, as statements to run. The room object's SQLite
+//! and D1 hold the same two tables (`search_items` and the FTS5 table
+//! `search_text`, one row each per item, sharing the id); the room object
+//! keeps its own rows under the room id `""` and, beside them, its outbox to
+//! D1, the embeddings and the documents waiting to be re-indexed. Every
+//! value is a bound parameter; the only SQL built at run time is the list of
+//! placeholders and filters chosen by this code, never text from a request.
+
+use super::index::{link, Change, Entry, Kind};
+use super::rank::{BODY_WEIGHT, RECENCY_HALF_MS, RECENCY_WEIGHT, TITLE_WEIGHT};
+use super::snippet::Snippet;
+use super::text::{MARK_CLOSE, MARK_OPEN};
+use super::Request;
+use crate::ApiError;
+use serde::{Deserialize, Serialize};
+
+/// Tables of both indexes (the D1 migration `0008_search.sql` creates the same).
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS search_items (
+  id INTEGER PRIMARY KEY,
+  room_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  ref_id TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  author TEXT NOT NULL,
+  seq INTEGER,
+  UNIQUE (room_id, kind, ref_id)
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(title, body, prefix = '2 3', tokenize = \"unicode61 remove_diacritics 2 separators '\u{E002}'\");
+";
+
+/// Tables only the room object has: the outbox of changes for D1, one
+/// embedding per item (normalised little-endian f32), and the documents
+/// changed since they were last indexed.
+pub const ROOM_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS search_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, change TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS search_vectors (item INTEGER PRIMARY KEY, model TEXT NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS search_dirty (doc TEXT PRIMARY KEY, changed_at INTEGER NOT NULL);
+";
+
+/// Words around a match in a body snippet.
+const SNIPPET_TOKENS: u32 = 24;
+/// Characters of a snippet without matches (semantic hits).
+pub const PLAIN_SNIPPET_CHARS: usize = 200;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+    Null,
+}
+
+impl From<&str> for Arg {
+    fn from(s: &str) -> Arg {
+        Arg::Text(s.to_string())
+    }
+}
+
+impl From<u64> for Arg {
+    fn from(n: u64) -> Arg {
+        Arg::Int(n.min(i64::MAX as u64) as i64)
+    }
+}
+
+impl From<Option<u64>> for Arg {
+    fn from(n: Option<u64>) -> Arg {
+        n.map_or(Arg::Null, Arg::from)
+    }
+}
+
+/// One statement and its arguments, in placeholder order (`?`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub sql: String,
+    pub args: Vec<Arg>,
+}
+
+fn stmt(sql: impl Into<String>, args: Vec<Arg>) -> Statement {
+    Statement {
+        sql: sql.into(),
+        args,
+    }
+}
+
+const ITEM: &str = "SELECT id FROM search_items WHERE room_id = ? AND kind = ? AND ref_id = ?";
+
+fn item_args(room: &str, kind: Kind, id: &str) -> Vec<Arg> {
+    vec![room.into(), kind.as_str().into(), id.into()]
+}
+
+/// What the room object (`vectors`) or D1 writes for a change in `room`.
+/// `fresh` says the item cannot have been indexed before (a new message),
+/// which spares the deletes.
+pub fn apply(room: &str, change: &Change, fresh: bool, vectors: bool) -> Vec<Statement> {
+    let (kind, id) = change.key();
+    let mut out = Vec::with_capacity(4);
+    if !fresh {
+        if vectors {
+            out.push(stmt(
+                format!("DELETE FROM search_vectors WHERE item IN ({ITEM})"),
+                item_args(room, kind, id),
+            ));
+        }
+        out.push(stmt(
+            format!("DELETE FROM search_text WHERE rowid IN ({ITEM})"),
+            item_args(room, kind, id),
+        ));
+    }
+    match change {
+        Change::Put(e) => out.extend(put(room, e)),
+        Change::Remove { .. } => out.push(stmt(
+            "DELETE FROM search_items WHERE room_id = ? AND kind = ? AND ref_id = ?",
+            item_args(room, kind, id),
+        )),
+    }
+    out
+}
+
+fn put(room: &str, e: &Entry) -> [Statement; 2] {
+    let mut text_args = vec![e.title.as_str().into(), e.body.as_str().into()];
+    text_args.extend(item_args(room, e.kind, &e.id));
+    [
+        stmt(
+            "INSERT INTO search_items (room_id, kind, ref_id, at, author, seq) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (room_id, kind, ref_id) DO UPDATE SET at = excluded.at,
+               author = excluded.author, seq = excluded.seq",
+            vec![
+                room.into(),
+                e.kind.as_str().into(),
+                e.id.as_str().into(),
+                e.at.into(),
+                e.author.as_str().into(),
+                e.seq.into(),
+            ],
+        ),
+        stmt(
+            "INSERT INTO search_text (rowid, title, body)
+             SELECT id, ?, ? FROM search_items WHERE room_id = ? AND kind = ? AND ref_id = ?",
+            text_args,
+        ),
+    ]
+}
+
+/// Who an item is by: a row of (author).
+pub fn author_of(kind: Kind, id: &str) -> Statement {
+    stmt(
+        "SELECT author FROM search_items WHERE room_id = '' AND kind = ? AND ref_id = ?",
+        vec![kind.as_str().into(), id.into()],
+    )
+}
+
+/// Every row of a room (D1, when the room is deleted).
+pub fn purge_room(room: &str) -> Vec<Statement> {
+    vec![
+        stmt(
+            "DELETE FROM search_text WHERE rowid IN (SELECT id FROM search_items WHERE room_id = ?)",
+            vec![room.into()],
+        ),
+        stmt(
+            "DELETE FROM search_items WHERE room_id = ?",
+            vec![room.into()],
+        ),
+    ]
+}
+
+/// Whose items a search sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// The room object's own index.
+    Room,
+    /// D1: the rooms this user is a member of now.
+    MemberOf(&'a str),
+}
+
+/// The filters of a request on `search_items i`, and their arguments.
+fn filters(req: &Request, scope: Scope, args: &mut Vec<Arg>) -> String {
+    let mut sql = String::new();
+    match scope {
+        Scope::Room => {
+            sql.push_str(" AND i.room_id = ''");
+        }
+        Scope::MemberOf(user) => {
+            sql.push_str(" AND i.room_id IN (SELECT room_id FROM memberships WHERE user_id = ?)");
+            args.push(user.into());
+        }
+    }
+    if !req.kinds.is_empty() {
+        let marks = vec!["?"; req.kinds.len()].join(", ");
+        sql.push_str(&format!(" AND i.kind IN ({marks})"));
+        args.extend(req.kinds.iter().map(|k| Arg::from(k.as_str())));
+    }
+    if let Some(from) = &req.from {
+        sql.push_str(" AND i.author = ?");
+        args.push(from.as_str().into());
+    }
+    if let Some(after) = req.after {
+        sql.push_str(" AND i.at > ?");
+        args.push(after.into());
+    }
+    if let Some(before) = req.before {
+        sql.push_str(" AND i.at < ?");
+        args.push(before.into());
+    }
+    sql
+}
+
+fn room_name(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Room => "''",
+        Scope::MemberOf(_) => "COALESCE((SELECT name FROM rooms WHERE id = i.room_id), '')",
+    }
+}
+
+/// Full-text search: the page of `limit` (and one more, to know whether
+/// another page follows) from `offset`, ranked by BM25 with the recency
+/// boost, highlighted. The ranking runs first without snippets; only the
+/// page's rows are highlighted.
+pub fn search(req: &Request, scope: Scope, now_ms: u64, offset: u32, limit: u32) -> Statement {
+    let matched = req.query.to_match();
+    let mut args: Vec<Arg> = vec![
+        Arg::Real(TITLE_WEIGHT),
+        Arg::Real(BODY_WEIGHT),
+        Arg::Real(RECENCY_WEIGHT),
+        now_ms.into(),
+        Arg::Real(RECENCY_HALF_MS),
+        Arg::Text(matched.clone()),
+    ];
+    let filters = filters(req, scope, &mut args);
+    args.push(u64::from(limit).into());
+    args.push(u64::from(offset).into());
+    args.extend([
+        Arg::Text(MARK_OPEN.into()),
+        Arg::Text(MARK_CLOSE.into()),
+        Arg::Text(MARK_OPEN.into()),
+        Arg::Text(MARK_CLOSE.into()),
+        Arg::Text(matched),
+    ]);
+    let sql = format!(
+        "WITH top AS (
+           SELECT i.id AS id,
+             bm25(search_text, ?, ?) * (1.0 + ? / (1.0 + MAX(0, ? - i.at) / ?)) AS score
+           FROM search_text JOIN search_items i ON i.id = search_text.rowid
+           WHERE search_text MATCH ?{filters}
+           ORDER BY score LIMIT ? OFFSET ?)
+         SELECT i.id AS id, i.room_id AS room_id, {room} AS room_name, i.kind AS kind, i.ref_id AS ref_id,
+           i.at AS at, i.author AS author, i.seq AS seq,
+           highlight(search_text, 0, ?, ?) AS title,
+           snippet(search_text, 1, ?, ?, '…', {SNIPPET_TOKENS}) AS snippet,
+           -top.score AS score
+         FROM top JOIN search_text ON search_text.rowid = top.id JOIN search_items i ON i.id = top.id
+         WHERE search_text MATCH ?
+         ORDER BY top.score",
+        room = room_name(scope),
+    );
+    stmt(sql, args)
+}
+
+/// The room's embeddings of `model` that pass the request's filters:
+/// rows of (item id, vector bytes).
+pub fn vectors(req: &Request, model: &str) -> Statement {
+    let mut args = vec![model.into()];
+    let filters = filters(req, Scope::Room, &mut args);
+    stmt(
+        format!(
+            "SELECT v.item AS id, v.data AS data FROM search_vectors v JOIN search_items i ON i.id = v.item
+             WHERE v.model = ?{filters}"
+        ),
+        args,
+    )
+}
+
+/// Items by id, unhighlighted (semantic hits): rows for [`Row`].
+pub fn rows_by_id(ids: &[i64]) -> Statement {
+    let marks = vec!["?"; ids.len()].join(", ");
+    stmt(
+        format!(
+            "SELECT i.id AS id, i.room_id AS room_id, '' AS room_name, i.kind AS kind, i.ref_id AS ref_id,
+               i.at AS at, i.author AS author, i.seq AS seq, t.title AS title,
+               substr(t.body, 1, {len}) AS snippet, 0.0 AS score
+             FROM search_items i JOIN search_text t ON t.rowid = i.id WHERE i.id IN ({marks})",
+            len = PLAIN_SNIPPET_CHARS * 2,
+        ),
+        ids.iter().map(|id| Arg::Int(*id)).collect(),
+    )
+}
+
+/// Items without an embedding, newest first: rows of (id, at, title, body).
+pub fn unembedded(limit: u32) -> Statement {
+    stmt(
+        "SELECT i.id AS id, i.at AS at, t.title AS title, t.body AS body
+         FROM search_items i JOIN search_text t ON t.rowid = i.id
+         LEFT JOIN search_vectors v ON v.item = i.id
+         WHERE v.item IS NULL ORDER BY i.id DESC LIMIT ?",
+        vec![u64::from(limit).into()],
+    )
+}
+
+/// Stores an item's embedding if the item is still as it was embedded
+/// (unchanged since `at`).
+pub fn store_vector(item: i64, at: u64, model: &str, data: Vec<u8>) -> Statement {
+    stmt(
+        "INSERT INTO search_vectors (item, model, data) SELECT id, ?, ? FROM search_items WHERE id = ? AND at = ?
+         ON CONFLICT (item) DO UPDATE SET model = excluded.model, data = excluded.data",
+        vec![model.into(), Arg::Blob(data), Arg::Int(item), at.into()],
+    )
+}
+
+/// A result row of [`search`] or [`rows_by_id`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct Row {
+    pub id: i64,
+    pub room_id: String,
+    pub room_name: String,
+    pub kind: String,
+    pub ref_id: String,
+    pub at: u64,
+    pub author: String,
+    pub seq: Option<u64>,
+    pub title: String,
+    pub snippet: String,
+    pub score: f64,
+}
+
+/// Which ranking found a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Found {
+    Text,
+    Semantic,
+    Both,
+}
+
+/// One search result as the API answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    pub room_id: String,
+    pub room_name: String,
+    pub kind: Kind,
+    pub id: String,
+    pub title: Snippet,
+    pub snippet: Snippet,
+    pub at: u64,
+    pub author: String,
+    pub link: serde_json::Value,
+    pub score: f64,
+    pub found: Found,
+    /// The room object's item id (for fusing a room's two lists).
+    #[serde(skip)]
+    pub item: i64,
+}
+
+impl Row {
+    /// The hit of a row: `marked` rows come highlighted from [`search`].
+    pub fn into_hit(self, marked: bool, found: Found) -> Result<Hit, ApiError> {
+        let kind: Kind = self
+            .kind
+            .parse()
+            .map_err(|_| ApiError::Internal(format!("search index: unknown kind {}", self.kind)))?;
+        let (title, snippet) = if marked {
+            (
+                Snippet::from_marked(&self.title),
+                Snippet::from_marked(&self.snippet),
+            )
+        } else {
+            (
+                Snippet::plain(&self.title, PLAIN_SNIPPET_CHARS),
+                Snippet::plain(&self.snippet, PLAIN_SNIPPET_CHARS),
+            )
+        };
+        Ok(Hit {
+            link: link(kind, &self.ref_id, self.seq),
+            room_id: self.room_id,
+            room_name: self.room_name,
+            kind,
+            id: self.ref_id,
+            title,
+            snippet,
+            at: self.at,
+            author: self.author,
+            score: self.score,
+            found,
+            item: self.id,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! Against real FTS5 (SQLite bundled by `rusqlite`, a test-only
+    //! dependency): the statements above, run as the room object and D1 run them.
+    use super::*;
+    use crate::search::Query;
+    use proptest::prelude::*;
+    use rusqlite::types::Value;
+
+    pub(crate) fn db() -> rusqlite::Connection {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch(SCHEMA).unwrap();
+        c.execute_batch(ROOM_SCHEMA).unwrap();
+        c.execute_batch(
+            "CREATE TABLE memberships (room_id TEXT, user_id TEXT);
+             CREATE TABLE rooms (id TEXT PRIMARY KEY, name TEXT);",
+        )
+        .unwrap();
+        c
+    }
+
+    fn values(args: &[Arg]) -> Vec<Value> {
+        args.iter()
+            .map(|a| match a {
+                Arg::Int(n) => Value::Integer(*n),
+                Arg::Real(f) => Value::Real(*f),
+                Arg::Text(s) => Value::Text(s.clone()),
+                Arg::Blob(b) => Value::Blob(b.clone()),
+                Arg::Null => Value::Null,
+            })
+            .collect()
+    }
+
+    pub(crate) fn run(c: &rusqlite::Connection, s: &Statement) {
+        c.execute(&s.sql, rusqlite::params_from_iter(values(&s.args)))
+            .unwrap();
+    }
+
+    pub(crate) fn rows(c: &rusqlite::Connection, s: &Statement) -> rusqlite::Result<Vec<Row>> {
+        let mut q = c.prepare(&s.sql)?;
+        let out = q
+            .query_map(rusqlite::params_from_iter(values(&s.args)), |r| {
+                Ok(Row {
+                    id: r.get("id")?,
+                    room_id: r.get("room_id")?,
+                    room_name: r.get("room_name")?,
+                    kind: r.get("kind")?,
+                    ref_id: r.get("ref_id")?,
+                    at: r.get::<_, i64>("at")? as u64,
+                    author: r.get("author")?,
+                    seq: r.get::<_, Option<i64>>("seq")?.map(|s| s as u64),
+                    title: r.get("title")?,
+                    snippet: r.get("snippet")?,
+                    score: r.get("score")?,
+                })
+            })?
+            .collect();
+        out
+    }
+
+    pub(crate) fn entry(kind: Kind, id: &str, title: &str, body: &str, at: u64) -> Entry {
+        Entry {
+            kind,
+            id: id.into(),
+            title: crate::search::text::for_index(title, 1000),
+            body: crate::search::text::for_index(body, 100_000),
+            at,
+            author: "u1".into(),
+            seq: (kind == Kind::Message).then(|| id.parse().unwrap_or(0)),
+        }
+    }
+
+    pub(crate) fn index(c: &rusqlite::Connection, room: &str, e: Entry) {
+        for s in apply(room, &Change::Put(e), false, room.is_empty()) {
+            run(c, &s);
+        }
+    }
+
+    pub(crate) fn request(q: &str) -> Request {
+        Request::parse([("q", q)].into_iter()).unwrap()
+    }
+
+    fn find(c: &rusqlite::Connection, q: &str, scope: Scope) -> Vec<String> {
+        rows(c, &search(&request(q), scope, 1_000_000, 0, 20))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.ref_id)
+            .collect()
+    }
+
+    const NOW: u64 = 1_000_000;
+
+    #[test]
+    fn schemas_run_twice_and_the_migration_creates_the_same_tables() {
+        let c = db();
+        c.execute_batch(SCHEMA).unwrap();
+        c.execute_batch(ROOM_SCHEMA).unwrap();
+        assert!(SCHEMA.contains(crate::search::text::TOKENIZER));
+        let migration = include_str!("../../../migrations/0008_search.sql");
+        let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        for statement in SCHEMA.split(";\n").filter(|s| !s.trim().is_empty()) {
+            assert!(
+                squash(migration).contains(&squash(statement)),
+                "the migration lacks: {statement}"
+            );
+        }
+    }
+
+    #[test]
+    fn words_accents_prefixes_phrases_and_exclusions() {
+        let c = db();
+        index(
+            &c,
+            "",
+            entry(
+                Kind::Message,
+                "1",
+                "Ada",
+                "Le café est prêt, deploy friday",
+                NOW,
+            ),
+        );
+        index(
+            &c,
+            "",
+            entry(
+                Kind::Message,
+                "2",
+                "Bob",
+                "deployment notes for the release",
+                NOW,
+            ),
+        );
+        index(
+            &c,
+            "",
+            entry(Kind::Document, "plan", "plan", "東京の天気は晴れ", NOW),
+        );
+        let f = |q| find(&c, q, Scope::Room);
+        assert_eq!(f("cafe pret "), vec!["1"]);
+        assert_eq!(f("CAFÉ "), vec!["1"]);
+        let mut deploy = f("deploy");
+        deploy.sort();
+        assert_eq!(deploy, vec!["1", "2"], "the last word is a prefix");
+        assert_eq!(f("deploy "), vec!["1"]);
+        assert_eq!(f("deploy -release"), vec!["1"]);
+        assert_eq!(f("\"release notes\""), Vec::<String>::new());
+        assert_eq!(f("\"notes for the\""), vec!["2"]);
+        assert_eq!(f("天気"), vec!["plan"]);
+        assert_eq!(f("京"), vec!["plan"]);
+        assert_eq!(f("晴れ "), vec!["plan"]);
+        assert_eq!(
+            f("天晴"),
+            Vec::<String>::new(),
+            "characters must be adjacent"
+        );
+        assert_eq!(f("ada"), vec!["1"], "authors are indexed");
+    }
+
+    #[test]
+    fn changes_replace_and_removals_forget() {
+        let c = db();
+        index(&c, "", entry(Kind::Message, "1", "Ada", "first words", NOW));
+        index(
+            &c,
+            "",
+            entry(Kind::Message, "1", "Ada", "second thoughts", NOW),
+        );
+        assert!(find(&c, "first ", Scope::Room).is_empty());
+        assert_eq!(find(&c, "second ", Scope::Room), vec!["1"]);
+        for s in apply(
+            "",
+            &Change::Remove {
+                kind: Kind::Message,
+                id: "1".into(),
+            },
+            false,
+            true,
+        ) {
+            run(&c, &s);
+        }
+        assert!(find(&c, "second ", Scope::Room).is_empty());
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM search_text", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn snippets_mark_matches_and_escape_content() {
+        let c = db();
+        index(
+            &c,
+            "",
+            entry(
+                Kind::Message,
+                "1",
+                "<b>Eve</b>",
+                "see <script>alert(1)</script> & the budget",
+                NOW,
+            ),
+        );
+        let hit = rows(&c, &search(&request("budget "), Scope::Room, NOW, 0, 5))
+            .unwrap()
+            .remove(0)
+            .into_hit(true, Found::Text)
+            .unwrap();
+        assert_eq!(
+            hit.snippet.html,
+            "see &lt;script&gt;alert(1)&lt;/script&gt; &amp; the <mark>budget</mark>"
+        );
+        assert_eq!(hit.title.html, "&lt;b&gt;Eve&lt;/b&gt;");
+        assert_eq!(hit.link["seq"], 1);
+        assert!(hit.score > 0.0);
+    }
+
+    #[test]
+    fn recent_items_rank_higher_but_a_better_match_still_wins() {
+        let c = db();
+        let day = 24 * 3600 * 1000;
+        let now = 400 * day;
+        // BM25 needs a corpus in which the word is rare.
+        for i in 0..20 {
+            index(
+                &c,
+                "",
+                entry(Kind::Message, &format!("f{i}"), "x", "lunch plans", now),
+            );
+        }
+        index(
+            &c,
+            "",
+            entry(
+                Kind::Message,
+                "old",
+                "x",
+                "quarterly budget review",
+                now - 300 * day,
+            ),
+        );
+        index(
+            &c,
+            "",
+            entry(
+                Kind::Message,
+                "new",
+                "x",
+                "quarterly budget review",
+                now - day,
+            ),
+        );
+        let ranked = |q: &str| -> Vec<String> {
+            rows(&c, &search(&request(q), Scope::Room, now, 0, 5))
+                .unwrap()
+                .into_iter()
+                .map(|r| r.ref_id)
+                .collect()
+        };
+        assert_eq!(ranked("budget "), vec!["new", "old"]);
+        index(
+            &c,
+            "",
+            entry(
+                Kind::Message,
+                "older",
+                "budget",
+                "budget budget budget",
+                now - 200 * day,
+            ),
+        );
+        assert_eq!(ranked("budget ")[0], "older");
+        // The factor in SQL is the one `recency_factor` describes.
+        let factor: f64 = c
+            .query_row(
+                "SELECT 1.0 + ?1 / (1.0 + MAX(0, ?2 - ?3) / ?4)",
+                rusqlite::params![
+                    RECENCY_WEIGHT,
+                    now as i64,
+                    (now - day) as i64,
+                    RECENCY_HALF_MS
+                ],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!((factor - crate::search::rank::recency_factor(day as f64)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn filters_and_pages() {
+        let c = db();
+        for i in 0..7u64 {
+            let mut e = entry(
+                Kind::Message,
+                &i.to_string(),
+                "x",
+                "standup notes",
+                1000 + i,
+            );
+            e.author = if i % 2 == 0 {
+                "even".into()
+            } else {
+                "odd".into()
+            };
+            index(&c, "", e);
+        }
+        index(
+            &c,
+            "",
+            entry(Kind::File, "f1", "standup.txt", "text/plain", 1000),
+        );
+        let run_req = |q: &str, offset, limit| {
+            let pairs: Vec<(&str, &str)> =
+                q.split('&').filter_map(|kv| kv.split_once('=')).collect();
+            let req = Request::parse(pairs.into_iter()).unwrap();
+            rows(&c, &search(&req, Scope::Room, 2000, offset, limit)).unwrap()
+        };
+        assert_eq!(run_req("q=standup&kind=file", 0, 10).len(), 1);
+        assert_eq!(run_req("q=standup&from=odd", 0, 10).len(), 3);
+        assert_eq!(
+            run_req("q=standup&after=1003&before=1006&kind=message", 0, 10).len(),
+            2
+        );
+        let first = run_req("q=standup&kind=message", 0, 3);
+        let second = run_req("q=standup&kind=message", 3, 3);
+        assert_eq!((first.len(), second.len()), (3, 3));
+        assert!(first
+            .iter()
+            .all(|a| second.iter().all(|b| a.ref_id != b.ref_id)));
+    }
+
+    #[test]
+    fn members_find_only_their_rooms() {
+        let c = db();
+        index(
+            &c,
+            "r1",
+            entry(Kind::Message, "1", "x", "shared secret plan", NOW),
+        );
+        index(
+            &c,
+            "r2",
+            entry(Kind::Message, "1", "x", "other secret plan", NOW),
+        );
+        c.execute_batch(
+            "INSERT INTO memberships VALUES ('r1', 'ann'), ('r2', 'bo'), ('r1', 'bo');
+             INSERT INTO rooms VALUES ('r1', 'One'), ('r2', 'Two');",
+        )
+        .unwrap();
+        let rooms = |user: &str| -> Vec<(String, String)> {
+            rows(
+                &c,
+                &search(&request("secret "), Scope::MemberOf(user), NOW, 0, 10),
+            )
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.room_id, r.room_name))
+            .collect()
+        };
+        assert_eq!(rooms("ann"), vec![("r1".to_string(), "One".to_string())]);
+        assert_eq!(rooms("bo").len(), 2);
+        assert!(rooms("nobody").is_empty());
+        c.execute("DELETE FROM memberships WHERE user_id = 'ann'", [])
+            .unwrap();
+        assert!(
+            rooms("ann").is_empty(),
+            "a removed member finds nothing at once"
+        );
+        for s in purge_room("r2") {
+            run(&c, &s);
+        }
+        assert_eq!(rooms("bo").len(), 1);
+    }
+
+    #[test]
+    fn embeddings_are_stored_only_for_unchanged_items() {
+        let c = db();
+        index(&c, "", entry(Kind::Message, "1", "x", "alpha", 5));
+        let (id, at): (i64, i64) = c
+            .query_row("SELECT id, at FROM search_items", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        let pending = |c: &rusqlite::Connection| -> i64 {
+            let s = unembedded(10);
+            c.prepare(&s.sql)
+                .unwrap()
+                .query_map(rusqlite::params_from_iter(values(&s.args)), |_| Ok(()))
+                .unwrap()
+                .count() as i64
+        };
+        assert_eq!(pending(&c), 1);
+        run(&c, &store_vector(id, at as u64 + 1, "m", vec![0; 8]));
+        assert_eq!(pending(&c), 1, "the item changed since: not stored");
+        run(&c, &store_vector(id, at as u64, "m", vec![0; 8]));
+        assert_eq!(pending(&c), 0);
+        // A change makes the embedding stale: it goes with the old text.
+        index(&c, "", entry(Kind::Message, "1", "x", "beta", 6));
+        assert_eq!(pending(&c), 1);
+        let s = vectors(&request("anything"), "m");
+        assert_eq!(
+            c.prepare(&s.sql)
+                .unwrap()
+                .query_map(rusqlite::params_from_iter(values(&s.args)), |_| Ok(()))
+                .unwrap()
+                .count(),
+            0
+        );
+        let hits = rows(&c, &rows_by_id(&[id])).unwrap();
+        assert_eq!(hits[0].snippet, "beta");
+    }
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z]{1,8}",
+            Just("\"".to_string()),
+            Just("-".to_string()),
+            Just("*".to_string()),
+            Just("NOT".to_string()),
+            Just("OR".to_string()),
+            Just("NEAR(".to_string()),
+            Just(")".to_string()),
+            Just("body:".to_string()),
+            Just("^".to_string()),
+            Just("東京".to_string()),
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Whatever is typed, the query either is refused with a 400 or runs
+        /// against real FTS5 without an error, and never finds another
+        /// room's rows.
+        #[test]
+        fn no_query_breaks_fts5_or_leaves_its_room(words in proptest::collection::vec(word(), 0..8), spaces in proptest::collection::vec(any::<bool>(), 8)) {
+            let mut q = String::new();
+            for (i, w) in words.iter().enumerate() {
+                q.push_str(w);
+                if spaces[i] { q.push(' '); }
+            }
+            let c = db();
+            index(&c, "other", entry(Kind::Message, "9", "x", &q, NOW));
+            index(&c, "", entry(Kind::Message, "1", "x", "some words", NOW));
+            match Query::parse(&q) {
+                Err(e) => prop_assert_eq!(e.status(), 400),
+                Ok(_) => {
+                    let found = rows(&c, &search(&request(&q), Scope::Room, NOW, 0, 10));
+                    prop_assert!(found.is_ok(), "{:?} -> {:?}", q, found.err());
+                    prop_assert!(found.unwrap().iter().all(|r| r.room_id.is_empty()));
+                }
+            }
+        }
+
+        /// Any indexed content comes back escaped.
+        #[test]
+        fn indexed_content_comes_back_escaped(body in any::<String>()) {
+            let c = db();
+            let body = format!("needle {body} <x> needle");
+            index(&c, "", entry(Kind::Message, "1", &body, &body, NOW));
+            let found = rows(&c, &search(&request("needle "), Scope::Room, NOW, 0, 1)).unwrap();
+            prop_assert_eq!(found.len(), 1);
+            let hit = found.into_iter().next().unwrap().into_hit(true, Found::Text).unwrap();
+            for html in [&hit.title.html, &hit.snippet.html] {
+                let rest = html.replace("<mark>", "").replace("</mark>", "");
+                prop_assert!(!rest.contains('<') && !rest.contains('>'), "{}", html);
+            }
+        }
+    }
+}

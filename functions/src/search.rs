@@ -1,0 +1,475 @@
+//! `GET /api/v1/search` and the search upkeep task.
+//!
+//! A search in one room (`room=`) asks that room's object, whose index is
+//! written with every change, after checking the caller's membership now. A
+//! search across rooms is one query on D1's index, fed by the rooms'
+//! outboxes and filtered by the caller's memberships in the same query, so
+//! a person removed from a room stops finding it at once. Semantic search
+//! embeds the query through the AI provider chain (charged to the rooms
+//! searched) and asks the room objects for their nearest vectors; hybrid
+//! fuses both lists by reciprocal rank. Everything else is
+//! `tessera_core::search`.
+
+use crate::ai::{account, api_key, attempt, breakers, chain, post, require_budget, run_workers_ai};
+use crate::ctx::{arg, now_ms, Ctx};
+use crate::tokens::authenticate;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+use tessera_core::ai::providers::{estimate_tokens, ProviderConfig, ProviderError, ProviderKind};
+use tessera_core::ai::CallRecord;
+use tessera_core::protocol::Identity;
+use tessera_core::rooms::Role;
+use tessera_core::search::embed::{self, Embeddings};
+use tessera_core::search::rank::{fuse, next_cursor, FUSE_DEPTH};
+use tessera_core::search::sql::{self, Found, Hit, Row, Scope};
+use tessera_core::search::{Mode, Request};
+use tessera_core::ApiError;
+use tessera_durable_objects::http::{json as respond, HttpResult};
+use tessera_durable_objects::room;
+use tessera_durable_objects::search::{
+    ask_upkeep, d1_statement, encode_vector, Maintained, StoredVector, Unembedded,
+};
+use worker::{Env, Headers, Method, Response};
+
+/// Rooms a cross-room semantic search asks at most (one call each): the
+/// caller's most recently active.
+const SEMANTIC_ROOMS_MAX: u32 = 50;
+/// Embedding batches one upkeep task makes before it hands over to another.
+const EMBED_BATCHES_PER_TASK: usize = 8;
+
+/// Where a search looks.
+enum Target {
+    Room {
+        id: String,
+        name: String,
+        headers: Headers,
+    },
+    Rooms {
+        user: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct Hits {
+    hits: Vec<Hit>,
+}
+
+pub async fn search(ctx: &Ctx, req: worker::Request) -> HttpResult<Response> {
+    let user = authenticate(ctx, &req).await?;
+    let url = req.url()?;
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let r = Request::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let qs = url.query().unwrap_or_default().to_string();
+    let target = match &r.room {
+        Some(id) => {
+            let m = crate::rooms::membership(ctx, id, &user).await?;
+            Target::Room {
+                id: id.clone(),
+                name: m.name,
+                headers: searcher(ctx, &user, m.role)?,
+            }
+        }
+        None => Target::Rooms { user },
+    };
+    let chain = chain(&ctx.env)?;
+    let embedder = embed::provider(&chain);
+    let take = r.limit + 1;
+    let mut semantic = json!({ "available": embedder.is_some() });
+    if embedder.is_none() {
+        semantic["reason"] = json!(embed::UNAVAILABLE);
+    }
+    let mut hits = match (r.mode, embedder) {
+        (Mode::Semantic, None) => {
+            return Err(ApiError::Unavailable(embed::UNAVAILABLE.into()).into())
+        }
+        (Mode::Text, _) | (Mode::Hybrid, None) => {
+            text(ctx, &target, &r, &qs, r.offset, take).await?
+        }
+        (Mode::Semantic, Some(p)) => {
+            let vector = query_vector(&ctx.env, p, &target, &r).await?;
+            let mut found = nearest(ctx, &target, &qs, p, &vector, r.offset + take).await?;
+            found.drain(..(r.offset as usize).min(found.len()));
+            found
+        }
+        (Mode::Hybrid, Some(p)) => {
+            let by_text = text(ctx, &target, &r, &qs, 0, FUSE_DEPTH).await?;
+            match query_vector(&ctx.env, p, &target, &r).await {
+                Ok(vector) => {
+                    let by_meaning = nearest(ctx, &target, &qs, p, &vector, FUSE_DEPTH).await?;
+                    fused(by_text, by_meaning, r.offset, take)
+                }
+                // Full text still answers; the reason is given.
+                Err(e) => {
+                    semantic = json!({ "available": false, "reason": e.0.to_string() });
+                    by_text
+                        .into_iter()
+                        .skip(r.offset as usize)
+                        .take(take as usize)
+                        .collect()
+                }
+            }
+        }
+    };
+    let more = hits.len() > r.limit as usize;
+    hits.truncate(r.limit as usize);
+    if let Target::Room { name, .. } = &target {
+        for h in &mut hits {
+            h.room_name.clone_from(name);
+        }
+    }
+    respond(
+        200,
+        &json!({
+            "results": hits,
+            "next_cursor": next_cursor(r.offset, r.limit, more),
+            "mode": r.mode,
+            "scope": if r.room.is_some() { "room" } else { "rooms" },
+            "semantic": semantic,
+        }),
+    )
+}
+
+/// What the room object is told of the caller (only that the Worker checked
+/// them, with their role: search needs no display name, which spares a query).
+fn searcher(ctx: &Ctx, user: &str, role: Role) -> HttpResult<Headers> {
+    let who = Identity {
+        user_id: user.to_string(),
+        display_name: String::new(),
+        role,
+    };
+    let headers = Headers::new();
+    headers.set("x-tessera-identity", &who.to_header())?;
+    headers.set("x-request-id", &ctx.request_id)?;
+    Ok(headers)
+}
+
+/// Full-text hits: from the room's object, or from D1 across the caller's rooms.
+async fn text(
+    ctx: &Ctx,
+    target: &Target,
+    r: &Request,
+    qs: &str,
+    offset: u32,
+    take: u32,
+) -> HttpResult<Vec<Hit>> {
+    match target {
+        Target::Room { id, headers, .. } => {
+            let path = format!("/search/text?{qs}&at={offset}&take={take}");
+            let found: Hits =
+                room::call_json(&ctx.env, id, Method::Get, &path, headers.clone(), None).await?;
+            // The room object's rows are its own (room id ""): named here.
+            Ok(found
+                .hits
+                .into_iter()
+                .map(|h| Hit {
+                    room_id: id.clone(),
+                    ..h
+                })
+                .collect())
+        }
+        Target::Rooms { user } => {
+            let db = ctx.db()?;
+            let statement = sql::search(r, Scope::MemberOf(user), now_ms(), offset, take);
+            let rows: Vec<Row> = d1_statement(&db, &statement)?.all().await?.results()?;
+            Ok(rows
+                .into_iter()
+                .map(|row| row.into_hit(true, Found::Text))
+                .collect::<Result<_, _>>()?)
+        }
+    }
+}
+
+/// The rooms a semantic search asks: id, name and what to tell the room.
+async fn rooms_of(ctx: &Ctx, target: &Target) -> HttpResult<Vec<(String, String, Headers)>> {
+    #[derive(Deserialize)]
+    struct R {
+        id: String,
+        name: String,
+        role: String,
+    }
+    match target {
+        Target::Room { id, name, headers } => Ok(vec![(id.clone(), name.clone(), headers.clone())]),
+        Target::Rooms { user } => ctx
+            .db()?
+            .prepare(
+                "SELECT r.id, r.name, m.role FROM memberships m JOIN rooms r ON r.id = m.room_id
+                 WHERE m.user_id = ?1 ORDER BY COALESCE(r.last_activity_at, r.created_at) DESC LIMIT ?2",
+            )
+            .bind(&[arg(user.as_str()), arg(SEMANTIC_ROOMS_MAX)])?
+            .all()
+            .await?
+            .results::<R>()?
+            .into_iter()
+            .map(|r| Ok((r.id, r.name, searcher(ctx, user, r.role.parse()?)?)))
+            .collect(),
+    }
+}
+
+/// The query's embedding, charged to the rooms searched: the room of a
+/// one-room search (refused when its budget is spent), in equal shares to
+/// the rooms of a cross-room search.
+async fn query_vector(
+    env: &Env,
+    p: &ProviderConfig,
+    target: &Target,
+    r: &Request,
+) -> HttpResult<Vec<f32>> {
+    let text = r.query.plain();
+    if let Target::Room { id, .. } = target {
+        require_budget(env, id, estimate_tokens(&text)).await?;
+    }
+    let (got, calls) = embed_texts(env, p, std::slice::from_ref(&text)).await;
+    match target {
+        Target::Room { id, .. } => account(env, id, &calls).await?,
+        Target::Rooms { user } => {
+            let rooms: Vec<String> = env
+                .d1("DB")?
+                .prepare("SELECT room_id FROM memberships WHERE user_id = ?1")
+                .bind(&[arg(user.as_str())])?
+                .all()
+                .await?
+                .results::<HashMap<String, String>>()?
+                .into_iter()
+                .filter_map(|mut m| m.remove("room_id"))
+                .collect();
+            let n = rooms.len().max(1) as u64;
+            let shares: Vec<CallRecord> = calls
+                .iter()
+                .map(|c| CallRecord {
+                    tokens_in: c.tokens_in.div_ceil(n),
+                    tokens_out: c.tokens_out.div_ceil(n),
+                    cost_micros: c.cost_micros.div_ceil(n),
+                    ..c.clone()
+                })
+                .collect();
+            for room in &rooms {
+                account(env, room, &shares).await?;
+            }
+        }
+    }
+    got.and_then(|e| e.vectors.into_iter().next())
+        .ok_or_else(|| {
+            let why = calls.last().map_or("no answer", |c| c.outcome.as_str());
+            ApiError::Unavailable(format!(
+                "semantic search is unavailable now: the embedding provider failed ({why})"
+            ))
+            .into()
+        })
+}
+
+/// The stored vectors nearest to `vector`, best first, from each room asked.
+async fn nearest(
+    ctx: &Ctx,
+    target: &Target,
+    qs: &str,
+    p: &ProviderConfig,
+    vector: &[f32],
+    take: u32,
+) -> HttpResult<Vec<Hit>> {
+    let body =
+        json!({ "model": embed::model_label(p), "vector": encode_vector(vector), "take": take });
+    let rooms = rooms_of(ctx, target).await?;
+    let path = format!("/search/semantic?{qs}");
+    let calls = rooms.iter().map(|(id, _, headers)| {
+        room::call_json::<Hits>(
+            &ctx.env,
+            id,
+            Method::Post,
+            &path,
+            headers.clone(),
+            Some(&body),
+        )
+    });
+    let mut found = Vec::new();
+    for ((id, name, _), answer) in rooms
+        .iter()
+        .zip(futures_util::future::join_all(calls).await)
+    {
+        for mut h in answer?.hits {
+            h.room_id = id.clone();
+            h.room_name = name.clone();
+            found.push(h);
+        }
+    }
+    found.sort_by(|a, b| b.score.total_cmp(&a.score));
+    found.truncate(take as usize);
+    Ok(found)
+}
+
+/// The two ranked lists fused by reciprocal rank; a hit in both keeps its
+/// highlighted text form.
+fn fused(by_text: Vec<Hit>, by_meaning: Vec<Hit>, offset: u32, take: u32) -> Vec<Hit> {
+    let key = |h: &Hit| (h.room_id.clone(), h.kind, h.id.clone());
+    let lists = [
+        by_text.iter().map(key).collect::<Vec<_>>(),
+        by_meaning.iter().map(key).collect::<Vec<_>>(),
+    ];
+    let in_both: std::collections::HashSet<_> = lists[1]
+        .iter()
+        .filter(|k| lists[0].contains(k))
+        .cloned()
+        .collect();
+    let mut pool: HashMap<_, Hit> = by_meaning.into_iter().map(|h| (key(&h), h)).collect();
+    pool.extend(by_text.into_iter().map(|h| (key(&h), h)));
+    fuse(&lists)
+        .into_iter()
+        .skip(offset as usize)
+        .take(take as usize)
+        .filter_map(|(k, score)| {
+            let mut h = pool.remove(&k)?;
+            h.score = score;
+            if in_both.contains(&k) {
+                h.found = Found::Both;
+            }
+            Some(h)
+        })
+        .collect()
+}
+
+/// Embeddings of `texts` from the embedding provider, with the calls made.
+async fn embed_texts(
+    env: &Env,
+    p: &ProviderConfig,
+    texts: &[String],
+) -> (Option<Embeddings>, Vec<CallRecord>) {
+    let breaker = breakers(env)
+        .await
+        .unwrap_or_default()
+        .remove(&p.name)
+        .unwrap_or_default();
+    let mut calls = Vec::new();
+    let got = attempt(
+        env,
+        p,
+        breaker,
+        &mut calls,
+        || send_embeddings(env, p, texts),
+        |e: &Embeddings, ms| CallRecord {
+            provider: p.name.clone(),
+            model: p.embedding_model.clone(),
+            tokens_in: e.tokens,
+            tokens_out: 0,
+            cost_micros: p.cost_micros(e.tokens, 0),
+            outcome: "ok".into(),
+            ms,
+        },
+    )
+    .await;
+    (got, calls)
+}
+
+async fn send_embeddings(
+    env: &Env,
+    p: &ProviderConfig,
+    texts: &[String],
+) -> Result<Embeddings, ProviderError> {
+    let model = p.embedding_model.clone().unwrap_or_default();
+    if p.kind == ProviderKind::WorkersAi {
+        let out = run_workers_ai(env, model, embed::workers_ai_input(texts), p.timeout_ms).await?;
+        return embed::parse_workers_ai(&out, texts);
+    }
+    let key = api_key(env, p)?;
+    let call = embed::http_call(p, key.as_deref(), texts);
+    let (status, retry_after, body) = post(&call, p.timeout_ms).await?;
+    embed::parse_http_reply(status, retry_after.as_deref(), &body, texts)
+}
+
+/// The upkeep task (`Task::Index`): the room copies its outbox to D1 and
+/// re-indexes settled documents (asked again while some are still being
+/// edited); then its items without an embedding are embedded, within its
+/// AI budget.
+pub async fn upkeep(env: &Env, room_id: &str) -> HttpResult<()> {
+    let done: Maintained = room::call_json(
+        env,
+        room_id,
+        Method::Post,
+        "/search/maintain",
+        Headers::new(),
+        None,
+    )
+    .await?;
+    if let Some(ms) = done.unsettled_ms {
+        ask_upkeep(env, room_id.to_string(), ms.div_ceil(1000).max(1) as u32).await?;
+    }
+    let chain = chain(env)?;
+    let Some(p) = embed::provider(&chain) else {
+        return Ok(());
+    };
+    #[derive(Deserialize)]
+    struct Pending {
+        items: Vec<Unembedded>,
+    }
+    for _ in 0..EMBED_BATCHES_PER_TASK {
+        let path = format!("/search/unembedded?limit={}", embed::BATCH_MAX);
+        let pending: Pending =
+            room::call_json(env, room_id, Method::Get, &path, Headers::new(), None).await?;
+        if pending.items.is_empty() {
+            return Ok(());
+        }
+        let texts: Vec<String> = pending.items.iter().map(|i| i.text.clone()).collect();
+        let needed = texts.iter().map(|t| estimate_tokens(t)).sum();
+        if let Err(e) = require_budget(env, room_id, needed).await {
+            worker::console_log!("embeddings of room {room_id} wait: {}", e.0);
+            return Ok(());
+        }
+        let (got, calls) = embed_texts(env, p, &texts).await;
+        account(env, room_id, &calls).await?;
+        let Some(e) = got else {
+            // The provider failed (its calls are recorded): the next change tries again.
+            return Ok(());
+        };
+        let vectors: Vec<StoredVector> = pending
+            .items
+            .iter()
+            .zip(&e.vectors)
+            .map(|(item, v)| StoredVector {
+                id: item.id,
+                at: item.at,
+                data: encode_vector(v),
+            })
+            .collect();
+        let body = json!({ "model": embed::model_label(p), "vectors": vectors });
+        let _: serde_json::Value = room::call_json(
+            env,
+            room_id,
+            Method::Post,
+            "/search/vectors",
+            Headers::new(),
+            Some(&body),
+        )
+        .await?;
+        if pending.items.len() < embed::BATCH_MAX {
+            return Ok(());
+        }
+    }
+    // More to embed: another task takes over.
+    Ok(ask_upkeep(env, room_id.to_string(), 0).await?)
+}
+
+/// Tells the room's object the text of an analysed file.
+pub async fn file_text(env: &Env, room_id: &str, file_id: &str, text: &str) -> HttpResult<()> {
+    let mut end = text.len().min(tessera_core::search::index::TEXT_MAX_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = &text[..end];
+    room::tell(
+        env,
+        room_id,
+        "/search/file-text",
+        &json!({ "id": file_id, "text": text }),
+    )
+    .await
+}
+
+/// Forgets a deleted room's rows in the cross-room index.
+pub async fn purge_room(ctx: &Ctx, room_id: &str) -> HttpResult<()> {
+    let db = ctx.db()?;
+    let statements = sql::purge_room(room_id)
+        .iter()
+        .map(|s| d1_statement(&db, s))
+        .collect::<Result<Vec<_>, _>>()?;
+    db.batch(statements).await?;
+    Ok(())
+}
