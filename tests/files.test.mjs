@@ -9,7 +9,12 @@ import { join } from './ws.mjs';
 
 const MiB = 1024 * 1024;
 const server = await startServer({
-  vars: { FILE_MAX_BYTES: String(30 * MiB), ROOM_QUOTA_BYTES: String(64 * MiB) },
+  vars: {
+    FILE_MAX_BYTES: String(30 * MiB),
+    ROOM_QUOTA_BYTES: String(64 * MiB),
+    MEMBER_QUOTA_BYTES: String(48 * MiB),
+    AI_MEMBER_DAILY_TOKENS: '3000',
+  },
 });
 
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
@@ -252,13 +257,17 @@ test('non-members and viewers cannot upload; only the uploader reaches an upload
   assert.equal((await tusRequest('HEAD', path, stranger.token)).status, 404);
   assert.equal((await tusRequest('PATCH', path, viewer.token, { 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' }, Buffer.from('x'))).status, 404);
 
-  // Quota (64 MiB here): 30 + 30 MiB reserved by running uploads, 5 more refused.
+  // Quota (64 MiB here): 30 + 30 MiB reserved by two members' running uploads, 5 more refused.
   const quotaRoom = await room(owner, 'Quota');
+  const other = await register(server, 'Other');
+  await addMember(owner, quotaRoom, other, 'member');
   assert.equal((await create(owner.token, quotaRoom, 30 * MiB)).status, 201);
-  assert.equal((await create(owner.token, quotaRoom, 30 * MiB)).status, 201);
+  assert.equal((await create(other.token, quotaRoom, 30 * MiB)).status, 201);
   const over = await create(owner.token, quotaRoom, 5 * MiB);
   assert.equal(over.status, 413);
-  assert.equal((await over.json()).error.code, 'quota_exceeded');
+  const refusal = (await over.json()).error;
+  assert.equal(refusal.code, 'quota_exceeded');
+  assert.match(refusal.message, /room past its quota/);
 });
 
 test('attachments: files of the room, shown with name, type and size; a file of another room is refused', async () => {
@@ -303,7 +312,8 @@ test('deleting a file: not by another member; by an admin; the bytes and the lis
 });
 
 test('an expired upload is aborted and its storage and quota are freed', async () => {
-  const short = await startServer({ vars: { UPLOAD_EXPIRY_SECS: '4', ROOM_QUOTA_BYTES: String(12 * MiB) } });
+  // 10 s: a 6 MiB PATCH took up to 5 s on this shared 2-core machine under load.
+  const short = await startServer({ vars: { UPLOAD_EXPIRY_SECS: '10', ROOM_QUOTA_BYTES: String(12 * MiB) } });
   const owner = await register(short, 'Slow');
   const r = await api(short, 'POST', '/api/v1/rooms', { token: owner.token, body: { name: 'Expiring', kind: 'group' } });
   const roomId = r.body.id;
@@ -315,11 +325,12 @@ test('an expired upload is aborted and its storage and quota are freed', async (
   assert.equal(created.status, 201);
   assert.ok(created.headers.get('upload-expires'));
   const path = new URL(created.headers.get('location')).pathname;
+  assert.equal((await createIt(4 * MiB)).status, 413, 'the running upload holds its quota');
   // 6 MiB: one part in R2 and 1 MiB buffered in the upload's object.
   const patched = await req('PATCH', path, { 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' }, randomBytes(6 * MiB));
   assert.equal(patched.status, 204);
-  assert.equal((await createIt(4 * MiB)).status, 413, 'the running upload holds its quota');
-  const deadline = Date.now() + 20_000;
+  assert.equal((await createIt(4 * MiB)).status, 413, 'it still does with bytes stored');
+  const deadline = Date.now() + 30_000;
   let status;
   do {
     await new Promise((res) => setTimeout(res, 500));
@@ -329,4 +340,90 @@ test('an expired upload is aborted and its storage and quota are freed', async (
   const late = await req('PATCH', path, { 'content-type': 'application/offset+octet-stream', 'upload-offset': String(6 * MiB) }, Buffer.from('x'));
   assert.equal(late.status, 410);
   assert.equal((await createIt(10 * MiB)).status, 201, 'the quota it held is free again');
+});
+
+test("one member cannot take more than their share of a room's storage (48 of 64 MiB here), running uploads included", async () => {
+  const owner = await register(server, 'Hoarder');
+  const member = await register(server, 'Sharer');
+  const roomId = await room(owner, 'Shares');
+  await addMember(owner, roomId, member, 'member');
+  assert.equal((await create(owner.token, roomId, 30 * MiB)).status, 201);
+  const mine = await create(owner.token, roomId, 20 * MiB);
+  assert.equal(mine.status, 413);
+  const refusal = (await mine.json()).error;
+  assert.equal(refusal.code, 'quota_exceeded');
+  assert.match(refusal.message, /your share/);
+  // The room still has room for the others.
+  assert.equal((await create(member.token, roomId, 20 * MiB)).status, 201);
+});
+
+test('tus DELETE of a finished upload deletes the file everywhere: listing, metadata, bytes, the room', async () => {
+  const owner = await register(server, 'Finisher');
+  const roomId = await room(owner);
+  const { url } = await tusUpload(server, owner.token, Buffer.from('finished bytes'), { filename: 'done.txt', room_id: roomId });
+  const fileId = idOf(url);
+  assert.equal((await api(server, 'GET', `/api/v1/files/${fileId}`, { token: owner.token })).status, 200);
+  const sock = await join(server, roomId, owner.token);
+  const del = await tusRequest('DELETE', new URL(url).pathname, owner.token);
+  assert.equal(del.status, 204);
+  const gone = await sock.next((f) => f.type === 'event' && f.event === 'file_deleted');
+  assert.equal(gone.data.id, fileId);
+  sock.close();
+  assert.equal((await api(server, 'GET', `/api/v1/files/${fileId}`, { token: owner.token })).status, 404);
+  assert.deepEqual((await api(server, 'GET', `/api/v1/rooms/${roomId}/files`, { token: owner.token })).body.files, []);
+  assert.equal((await download(owner.token, fileId)).status, 404);
+  assert.equal((await tusRequest('HEAD', new URL(url).pathname, owner.token)).status, 404);
+});
+
+test('a demoted uploader can delete their finished file neither over REST nor over tus', async () => {
+  const owner = await register(server, 'Demoter');
+  const uploader = await register(server, 'Demoted');
+  const roomId = await room(owner);
+  await addMember(owner, roomId, uploader, 'member');
+  const data = Buffer.from('keep me');
+  const { url } = await tusUpload(server, uploader.token, data, { filename: 'keep.txt', room_id: roomId });
+  const fileId = idOf(url);
+  const demoted = await api(server, 'PATCH', `/api/v1/rooms/${roomId}/members/${uploader.user.id}`, { token: owner.token, body: { role: 'viewer' } });
+  assert.equal(demoted.status, 200);
+  assert.equal((await api(server, 'DELETE', `/api/v1/files/${fileId}`, { token: uploader.token })).status, 403);
+  const tusDelete = await tusRequest('DELETE', new URL(url).pathname, uploader.token);
+  assert.equal(tusDelete.status, 403);
+  const got = await download(owner.token, fileId);
+  assert.equal(got.status, 200);
+  assert.equal(sha256(got.body), sha256(data));
+  assert.equal((await api(server, 'GET', `/api/v1/rooms/${roomId}/files`, { token: owner.token })).body.files.length, 1);
+});
+
+async function analysed(token, fileId) {
+  const started = await api(server, 'POST', `/api/v1/files/${fileId}/analyze`, { token });
+  if (started.status !== 202) return started;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const job = (await api(server, 'GET', `/api/v1/jobs/${started.body.job.id}`, { token })).body.job;
+    if (job.status === 'done' || job.status === 'failed') return { status: 202, job };
+    if (Date.now() > deadline) throw new Error('analysis did not finish');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+test("one member cannot spend more than their share of the room's AI budget (3,000 tokens here)", async () => {
+  const owner = await register(server, 'Asker');
+  const member = await register(server, 'Colleague');
+  const roomId = await room(owner, 'Budget');
+  await addMember(owner, roomId, member, 'member');
+  const text = 'The launch is planned for spring and the venue is booked. '.repeat(70);
+  const files = [];
+  for (const name of ['a.txt', 'b.txt', 'c.txt']) {
+    files.push(idOf((await tusUpload(server, owner.token, Buffer.from(text), { filename: name, room_id: roomId })).url));
+  }
+  // About 1,000 tokens read, and 2,500 expected for each analysis.
+  const first = await analysed(owner.token, files[0]);
+  assert.equal(first.job.status, 'done');
+  const second = await analysed(owner.token, files[1]);
+  assert.equal(second.status, 429);
+  assert.equal(second.body.error.code, 'ai_budget_exhausted');
+  assert.match(second.body.error.message, /your share/);
+  // Another member still has their share of the room's budget.
+  const theirs = await analysed(member.token, files[2]);
+  assert.equal(theirs.job.status, 'done');
 });

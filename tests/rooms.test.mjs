@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, register, startServer } from './harness.mjs';
+import { join } from './ws.mjs';
 
 const server = await startServer();
 
@@ -214,4 +215,101 @@ test('SQL-injection strings in room names are stored verbatim', async () => {
   assert.equal(got.body.name, name);
   assert.equal(got.body.topic, '"; DROP TABLE memberships; --');
   assert.equal((await api(server, 'GET', '/api/v1/rooms', { token: u.token })).body.rooms.length, 1);
+});
+
+test('admins list and revoke invites; a revoked code cannot be accepted; members cannot do either', async () => {
+  const owner = await register(server, 'Host');
+  const admin = await register(server, 'Admin');
+  const member = await register(server, 'Member');
+  const [guest, stranger] = await Promise.all([register(server, 'Guest'), register(server, 'Stranger')]);
+  const r = await room(owner);
+  await addMember(owner, r.id, admin, 'admin');
+  await addMember(owner, r.id, member, 'member');
+  const make = async (body) => (await api(server, 'POST', `/api/v1/rooms/${r.id}/invites`, { token: owner.token, body })).body;
+  const a = await make({ role: 'member', max_uses: 3, expires_in: 3600 });
+  const b = await make({ role: 'viewer' });
+  const used = await make({ role: 'viewer', max_uses: 1 });
+  assert.equal((await api(server, 'POST', `/api/v1/invites/${used.code}/accept`, { token: guest.token })).status, 201);
+
+  const listed = await api(server, 'GET', `/api/v1/rooms/${r.id}/invites`, { token: admin.token });
+  assert.equal(listed.status, 200);
+  assert.deepEqual(listed.body.invites.map((i) => i.code).sort(), [a.code, b.code].sort(), 'only invites that can still be used');
+  const ia = listed.body.invites.find((i) => i.code === a.code);
+  assert.deepEqual({ ...ia, created_at: 0 }, {
+    code: a.code, room_id: r.id, role: 'member', max_uses: 3, uses: 0, expires_at: a.expires_at, created_by: owner.user.id, created_at: 0,
+  });
+  const paged = await api(server, 'GET', `/api/v1/rooms/${r.id}/invites?limit=1`, { token: owner.token });
+  assert.equal(paged.body.invites.length, 1);
+  const rest = await api(server, 'GET', `/api/v1/rooms/${r.id}/invites?limit=1&cursor=${paged.body.next_cursor}`, { token: owner.token });
+  assert.equal(rest.body.invites.length, 1);
+  assert.notEqual(rest.body.invites[0].code, paged.body.invites[0].code);
+
+  assert.equal((await api(server, 'GET', `/api/v1/rooms/${r.id}/invites`, { token: member.token })).status, 403);
+  assert.equal((await api(server, 'GET', `/api/v1/rooms/${r.id}/invites`, { token: stranger.token })).status, 404);
+  assert.equal((await api(server, 'DELETE', `/api/v1/invites/${a.code}`, { token: member.token })).status, 403);
+  assert.equal((await api(server, 'DELETE', `/api/v1/invites/${a.code}`, { token: stranger.token })).status, 404);
+  assert.equal((await api(server, 'DELETE', `/api/v1/invites/${a.code}`, { token: admin.token })).status, 204);
+  const accept = await api(server, 'POST', `/api/v1/invites/${a.code}/accept`, { token: stranger.token });
+  assert.equal(accept.status, 404);
+  assert.equal((await api(server, 'DELETE', `/api/v1/invites/${a.code}`, { token: admin.token })).status, 404);
+  assert.deepEqual((await api(server, 'GET', `/api/v1/rooms/${r.id}/invites`, { token: owner.token })).body.invites.map((i) => i.code), [b.code]);
+  // An admin does not see an owner's admin invite: its code would let them make admins.
+  const adminInvite = await make({ role: 'admin' });
+  const byAdmin = (await api(server, 'GET', `/api/v1/rooms/${r.id}/invites`, { token: admin.token })).body.invites.map((i) => i.code);
+  const byOwner = (await api(server, 'GET', `/api/v1/rooms/${r.id}/invites`, { token: owner.token })).body.invites.map((i) => i.code);
+  assert.ok(!byAdmin.includes(adminInvite.code) && byOwner.includes(adminInvite.code));
+  assert.equal((await api(server, 'DELETE', `/api/v1/invites/${adminInvite.code}`, { token: owner.token })).status, 204);
+  // Who joined with a revoked invite stays.
+  assert.equal((await api(server, 'DELETE', `/api/v1/invites/${used.code}`, { token: owner.token })).status, 204);
+  assert.equal((await api(server, 'GET', `/api/v1/rooms/${r.id}`, { token: guest.token })).status, 200);
+});
+
+test('two owners demoting each other at the same moment leave the room with an owner', async () => {
+  for (let round = 0; round < 6; round += 1) {
+    const a = await register(server, 'OwnerA');
+    const b = await register(server, 'OwnerB');
+    const r = await room(a);
+    await addMember(a, r.id, b, 'owner');
+    const [ab, ba] = await Promise.all([
+      api(server, 'PATCH', `/api/v1/rooms/${r.id}/members/${b.user.id}`, { token: a.token, body: { role: 'admin' } }),
+      api(server, 'PATCH', `/api/v1/rooms/${r.id}/members/${a.user.id}`, { token: b.token, body: { role: 'admin' } }),
+    ]);
+    const members = (await api(server, 'GET', `/api/v1/rooms/${r.id}/members`, { token: a.token })).body.members;
+    assert.equal(members.filter((m) => m.role === 'owner').length, 1, `round ${round}: ${ab.status} ${ba.status}`);
+    const statuses = [ab.status, ba.status].sort();
+    assert.equal(statuses[0], 200, `round ${round}: ${statuses}`);
+    assert.ok([403, 409].includes(statuses[1]), `round ${round}: ${statuses}`);
+  }
+});
+
+test('two owners leaving at the same moment leave the room with an owner', async () => {
+  for (let round = 0; round < 6; round += 1) {
+    const a = await register(server, 'LeaverA');
+    const b = await register(server, 'LeaverB');
+    const r = await room(a);
+    await addMember(a, r.id, b, 'owner');
+    const results = await Promise.all([a, b].map((u) => api(server, 'DELETE', `/api/v1/rooms/${r.id}/members/${u.user.id}`, { token: u.token })));
+    const left = results.filter((x) => x.status === 204).length;
+    assert.equal(left, 1, `round ${round}: ${results.map((x) => x.status)}`);
+    const refused = results.find((x) => x.status !== 204);
+    assert.equal(refused.body.error.code, 'last_owner');
+  }
+});
+
+test('deleting a room takes it away at once: members, invites, sockets and files', async () => {
+  const owner = await register(server, 'Deleter');
+  const member = await register(server, 'Witness');
+  const r = await room(owner);
+  await addMember(owner, r.id, member, 'member');
+  const invite = (await api(server, 'POST', `/api/v1/rooms/${r.id}/invites`, { token: owner.token, body: {} })).body;
+  const sock = await join(server, r.id, member.token);
+  assert.equal((await api(server, 'DELETE', `/api/v1/rooms/${r.id}`, { token: member.token })).status, 403);
+  assert.equal((await api(server, 'DELETE', `/api/v1/rooms/${r.id}`, { token: owner.token })).status, 204);
+  assert.equal((await sock.closedPromise).code, 4004);
+  for (const u of [owner, member]) {
+    assert.equal((await api(server, 'GET', `/api/v1/rooms/${r.id}`, { token: u.token })).status, 404);
+    assert.equal((await api(server, 'GET', `/api/v1/rooms/${r.id}/messages`, { token: u.token })).status, 404);
+  }
+  const stranger = await register(server, 'Late');
+  assert.equal((await api(server, 'POST', `/api/v1/invites/${invite.code}/accept`, { token: stranger.token })).status, 404);
 });

@@ -1,11 +1,14 @@
 //! Accounts and credentials: what a valid email, password and display name are, how
-//! a password hash is recorded, token lifetimes, and how refresh tokens are stored.
+//! a password hash is recorded, token lifetimes, how refresh tokens are stored and
+//! carried (JSON, or the browser's cookie), when failed sign-ins lock an account
+//! for a while, and what an external identity provider's tokens must claim.
 //! The key derivation itself runs in the Worker (WebCrypto, native speed); its
 //! parameters live in the stored record so they can be raised later.
 
 use crate::ApiError;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub const PASSWORD_MIN_CHARS: usize = 10;
@@ -20,6 +23,26 @@ pub const ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
 pub const REFRESH_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
 pub const TOKEN_ISSUER: &str = "tessera";
 pub const TOKEN_AUDIENCE: &str = "tessera-api";
+
+/// A request with `x-tessera-session: cookie` gets its refresh token only as the
+/// `tessera_refresh` cookie (browsers: script cannot read it), not in the JSON.
+pub const SESSION_MODE_HEADER: &str = "x-tessera-session";
+pub const COOKIE_MODE: &str = "cookie";
+pub const REFRESH_COOKIE: &str = "tessera_refresh";
+/// The only routes that read the cookie; it is sent nowhere else.
+pub const REFRESH_COOKIE_PATHS: [&str; 2] = ["/api/v1/auth/refresh", "/api/v1/auth/logout"];
+
+/// Failed password sign-ins one email may have in a window (from any number of
+/// addresses) before every sign-in to it waits for the window to end.
+pub const SIGN_IN_FAILURES_MAX: u32 = 10;
+pub const SIGN_IN_WINDOW_SECS: u64 = 15 * 60;
+
+/// External tokens must expire, and within this long: a provider token that
+/// claims to live longer is refused rather than trusted for its lifetime.
+pub const EXTERNAL_TOKEN_MAX_LIFETIME_SECS: u64 = 24 * 3600;
+/// An ID token exchanged for a session (or proving who sets a password) must be
+/// this fresh: it is the proof of a sign-in that just happened.
+pub const ID_TOKEN_MAX_AGE_SECS: u64 = 10 * 60;
 
 /// Lower-cased and trimmed, so that uniqueness is case-insensitive.
 pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
@@ -126,6 +149,105 @@ pub fn refresh_token_digest(token: &str) -> String {
         .collect()
 }
 
+/// How one signs in here (`GET /auth/config`): passwords always, and the
+/// identity provider when the browser can use it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuthConfig {
+    pub password: bool,
+    pub oidc: Option<OidcConfig>,
+}
+
+/// What the browser needs for Authorization Code + PKCE with the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+}
+
+/// The `Set-Cookie` values that hand a browser its refresh token: one per route
+/// that reads it, each living as long as the token.
+pub fn refresh_cookies(token: &str) -> Vec<String> {
+    cookies(token, REFRESH_TOKEN_TTL_SECS)
+}
+
+/// The `Set-Cookie` values that make a browser forget its refresh token.
+pub fn cleared_refresh_cookies() -> Vec<String> {
+    cookies("", 0)
+}
+
+fn cookies(value: &str, max_age: u64) -> Vec<String> {
+    REFRESH_COOKIE_PATHS
+        .iter()
+        .map(|path| {
+            format!(
+                "{REFRESH_COOKIE}={value}; Path={path}; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict"
+            )
+        })
+        .collect()
+}
+
+/// The value of cookie `name` in a `Cookie` header (the first, if repeated).
+pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// Whether sign-in to an email must wait, given its failures in the window that
+/// started at `window_start`: the error says how long.
+pub fn check_sign_in_lock(failures: u32, window_start: u64, now: u64) -> Result<(), ApiError> {
+    let ends = window_start.saturating_add(SIGN_IN_WINDOW_SECS);
+    if failures >= SIGN_IN_FAILURES_MAX && now < ends {
+        return Err(ApiError::SignInLocked {
+            retry_after_secs: ends - now,
+        });
+    }
+    Ok(())
+}
+
+/// An external token's lifetime: it must have `exp`, not too far ahead.
+pub fn check_external_expiry(exp: Option<u64>, now: u64) -> Result<(), ApiError> {
+    let exp = exp.ok_or_else(|| ApiError::InvalidToken("token has no expiry (`exp`)".into()))?;
+    if exp > now.saturating_add(EXTERNAL_TOKEN_MAX_LIFETIME_SECS) {
+        return Err(ApiError::InvalidToken(format!(
+            "token expires more than {EXTERNAL_TOKEN_MAX_LIFETIME_SECS} s from now"
+        )));
+    }
+    Ok(())
+}
+
+/// The email of an external identity, only when the provider says it verified
+/// it (`email_verified`: `true`, or `"true"` as some providers send it).
+pub fn verified_email(
+    email: Option<&str>,
+    email_verified: Option<&serde_json::Value>,
+) -> Option<String> {
+    let verified = match email_verified {
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::String(s)) => s == "true",
+        _ => false,
+    };
+    email
+        .filter(|_| verified)
+        .and_then(|e| normalize_email(e).ok())
+}
+
+/// Whether a token issued at `iat` outlived a "sign out everywhere" (or a
+/// password change) at `revoked_before`. Tokens without `iat` cannot show that
+/// they came after, so they are refused once there was one.
+pub fn revoked_by(iat: Option<u64>, revoked_before: Option<u64>) -> bool {
+    match revoked_before {
+        None => false,
+        Some(at) => iat.is_none_or(|iat| iat <= at),
+    }
+}
+
 /// The token from an `Authorization: Bearer …` header.
 pub fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim().split_once(' ')?;
@@ -206,6 +328,86 @@ mod tests {
         assert_eq!(bearer_token("bearer  abc "), Some("abc"));
         assert_eq!(bearer_token("Basic abc"), None);
         assert_eq!(bearer_token("Bearer "), None);
+    }
+
+    #[test]
+    fn refresh_cookies_are_scoped_and_locked_down() {
+        let set = refresh_cookies("abc");
+        assert_eq!(set.len(), 2);
+        for (cookie, path) in set.iter().zip(REFRESH_COOKIE_PATHS) {
+            assert!(cookie.starts_with("tessera_refresh=abc; "), "{cookie}");
+            assert!(cookie.contains(&format!("; Path={path};")), "{cookie}");
+            assert!(cookie.contains(&format!("Max-Age={REFRESH_TOKEN_TTL_SECS}")));
+            for flag in ["HttpOnly", "Secure", "SameSite=Strict"] {
+                assert!(cookie.contains(flag), "{cookie} lacks {flag}");
+            }
+        }
+        for cookie in cleared_refresh_cookies() {
+            assert!(cookie.starts_with("tessera_refresh=; ") && cookie.contains("Max-Age=0;"));
+        }
+    }
+
+    #[test]
+    fn cookie_values_are_found_by_exact_name() {
+        let h = "a=1; tessera_refresh_x=no; tessera_refresh=tok-en_1 ; z=2";
+        assert_eq!(cookie_value(h, "tessera_refresh"), Some("tok-en_1"));
+        assert_eq!(cookie_value("tessera_refresh=", "tessera_refresh"), None);
+        assert_eq!(cookie_value("", "tessera_refresh"), None);
+        assert_eq!(cookie_value("junk", "tessera_refresh"), None);
+    }
+
+    #[test]
+    fn sign_in_locks_after_the_failures_and_until_the_window_ends() {
+        let start = 1_000;
+        assert!(check_sign_in_lock(SIGN_IN_FAILURES_MAX - 1, start, start + 1).is_ok());
+        let e = check_sign_in_lock(SIGN_IN_FAILURES_MAX, start, start + 100).unwrap_err();
+        assert_eq!((e.status(), e.code()), (429, "sign_in_locked"));
+        assert_eq!(e.retry_after_secs(), Some(SIGN_IN_WINDOW_SECS - 100));
+        assert!(check_sign_in_lock(u32::MAX, start, start + SIGN_IN_WINDOW_SECS).is_ok());
+    }
+
+    #[test]
+    fn external_tokens_must_expire_and_soon() {
+        let now = 10_000;
+        assert_eq!(
+            check_external_expiry(None, now).unwrap_err().code(),
+            "invalid_token"
+        );
+        assert!(check_external_expiry(Some(now + 3600), now).is_ok());
+        assert!(
+            check_external_expiry(Some(now + EXTERNAL_TOKEN_MAX_LIFETIME_SECS + 1), now).is_err()
+        );
+    }
+
+    #[test]
+    fn only_verified_emails_are_taken() {
+        use serde_json::json;
+        let e = Some("Ada@Example.org");
+        assert_eq!(
+            verified_email(e, Some(&json!(true))).as_deref(),
+            Some("ada@example.org")
+        );
+        assert_eq!(
+            verified_email(e, Some(&json!("true"))).as_deref(),
+            Some("ada@example.org")
+        );
+        for no in [json!(false), json!("false"), json!(1), json!(null)] {
+            assert_eq!(verified_email(e, Some(&no)), None, "{no}");
+        }
+        assert_eq!(verified_email(e, None), None);
+        assert_eq!(
+            verified_email(Some("not an email"), Some(&json!(true))),
+            None
+        );
+    }
+
+    #[test]
+    fn revocation_refuses_tokens_issued_until_then() {
+        assert!(!revoked_by(Some(5), None));
+        assert!(!revoked_by(None, None));
+        assert!(revoked_by(Some(5), Some(5)));
+        assert!(!revoked_by(Some(6), Some(5)));
+        assert!(revoked_by(None, Some(5)));
     }
 
     proptest! {

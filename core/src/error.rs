@@ -49,6 +49,9 @@ pub enum ApiError {
     Gone { code: &'static str, message: String },
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// Too many failed password sign-ins to one email, from wherever they came.
+    #[error("too many failed sign-ins to this account; retry in {retry_after_secs} s")]
+    SignInLocked { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
     /// A room's daily AI budget is spent.
@@ -102,7 +105,7 @@ impl ApiError {
             Self::RangeNotSatisfiable { .. } => 416,
             Self::ChecksumMismatch => 460,
             Self::UnsupportedMediaType { .. } => 415,
-            Self::RateLimited { .. } | Self::BudgetExhausted(_) => 429,
+            Self::RateLimited { .. } | Self::SignInLocked { .. } | Self::BudgetExhausted(_) => 429,
             Self::Internal(_) => 500,
             Self::Unavailable(_) => 503,
             Self::NotImplemented(_) => 501,
@@ -135,10 +138,21 @@ impl ApiError {
             Self::QuotaExceeded(_) => "quota_exceeded",
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::RateLimited { .. } => "rate_limited",
+            Self::SignInLocked { .. } => "sign_in_locked",
             Self::Unavailable(_) => "unavailable",
             Self::BudgetExhausted(_) => "ai_budget_exhausted",
             Self::NotImplemented(_) => "not_implemented",
             Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The `Retry-After` of a refusal that passes with time.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs } | Self::SignInLocked { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
+            _ => None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! The Upload Durable Object and the Worker only move bytes; every decision about
 //! them is made here.
 
+use crate::rooms::{can, require, Permission, Role};
 use crate::ApiError;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -37,6 +38,9 @@ pub const PROGRESS_INTERVAL_MS: u64 = 1_000;
 pub struct FileLimits {
     pub max_file_bytes: u64,
     pub room_quota_bytes: u64,
+    /// What one member's files and running uploads may take of a room's
+    /// quota, so that no one member can fill it for everyone.
+    pub member_quota_bytes: u64,
     /// An unfinished upload is aborted this long after its creation.
     pub upload_expiry_secs: u64,
 }
@@ -46,6 +50,7 @@ impl Default for FileLimits {
         Self {
             max_file_bytes: 100 * 1024 * 1024,
             room_quota_bytes: 1024 * 1024 * 1024,
+            member_quota_bytes: 256 * 1024 * 1024,
             upload_expiry_secs: 24 * 3600,
         }
     }
@@ -86,6 +91,33 @@ pub struct FileInfo {
     pub status: FileStatus,
     pub created_at: u64,
     pub completed_at: Option<u64>,
+}
+
+/// Why an upload of `length` bytes did not fit, given what the room and the
+/// uploader already hold: the uploader's share when that alone is what it
+/// passes, else the room's quota.
+pub fn quota_refusal(room_held: u64, mine: u64, length: u64, limits: &FileLimits) -> ApiError {
+    let past = |held: u64, limit: u64| held.saturating_add(length) > limit;
+    if past(mine, limits.member_quota_bytes) && !past(room_held, limits.room_quota_bytes) {
+        return ApiError::QuotaExceeded(format!(
+            "this upload would take you past your share of this room's storage ({mine} of {} \
+             bytes used); delete some of your files first",
+            limits.member_quota_bytes
+        ));
+    }
+    ApiError::QuotaExceeded(format!(
+        "this upload would take the room past its quota of {} bytes; delete files first",
+        limits.room_quota_bytes
+    ))
+}
+
+/// Who may delete a file: its uploader while they may still upload in the
+/// room (a demoted uploader may not), or an admin.
+pub fn check_delete(own: bool, role: Role) -> Result<(), ApiError> {
+    if own && can(role, Permission::UploadFile) {
+        return Ok(());
+    }
+    require(role, Permission::DeleteAnyFile)
 }
 
 /// Every tus request but `OPTIONS` must say which protocol version it speaks.
@@ -817,6 +849,32 @@ pub fn progress_due(last_ms: Option<u64>, now_ms: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quota_refusals_name_the_share_or_the_room() {
+        let limits = FileLimits {
+            room_quota_bytes: 100,
+            member_quota_bytes: 40,
+            ..FileLimits::default()
+        };
+        let says = |room, mine, len| quota_refusal(room, mine, len, &limits).to_string();
+        assert!(says(50, 30, 20).contains("your share"));
+        assert!(says(90, 30, 20).contains("room past its quota"));
+        assert!(says(90, 10, 20).contains("room past its quota"));
+        assert_eq!(quota_refusal(0, 0, 1, &limits).code(), "quota_exceeded");
+    }
+
+    #[test]
+    fn files_are_deleted_by_their_uploader_while_they_may_upload_or_by_admins() {
+        assert!(check_delete(true, Role::Member).is_ok());
+        assert!(
+            check_delete(true, Role::Viewer).is_err(),
+            "a demoted uploader"
+        );
+        assert!(check_delete(false, Role::Member).is_err());
+        assert!(check_delete(false, Role::Admin).is_ok());
+        assert!(check_delete(true, Role::Owner).is_ok());
+    }
     use proptest::prelude::*;
 
     fn b64(s: &str) -> String {

@@ -107,7 +107,8 @@ pub struct MemberInfo {
     pub joined_at: u64,
 }
 
-/// A new invite, as its creator gets it (the code is shown only then).
+/// A new invite, as its creator gets it (later only the room's invite list
+/// shows its code, and only to those who could have made it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InviteInfo {
     pub code: String,
@@ -115,6 +116,31 @@ pub struct InviteInfo {
     pub role: Role,
     pub max_uses: u32,
     pub expires_at: u64,
+}
+
+/// An invite in its room's list (`GET /rooms/{id}/invites`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedInvite {
+    pub code: String,
+    pub room_id: String,
+    pub role: Role,
+    pub max_uses: u32,
+    pub uses: u32,
+    pub expires_at: u64,
+    pub created_by: String,
+    pub created_at: u64,
+}
+
+/// The roles whose invites `viewer` sees listed, as `,role,role,` for a SQL
+/// `instr`: those they may grant. An admin does not see an owner's admin
+/// invite, whose code would let them make admins.
+pub fn listed_invite_roles(viewer: Role) -> String {
+    let roles: Vec<&str> = Role::ALL
+        .into_iter()
+        .filter(|r| *r != Role::Owner && may_grant(viewer, *r))
+        .map(Role::as_str)
+        .collect();
+    format!(",{},", roles.join(","))
 }
 
 /// What the Worker tells a room's object about a membership change: a new
@@ -231,7 +257,8 @@ impl MemberChange {
         self.target == Role::Owner && self.owners <= 1
     }
 
-    fn last_owner() -> ApiError {
+    /// The refusal to leave a room without an owner.
+    pub fn last_owner() -> ApiError {
         ApiError::Conflict {
             code: "last_owner",
             message: "the last owner cannot leave or be demoted; make someone else owner first"
@@ -400,6 +427,8 @@ pub const INVITE_MAX_USES: u32 = 1000;
 pub const INVITE_MIN_TTL_SECS: u64 = 60;
 pub const INVITE_MAX_TTL_SECS: u64 = 30 * 24 * 3600;
 pub const INVITE_DEFAULT_TTL_SECS: u64 = 7 * 24 * 3600;
+/// Invites a room may have that can still be accepted.
+pub const INVITES_LIVE_MAX: u32 = 100;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -475,6 +504,13 @@ pub fn check_invite_usable(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invite_lists_show_what_the_viewer_could_have_made() {
+        assert_eq!(listed_invite_roles(Role::Owner), ",viewer,member,admin,");
+        assert_eq!(listed_invite_roles(Role::Admin), ",viewer,member,");
+        assert_eq!(listed_invite_roles(Role::Member), ",viewer,");
+    }
 
     /// The whole matrix, written out by hand: a change to `min_role` must change this.
     #[test]

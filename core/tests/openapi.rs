@@ -16,13 +16,16 @@ use tessera_core::ai::checkin::{CheckinRecord, Outcome, ProposedAction};
 use tessera_core::ai::{ProviderUsage, UsageReport};
 use tessera_core::api::{Endpoint, OPENAPI_JSON, ROUTES};
 use tessera_core::approval_inbox::{ApprovalInboxItem, ApprovalInboxRow, Scope};
+use tessera_core::auth::{AuthConfig, OidcConfig};
 use tessera_core::chat::{ReadMarker, ReadState, StoredMessage};
 use tessera_core::files::{FileInfo, FileRef, FileStatus};
 use tessera_core::links::{sign, LinkKey};
 use tessera_core::protocol::{
     parse_client_frame, ClientFrame, Identity, PresenceEntry, ServerFrame, Status, TypingEntry,
 };
-use tessera_core::rooms::{InviteInfo, MemberInfo, Role, RoomInfo, RoomKind, RoomWithReads};
+use tessera_core::rooms::{
+    InviteInfo, ListedInvite, MemberInfo, Role, RoomInfo, RoomKind, RoomWithReads,
+};
 use tessera_core::rules::{Rule, RuleEffect, Trigger};
 use tessera_core::users::{pick, UserMatch, UserQuery};
 use tessera_core::ApiError;
@@ -485,6 +488,64 @@ fn rooms_members_invites_and_read_state() {
             expires_at: 9,
         },
     );
+    let listed = ListedInvite {
+        code: "abc".into(),
+        room_id: "r1".into(),
+        role: Role::Viewer,
+        max_uses: 3,
+        uses: 1,
+        expires_at: 9,
+        created_by: "u1".into(),
+        created_at: 2,
+    };
+    s.check("ListedInvite", &listed);
+    for next_cursor in [json!("abc"), Value::Null] {
+        s.check(
+            "InviteList",
+            &json!({ "invites": [listed], "next_cursor": next_cursor }),
+        );
+    }
+}
+
+#[test]
+fn sessions_and_sign_in_configuration() {
+    let s = Schemas::new();
+    let user = json!({ "id": "u1", "email": null, "display_name": "Ada", "created_at": 1 });
+    let session = json!({ "access_token": "a.b.c", "refresh_token": "r", "token_type": "Bearer", "expires_in": 900, "user": user });
+    s.check("SessionWithUser", &session);
+    // Cookie mode: the refresh token is only in the cookie.
+    let mut cookie = session.clone();
+    cookie
+        .as_object_mut()
+        .expect("object")
+        .remove("refresh_token");
+    s.check("SessionWithUser", &cookie);
+    cookie.as_object_mut().expect("object").remove("user");
+    s.check("Session", &cookie);
+    s.refuses(
+        "Session",
+        &json!({ "access_token": "a", "token_type": "Bearer" }),
+    );
+    s.check(
+        "AuthConfig",
+        &AuthConfig {
+            password: true,
+            oidc: None,
+        },
+    );
+    s.check(
+        "AuthConfig",
+        &AuthConfig {
+            password: true,
+            oidc: Some(OidcConfig {
+                issuer: "https://id.example".into(),
+                authorization_endpoint: "https://id.example/authorize".into(),
+                token_endpoint: "https://id.example/token".into(),
+                client_id: "tessera".into(),
+                scopes: vec!["openid".into(), "email".into()],
+            }),
+        },
+    );
 }
 
 #[test]
@@ -754,6 +815,8 @@ fn public(e: Endpoint) -> bool {
             | Endpoint::UnsubscribePage
             | Endpoint::Unsubscribe
             | Endpoint::PostIncomingWebhook
+            | Endpoint::AuthConfig
+            | Endpoint::OidcSignIn
     )
 }
 
@@ -765,6 +828,7 @@ fn needs_secret(e: Endpoint) -> bool {
             Endpoint::Register
                 | Endpoint::Login
                 | Endpoint::Refresh
+                | Endpoint::OidcSignIn
                 | Endpoint::UnsubscribePage
                 | Endpoint::Unsubscribe
         )

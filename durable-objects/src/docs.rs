@@ -142,8 +142,12 @@ impl RoomDO {
         };
         let doc_tag = format!("d:{name}");
         let conn_tag = format!("c:{conn}");
-        self.state
-            .accept_websocket_with_tags(&pair.server, &["doc", &doc_tag, rw, &conn_tag]);
+        let session = crate::sessions::session_tag(req)?;
+        let tags: Vec<&str> = ["doc", &doc_tag, rw, &conn_tag]
+            .into_iter()
+            .chain(session.as_deref())
+            .collect();
+        self.state.accept_websocket_with_tags(&pair.server, &tags);
         pair.server.serialize_attachment(DocAttachment {
             user_id: who.user_id.clone(),
             awareness: vec![],

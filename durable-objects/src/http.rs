@@ -52,14 +52,11 @@ pub fn error_response(e: &ApiError) -> Response {
     let headers = Headers::new();
     // Setting well-formed constant header names and ASCII values cannot fail.
     let _ = headers.set("content-type", JSON_TYPE);
-    match e {
-        ApiError::RateLimited { retry_after_secs } => {
-            let _ = headers.set("retry-after", &retry_after_secs.to_string());
-        }
-        ApiError::RangeNotSatisfiable { size } => {
-            let _ = headers.set("content-range", &format!("bytes */{size}"));
-        }
-        _ => {}
+    if let Some(secs) = e.retry_after_secs() {
+        let _ = headers.set("retry-after", &secs.to_string());
+    }
+    if let ApiError::RangeNotSatisfiable { size } = e {
+        let _ = headers.set("content-range", &format!("bytes */{size}"));
     }
     ResponseBuilder::new()
         .with_status(e.status())

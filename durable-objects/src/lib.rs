@@ -13,6 +13,7 @@ pub mod notify;
 pub mod person;
 pub mod room;
 pub mod search;
+pub mod sessions;
 mod store;
 pub mod upload;
 mod webcrypto;

@@ -146,6 +146,47 @@ pub async fn add(
     Ok(())
 }
 
+/// Keeps a change from taking a room's last owner (`?2`) away: the owners are
+/// counted in the statement that makes the change, so two owners demoting or
+/// removing each other at once cannot both succeed.
+const KEEPS_AN_OWNER: &str = "(role != 'owner'
+     OR (SELECT COUNT(*) FROM memberships WHERE room_id = ?1 AND role = 'owner') > 1)";
+
+/// Why a guarded change changed nothing: the member left meanwhile, or they
+/// were the last owner by the time it ran.
+async fn unchanged(db: &D1Database, room_id: &str, target: &str) -> HttpResult<()> {
+    match role(db, room_id, target).await? {
+        None => Err(ApiError::NotFound("member").into()),
+        Some(_) => Err(MemberChange::last_owner().into()),
+    }
+}
+
+/// Changes `target`'s role to `new_role`, as `actor` with `actor_role`.
+pub async fn set_role(
+    db: &D1Database,
+    room_id: &str,
+    actor: &str,
+    actor_role: Role,
+    target: &str,
+    new_role: Role,
+) -> HttpResult<()> {
+    change(db, room_id, actor, actor_role, target)
+        .await?
+        .check_role_change(new_role)?;
+    let updated = db
+        .prepare(format!(
+            "UPDATE memberships SET role = ?3 WHERE room_id = ?1 AND user_id = ?2
+             AND (?3 = 'owner' OR {KEEPS_AN_OWNER})"
+        ))
+        .bind(&[arg(room_id), arg(target), arg(new_role.as_str())])?
+        .run()
+        .await?;
+    if changes(&updated)? == 0 {
+        return unchanged(db, room_id, target).await;
+    }
+    Ok(())
+}
+
 /// Removes `target`, as `actor` with `actor_role` (leaving is removing oneself).
 pub async fn remove(
     db: &D1Database,
@@ -157,9 +198,15 @@ pub async fn remove(
     change(db, room_id, actor, actor_role, target)
         .await?
         .check_removal()?;
-    db.prepare("DELETE FROM memberships WHERE room_id = ?1 AND user_id = ?2")
+    let removed = db
+        .prepare(format!(
+            "DELETE FROM memberships WHERE room_id = ?1 AND user_id = ?2 AND {KEEPS_AN_OWNER}"
+        ))
         .bind(&[arg(room_id), arg(target)])?
         .run()
         .await?;
+    if changes(&removed)? == 0 {
+        return unchanged(db, room_id, target).await;
+    }
     Ok(())
 }

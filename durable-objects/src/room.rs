@@ -720,6 +720,14 @@ impl RoomDO {
                 });
                 json(200, &serde_json::json!({ "ok": true }))
             }
+            (Method::Post, ["sessions", "end"]) => {
+                let end: crate::sessions::EndSessions =
+                    tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
+                json(
+                    200,
+                    &serde_json::json!({ "closed": self.end_sessions(&end) }),
+                )
+            }
             (Method::Post, ["purge"]) => {
                 for ws in self.state.get_websockets() {
                     let _ = ws.close(Some(CLOSE_ROOM_DELETED), Some("room deleted"));
@@ -959,8 +967,9 @@ impl RoomDO {
             typing_until: 0,
             strikes: 0,
         };
-        self.state
-            .accept_websocket_with_tags(&pair.server, &["chat"]);
+        let session = crate::sessions::session_tag(req)?;
+        let tags: Vec<&str> = std::iter::once("chat").chain(session.as_deref()).collect();
+        self.state.accept_websocket_with_tags(&pair.server, &tags);
         pair.server.serialize_attachment(&att)?;
         let store = self.store();
         store.remember_person(&who.user_id, &who.display_name, now)?;

@@ -19,8 +19,8 @@ use tessera_core::ai::providers::{
     ATTEMPTS_PER_PROVIDER,
 };
 use tessera_core::ai::{
-    ai_identity, builtin, check_budget, mark_invalid, reply, CallRecord, DigestMessage, Prompt,
-    ProviderUsage, UsageReport,
+    ai_identity, builtin, check_budget, check_member_budget, mark_invalid, reply, CallRecord,
+    DigestMessage, Prompt, ProviderUsage, UsageReport,
 };
 use tessera_core::dates::day_of;
 use tessera_core::rooms::Role;
@@ -31,6 +31,9 @@ use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, Reque
 
 /// Tokens a room may use per UTC day, unless `AI_ROOM_DAILY_TOKENS` says otherwise.
 const DEFAULT_DAILY_TOKENS: u64 = 200_000;
+/// Tokens one member's requests may use per room per UTC day, unless
+/// `AI_MEMBER_DAILY_TOKENS` says otherwise: a quarter of the room's default.
+const DEFAULT_MEMBER_DAILY_TOKENS: u64 = 50_000;
 
 /// The configured chain (`AI_PROVIDERS`), ending with the built-in provider.
 pub fn chain(env: &Env) -> HttpResult<Vec<ProviderConfig>> {
@@ -57,35 +60,71 @@ pub async fn usage(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Respons
         .all()
         .await?
         .results()?;
-    json(200, &UsageReport::of(&day, rows, daily_limit(&ctx.env)))
+    json(
+        200,
+        &UsageReport::of(
+            &day,
+            rows,
+            tokens_var(&ctx.env, "AI_ROOM_DAILY_TOKENS", DEFAULT_DAILY_TOKENS),
+        ),
+    )
 }
 
-fn daily_limit(env: &Env) -> u64 {
-    env_var(env, "AI_ROOM_DAILY_TOKENS")
+fn tokens_var(env: &Env, name: &str, default: u64) -> u64 {
+    env_var(env, name)
         .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_DAILY_TOKENS)
+        .unwrap_or(default)
 }
 
-/// Refuses work of about `needed` tokens that would exceed the room's budget today.
-pub async fn require_budget(env: &Env, room_id: &str, needed: u64) -> HttpResult<()> {
-    let used: Option<u64> = env
+/// Refuses work of about `needed` tokens that would exceed the room's budget
+/// today, or the share of it of the member who asked (`None`: work nobody in
+/// particular asked for, such as the daily check-in).
+pub async fn require_budget(
+    env: &Env,
+    room_id: &str,
+    member: Option<&str>,
+    needed: u64,
+) -> HttpResult<()> {
+    #[derive(Deserialize)]
+    struct Used {
+        room: u64,
+        member: u64,
+    }
+    let used: Option<Used> = env
         .d1("DB")?
         .prepare(
-            "SELECT COALESCE(SUM(tokens_in + tokens_out), 0) AS used FROM ai_usage
-             WHERE room_id = ?1 AND day = ?2",
+            "SELECT (SELECT COALESCE(SUM(tokens_in + tokens_out), 0) FROM ai_usage
+                     WHERE room_id = ?1 AND day = ?2) AS room,
+                    (SELECT COALESCE(SUM(tokens), 0) FROM ai_member_usage
+                     WHERE room_id = ?1 AND day = ?2 AND user_id = ?3) AS member",
         )
-        .bind(&[arg(room_id), arg(&day_of(now_secs()))])?
-        .first(Some("used"))
+        .bind(&[arg(room_id), arg(&day_of(now_secs())), arg(member)])?
+        .first(None)
         .await?;
-    Ok(check_budget(used.unwrap_or(0), needed, daily_limit(env))?)
+    let used = used.unwrap_or(Used { room: 0, member: 0 });
+    let room_limit = tokens_var(env, "AI_ROOM_DAILY_TOKENS", DEFAULT_DAILY_TOKENS);
+    check_budget(used.room, needed, room_limit)?;
+    if member.is_some() {
+        let share = tokens_var(env, "AI_MEMBER_DAILY_TOKENS", DEFAULT_MEMBER_DAILY_TOKENS);
+        check_member_budget(used.member, needed, share)?;
+    }
+    Ok(())
 }
 
-/// Adds calls to the room's usage of today (per provider).
-pub async fn account(env: &Env, room_id: &str, calls: &[CallRecord]) -> HttpResult<()> {
+/// Adds calls to the room's usage of today (per provider) and to the share of
+/// the member who asked for them.
+pub async fn account(
+    env: &Env,
+    room_id: &str,
+    member: Option<&str>,
+    calls: &[CallRecord],
+) -> HttpResult<()> {
     let db = env.d1("DB")?;
     let day = day_of(now_secs());
     let mut statements = Vec::new();
+    let mut tokens = 0;
     for c in calls.iter().filter(|c| !c.outcome.starts_with("skipped")) {
+        tokens += c.tokens_in + c.tokens_out;
         statements.push(
             db.prepare(
                 "INSERT INTO ai_usage (room_id, day, provider, calls, tokens_in, tokens_out, cost_micros)
@@ -102,6 +141,15 @@ pub async fn account(env: &Env, room_id: &str, calls: &[CallRecord]) -> HttpResu
                 arg(c.tokens_out),
                 arg(c.cost_micros),
             ])?,
+        );
+    }
+    if let Some(member) = member.filter(|_| !statements.is_empty()) {
+        statements.push(
+            db.prepare(
+                "INSERT INTO ai_member_usage (room_id, user_id, day, tokens) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (room_id, user_id, day) DO UPDATE SET tokens = tokens + excluded.tokens",
+            )
+            .bind(&[arg(room_id), arg(member), arg(&day), arg(tokens)])?,
         );
     }
     if !statements.is_empty() {
@@ -395,7 +443,8 @@ pub async fn answer_mention(env: &Env, room_id: &str, message_id: u64) -> HttpRe
     )
     .await?;
     let prompt = reply::prompt(&ctx.question, &ctx.recent);
-    let (text, calls) = match require_budget(env, room_id, prompt.tokens_needed()).await {
+    let asker = Some(ctx.question.author.as_str());
+    let (text, calls) = match require_budget(env, room_id, asker, prompt.tokens_needed()).await {
         Err(e) => (format!("I cannot answer now: {}", e.0), Vec::new()),
         Ok(()) => {
             let mut calls = Vec::new();
@@ -411,7 +460,7 @@ pub async fn answer_mention(env: &Env, room_id: &str, message_id: u64) -> HttpRe
             (text, calls)
         }
     };
-    account(env, room_id, &calls).await?;
+    account(env, room_id, asker, &calls).await?;
     let body = json!({
         "purpose": "reply",
         "subject": { "message": message_id },

@@ -127,7 +127,7 @@ pub async fn run(
             continue;
         }
         let prompt = prompt(&digest, context);
-        match require_budget(env, id, prompt.tokens_needed()).await {
+        match require_budget(env, id, None, prompt.tokens_needed()).await {
             Ok(()) => {}
             Err(e) if strict => return Err(e),
             Err(e) => {
@@ -136,7 +136,7 @@ pub async fn run(
             }
         }
         let (plan, provider, calls, refused) = plan_for(env, &chain, &digest, &prompt).await;
-        account(env, id, &calls).await?;
+        account(env, id, None, &calls).await?;
         let body = json!({ "day": day, "plan": plan, "provider": provider, "calls": calls, "refused": refused });
         results.push(carry_out(env, id, day, &body, request_id).await?);
     }

@@ -85,6 +85,23 @@ pub async fn read_json<T: DeserializeOwned>(req: &mut Request) -> HttpResult<T> 
     Ok(parse_json(&read_body(req).await?, JSON_BODY_LIMIT)?)
 }
 
+/// Reads a JSON body that may be left out: no body (or an empty one) is
+/// `T::default()`; anything else is read as [`read_json`] does.
+pub async fn read_optional_json<T: DeserializeOwned + Default>(req: &mut Request) -> HttpResult<T> {
+    let declared: Option<usize> = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.parse().ok());
+    if declared == Some(0) || (declared.is_none() && req.inner().body().is_none()) {
+        return Ok(T::default());
+    }
+    let body = read_body(req).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    Ok(parse_json(&body, JSON_BODY_LIMIT)?)
+}
+
 /// `?limit=&cursor=` of a list request.
 pub fn page(req: &Request) -> HttpResult<Page> {
     let url = req.url()?;

@@ -10,16 +10,16 @@ use crate::rooms::role_in;
 use crate::tokens::authenticate;
 use serde::{Deserialize, Serialize};
 use tessera_core::files::{
-    check_tus_resumable, download_headers, etag, if_none_match, new_upload, parse_range,
-    room_prefix, FileInfo, FileLimits, OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS,
+    self, check_delete, check_tus_resumable, download_headers, etag, if_none_match, new_upload,
+    parse_range, room_prefix, FileInfo, FileLimits, OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS,
     TUS_EXTENSIONS, TUS_VERSION,
 };
 use tessera_core::links::{sign, verify, LinkKey, LinkParams};
-use tessera_core::rooms::{can, require, Permission, Role};
+use tessera_core::rooms::{require, Permission, Role};
 use tessera_core::ApiError;
-use tessera_durable_objects::http::{json, no_content, HttpResult};
+use tessera_durable_objects::http::{json, no_content, Failure, HttpResult};
 use tessera_durable_objects::{room, upload};
-use worker::{Headers, Method, Range, Request, Response, ResponseBuilder};
+use worker::{Env, Headers, Method, Range, Request, Response, ResponseBuilder};
 
 /// The tus headers every answer under `/api/v1/uploads` carries, and what
 /// `OPTIONS` announces.
@@ -48,6 +48,7 @@ pub fn limits(ctx: &Ctx) -> FileLimits {
     FileLimits {
         max_file_bytes: num("FILE_MAX_BYTES", d.max_file_bytes),
         room_quota_bytes: num("ROOM_QUOTA_BYTES", d.room_quota_bytes),
+        member_quota_bytes: num("MEMBER_QUOTA_BYTES", d.member_quota_bytes),
         upload_expiry_secs: num("UPLOAD_EXPIRY_SECS", d.upload_expiry_secs),
     }
 }
@@ -72,15 +73,18 @@ pub async fn create(ctx: &Ctx, req: Request) -> HttpResult<Response> {
     let id = crypto::new_id()?;
     let now = now_secs();
     // One statement, so two uploads racing for the last of the quota cannot
-    // both pass: abandoned (expired) uploads no longer count.
+    // both pass: abandoned (expired) uploads no longer count. The uploader's
+    // own files and running uploads in the room must stay within their share.
+    let held = held("?8");
     let inserted = ctx
         .db()?
-        .prepare(
+        .prepare(format!(
             "INSERT INTO files (id, room_id, uploader_id, name, declared_type, size, status, r2_key, created_at, expires_at)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, 'uploading', ?7, ?8, ?9
-             WHERE (SELECT COALESCE(SUM(size), 0) FROM files WHERE room_id = ?2
-                    AND (status = 'ready' OR (status = 'uploading' AND expires_at > ?8))) + ?6 <= ?10",
-        )
+             WHERE (SELECT COALESCE(SUM(size), 0) FROM files WHERE room_id = ?2 AND {held}) + ?6 <= ?10
+               AND (SELECT COALESCE(SUM(size), 0) FROM files WHERE room_id = ?2 AND uploader_id = ?3
+                    AND {held}) + ?6 <= ?11"
+        ))
         .bind(&[
             arg(&id),
             arg(&upload.room_id),
@@ -92,15 +96,12 @@ pub async fn create(ctx: &Ctx, req: Request) -> HttpResult<Response> {
             arg(now),
             arg(now + limits.upload_expiry_secs),
             arg(limits.room_quota_bytes),
+            arg(limits.member_quota_bytes),
         ])?
         .run()
         .await?;
     if changes(&inserted)? == 0 {
-        return Err(ApiError::QuotaExceeded(format!(
-            "this upload would take the room past its quota of {} bytes; delete files first",
-            limits.room_quota_bytes
-        ))
-        .into());
+        return Err(quota_refusal(ctx, &upload.room_id, &user_id, upload.length, &limits).await);
     }
     let body = serde_json::json!({
         "id": id,
@@ -151,6 +152,49 @@ pub async fn create(ctx: &Ctx, req: Request) -> HttpResult<Response> {
     Ok(Response::empty()?.with_status(201).with_headers(headers))
 }
 
+/// The bytes that count against a quota, `now` being the parameter that holds
+/// the time: finished files and uploads that have not expired.
+fn held(now: &str) -> String {
+    format!("(status = 'ready' OR (status = 'uploading' AND expires_at > {now}))")
+}
+
+#[derive(Deserialize)]
+struct Held {
+    room: u64,
+    mine: u64,
+}
+
+async fn held_bytes(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Option<Held>> {
+    let held = held("?3");
+    Ok(ctx
+        .db()?
+        .prepare(format!(
+            "SELECT (SELECT COALESCE(SUM(size), 0) FROM files WHERE room_id = ?1 AND {held}) AS room,
+                    (SELECT COALESCE(SUM(size), 0) FROM files WHERE room_id = ?1 AND uploader_id = ?2
+                     AND {held}) AS mine"
+        ))
+        .bind(&[arg(room_id), arg(user_id), arg(now_secs())])?
+        .first(None)
+        .await?)
+}
+
+/// Why an upload of `length` bytes did not fit (see `files::quota_refusal`).
+async fn quota_refusal(
+    ctx: &Ctx,
+    room_id: &str,
+    user_id: &str,
+    length: u64,
+    limits: &FileLimits,
+) -> Failure {
+    match held_bytes(ctx, room_id, user_id).await {
+        Ok(h) => {
+            let h = h.unwrap_or(Held { room: 0, mine: 0 });
+            files::quota_refusal(h.room, h.mine, length, limits).into()
+        }
+        Err(e) => e,
+    }
+}
+
 /// Forwards a PATCH body (a stream) to the upload's object.
 async fn forward_patch(ctx: &Ctx, req: &Request, id: &str, offset: &str) -> HttpResult<Response> {
     let headers = Headers::new();
@@ -164,21 +208,25 @@ async fn forward_patch(ctx: &Ctx, req: &Request, id: &str, offset: &str) -> Http
     upload::call(&ctx.env, id, Method::Patch, "/patch", headers, body).await
 }
 
+/// An upload as its uploader reaches it.
 #[derive(Deserialize)]
 struct Access {
     uploader_id: String,
+    room_id: String,
+    status: String,
     role: Option<String>,
 }
 
-/// The upload's room and the caller's role there, in one query. Only the
-/// uploader reaches an upload; anyone else gets 404 as for a missing one.
-async fn upload_access(ctx: &Ctx, req: &Request, id: &str) -> HttpResult<Role> {
+/// The upload and the caller's role in its room, in one query. Only the
+/// uploader reaches an upload, while a member; anyone else gets 404 as for a
+/// missing one.
+async fn upload_access(ctx: &Ctx, req: &Request, id: &str) -> HttpResult<(Access, Role)> {
     let user_id = authenticate(ctx, req).await?;
     check_tus_resumable(header(req, "tus-resumable")?.as_deref())?;
     let access: Access = ctx
         .db()?
         .prepare(
-            "SELECT f.uploader_id, m.role FROM files f
+            "SELECT f.uploader_id, f.room_id, f.status, m.role FROM files f
              LEFT JOIN memberships m ON m.room_id = f.room_id AND m.user_id = ?2
              WHERE f.id = ?1",
         )
@@ -187,7 +235,8 @@ async fn upload_access(ctx: &Ctx, req: &Request, id: &str) -> HttpResult<Role> {
         .await?
         .filter(|a: &Access| a.uploader_id == user_id && a.role.is_some())
         .ok_or(ApiError::NotFound("upload"))?;
-    Ok(access.role.unwrap_or_default().parse()?)
+    let role = access.role.as_deref().unwrap_or_default().parse()?;
+    Ok((access, role))
 }
 
 /// tus `HEAD /api/v1/uploads/{id}`.
@@ -199,16 +248,24 @@ pub async fn status(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
 /// tus `PATCH /api/v1/uploads/{id}`: the uploader must still be allowed to
 /// write in the room.
 pub async fn patch(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
-    let role = upload_access(ctx, &req, id).await?;
+    let (_, role) = upload_access(ctx, &req, id).await?;
     require(role, Permission::UploadFile)?;
     let offset = header(&req, "upload-offset")?
         .ok_or_else(|| ApiError::invalid("the Upload-Offset header is required"))?;
     forward_patch(ctx, &req, id, &offset).await
 }
 
-/// tus termination: `DELETE /api/v1/uploads/{id}` of an unfinished upload.
+/// tus termination: `DELETE /api/v1/uploads/{id}`. Of an unfinished upload it
+/// frees what the upload holds; of a finished one it deletes the file, with
+/// the rule and the effects of `DELETE /files/{id}` (so the file never stays
+/// listed without its bytes).
 pub async fn terminate(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
-    upload_access(ctx, &req, id).await?;
+    let (access, role) = upload_access(ctx, &req, id).await?;
+    if access.status == "ready" {
+        check_delete(true, role)?;
+        remove(ctx, &access.room_id, id).await?;
+        return no_content();
+    }
     let resp = upload::call(
         &ctx.env,
         id,
@@ -221,11 +278,20 @@ pub async fn terminate(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response
     if resp.status_code() >= 300 {
         return Ok(resp);
     }
-    ctx.db()?
-        .prepare("DELETE FROM files WHERE id = ?1 AND status != 'ready'")
+    #[derive(Deserialize)]
+    struct Gone {
+        status: String,
+    }
+    let gone: Option<Gone> = ctx
+        .db()?
+        .prepare("DELETE FROM files WHERE id = ?1 RETURNING status")
         .bind(&[arg(id)])?
-        .run()
+        .first(None)
         .await?;
+    // It finished meanwhile: the room listed it, and must drop it again.
+    if gone.is_some_and(|g| g.status == "ready") {
+        tell_removed(ctx, &access.room_id, id).await?;
+    }
     no_content()
 }
 
@@ -382,10 +448,7 @@ pub async fn content(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> 
 /// `DELETE /api/v1/files/{id}`: the uploader (while a member) or an admin.
 pub async fn delete(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
     let (file, role, user_id) = file_access(ctx, &req, id).await?;
-    let own = file.uploader_id == user_id && can(role, Permission::UploadFile);
-    if !own {
-        require(role, Permission::DeleteAnyFile)?;
-    }
+    check_delete(file.uploader_id == user_id, role)?;
     remove(ctx, &file.room_id, id).await?;
     no_content()
 }
@@ -394,6 +457,10 @@ pub async fn delete(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
 /// the room's list (which tells the sockets).
 pub async fn remove(ctx: &Ctx, room_id: &str, id: &str) -> HttpResult<()> {
     upload::discard(&ctx.env, room_id, id).await?;
+    tell_removed(ctx, room_id, id).await
+}
+
+async fn tell_removed(ctx: &Ctx, room_id: &str, id: &str) -> HttpResult<()> {
     room::tell(
         &ctx.env,
         room_id,
@@ -404,8 +471,8 @@ pub async fn remove(ctx: &Ctx, room_id: &str, id: &str) -> HttpResult<()> {
 }
 
 /// Deletes every object of a deleted room from R2 (D1 rows go by cascade).
-pub async fn purge_room(ctx: &Ctx, room_id: &str) -> HttpResult<()> {
-    let bucket = ctx.env.bucket("FILES")?;
+pub async fn purge_room(env: &Env, room_id: &str) -> HttpResult<()> {
+    let bucket = env.bucket("FILES")?;
     loop {
         let listed = bucket.list().prefix(room_prefix(room_id)).execute().await?;
         let keys: Vec<String> = listed.objects().iter().map(|o| o.key()).collect();

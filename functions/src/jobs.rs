@@ -99,14 +99,21 @@ async fn save(env: &Env, job: &Job) -> HttpResult<()> {
 }
 
 /// Checks that `user` may have `file` analysed now: a member (viewers do not
-/// spend the room's AI budget), a text-like file, budget left.
-async fn check(ctx: &Ctx, file: &FileInfo, role: Role) -> HttpResult<()> {
+/// spend the room's AI budget), a text-like file, budget left (the room's, and
+/// the member's share of it).
+async fn check(ctx: &Ctx, file: &FileInfo, role: Role, user_id: &str) -> HttpResult<()> {
     if role < Role::Member {
         return Err(ApiError::forbidden("viewers cannot start AI work").into());
     }
     let content_type = file.content_type.as_deref().unwrap_or(&file.declared_type);
     extract_text(&file.name, content_type, b"")?;
-    require_budget(&ctx.env, &file.room_id, tokens_needed(file.size)).await
+    require_budget(
+        &ctx.env,
+        &file.room_id,
+        Some(user_id),
+        tokens_needed(file.size),
+    )
+    .await
 }
 
 /// The file's running job, or a new one handed to the queue.
@@ -161,7 +168,7 @@ async fn start(ctx: &Ctx, file: &FileInfo, user_id: &str) -> HttpResult<(Job, bo
 /// file's job already under way.
 pub async fn analyze(ctx: &Ctx, req: Request, file_id: &str) -> HttpResult<Response> {
     let (file, role, user_id) = file_access(ctx, &req, file_id).await?;
-    check(ctx, &file, role).await?;
+    check(ctx, &file, role, &user_id).await?;
     let (job, created) = start(ctx, &file, &user_id).await?;
     respond(if created { 202 } else { 200 }, &json!({ "job": job }))
 }
@@ -187,7 +194,7 @@ pub async fn batch(ctx: &Ctx, mut req: Request) -> HttpResult<Response> {
     let mut files = Vec::new();
     for id in &body.file_ids {
         let (file, role, user_id) = file_access(ctx, &req, id).await?;
-        check(ctx, &file, role).await?;
+        check(ctx, &file, role, &user_id).await?;
         files.push((file, user_id));
     }
     let mut jobs = Vec::new();
@@ -303,7 +310,7 @@ pub async fn process(env: &Env, job_id: &str) -> HttpResult<()> {
     progress(env, &mut job, 5).await?;
     match analyse(env, &mut job).await {
         Ok((result, calls)) => {
-            account(env, &job.room_id, &calls).await?;
+            account(env, &job.room_id, Some(&job.created_by), &calls).await?;
             finish(env, job, result, &calls).await
         }
         Err(e) => {
@@ -365,7 +372,7 @@ async fn analyse(env: &Env, job: &mut Job) -> HttpResult<Analysis> {
         worker::console_error!("indexing the text of file {} failed: {}", job.file_id, e.0);
     }
     let needed = tokens_needed(text.chars().count() as u64);
-    if let Err(e) = require_budget(env, &job.room_id, needed).await {
+    if let Err(e) = require_budget(env, &job.room_id, Some(&job.created_by), needed).await {
         return Ok((Err(e.0.to_string()), Vec::new()));
     }
     let chain = chain(env)?;

@@ -15,6 +15,7 @@ mod oidc;
 mod room_object;
 mod rooms;
 mod search;
+mod sessions;
 mod tokens;
 mod users;
 mod webhooks;
@@ -93,6 +94,8 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::Login => accounts::login(ctx, req).await,
         Endpoint::Refresh => accounts::refresh(ctx, req).await,
         Endpoint::Logout => accounts::logout(ctx, req).await,
+        Endpoint::AuthConfig => accounts::config(ctx).await,
+        Endpoint::OidcSignIn => accounts::oidc_sign_in(ctx, req).await,
         Endpoint::GetMe => accounts::me(ctx, req).await,
         Endpoint::UpdateMe => accounts::update_me(ctx, req).await,
         Endpoint::SearchUsers => users::search(ctx, req).await,
@@ -106,6 +109,8 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::UpdateMember => rooms::update_member(ctx, req, a, b).await,
         Endpoint::RemoveMember => rooms::remove_member(ctx, req, a, b).await,
         Endpoint::CreateInvite => rooms::create_invite(ctx, req, a).await,
+        Endpoint::ListInvites => rooms::list_invites(ctx, req, a).await,
+        Endpoint::RevokeInvite => rooms::revoke_invite(ctx, req, a).await,
         Endpoint::AcceptInvite => rooms::accept_invite(ctx, req, a).await,
         Endpoint::RoomSocket => room_object::socket(ctx, req, a).await,
         Endpoint::ListMessages => room_object::list_messages(ctx, req, a).await,
@@ -228,7 +233,7 @@ fn decorate(
             ("access-control-allow-methods", &methods),
             (
                 "access-control-allow-headers",
-                "authorization, content-type, idempotency-key, if-match, if-none-match, range, x-request-id, \
+                "authorization, content-type, idempotency-key, if-match, if-none-match, range, x-request-id, x-tessera-session, \
                  tus-resumable, upload-length, upload-metadata, upload-offset, upload-checksum, \
                  upload-defer-length, upload-concat",
             ),
@@ -258,9 +263,10 @@ fn log(ctx: &Ctx, method: &Method, path: &str, status: u16, started: f64) {
     worker::console_log!("{line}");
 }
 
-/// Daily (cron `0 2 * * *`): housekeeping — drop refresh tokens, invites and
-/// expired uploads that can never be used again, and the inbox's copies of
-/// long-settled approval requests — and the AI check-in of the
+/// Daily (cron `0 2 * * *`): housekeeping — drop refresh tokens, invites,
+/// expired uploads and sign-in failures that can never matter again, the
+/// inbox's copies of long-settled approval requests, finish erasing deleted
+/// rooms — and the AI check-in of the
 /// rooms active since their last one (queued, see `checkin`).
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
@@ -280,12 +286,21 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
                 .bind(&[arg(now.saturating_sub(
                     tessera_core::approval_inbox::RESOLVED_WINDOW_SECS,
                 ))])?,
+            db.prepare("DELETE FROM sign_in_failures WHERE window_start < ?1")
+                .bind(&[arg(
+                    now.saturating_sub(tessera_core::auth::SIGN_IN_WINDOW_SECS)
+                )])?,
         ])
         .await
     }
     .await;
     if let Err(e) = result {
         worker::console_error!("scheduled housekeeping failed: {e}");
+    }
+    match rooms::finish_purges(&env).await {
+        Ok(0) => {}
+        Ok(n) => worker::console_log!("finished purging {n} deleted rooms"),
+        Err(e) => worker::console_error!("purging deleted rooms failed: {}", e.0),
     }
     match checkin::schedule(&env).await {
         Ok(n) => worker::console_log!("check-in queued for {n} rooms"),

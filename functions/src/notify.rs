@@ -5,7 +5,7 @@
 
 use crate::ctx::{arg, env_var, now_secs, read_body, read_body_as, Ctx};
 use crate::room_object::{is_upgrade, socket_token, SUBPROTOCOL};
-use crate::tokens::{authenticate, user_for_token};
+use crate::tokens::{authenticate, caller_for_token};
 use serde::Deserialize;
 use tessera_core::notify::email::{
     self, check_unsubscribe, unsubscribe_key, Provider, Unsubscribe,
@@ -27,7 +27,7 @@ pub async fn socket(ctx: &Ctx, req: Request) -> HttpResult<Response> {
         return Err(ApiError::invalid("this endpoint expects a WebSocket upgrade").into());
     }
     let (token, echo) = socket_token(&req)?;
-    let user_id = user_for_token(ctx, &token).await?;
+    let user_id = caller_for_token(ctx, &token).await?.user_id;
     person::socket(&ctx.env, &user_id, echo.then_some(SUBPROTOCOL)).await
 }
 

@@ -1,23 +1,35 @@
 //! External identity: RS256/ES256 JWTs from an OIDC provider (Supabase Auth, Auth0,
-//! Keycloak, …) verified against its JWKS. Keys are cached per isolate and
-//! re-fetched when a token names an unknown `kid` (key rotation), at most once per
-//! `REFETCH_AFTER_SECS` so that junk `kid`s cannot make us hammer the provider.
+//! Keycloak, …) verified against its JWKS, in two ways: as bearer tokens on any
+//! route (audience `OIDC_AUDIENCE`), and as ID tokens that the browser app got
+//! through Authorization Code + PKCE and exchanges for a Tessera session
+//! (audience `OIDC_CLIENT_ID`, freshly issued). Either way a token must expire
+//! (within a day), and an email is taken only when the provider says it verified
+//! it. Keys are cached per isolate and re-fetched when a token names an unknown
+//! `kid` (key rotation), at most once per `REFETCH_AFTER_SECS` so that junk
+//! `kid`s cannot make us hammer the provider.
+//!
+//! The browser's part of the configuration (authorization and token endpoints,
+//! client id, scopes) comes from `[vars]` rather than the provider's discovery
+//! document: the public `GET /auth/config` then needs no outbound request, and
+//! works the same offline and in tests.
 
 use crate::crypto;
 use crate::ctx::{arg, now_secs, Ctx};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jwt_simple::prelude::*;
-use jwt_simple::token::TokenMetadata;
 use serde::Deserialize;
 use std::cell::RefCell;
-use tessera_core::auth::{normalize_email, validate_display_name};
+use tessera_core::auth::{
+    check_external_expiry, validate_display_name, verified_email, OidcConfig, ID_TOKEN_MAX_AGE_SECS,
+};
 use tessera_core::ApiError;
-use tessera_durable_objects::http::HttpResult;
+use tessera_durable_objects::http::{Failure, HttpResult};
 use worker::{Fetch, Url};
 
 const REFETCH_AFTER_SECS: u64 = 10;
 const CACHE_TTL_SECS: u64 = 3600;
+const DEFAULT_SCOPES: &str = "openid email profile";
 
 #[derive(Clone, Deserialize)]
 struct Jwk {
@@ -48,21 +60,42 @@ thread_local! {
 #[derive(Serialize, Deserialize)]
 struct ExternalClaims {
     email: Option<String>,
+    /// A boolean, or the string `"true"` from some providers.
+    email_verified: Option<serde_json::Value>,
     name: Option<String>,
     preferred_username: Option<String>,
+    /// The client an ID token was issued to (when it has several audiences).
+    azp: Option<String>,
 }
 
-struct Config {
+/// The provider, as far as verifying its tokens goes.
+struct Provider {
     issuer: String,
-    audience: String,
     jwks_url: String,
 }
 
-fn config(ctx: &Ctx) -> Option<Config> {
-    Some(Config {
+fn provider(ctx: &Ctx) -> HttpResult<Provider> {
+    let missing = || ApiError::InvalidToken("no external identity provider is configured".into());
+    Ok(Provider {
+        issuer: ctx.var("OIDC_ISSUER").ok_or_else(missing)?,
+        jwks_url: ctx.var("OIDC_JWKS_URL").ok_or_else(missing)?,
+    })
+}
+
+/// The browser sign-in, when every var it needs is set.
+pub fn browser_config(ctx: &Ctx) -> Option<OidcConfig> {
+    ctx.var("OIDC_JWKS_URL")?;
+    Some(OidcConfig {
         issuer: ctx.var("OIDC_ISSUER")?,
-        audience: ctx.var("OIDC_AUDIENCE")?,
-        jwks_url: ctx.var("OIDC_JWKS_URL")?,
+        authorization_endpoint: ctx.var("OIDC_AUTHORIZATION_ENDPOINT")?,
+        token_endpoint: ctx.var("OIDC_TOKEN_ENDPOINT")?,
+        client_id: ctx.var("OIDC_CLIENT_ID")?,
+        scopes: ctx
+            .var("OIDC_SCOPES")
+            .unwrap_or_else(|| DEFAULT_SCOPES.into())
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
     })
 }
 
@@ -120,7 +153,7 @@ fn b64(field: &Option<String>) -> Result<Vec<u8>, ApiError> {
         .ok_or_else(|| ApiError::InvalidToken("provider key is malformed".into()))
 }
 
-fn verify(
+fn verify_with(
     jwk: &Jwk,
     alg: &str,
     token: &str,
@@ -147,46 +180,74 @@ fn verify(
     }
 }
 
-/// Verifies an external token and returns our user id for it, creating the user
-/// the first time this identity is seen.
-pub async fn user_for_token(ctx: &Ctx, token: &str, meta: &TokenMetadata) -> HttpResult<String> {
-    let cfg = config(ctx).ok_or_else(|| {
-        ApiError::InvalidToken("no external identity provider is configured".into())
-    })?;
+/// What a token must satisfy beyond its signature and issuer.
+struct Expect<'a> {
+    audience: &'a str,
+    /// Issued at most this long ago (ID tokens).
+    max_age_secs: Option<u64>,
+    nonce: Option<&'a str>,
+}
+
+/// A verified external token: the identity it names and its claims.
+struct Verified {
+    external_id: String,
+    claims: JWTClaims<ExternalClaims>,
+}
+
+async fn verify(ctx: &Ctx, token: &str, expect: Expect<'_>) -> HttpResult<Verified> {
+    let p = provider(ctx)?;
+    let meta =
+        Token::decode_metadata(token).map_err(|_| ApiError::InvalidToken("not a JWT".into()))?;
+    let alg = meta.algorithm();
+    if alg != "RS256" && alg != "ES256" {
+        return Err(ApiError::InvalidToken(format!("algorithm {alg} is not accepted")).into());
+    }
     let kid = meta
         .key_id()
         .ok_or_else(|| ApiError::InvalidToken("token names no key (`kid`)".into()))?;
-    let jwk = find_key(&cfg.jwks_url, kid).await?;
+    let jwk = find_key(&p.jwks_url, kid).await?;
     let options = VerificationOptions {
-        allowed_issuers: Some(HashSet::from_strings(&[&cfg.issuer])),
-        allowed_audiences: Some(HashSet::from_strings(&[&cfg.audience])),
+        allowed_issuers: Some(HashSet::from_strings(&[&p.issuer])),
+        allowed_audiences: Some(HashSet::from_strings(&[expect.audience])),
         time_tolerance: Some(Duration::from_secs(30)),
+        max_validity: expect.max_age_secs.map(Duration::from_secs),
+        required_nonce: expect.nonce.map(str::to_string),
         ..Default::default()
     };
-    let claims = verify(&jwk, meta.algorithm(), token, options)?;
+    let claims = verify_with(&jwk, alg, token, options)?;
+    check_external_expiry(claims.expires_at.map(|t| t.as_secs()), now_secs())?;
     let subject = claims
         .subject
+        .clone()
         .ok_or_else(|| ApiError::InvalidToken("token has no subject".into()))?;
-    let external_id = format!("{}|{subject}", cfg.issuer);
+    Ok(Verified {
+        external_id: format!("{}|{subject}", p.issuer),
+        claims,
+    })
+}
+
+/// Our user for a verified identity, created the first time it is seen.
+async fn provision(ctx: &Ctx, verified: Verified) -> HttpResult<String> {
     let db = ctx.db()?;
+    let external_id = &verified.external_id;
     let find = || async {
         db.prepare("SELECT id FROM users WHERE external_id = ?1")
-            .bind(&[arg(&external_id)])?
+            .bind(&[arg(external_id)])?
             .first::<String>(Some("id"))
             .await
     };
     if let Some(id) = find().await? {
         return Ok(id);
     }
-    let extra = claims.custom;
-    let email = extra.email.as_deref().and_then(|e| normalize_email(e).ok());
+    let extra = verified.claims.custom;
+    let email = verified_email(extra.email.as_deref(), extra.email_verified.as_ref());
     let name = [extra.name, extra.preferred_username, email.clone()]
         .into_iter()
         .flatten()
         .find_map(|n| validate_display_name(&n).ok())
         .unwrap_or_else(|| "User".to_string());
     let now = now_secs();
-    // An email already used by a password account is not linked: that would let
+    // An email already used by another account is not linked: that would let
     // whoever controls the provider take over the account.
     db.prepare(
         "INSERT INTO users (id, email, display_name, external_id, created_at, updated_at)
@@ -198,7 +259,7 @@ pub async fn user_for_token(ctx: &Ctx, token: &str, meta: &TokenMetadata) -> Htt
         arg(&crypto::new_id()?),
         arg(email.as_ref()),
         arg(&name),
-        arg(&external_id),
+        arg(external_id),
         arg(now),
     ])?
     .run()
@@ -206,4 +267,89 @@ pub async fn user_for_token(ctx: &Ctx, token: &str, meta: &TokenMetadata) -> Htt
     find()
         .await?
         .ok_or_else(|| ApiError::Internal("provisioned user not found".into()).into())
+}
+
+/// A bearer token from the provider: our user, and when the token was issued.
+pub struct External {
+    pub user_id: String,
+    pub issued_at: Option<u64>,
+}
+
+/// Verifies a provider token presented as a bearer token and returns our user
+/// for it, creating the user the first time this identity is seen.
+pub async fn user_for_token(ctx: &Ctx, token: &str) -> HttpResult<External> {
+    let audience = ctx.var("OIDC_AUDIENCE").ok_or_else(|| {
+        ApiError::InvalidToken("provider tokens are not accepted as bearer tokens here".into())
+    })?;
+    let verified = verify(
+        ctx,
+        token,
+        Expect {
+            audience: &audience,
+            max_age_secs: None,
+            nonce: None,
+        },
+    )
+    .await?;
+    let issued_at = verified.claims.issued_at.map(|t| t.as_secs());
+    Ok(External {
+        user_id: provision(ctx, verified).await?,
+        issued_at,
+    })
+}
+
+/// Verifies an ID token the browser got from the provider for our client:
+/// issued to us, just now, for the sign-in the browser started (`nonce`).
+async fn verify_id_token(ctx: &Ctx, id_token: &str, nonce: Option<&str>) -> HttpResult<Verified> {
+    let client_id = ctx.var("OIDC_CLIENT_ID").ok_or_else(|| {
+        ApiError::InvalidToken("sign-in with an identity provider is not configured here".into())
+    })?;
+    let verified = verify(
+        ctx,
+        id_token,
+        Expect {
+            audience: &client_id,
+            max_age_secs: Some(ID_TOKEN_MAX_AGE_SECS),
+            nonce,
+        },
+    )
+    .await?;
+    if verified
+        .claims
+        .custom
+        .azp
+        .as_deref()
+        .is_some_and(|azp| azp != client_id)
+    {
+        return Err(ApiError::InvalidToken("ID token was issued to another client".into()).into());
+    }
+    Ok(verified)
+}
+
+/// `POST /auth/oidc`: the user an ID token signs in (provisioned on first sight).
+pub async fn sign_in(ctx: &Ctx, id_token: &str, nonce: Option<&str>) -> HttpResult<String> {
+    let verified = verify_id_token(ctx, id_token, nonce).await?;
+    provision(ctx, verified).await
+}
+
+/// Proof, for an account that signs in through the provider, that its owner
+/// just signed in there: a fresh ID token for the same identity.
+/// A refusal is 403: a 401 would tell the client its access token is bad.
+pub async fn prove(ctx: &Ctx, user_id: &str, id_token: &str) -> HttpResult<()> {
+    let verified = verify_id_token(ctx, id_token, None)
+        .await
+        .map_err(|Failure(e)| match e {
+            ApiError::InvalidToken(why) => ApiError::forbidden(format!("id_token: {why}")).into(),
+            other => Failure(other),
+        })?;
+    let owner: Option<String> = ctx
+        .db()?
+        .prepare("SELECT id FROM users WHERE external_id = ?1")
+        .bind(&[arg(&verified.external_id)])?
+        .first(Some("id"))
+        .await?;
+    if owner.as_deref() != Some(user_id) {
+        return Err(ApiError::forbidden("id_token is for another account").into());
+    }
+    Ok(())
 }

@@ -3,13 +3,14 @@
 //! the client cannot forge. Also tells the object about membership changes.
 
 use crate::ctx::Ctx;
-use crate::tokens::{authenticate, user_for_token};
+use crate::tokens::{authenticate, caller_for_token};
 use tessera_core::chat::ReadState;
 use tessera_core::rooms::MemberNotice;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::HttpResult;
 use tessera_durable_objects::members;
 use tessera_durable_objects::room;
+use tessera_durable_objects::sessions::SESSION_ID_HEADER;
 use worker::{Headers, Method, Request, Response};
 
 /// The subprotocol a browser offers next to `bearer.<token>`; the answer echoes it.
@@ -63,9 +64,13 @@ async fn upgrade(ctx: &Ctx, req: &Request, room_id: &str, path: &str) -> HttpRes
         return Err(ApiError::invalid("this endpoint expects a WebSocket upgrade").into());
     }
     let (token, echo_protocol) = socket_token(req)?;
-    let user_id = user_for_token(ctx, &token).await?;
-    let headers = identity_headers(ctx, room_id, &user_id).await?;
+    let caller = caller_for_token(ctx, &token).await?;
+    let headers = identity_headers(ctx, room_id, &caller.user_id).await?;
     headers.set("upgrade", "websocket")?;
+    // The socket is tagged with its session, so that signing out closes it.
+    if let Some(session) = &caller.session {
+        headers.set(SESSION_ID_HEADER, session)?;
+    }
     if echo_protocol {
         headers.set("x-tessera-protocol", SUBPROTOCOL)?;
     }
@@ -178,17 +183,8 @@ pub async fn member_changed(ctx: &Ctx, room_id: &str, notice: MemberNotice) -> H
 }
 
 /// Closes the room's sockets and erases its object storage.
-pub async fn purge(ctx: &Ctx, room_id: &str) -> HttpResult<()> {
-    room::call(
-        &ctx.env,
-        room_id,
-        Method::Post,
-        "/purge",
-        Headers::new(),
-        None,
-    )
-    .await?;
-    Ok(())
+pub async fn purge(env: &worker::Env, room_id: &str) -> HttpResult<()> {
+    room::tell(env, room_id, "/purge", &serde_json::json!({})).await
 }
 
 /// Where `user_id` stands in a room's chat. A room that cannot answer gets

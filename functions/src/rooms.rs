@@ -7,13 +7,14 @@ use crate::tokens::authenticate;
 use crate::{crypto, room_object};
 use serde::{Deserialize, Serialize};
 use tessera_core::rooms::{
-    check_invite_usable, require, AddMember, CreateInvite, CreateRoom, InviteInfo, MemberInfo,
-    MemberNotice, Permission, Role, RoomInfo, RoomKind, RoomWithReads, UpdateMember, UpdateRoom,
+    check_invite_usable, listed_invite_roles, require, AddMember, CreateInvite, CreateRoom,
+    InviteInfo, ListedInvite, MemberInfo, MemberNotice, Permission, Role, RoomInfo, RoomKind,
+    RoomWithReads, UpdateMember, UpdateRoom, INVITES_LIVE_MAX,
 };
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, no_content, HttpResult};
 use tessera_durable_objects::members;
-use worker::{Request, Response};
+use worker::{Env, Request, Response};
 
 /// A room as its member `m` sees it. A direct room is named for the other
 /// person (their display name now), as chat apps show one; the stored name
@@ -177,21 +178,66 @@ pub async fn update(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpResult<Re
     json(200, &membership(ctx, room_id, &user_id).await?)
 }
 
+/// Deletes a room in one transaction: it is gone for everyone at once
+/// (memberships, invites, files and jobs go by cascade), and what is left to
+/// erase elsewhere is recorded with it. Then the room object's sockets are
+/// closed and its storage erased, and its files leave R2; a failure there is
+/// retried by the daily cron until it succeeds.
 pub async fn delete(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
     let m = membership(ctx, room_id, &user_id).await?;
     require(m.role, Permission::DeleteRoom)?;
-    // Memberships and invites go with the room (ON DELETE CASCADE); the room
-    // object's sockets are closed and its storage erased.
-    room_object::purge(ctx, room_id).await?;
-    crate::files::purge_room(ctx, room_id).await?;
-    crate::search::purge_room(ctx, room_id).await?;
-    ctx.db()?
-        .prepare("DELETE FROM rooms WHERE id = ?1")
+    let db = ctx.db()?;
+    db.batch(vec![
+        db.prepare(
+            "INSERT INTO room_purges (room_id, deleted_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&[arg(room_id), arg(now_secs())])?,
+        db.prepare("DELETE FROM rooms WHERE id = ?1")
+            .bind(&[arg(room_id)])?,
+    ])
+    .await?;
+    if let Err(e) = purge(&ctx.env, room_id).await {
+        worker::console_error!("purging deleted room {room_id}: {:?}", e.0);
+        return Err(ApiError::Unavailable(
+            "the room is deleted, but erasing its content failed for now; it is retried daily"
+                .into(),
+        )
+        .into());
+    }
+    no_content()
+}
+
+/// Erases what a deleted room left: its object's storage (closing its
+/// sockets) and its files in R2; then the purge is done.
+async fn purge(env: &Env, room_id: &str) -> HttpResult<()> {
+    room_object::purge(env, room_id).await?;
+    crate::files::purge_room(env, room_id).await?;
+    crate::search::purge_room(env, room_id).await?;
+    env.d1("DB")?
+        .prepare("DELETE FROM room_purges WHERE room_id = ?1")
         .bind(&[arg(room_id)])?
         .run()
         .await?;
-    no_content()
+    Ok(())
+}
+
+/// Purges a failure left unfinished (the cron), oldest first, a few per run.
+pub async fn finish_purges(env: &Env) -> HttpResult<usize> {
+    #[derive(Deserialize)]
+    struct Pending {
+        room_id: String,
+    }
+    let pending: Vec<Pending> = env
+        .d1("DB")?
+        .prepare("SELECT room_id FROM room_purges ORDER BY deleted_at LIMIT 20")
+        .all()
+        .await?
+        .results()?;
+    for p in &pending {
+        purge(env, &p.room_id).await?;
+    }
+    Ok(pending.len())
 }
 
 const MEMBER_SELECT: &str = "SELECT m.user_id, u.display_name, m.role, m.joined_at
@@ -278,14 +324,7 @@ pub async fn update_member(
     let user_id = authenticate(ctx, &req).await?;
     let m = membership(ctx, room_id, &user_id).await?;
     let body: UpdateMember = read_json(&mut req).await?;
-    members::change(&ctx.db()?, room_id, &user_id, m.role, target)
-        .await?
-        .check_role_change(body.role)?;
-    ctx.db()?
-        .prepare("UPDATE memberships SET role = ?3 WHERE room_id = ?1 AND user_id = ?2")
-        .bind(&[arg(room_id), arg(target), arg(body.role.as_str())])?
-        .run()
-        .await?;
+    members::set_role(&ctx.db()?, room_id, &user_id, m.role, target, body.role).await?;
     room_object::member_changed(
         ctx,
         room_id,
@@ -321,6 +360,16 @@ pub async fn remove_member(
     no_content()
 }
 
+/// Refusal when a room has as many usable invites as it may.
+fn too_many_invites() -> ApiError {
+    ApiError::Conflict {
+        code: "too_many_invites",
+        message: format!(
+            "this room has {INVITES_LIVE_MAX} invites that can still be used; revoke some first"
+        ),
+    }
+}
+
 pub async fn create_invite(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
     let m = membership(ctx, room_id, &user_id).await?;
@@ -335,11 +384,14 @@ pub async fn create_invite(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpRe
         max_uses: body.max_uses,
         expires_at: now + body.expires_in,
     };
-    ctx.db()?
-        .prepare(
+    let usable = usable("?7");
+    let inserted = ctx
+        .db()?
+        .prepare(format!(
             "INSERT INTO invites (code, room_id, role, created_by, max_uses, expires_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+             WHERE (SELECT COUNT(*) FROM invites WHERE room_id = ?2 AND {usable}) < ?8"
+        ))
         .bind(&[
             arg(&invite.code),
             arg(room_id),
@@ -348,10 +400,85 @@ pub async fn create_invite(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpRe
             arg(invite.max_uses),
             arg(invite.expires_at),
             arg(now),
+            arg(INVITES_LIVE_MAX),
         ])?
         .run()
         .await?;
+    if changes(&inserted)? == 0 {
+        return Err(too_many_invites().into());
+    }
     json(201, &invite)
+}
+
+/// Invites that can still be accepted, `now` being the parameter that holds
+/// the time.
+fn usable(now: &str) -> String {
+    format!("expires_at > {now} AND uses < max_uses")
+}
+
+#[derive(Serialize)]
+struct InviteList {
+    invites: Vec<ListedInvite>,
+    next_cursor: Option<String>,
+}
+
+/// `GET /rooms/{id}/invites` (admins): the invites that can still be
+/// accepted, newest first; of them, those the caller could have made.
+pub async fn list_invites(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let role = role_in(ctx, room_id, &user_id).await?;
+    require(role, Permission::CreateInvite)?;
+    let page = page(&req)?;
+    let usable = usable("?4");
+    let mut invites: Vec<ListedInvite> = ctx
+        .db()?
+        .prepare(format!(
+            "SELECT code, room_id, role, max_uses, uses, expires_at, created_by, created_at
+             FROM invites WHERE room_id = ?1 AND {usable} AND instr(?5, ',' || role || ',') > 0
+               AND (?3 IS NULL OR (created_at, code) <
+                    (SELECT created_at, code FROM invites WHERE code = ?3 AND room_id = ?1))
+             ORDER BY created_at DESC, code DESC LIMIT ?2"
+        ))
+        .bind(&[
+            arg(room_id),
+            arg(page.limit + 1),
+            arg(page.cursor.as_ref()),
+            arg(now_secs()),
+            arg(&listed_invite_roles(role)),
+        ])?
+        .all()
+        .await?
+        .results()?;
+    let next_cursor = page.finish(&mut invites, |i| i.code.clone());
+    json(
+        200,
+        &InviteList {
+            invites,
+            next_cursor,
+        },
+    )
+}
+
+/// `DELETE /invites/{code}` (admins of its room): nobody can accept it any
+/// more; who joined with it stays. Others get 404, as for an unknown code.
+pub async fn revoke_invite(ctx: &Ctx, req: Request, code: &str) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
+    let db = ctx.db()?;
+    let room_id: String = db
+        .prepare("SELECT room_id FROM invites WHERE code = ?1")
+        .bind(&[arg(code)])?
+        .first(Some("room_id"))
+        .await?
+        .ok_or(ApiError::NotFound("invite"))?;
+    let role = member_role(ctx, &room_id, &user_id)
+        .await?
+        .ok_or(ApiError::NotFound("invite"))?;
+    require(role, Permission::CreateInvite)?;
+    db.prepare("DELETE FROM invites WHERE code = ?1")
+        .bind(&[arg(code)])?
+        .run()
+        .await?;
+    no_content()
 }
 
 #[derive(Deserialize)]

@@ -70,7 +70,7 @@ pub async fn search(ctx: &Ctx, req: worker::Request) -> HttpResult<Response> {
                 headers: searcher(ctx, &user, m.role)?,
             }
         }
-        None => Target::Rooms { user },
+        None => Target::Rooms { user: user.clone() },
     };
     let chain = chain(&ctx.env)?;
     let embedder = embed::provider(&chain);
@@ -87,14 +87,14 @@ pub async fn search(ctx: &Ctx, req: worker::Request) -> HttpResult<Response> {
             text(ctx, &target, &r, &qs, r.offset, take).await?
         }
         (Mode::Semantic, Some(p)) => {
-            let vector = query_vector(&ctx.env, p, &target, &r).await?;
+            let vector = query_vector(&ctx.env, p, &target, &user, &r).await?;
             let mut found = nearest(ctx, &target, &qs, p, &vector, r.offset + take).await?;
             found.drain(..(r.offset as usize).min(found.len()));
             found
         }
         (Mode::Hybrid, Some(p)) => {
             let by_text = text(ctx, &target, &r, &qs, 0, FUSE_DEPTH).await?;
-            match query_vector(&ctx.env, p, &target, &r).await {
+            match query_vector(&ctx.env, p, &target, &user, &r).await {
                 Ok(vector) => {
                     let by_meaning = nearest(ctx, &target, &qs, p, &vector, FUSE_DEPTH).await?;
                     fused(by_text, by_meaning, r.offset, take)
@@ -208,25 +208,27 @@ async fn rooms_of(ctx: &Ctx, target: &Target) -> HttpResult<Vec<(String, String,
 
 /// The query's embedding, charged to the rooms searched: the room of a
 /// one-room search (refused when its budget is spent), in equal shares to
-/// the rooms of a cross-room search.
+/// the rooms of a cross-room search; in each, to the share of the member who
+/// searched.
 async fn query_vector(
     env: &Env,
     p: &ProviderConfig,
     target: &Target,
+    user: &str,
     r: &Request,
 ) -> HttpResult<Vec<f32>> {
     let text = r.query.plain();
     if let Target::Room { id, .. } = target {
-        require_budget(env, id, estimate_tokens(&text)).await?;
+        require_budget(env, id, Some(user), estimate_tokens(&text)).await?;
     }
     let (got, calls) = embed_texts(env, p, std::slice::from_ref(&text)).await;
     match target {
-        Target::Room { id, .. } => account(env, id, &calls).await?,
-        Target::Rooms { user } => {
+        Target::Room { id, .. } => account(env, id, Some(user), &calls).await?,
+        Target::Rooms { .. } => {
             let rooms: Vec<String> = env
                 .d1("DB")?
                 .prepare("SELECT room_id FROM memberships WHERE user_id = ?1")
-                .bind(&[arg(user.as_str())])?
+                .bind(&[arg(user)])?
                 .all()
                 .await?
                 .results::<HashMap<String, String>>()?
@@ -244,7 +246,7 @@ async fn query_vector(
                 })
                 .collect();
             for room in &rooms {
-                account(env, room, &shares).await?;
+                account(env, room, Some(user), &shares).await?;
             }
         }
     }
@@ -408,13 +410,13 @@ pub async fn upkeep(env: &Env, room_id: &str) -> HttpResult<()> {
             return Ok(());
         }
         let texts: Vec<String> = pending.items.iter().map(|i| i.text.clone()).collect();
-        let needed = texts.iter().map(|t| estimate_tokens(t)).sum();
-        if let Err(e) = require_budget(env, room_id, needed).await {
+        let needed: u64 = texts.iter().map(|t| estimate_tokens(t)).sum();
+        if let Err(e) = require_budget(env, room_id, None, needed).await {
             worker::console_log!("embeddings of room {room_id} wait: {}", e.0);
             return Ok(());
         }
         let (got, calls) = embed_texts(env, p, &texts).await;
-        account(env, room_id, &calls).await?;
+        account(env, room_id, None, &calls).await?;
         let Some(e) = got else {
             // The provider failed (its calls are recorded): the next change tries again.
             return Ok(());
@@ -464,8 +466,8 @@ pub async fn file_text(env: &Env, room_id: &str, file_id: &str, text: &str) -> H
 }
 
 /// Forgets a deleted room's rows in the cross-room index.
-pub async fn purge_room(ctx: &Ctx, room_id: &str) -> HttpResult<()> {
-    let db = ctx.db()?;
+pub async fn purge_room(env: &Env, room_id: &str) -> HttpResult<()> {
+    let db = env.d1("DB")?;
     let statements = sql::purge_room(room_id)
         .iter()
         .map(|s| d1_statement(&db, s))

@@ -1,12 +1,20 @@
-//! Access tokens (HS256 JWTs we sign), refresh tokens (opaque, single-use, rotated
-//! within a family), and turning a request's bearer token into a user.
+//! Access tokens (HS256 JWTs we sign, naming their session), refresh tokens
+//! (opaque, single-use, rotated within a family: the family is the session),
+//! and turning a request's bearer token into a caller.
+//!
+//! A signed-out session's access tokens are refused at once, not when they
+//! expire: authentication already reads D1 once per request (does the account
+//! still exist?), and the same query now also asks whether the token's session
+//! still has a live refresh token (one lookup in a partial index). So
+//! revocation costs no extra round trip; a cache of revoked sessions per
+//! isolate would save nothing and could be stale.
 
-use crate::ctx::{arg, changes, now_secs, Ctx};
-use crate::{crypto, oidc};
+use crate::ctx::{arg, now_secs, Ctx};
+use crate::{crypto, oidc, sessions};
 use jwt_simple::prelude::*;
 use serde::Serialize;
 use tessera_core::auth::{
-    bearer_token, refresh_token_digest, ACCESS_TOKEN_TTL_SECS, REFRESH_TOKEN_TTL_SECS,
+    bearer_token, refresh_token_digest, revoked_by, ACCESS_TOKEN_TTL_SECS, REFRESH_TOKEN_TTL_SECS,
     TOKEN_AUDIENCE, TOKEN_ISSUER,
 };
 use tessera_core::ApiError;
@@ -36,29 +44,54 @@ fn signing_key(ctx: &Ctx) -> HttpResult<HS256Key> {
 #[derive(Serialize)]
 pub struct Session {
     pub access_token: String,
-    pub refresh_token: String,
+    /// Absent from the JSON when the browser gets it as a cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     pub token_type: &'static str,
     pub expires_in: u64,
 }
 
-pub fn access_token(ctx: &Ctx, user_id: &str) -> HttpResult<String> {
-    let claims = Claims::create(Duration::from_secs(ACCESS_TOKEN_TTL_SECS))
-        .with_issuer(TOKEN_ISSUER)
-        .with_audience(TOKEN_AUDIENCE)
-        .with_subject(user_id)
-        .with_jwt_id(crypto::new_id()?);
+/// Our access tokens' own claim: the session (refresh-token family) they belong to.
+#[derive(Serialize, Deserialize)]
+struct SessionClaim {
+    sid: String,
+}
+
+/// Who is calling: the user and, for our own tokens, the session.
+pub struct Caller {
+    pub user_id: String,
+    pub session: Option<String>,
+}
+
+fn access_token(ctx: &Ctx, user_id: &str, session: &str) -> HttpResult<String> {
+    let claims = Claims::with_custom_claims(
+        SessionClaim {
+            sid: session.to_string(),
+        },
+        Duration::from_secs(ACCESS_TOKEN_TTL_SECS),
+    )
+    .with_issuer(TOKEN_ISSUER)
+    .with_audience(TOKEN_AUDIENCE)
+    .with_subject(user_id)
+    .with_jwt_id(crypto::new_id()?);
     signing_key(ctx)?
         .authenticate(claims)
         .map_err(|e| ApiError::Internal(format!("jwt sign: {e}")).into())
 }
 
-/// Issues a new refresh token in `family` (a new family at sign-in) and an access token.
-pub async fn new_session(ctx: &Ctx, user_id: &str, family: Option<&str>) -> HttpResult<Session> {
+fn session(ctx: &Ctx, user_id: &str, family: &str, refresh_token: String) -> HttpResult<Session> {
+    Ok(Session {
+        access_token: access_token(ctx, user_id, family)?,
+        refresh_token: Some(refresh_token),
+        token_type: "Bearer",
+        expires_in: ACCESS_TOKEN_TTL_SECS,
+    })
+}
+
+/// A new session (sign-in): a new family with its first refresh token.
+pub async fn new_session(ctx: &Ctx, user_id: &str) -> HttpResult<Session> {
     let refresh_token = crypto::new_secret()?;
-    let family = match family {
-        Some(f) => f.to_string(),
-        None => crypto::new_id()?,
-    };
+    let family = crypto::new_id()?;
     let now = now_secs();
     ctx.db()?
         .prepare(
@@ -74,12 +107,7 @@ pub async fn new_session(ctx: &Ctx, user_id: &str, family: Option<&str>) -> Http
         ])?
         .run()
         .await?;
-    Ok(Session {
-        access_token: access_token(ctx, user_id)?,
-        refresh_token,
-        token_type: "Bearer",
-        expires_in: ACCESS_TOKEN_TTL_SECS,
-    })
+    session(ctx, user_id, &family, refresh_token)
 }
 
 #[derive(serde::Deserialize)]
@@ -88,67 +116,64 @@ struct SpentToken {
     family_id: String,
 }
 
-/// Rotation: spends `token` and issues its successor. A token presented twice
-/// means it was stolen (or replayed): the whole family is revoked.
+/// Rotation: spends `token` and issues its successor in one transaction, so
+/// the session always has exactly one live token (its access tokens stay
+/// valid throughout). A token presented twice means it was stolen (or
+/// replayed): the whole session ends, its sockets too.
 pub async fn rotate(ctx: &Ctx, token: &str) -> HttpResult<Session> {
     let db = ctx.db()?;
     let digest = refresh_token_digest(token);
+    let successor = crypto::new_secret()?;
     let now = now_secs();
-    let spent: Option<SpentToken> = db
+    let live = "token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2";
+    let results = db
+        .batch(vec![
+            db.prepare(format!(
+                "INSERT INTO refresh_tokens (token_hash, family_id, user_id, created_at, expires_at)
+                 SELECT ?3, family_id, user_id, ?2, ?4 FROM refresh_tokens WHERE {live}"
+            ))
+            .bind(&[
+                arg(&digest),
+                arg(now),
+                arg(&refresh_token_digest(&successor)),
+                arg(now + REFRESH_TOKEN_TTL_SECS),
+            ])?,
+            db.prepare(format!(
+                "UPDATE refresh_tokens SET used_at = ?2 WHERE {live} RETURNING user_id, family_id"
+            ))
+            .bind(&[arg(&digest), arg(now)])?,
+        ])
+        .await?;
+    let spent = match results.get(1) {
+        Some(r) => r.results::<SpentToken>()?.into_iter().next(),
+        None => None,
+    };
+    if let Some(spent) = spent {
+        return session(ctx, &spent.user_id, &spent.family_id, successor);
+    }
+    let reused: Option<SpentToken> = db
         .prepare(
-            "UPDATE refresh_tokens SET used_at = ?2
-             WHERE token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2
-             RETURNING user_id, family_id",
+            "SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = ?1 AND used_at IS NOT NULL",
         )
-        .bind(&[arg(&digest), arg(now)])?
+        .bind(&[arg(&digest)])?
         .first(None)
         .await?;
-    if let Some(spent) = spent {
-        return new_session(ctx, &spent.user_id, Some(&spent.family_id)).await;
-    }
-    let reused = db
-        .prepare(
-            "UPDATE refresh_tokens SET revoked_at = ?2
-             WHERE revoked_at IS NULL AND family_id =
-               (SELECT family_id FROM refresh_tokens WHERE token_hash = ?1 AND used_at IS NOT NULL)",
-        )
-        .bind(&[arg(&digest), arg(now)])?
-        .run()
-        .await?;
-    if changes(&reused)? > 0 {
-        return Err(ApiError::RefreshTokenReused.into());
+    if let Some(reused) = reused {
+        if sessions::revoke_family(ctx, &reused.family_id).await? {
+            // The token is refused whether or not every room could be told.
+            let closed =
+                sessions::close_sockets(ctx, &reused.user_id, Some(&reused.family_id)).await;
+            if let Err(e) = closed {
+                worker::console_error!("closing a reused session's sockets: {:?}", e.0);
+            }
+            return Err(ApiError::RefreshTokenReused.into());
+        }
     }
     Err(ApiError::InvalidToken("refresh token is unknown, expired or revoked".into()).into())
 }
 
-/// Revokes the family of `token` (sign-out of that session).
-pub async fn revoke_family(ctx: &Ctx, token: &str) -> HttpResult<bool> {
-    let result = ctx
-        .db()?
-        .prepare(
-            "UPDATE refresh_tokens SET revoked_at = ?2
-             WHERE revoked_at IS NULL AND family_id =
-               (SELECT family_id FROM refresh_tokens WHERE token_hash = ?1)",
-        )
-        .bind(&[arg(&refresh_token_digest(token)), arg(now_secs())])?
-        .run()
-        .await?;
-    Ok(changes(&result)? > 0)
-}
-
-/// Revokes every refresh token of a user (after a password change).
-pub async fn revoke_all(ctx: &Ctx, user_id: &str) -> HttpResult<()> {
-    ctx.db()?
-        .prepare(
-            "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
-        )
-        .bind(&[arg(user_id), arg(now_secs())])?
-        .run()
-        .await?;
-    Ok(())
-}
-
-fn verify_own(ctx: &Ctx, token: &str) -> HttpResult<String> {
+/// Verifies one of our access tokens: (user, session).
+fn verify_own(ctx: &Ctx, token: &str) -> HttpResult<(String, String)> {
     let options = VerificationOptions {
         allowed_issuers: Some(HashSet::from_strings(&[TOKEN_ISSUER])),
         allowed_audiences: Some(HashSet::from_strings(&[TOKEN_AUDIENCE])),
@@ -156,44 +181,80 @@ fn verify_own(ctx: &Ctx, token: &str) -> HttpResult<String> {
         ..Default::default()
     };
     let claims = signing_key(ctx)?
-        .verify_token::<NoCustomClaims>(token, Some(options))
+        .verify_token::<SessionClaim>(token, Some(options))
         .map_err(|e| ApiError::InvalidToken(e.to_string()))?;
-    claims
+    if claims.expires_at.is_none() {
+        return Err(ApiError::InvalidToken("token has no expiry (`exp`)".into()).into());
+    }
+    let subject = claims
         .subject
-        .ok_or_else(|| ApiError::InvalidToken("token has no subject".into()).into())
+        .ok_or_else(|| ApiError::InvalidToken("token has no subject".into()))?;
+    Ok((subject, claims.custom.sid))
 }
 
-/// The user id behind a bearer token: ours (HS256), or an external OIDC
-/// provider's when one is configured (the user is provisioned on first sight).
-pub async fn user_for_token(ctx: &Ctx, token: &str) -> HttpResult<String> {
+/// The caller behind a bearer token: ours (HS256, with its session), or an
+/// external OIDC provider's when one is configured (the user is provisioned on
+/// first sight). Refused when the account is gone, the session signed out, or
+/// (external tokens) the person signed out everywhere after it was issued.
+pub async fn caller_for_token(ctx: &Ctx, token: &str) -> HttpResult<Caller> {
     let meta =
         Token::decode_metadata(token).map_err(|_| ApiError::InvalidToken("not a JWT".into()))?;
-    let user_id = match meta.algorithm() {
-        "HS256" => verify_own(ctx, token)?,
-        "RS256" | "ES256" => oidc::user_for_token(ctx, token, &meta).await?,
+    let (user_id, session, issued_at) = match meta.algorithm() {
+        "HS256" => {
+            let (user, sid) = verify_own(ctx, token)?;
+            (user, Some(sid), None)
+        }
+        "RS256" | "ES256" => {
+            let external = oidc::user_for_token(ctx, token).await?;
+            (external.user_id, None, external.issued_at)
+        }
         other => {
             return Err(ApiError::InvalidToken(format!("algorithm {other} is not accepted")).into())
         }
     };
-    let exists: Option<u32> = ctx
+    #[derive(serde::Deserialize)]
+    struct Standing {
+        revoked_before: Option<u64>,
+        live: u32,
+    }
+    let standing: Option<Standing> = ctx
         .db()?
-        .prepare("SELECT 1 AS one FROM users WHERE id = ?1")
-        .bind(&[arg(&user_id)])?
-        .first(Some("one"))
+        .prepare(
+            "SELECT u.revoked_before,
+               CASE WHEN ?2 IS NULL THEN 1 ELSE EXISTS (
+                 SELECT 1 FROM refresh_tokens t WHERE t.family_id = ?2 AND t.user_id = u.id
+                   AND t.used_at IS NULL AND t.revoked_at IS NULL) END AS live
+             FROM users u WHERE u.id = ?1",
+        )
+        .bind(&[arg(&user_id), arg(session.as_ref())])?
+        .first(None)
         .await?;
-    if exists.is_none() {
-        return Err(ApiError::InvalidToken("the account no longer exists".into()).into());
+    let standing =
+        standing.ok_or_else(|| ApiError::InvalidToken("the account no longer exists".into()))?;
+    if standing.live == 0 {
+        return Err(ApiError::InvalidToken("this session was signed out".into()).into());
+    }
+    if session.is_none() && revoked_by(issued_at, standing.revoked_before) {
+        return Err(ApiError::InvalidToken(
+            "this account signed out everywhere after the token was issued".into(),
+        )
+        .into());
     }
     *ctx.user.borrow_mut() = Some(user_id.clone());
-    Ok(user_id)
+    Ok(Caller { user_id, session })
 }
 
-/// Authenticates a request by its `Authorization: Bearer` header.
-pub async fn authenticate(ctx: &Ctx, req: &Request) -> HttpResult<String> {
+/// The caller of a request, by its `Authorization: Bearer` header.
+pub async fn authenticate_caller(ctx: &Ctx, req: &Request) -> HttpResult<Caller> {
     let header = req
         .headers()
         .get("authorization")?
         .ok_or(ApiError::Unauthenticated)?;
     let token = bearer_token(&header).ok_or(ApiError::Unauthenticated)?;
-    user_for_token(ctx, token).await
+    caller_for_token(ctx, token).await
+}
+
+/// The user id of a request, by its `Authorization: Bearer` header.
+pub async fn authenticate(ctx: &Ctx, req: &Request) -> HttpResult<String> {
+    Ok(authenticate_caller(ctx, req).await?.user_id)
 }

@@ -228,6 +228,18 @@ impl UsageReport {
     }
 }
 
+/// Refuses work that would take one member past their daily share of a
+/// room's budget, so that no one member can spend the room's AI for everyone.
+pub fn check_member_budget(used_today: u64, needed: u64, daily_share: u64) -> Result<(), ApiError> {
+    if used_today.saturating_add(needed) > daily_share {
+        return Err(ApiError::BudgetExhausted(format!(
+            "your share of this room's AI budget for today is used up ({used_today} of \
+             {daily_share} tokens; this needs about {needed}); it renews at 00:00 UTC"
+        )));
+    }
+    Ok(())
+}
+
 /// What the AI sees of a room: recent messages, the workflow state, what
 /// waits for an owner and the files. Built by the room object and the Worker.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -394,6 +406,17 @@ mod tests {
         // What is left is exactly what the budget check still admits.
         assert!(check_budget(r.tokens, r.remaining_tokens, r.budget_tokens).is_ok());
         assert!(check_budget(r.tokens, r.remaining_tokens + 1, r.budget_tokens).is_err());
+    }
+
+    #[test]
+    fn member_shares_refuse_what_would_exceed_them() {
+        assert!(check_member_budget(0, 100, 100).is_ok());
+        let e = check_member_budget(90, 20, 100).unwrap_err();
+        assert_eq!((e.status(), e.code()), (429, "ai_budget_exhausted"));
+        assert!(e
+            .to_string()
+            .starts_with("your share of this room's AI budget"));
+        assert!(check_member_budget(u64::MAX, 1, 100).is_err());
     }
 
     #[test]

@@ -100,7 +100,10 @@ export type paths = {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description `cookie`: the refresh token is set only as the `tessera_refresh` cookie (HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth/refresh and Path=/api/v1/auth/logout; Max-Age=2592000) and left out of the JSON. Absent: the JSON flow. */
+                    "x-tessera-session"?: "cookie";
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -118,6 +121,8 @@ export type paths = {
                 /** @description success */
                 201: {
                     headers: {
+                        /** @description In cookie mode: `tessera_refresh=<token>` for each of the two paths (cleared with Max-Age=0 on sign-out and on a refused refresh). */
+                        "Set-Cookie"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -148,11 +153,17 @@ export type paths = {
         };
         get?: never;
         put?: never;
-        /** Sign in */
+        /**
+         * Sign in
+         * @description 429 `rate_limited`: too many attempts from this address for this email; 429 `sign_in_locked` (with Retry-After): 10 failed sign-ins to this email within 15 minutes, from anywhere; every attempt waits until the window ends.
+         */
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description `cookie`: the refresh token is set only as the `tessera_refresh` cookie (HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth/refresh and Path=/api/v1/auth/logout; Max-Age=2592000) and left out of the JSON. Absent: the JSON flow. */
+                    "x-tessera-session"?: "cookie";
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -168,6 +179,8 @@ export type paths = {
                 /** @description success */
                 200: {
                     headers: {
+                        /** @description In cookie mode: `tessera_refresh=<token>` for each of the two paths (cleared with Max-Age=0 on sign-out and on a refused refresh). */
+                        "Set-Cookie"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -198,15 +211,24 @@ export type paths = {
         };
         get?: never;
         put?: never;
-        /** Rotate a refresh token (single use; reuse revokes the family) */
+        /**
+         * Rotate a refresh token (single use; reuse ends the session)
+         * @description JSON flow: the body names the token. Cookie mode: no body (or `{}`); the `tessera_refresh` cookie is read and replaced.
+         */
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description `cookie`: the refresh token is set only as the `tessera_refresh` cookie (HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth/refresh and Path=/api/v1/auth/logout; Max-Age=2592000) and left out of the JSON. Absent: the JSON flow. */
+                    "x-tessera-session"?: "cookie";
+                };
                 path?: never;
-                cookie?: never;
+                cookie?: {
+                    /** @description The refresh token, in cookie mode. */
+                    tessera_refresh?: string;
+                };
             };
-            requestBody: {
+            requestBody?: {
                 content: {
                     "application/json": {
                         refresh_token: string;
@@ -217,6 +239,8 @@ export type paths = {
                 /** @description success */
                 200: {
                     headers: {
+                        /** @description In cookie mode: `tessera_refresh=<token>` for each of the two paths (cleared with Max-Age=0 on sign-out and on a refused refresh). */
+                        "Set-Cookie"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -247,18 +271,29 @@ export type paths = {
         };
         get?: never;
         put?: never;
-        /** Revoke the session of a refresh token */
+        /**
+         * Sign out: one session, or every session of the caller
+         * @description Ends the session of `refresh_token` (or, in cookie mode, of the cookie; the cookie is cleared) and closes its sockets (close code 4001). With `everywhere: true` and a bearer token, ends every session of the caller, refuses provider tokens issued until now, and closes every socket of the caller. Ending an ended session again succeeds. 503 when some room could not be told to close sockets: the sign-out itself is done; sign out again.
+         */
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description `cookie`: the refresh token is set only as the `tessera_refresh` cookie (HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth/refresh and Path=/api/v1/auth/logout; Max-Age=2592000) and left out of the JSON. Absent: the JSON flow. */
+                    "x-tessera-session"?: "cookie";
+                };
                 path?: never;
-                cookie?: never;
+                cookie?: {
+                    /** @description The refresh token, in cookie mode. */
+                    tessera_refresh?: string;
+                };
             };
-            requestBody: {
+            requestBody?: {
                 content: {
                     "application/json": {
-                        refresh_token: string;
+                        refresh_token?: string;
+                        /** @default false */
+                        everywhere?: boolean;
                     };
                 };
             };
@@ -266,6 +301,8 @@ export type paths = {
                 /** @description signed out */
                 204: {
                     headers: {
+                        /** @description In cookie mode: `tessera_refresh=<token>` for each of the two paths (cleared with Max-Age=0 on sign-out and on a refused refresh). */
+                        "Set-Cookie"?: string;
                         [name: string]: unknown;
                     };
                     content?: never;
@@ -276,6 +313,7 @@ export type paths = {
                 415: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
             };
         };
         delete?: never;
@@ -321,7 +359,7 @@ export type paths = {
         delete?: never;
         options?: never;
         head?: never;
-        /** Change display name or password (password needs current_password; revokes all sessions) */
+        /** Change display name or password (with a password: current_password; without, as an identity provider's account: id_token, a fresh ID token of the same identity). A password change ends every session and closes every socket. */
         patch: {
             parameters: {
                 query?: never;
@@ -335,6 +373,7 @@ export type paths = {
                         display_name?: string;
                         password?: string;
                         current_password?: string;
+                        id_token?: string;
                     };
                 };
             };
@@ -787,9 +826,44 @@ export type paths = {
             };
             cookie?: never;
         };
-        get?: never;
+        /** Invites that can still be accepted, newest first (admin+) */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    cursor?: string;
+                };
+                header?: never;
+                path: {
+                    room_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description success */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["InviteList"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
         put?: never;
-        /** Create an invite code (admin+) */
+        /**
+         * Create an invite code (admin+)
+         * @description 409 `too_many_invites` when the room has 100 invites that can still be used.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -1488,7 +1562,7 @@ export type paths = {
         put?: never;
         /**
          * tus creation (and creation-with-upload): start a resumable upload into a room
-         * @description Upload-Metadata must carry room_id and filename (filetype optional), base64 as tus specifies. The caller must be allowed to upload in the room. OPTIONS on this path answers Tus-Version, Tus-Extension, Tus-Max-Size and Tus-Checksum-Algorithm.
+         * @description 413 `quota_exceeded`: the room would pass ROOM_QUOTA_BYTES, or the uploader their share MEMBER_QUOTA_BYTES of it (finished files and running uploads count).
          */
         post: {
             parameters: {
@@ -1552,7 +1626,7 @@ export type paths = {
         get?: never;
         put?: never;
         post?: never;
-        /** tus termination: abandon an unfinished upload */
+        /** tus: terminate an upload; of a finished one, delete the file (the rule of DELETE /files/{id}: the uploader while they may upload) */
         delete: {
             parameters: {
                 query?: never;
@@ -1575,6 +1649,7 @@ export type paths = {
                     content?: never;
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 412: components["responses"]["Error"];
                 423: components["responses"]["Error"];
@@ -4039,6 +4114,146 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How one signs in here: passwords, and the identity provider for the browser (or null) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description success */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AuthConfig"];
+                    };
+                };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/oidc": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange the identity provider's ID token (Authorization Code + PKCE in the browser) for a session
+         * @description The ID token must be signed by the provider (JWKS), issued by OIDC_ISSUER to OIDC_CLIENT_ID (`azp` too when present), at most 10 minutes ago, expire within a day, and carry `nonce` when one is given. The account is provisioned on first sight; its email is taken only when `email_verified` is true and no other account has it.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description `cookie`: the refresh token is set only as the `tessera_refresh` cookie (HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth/refresh and Path=/api/v1/auth/logout; Max-Age=2592000) and left out of the JSON. Absent: the JSON flow. */
+                    "x-tessera-session"?: "cookie";
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        id_token: string;
+                        nonce?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description success */
+                200: {
+                    headers: {
+                        /** @description In cookie mode: `tessera_refresh=<token>` for each of the two paths (cleared with Max-Age=0 on sign-out and on a refused refresh). */
+                        "Set-Cookie"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SessionWithUser"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invites/{code}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an invite (admin+ of its room); who joined with it stays */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    code: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description revoked */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 };
 export type webhooks = Record<string, never>;
 export type components = {
@@ -4093,8 +4308,8 @@ export type components = {
         SessionFields: {
             /** @description HS256 JWT, 15 minutes */
             access_token: string;
-            /** @description opaque, single use */
-            refresh_token: string;
+            /** @description opaque, single use; absent in cookie mode (`x-tessera-session: cookie`) */
+            refresh_token?: string;
             /** @constant */
             token_type: "Bearer";
             /** @description seconds the access token lives */
@@ -5100,6 +5315,34 @@ export type components = {
                 available: boolean;
                 reason?: string;
             };
+        };
+        OidcConfig: {
+            issuer: string;
+            authorization_endpoint: string;
+            token_endpoint: string;
+            client_id: string;
+            scopes: string[];
+        };
+        AuthConfig: {
+            password: boolean;
+            oidc: null | components["schemas"]["OidcConfig"];
+        };
+        ListedInvite: {
+            code: string;
+            room_id: string;
+            /** @enum {string} */
+            role: "admin" | "member" | "viewer";
+            max_uses: number;
+            uses: number;
+            /** @description unix seconds */
+            expires_at: number;
+            created_by: string;
+            /** @description unix seconds */
+            created_at: number;
+        };
+        InviteList: {
+            invites: components["schemas"]["ListedInvite"][];
+            next_cursor: string | null;
         };
     };
     responses: {
