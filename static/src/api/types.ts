@@ -10,3 +10,5 @@ export type Member = Schemas['Member'];
 export type Invite = Schemas['Invite'];
 export type UserHit = Schemas['UserMatch'];
 export type FileLink = Schemas['FileLink'];
+/** `GET /auth/config`: password sign-in and the OpenID Connect provider, if any. */
+export type AuthConfig = Schemas['AuthConfig'];
