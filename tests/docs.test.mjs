@@ -8,27 +8,16 @@ import { join as joinPath } from 'node:path';
 import WebSocket from 'ws';
 import { api, register, startServer, randomIp } from './harness.mjs';
 import { join } from './ws.mjs';
-import { open, synced, until, Y } from './ydoc.mjs';
+import {
+  done, open, rawDocSocket, roomWith as roomWithRoles, sleep, synced, textOf as readText, until,
+  updateMessage, within, Y,
+} from './ydoc.mjs';
+import { r2Keys } from './storage.mjs';
 
 const server = await startServer({ vars: { DOC_COMPACT_AFTER_UPDATES: '50', DOC_RATE_PER_SEC: '300' } });
 
-async function roomWith(...roles) {
-  const owner = await register(server, 'Owner');
-  const room = (await api(server, 'POST', '/api/v1/rooms', { token: owner.token, body: { name: 'Docs', kind: 'project' } })).body.id;
-  const people = [];
-  for (const role of roles) {
-    const u = await register(server, role);
-    await api(server, 'POST', `/api/v1/rooms/${room}/members`, { token: owner.token, body: { user_id: u.user.id, role } });
-    people.push(u);
-  }
-  return { room, owner, people };
-}
-
-const textOf = async (room, doc, token) => (await fetch(`${server.url}/api/v1/rooms/${room}/docs/${doc}?format=text&name=t`, {
-  headers: { authorization: `Bearer ${token}`, 'cf-connecting-ip': randomIp() },
-})).text();
-
-const done = (...clients) => clients.forEach((c) => { c.provider.destroy(); c.ydoc.destroy(); });
+const roomWith = (...roles) => roomWithRoles(server, ...roles);
+const textOf = (room, doc, token) => readText(server, room, doc, token);
 
 test('two clients converge under concurrent edits; a late joiner gets the full state', async () => {
   const { room, owner, people: [bob] } = await roomWith('member');
@@ -183,6 +172,164 @@ test('versions: save, read, and restore as a forward change that connected clien
   done(a, b);
 });
 
+/** Resolves with the code of the provider's next socket close. */
+const nextClose = (provider) => new Promise((resolve) => {
+  const on = (event) => { provider.off('connection-close', on); resolve(event?.code); };
+  provider.on('connection-close', on);
+});
+
+test('a deleted document is not re-created by a client that still holds it; an explicit create reuses the name', async () => {
+  const { room, owner, people: [bob, vic] } = await roomWith('member', 'viewer');
+  const a = open(server, room, 'gone', owner.token);
+  const b = open(server, room, 'gone', bob.token);
+  await Promise.all([synced(a.provider), synced(b.provider)]);
+  a.text.insert(0, 'old content');
+  await until(() => b.text.toString() === 'old content');
+  await sleep(100);
+  b.provider.disconnect(); // Bob goes offline, holding the document
+  b.text.insert(0, 'offline edit; ');
+  const aClosed = nextClose(a.provider);
+  assert.equal((await api(server, 'DELETE', `/api/v1/rooms/${room}/docs/gone`, { token: owner.token })).status, 204);
+  assert.equal(await aClosed, 4004);
+  a.provider.disconnect();
+
+  const got = await api(server, 'GET', `/api/v1/rooms/${room}/docs/gone?format=text`, { token: owner.token });
+  assert.equal(got.status, 410);
+  assert.equal(got.body.error.code, 'document_deleted');
+  const list = await api(server, 'GET', `/api/v1/rooms/${room}/docs`, { token: owner.token });
+  assert.ok(!list.body.docs.some((d) => d.name === 'gone'));
+  assert.deepEqual(list.body.deleted.map((t) => [t.name, t.deleted_by]), [['gone', owner.user.id]]);
+
+  // Bob comes back: his socket is closed with 4004 before anything is read.
+  const bClosed = nextClose(b.provider);
+  b.provider.connect();
+  assert.equal(await within(bClosed, 5000, "Bob's socket to be refused"), 4004);
+  b.provider.disconnect();
+  const raw = await rawDocSocket(server, room, 'gone', bob.token);
+  assert.equal((await within(raw.closedPromise, 5000, 'a raw socket to be refused')).code, 4004);
+  assert.equal(raw.received.length, 0, 'the server sent nothing to a deleted document socket');
+  const write = await fetch(`${server.url}/api/v1/rooms/${room}/docs/gone/updates`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${bob.token}`, 'content-type': 'application/octet-stream', 'cf-connecting-ip': randomIp() },
+    body: Y.encodeStateAsUpdate(b.ydoc),
+  });
+  assert.equal(write.status, 410);
+  assert.equal((await api(server, 'GET', `/api/v1/rooms/${room}/docs/gone?format=text`, { token: owner.token })).status, 410);
+  done(a, b);
+
+  // A deliberate creation reuses the name, empty.
+  assert.equal((await api(server, 'POST', `/api/v1/rooms/${room}/docs`, { token: vic.token, body: { name: 'gone' } })).status, 403);
+  const created = await api(server, 'POST', `/api/v1/rooms/${room}/docs`, { token: bob.token, body: { name: 'gone' } });
+  assert.equal(created.status, 201);
+  assert.deepEqual([created.body.name, created.body.bytes], ['gone', 0]);
+  const again = await api(server, 'POST', `/api/v1/rooms/${room}/docs`, { token: bob.token, body: { name: 'gone' } });
+  assert.equal(again.status, 409);
+  assert.equal(again.body.error.code, 'document_exists');
+  const after = await api(server, 'GET', `/api/v1/rooms/${room}/docs`, { token: owner.token });
+  assert.deepEqual([after.body.docs.map((d) => d.name), after.body.deleted], [['gone'], []]);
+  const c = open(server, room, 'gone', owner.token);
+  await synced(c.provider);
+  assert.equal(c.text.toString(), '');
+  c.text.insert(0, 'a fresh start');
+  await sleep(200);
+  assert.equal(await textOf(room, 'gone', owner.token), 'a fresh start');
+  done(c);
+});
+
+/** Every root of a document as plain data, XML attributes with their types. */
+function dump(ydoc) {
+  const xml = (node) => (node instanceof Y.XmlText
+    ? { text: node.toDelta(), attrs: node.getAttributes() }
+    : { tag: node.nodeName, attrs: node.getAttributes(), children: node.toArray().map(xml) });
+  return {
+    content: ydoc.getText('content').toDelta(),
+    meta: ydoc.getMap('meta').toJSON(),
+    list: ydoc.getArray('list').toJSON(),
+    prosemirror: ydoc.getXmlFragment('prosemirror').toArray().map(xml),
+    later: ydoc.getText('later').toString(),
+  };
+}
+
+test('a restore with no body brings back every root type for every connected client', async () => {
+  const { room, owner, people: [bob] } = await roomWith('member');
+  const a = open(server, room, 'rich', owner.token);
+  const b = open(server, room, 'rich', bob.token);
+  await Promise.all([synced(a.provider), synced(b.provider)]);
+  a.ydoc.transact(() => {
+    const content = a.ydoc.getText('content');
+    content.insert(0, 'Grüße 👋🏽 aus 東京', { bold: true });
+    content.insert(content.length, ' und cafe\u0301');
+    const meta = a.ydoc.getMap('meta');
+    meta.set('title', 'Plan');
+    meta.set('owner', { name: 'Ada', tags: ['x', 1] });
+    a.ydoc.getArray('list').push([1, 'two', { three: 3 }]);
+    const heading = new Y.XmlElement('heading');
+    heading.setAttribute('level', 1);
+    const words = new Y.XmlText();
+    words.insert(0, 'Ça va?', { em: true });
+    heading.insert(0, [words]);
+    const para = new Y.XmlElement('paragraph');
+    para.insert(0, [new Y.XmlText('second')]);
+    a.ydoc.getXmlFragment('prosemirror').insert(0, [heading, para]);
+  });
+  const expected = dump(a.ydoc);
+  await until(() => JSON.stringify(dump(b.ydoc)) === JSON.stringify(expected), 5000, 'b has the version');
+  await sleep(100);
+  assert.equal((await api(server, 'POST', `/api/v1/rooms/${room}/docs/rich/versions`, { token: owner.token, body: { label: 'rich' } })).status, 201);
+  b.ydoc.transact(() => {
+    b.ydoc.getText('content').format(0, 3, { bold: null });
+    b.ydoc.getText('content').insert(2, '😀');
+    b.ydoc.getMap('meta').delete('owner');
+    b.ydoc.getMap('meta').set('title', 'Other');
+    b.ydoc.getArray('list').delete(0, 1);
+    const pm = b.ydoc.getXmlFragment('prosemirror');
+    pm.get(0).setAttribute('level', 2);
+    pm.delete(1, 1);
+    pm.insert(1, [new Y.XmlElement('blockquote')]);
+    b.ydoc.getText('later').insert(0, 'written after the version');
+  });
+  await until(() => JSON.stringify(dump(a.ydoc)) === JSON.stringify(dump(b.ydoc)) && JSON.stringify(dump(a.ydoc)) !== JSON.stringify(expected), 5000, 'edits converge');
+  const restore = await fetch(`${server.url}/api/v1/rooms/${room}/docs/rich/versions/1/restore`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${owner.token}`, 'cf-connecting-ip': randomIp() },
+  });
+  assert.equal(restore.status, 200, await restore.clone().text());
+  for (const c of [a, b]) {
+    await until(() => JSON.stringify(dump(c.ydoc)) === JSON.stringify(expected), 5000, 'the restore reaches every client');
+  }
+  assert.equal(b.ydoc.getXmlFragment('prosemirror').get(0).getAttribute('level'), 1, 'the attribute keeps its number type');
+  // `?format=text` reads the `content` root unless another is named.
+  assert.equal(await readText(server, room, 'rich', owner.token, 'content'), a.ydoc.getText('content').toString());
+  const plain = await fetch(`${server.url}/api/v1/rooms/${room}/docs/rich?format=text`, {
+    headers: { authorization: `Bearer ${owner.token}`, 'cf-connecting-ip': randomIp() },
+  });
+  assert.equal(await plain.text(), 'Grüße 👋🏽 aus 東京 und cafe\u0301');
+  done(a, b);
+});
+
+test("backups go to R2, and leave with their document and their room", async () => {
+  const quick = await startServer({ vars: { DOC_BACKUP_EVERY_MS: '500' } });
+  const owner = await register(quick, 'Owner');
+  const room = (await api(quick, 'POST', '/api/v1/rooms', { token: owner.token, body: { name: 'B', kind: 'group' } })).body.id;
+  const post = (doc, text) => {
+    const d = new Y.Doc();
+    d.getText('t').insert(0, text);
+    return fetch(`${quick.url}/api/v1/rooms/${room}/docs/${doc}/updates`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${owner.token}`, 'content-type': 'application/octet-stream', 'cf-connecting-ip': randomIp() },
+      body: Y.encodeStateAsUpdate(d),
+    });
+  };
+  for (const doc of ['kept', 'dropped']) assert.equal((await post(doc, doc)).status, 200);
+  const prefix = `backups/${room}/docs/`;
+  await until(() => r2Keys(quick, prefix).length === 2, 10_000, 'both documents backed up');
+  assert.deepEqual(r2Keys(quick, prefix).map((k) => k.split('/')[3]), ['dropped', 'kept']);
+  assert.equal((await api(quick, 'DELETE', `/api/v1/rooms/${room}/docs/dropped`, { token: owner.token })).status, 204);
+  assert.deepEqual(r2Keys(quick, prefix).map((k) => k.split('/')[3]), ['kept']);
+  assert.equal((await api(quick, 'DELETE', `/api/v1/rooms/${room}`, { token: owner.token })).status, 204);
+  assert.deepEqual(r2Keys(quick, `backups/${room}/`), []);
+});
+
 test('awareness is relayed and removed when a client leaves', async () => {
   const { room, owner, people: [bob] } = await roomWith('viewer');
   const a = open(server, room, 'aware', owner.token);
@@ -251,28 +398,6 @@ test('a fuzzed stream of malformed frames closes only the sender; the document i
   done(a, b);
 });
 
-test('a socket that floods document messages is closed with 1008; others are unaffected', async () => {
-  const { room, owner } = await roomWith();
-  const a = open(server, room, 'flood', owner.token);
-  await synced(a.provider);
-  a.text.insert(0, 'calm');
-  const src = new Y.Doc();
-  const updates = [];
-  src.on('update', (u) => updates.push(u));
-  for (let i = 0; i < 1000; i += 1) src.getText('other').insert(0, 'x');
-  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/api/v1/rooms/${room}/docs/flood?token=${owner.token}`, { headers: { 'cf-connecting-ip': randomIp() } });
-  await new Promise((r) => ws.once('open', r));
-  const closed = new Promise((r) => ws.once('close', (code, reason) => r([code, reason.toString()])));
-  for (const u of updates) ws.send(Uint8Array.from([0, 2, ...encodeLength(u.length), ...u]));
-  const [code, reason] = await closed;
-  assert.equal(code, 1008);
-  assert.match(reason, /too many/);
-  a.text.insert(4, ' still');
-  await new Promise((r) => setTimeout(r, 200));
-  assert.equal(await textOf(room, 'flood', owner.token), 'calm still');
-  done(a);
-});
-
 test('a burst of updates is stored and sent merged, in order, and reads back whole', async () => {
   const { room, owner } = await roomWith();
   const url = `${server.url.replace('http', 'ws')}/api/v1/rooms/${room}/docs/burst?token=${owner.token}`;
@@ -301,9 +426,9 @@ test('a burst of updates is stored and sent merged, in order, and reads back who
   const updates = [];
   typist.on('update', (u) => updates.push(u));
   for (let i = 0; i < 3000; i += 1) typist.getText('t').insert(i % 7 === 0 ? 0 : typist.getText('t').length, String.fromCharCode(97 + (i % 26)));
-  const message = (u) => [0, 2, ...encodeLength(u.length), ...u];
-  writer.send(Uint8Array.from(updates.slice(0, 1500).flatMap(message)));
-  writer.send(Uint8Array.from(updates.slice(1500).flatMap(message)));
+  const frame = (us) => Uint8Array.from(us.flatMap((u) => [...updateMessage(u)]));
+  writer.send(frame(updates.slice(0, 1500)));
+  writer.send(frame(updates.slice(1500)));
   const expected = typist.getText('t').toString();
   await until(() => seen.getText('t').toString() === expected, 10_000, 'the reader holds the burst');
   // Merged per sender in groups of at most 100 updates: 15 messages a frame.
@@ -313,12 +438,6 @@ test('a burst of updates is stored and sent merged, in order, and reads back who
   reader.close();
 });
 
-function encodeLength(n) {
-  const out = [];
-  while (n > 127) { out.push((n & 127) | 128); n >>>= 7; }
-  out.push(n);
-  return out;
-}
 
 test('the server is killed and restarted: nothing that was broadcast is lost', async () => {
   const dir = mkdtempSync(joinPath(tmpdir(), 'tessera-doc-kill-'));

@@ -1,8 +1,18 @@
 //! Collaborative documents: the y-websocket protocol (sync step 1/2, updates,
 //! awareness, awareness queries) over a `yrs` document, what each incoming frame
-//! does, and the storage plan (append updates, compact into chunked snapshots).
-//! The Room Durable Object stores and broadcasts what this module decides.
+//! does and what a socket may do (its rights, its budgets), and the storage plan
+//! (append updates, or fold them into a chunked snapshot). The Room Durable
+//! Object stores and broadcasts what this module decides. `wire` checks a frame's
+//! shape before yrs decodes it; `restore` computes version restores.
 
+mod restore;
+mod wire;
+
+pub use restore::{Roots, TYPE_NESTING_MAX};
+pub use wire::NESTING_MAX;
+
+use crate::ratelimit::{Rate, TokenBucket};
+use crate::rooms::{can, Permission, Role};
 use crate::ApiError;
 use yrs::encoding::read::Cursor;
 use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
@@ -10,8 +20,12 @@ use yrs::sync::{Message, MessageReader, SyncMessage};
 use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
 use yrs::{
-    ClientID, Doc, GetString, Out, ReadTxn, StateVector, Text, TextRef, Transact, Update, WriteTxn,
+    ClientID, Doc, GetString, OffsetKind, Options, Out, ReadTxn, StateVector, TextRef, Transact,
+    Update,
 };
+/// The Y.Text root that Tessera's editor edits, and that `?format=text` reads
+/// when no `name=` is given.
+pub const TEXT_ROOT: &str = "content";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DocLimits {
@@ -23,8 +37,31 @@ pub struct DocLimits {
     pub compact_after_updates: u64,
     /// …or this many bytes.
     pub compact_after_bytes: u64,
-    /// Snapshot chunk size: SQLite rows stay under the 2 MB limit.
+    /// Snapshot chunk size, and the largest update stored as a row of its own
+    /// (SQLite rows stay under the platform's 2 MB limit).
     pub chunk_bytes: usize,
+    /// Largest state vector in a SyncStep1 (about 100,000 clients).
+    pub state_vector_bytes: usize,
+    /// Largest awareness message (it is kept, relayed and replayed).
+    pub awareness_bytes: usize,
+    /// Most awareness clients one message, and one socket, speaks for.
+    pub awareness_clients: usize,
+    /// Messages per second per document socket (a burst of as many).
+    pub message_rate: Rate,
+    /// SyncStep1 answers per document socket: each one sends what the asker
+    /// lacks, up to the whole document, so a viewer could otherwise amplify.
+    pub sync_rate: Rate,
+    /// Documents per room.
+    pub docs_per_room: u64,
+    /// Named versions per document.
+    pub versions_per_doc: u64,
+    /// Shared types (maps, arrays, texts, XML nodes nested in roots) per
+    /// document; their number bounds their nesting. yrs integrates, deletes
+    /// and collects nested types recursively: in local workerd, maps nested
+    /// 4,000 deep overflowed a room object's 1 MiB WebAssembly stack, and with
+    /// the 8 MiB of `.cargo/config.toml` 6,000 deep exhausted V8's own stack
+    /// ("Maximum call stack size exceeded") while 5,000 passed.
+    pub types_per_doc: u64,
 }
 
 impl Default for DocLimits {
@@ -35,6 +72,20 @@ impl Default for DocLimits {
             compact_after_updates: 10_000,
             compact_after_bytes: 4 * 1024 * 1024,
             chunk_bytes: 1024 * 1024,
+            state_vector_bytes: 1024 * 1024,
+            awareness_bytes: 64 * 1024,
+            awareness_clients: 16,
+            message_rate: Rate {
+                capacity: 500.0,
+                per_sec: 500.0,
+            },
+            sync_rate: Rate {
+                capacity: 10.0,
+                per_sec: 1.0,
+            },
+            docs_per_room: 1_000,
+            versions_per_doc: 100,
+            types_per_doc: 4_000,
         }
     }
 }
@@ -57,7 +108,10 @@ pub fn validate_doc_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Why a frame was refused. The sender's socket is closed with the reason;
+/// Close code for the sockets of a deleted document (and for connecting to one).
+pub const CLOSE_DOC_DELETED: u16 = 4004;
+
+/// Why a frame or request was refused. A socket is closed with the reason;
 /// nothing is stored and no one else is affected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DocError {
@@ -71,28 +125,80 @@ pub enum DocError {
     DocTooLarge(usize),
     #[error("unsupported message type {0}")]
     Unsupported(u8),
+    #[error("values nest deeper than {0} levels")]
+    TooDeep(usize),
+    #[error("{0}")]
+    AwarenessTooLarge(String),
+    #[error("too many document messages per second")]
+    TooManyMessages,
+    #[error("too many sync requests on this socket")]
+    TooManySyncRequests,
+    #[error("the room holds the most documents it may ({0}); delete one first")]
+    TooManyDocuments(u64),
+    #[error("the document holds the most versions it may ({0}); delete one first")]
+    TooManyVersions(u64),
+    #[error("the document was deleted; create it again to reuse the name")]
+    Deleted,
+    #[error("a document of this name exists")]
+    Exists,
+    #[error("the document would hold more than {0} shared types")]
+    TooManyTypes(u64),
 }
 
 impl DocError {
-    /// WebSocket close code: 1009 for size, 1003 for unsupported, 1007 for bad data.
+    /// WebSocket close code: 1009 for size, 1003 for unsupported, 1007 for bad
+    /// data, 1008 for policy (rates, room bounds), 4004 for a deleted document.
     pub fn close_code(&self) -> u16 {
         match self {
-            DocError::MessageTooLarge(_) | DocError::DocTooLarge(_) => 1009,
+            DocError::MessageTooLarge(_)
+            | DocError::DocTooLarge(_)
+            | DocError::AwarenessTooLarge(_) => 1009,
             DocError::Unsupported(_) => 1003,
-            DocError::Malformed(_) | DocError::Integrate(_) => 1007,
+            DocError::Malformed(_) | DocError::Integrate(_) | DocError::TooDeep(_) => 1007,
+            DocError::TooManyMessages
+            | DocError::TooManySyncRequests
+            | DocError::TooManyDocuments(_)
+            | DocError::TooManyVersions(_)
+            | DocError::TooManyTypes(_)
+            | DocError::Exists => 1008,
+            DocError::Deleted => CLOSE_DOC_DELETED,
         }
     }
 }
 
 impl From<DocError> for ApiError {
     fn from(e: DocError) -> Self {
+        let message = e.to_string();
         match e {
             DocError::MessageTooLarge(limit) => ApiError::PayloadTooLarge { limit },
             DocError::DocTooLarge(_) => ApiError::Conflict {
                 code: "document_too_large",
-                message: e.to_string(),
+                message,
             },
-            _ => ApiError::invalid(e.to_string()),
+            DocError::TooManyDocuments(_) => ApiError::Conflict {
+                code: "too_many_documents",
+                message,
+            },
+            DocError::TooManyVersions(_) => ApiError::Conflict {
+                code: "too_many_versions",
+                message,
+            },
+            DocError::TooManyTypes(_) => ApiError::Conflict {
+                code: "too_many_types",
+                message,
+            },
+            DocError::Exists => ApiError::Conflict {
+                code: "document_exists",
+                message,
+            },
+            DocError::Deleted => ApiError::Gone {
+                code: "document_deleted",
+                message,
+            },
+            DocError::TooManyMessages | DocError::TooManySyncRequests => ApiError::RateLimited {
+                retry_after_secs: 1,
+            },
+            _ => ApiError::invalid(message),
         }
     }
 }
@@ -101,14 +207,17 @@ fn malformed(e: impl std::fmt::Display) -> DocError {
     DocError::Malformed(e.to_string())
 }
 
-/// Decodes every y-protocol message in one WebSocket frame.
-pub fn decode_frame(bytes: &[u8], limits: &DocLimits) -> Result<Vec<Message>, DocError> {
+/// Decodes every y-protocol message in one WebSocket frame, once its shape
+/// has passed [`wire::check_frame`]; also returns how many shared types its
+/// updates create.
+pub fn decode_frame(bytes: &[u8], limits: &DocLimits) -> Result<(Vec<Message>, u64), DocError> {
     if bytes.len() > limits.message_bytes {
         return Err(DocError::MessageTooLarge(limits.message_bytes));
     }
     if bytes.is_empty() {
         return Err(malformed("empty frame"));
     }
+    let types = wire::check_frame(bytes, limits)?;
     let mut decoder = DecoderV1::new(Cursor::new(bytes));
     let mut out = Vec::new();
     let mut consumed = 0;
@@ -127,7 +236,7 @@ pub fn decode_frame(bytes: &[u8], limits: &DocLimits) -> Result<Vec<Message>, Do
     if out.is_empty() || consumed != bytes.len() {
         return Err(malformed("truncated message"));
     }
-    Ok(out)
+    Ok((out, types))
 }
 
 /// The length of `msg` encoded. Updates, the bulk of the traffic, are counted
@@ -151,24 +260,42 @@ pub fn update_message(update: &[u8]) -> Vec<u8> {
     encode(&Message::Sync(SyncMessage::Update(update.to_vec())))
 }
 
+/// The v1 encoding of an update that changes nothing (no structs, no deletes):
+/// what a client with an empty document answers to a SyncStep1.
+const EMPTY_UPDATE: [u8; 2] = [0, 0];
+
 /// A document held in memory while it has readers or writers.
 pub struct LiveDoc {
     doc: Doc,
+    /// Whether the document is stored (or has an update on its way to storage):
+    /// a write to one that is not creates it, which the room's bound governs.
+    pub exists: bool,
     /// Bytes currently stored for it (snapshot + tail), for the size cap.
     pub stored_bytes: usize,
     /// Updates and bytes stored after the snapshot, for the compaction decision.
     pub tail_updates: u64,
     pub tail_bytes: u64,
+    /// Shared types created by what is stored (exact after a compaction, an
+    /// overcount of deleted ones until then), for the type bound.
+    pub types: u64,
 }
 
 impl LiveDoc {
     pub fn new() -> Self {
-        // Servers never edit: garbage collection stays on, the client id is irrelevant.
+        // Servers edit only to restore versions; positions then count UTF-16
+        // units, as Yjs clients count them (yrs counts UTF-8 bytes unless
+        // told). Garbage collection stays on; the client id is random.
+        let options = Options {
+            offset_kind: OffsetKind::Utf16,
+            ..Options::default()
+        };
         Self {
-            doc: Doc::new(),
+            doc: Doc::with_options(options),
+            exists: false,
             stored_bytes: 0,
             tail_updates: 0,
             tail_bytes: 0,
+            types: 0,
         }
     }
 
@@ -189,7 +316,18 @@ impl LiveDoc {
 
     /// Decodes and integrates one v1 update.
     pub fn apply(&mut self, update: &[u8]) -> Result<(), DocError> {
+        self.types += wire::update(update)?;
         self.integrate(Update::decode_v1(update).map_err(malformed)?)
+    }
+
+    /// The document was stored as `snapshot` alone (compacted): its counters
+    /// start again from it.
+    pub fn compacted(&mut self, snapshot: &[u8]) -> Result<(), DocError> {
+        self.stored_bytes = snapshot.len();
+        self.tail_updates = 0;
+        self.tail_bytes = 0;
+        self.types = wire::update(snapshot)?;
+        Ok(())
     }
 
     fn integrate(&mut self, update: Update) -> Result<(), DocError> {
@@ -213,10 +351,13 @@ impl LiveDoc {
         self.diff(&StateVector::default())
     }
 
-    /// The content of the Y.Text root `name` (empty if absent).
+    /// The content of the Y.Text root `name` (empty if absent). Reading
+    /// creates nothing.
     pub fn text(&self, name: &str) -> String {
-        let text = self.doc.get_or_insert_text(name);
-        text.get_string(&self.doc.transact())
+        let txn = self.doc.transact();
+        txn.get_text(name)
+            .map(|t| t.get_string(&txn))
+            .unwrap_or_default()
     }
 
     /// Every root that reads as text, with its text, by name (what search
@@ -244,31 +385,23 @@ impl LiveDoc {
         encode(&Message::Sync(SyncMessage::SyncStep1(self.state_vector())))
     }
 
-    /// A forward change that makes each named Y.Text root read as in `version`,
-    /// touching only the differing middle (common prefix and suffix are kept), so
-    /// connected clients converge on it like on any edit. `None` when nothing differs.
-    pub fn restore_texts(&mut self, version: &LiveDoc, names: &[String]) -> Option<Vec<u8>> {
+    /// A forward change that makes `roots` read as in `version` (see
+    /// `restore`), so connected clients converge on it like on any edit.
+    /// `None` when nothing differs; an error changes nothing.
+    pub fn restore(
+        &mut self,
+        version: &LiveDoc,
+        roots: Roots,
+    ) -> Result<Option<Vec<u8>>, DocError> {
         let before = self.state_vector();
-        let mut changed = false;
-        {
-            let mut txn = self.doc.transact_mut();
-            for name in names {
-                let target = version.text(name);
-                let text = txn.get_or_insert_text(name.as_str());
-                let current = text.get_string(&txn);
-                let (start, del, ins) = text_diff(&current, &target);
-                changed |= del > 0 || !ins.is_empty();
-                if del > 0 {
-                    text.remove_range(&mut txn, start, del);
-                }
-                if !ins.is_empty() {
-                    text.insert(&mut txn, start, ins);
-                }
-            }
-        }
+        let changed = restore::restore(&self.doc, &version.doc, roots)?;
         // The diff against the old state vector carries the new items and the
         // whole delete set, so it is the complete forward change.
-        changed.then(|| self.diff(&before))
+        let change = changed.then(|| self.diff(&before));
+        if let Some(change) = &change {
+            self.types += wire::update(change)?;
+        }
+        Ok(change)
     }
 }
 
@@ -278,26 +411,61 @@ impl Default for LiveDoc {
     }
 }
 
-/// (start, chars to delete, text to insert), in UTF-16 units as Y.Text counts them.
-fn text_diff<'a>(current: &str, target: &'a str) -> (u32, u32, &'a str) {
-    let prefix: usize = current
-        .chars()
-        .zip(target.chars())
-        .take_while(|(a, b)| a == b)
-        .map(|(a, _)| a.len_utf8())
-        .sum();
-    let (cur_rest, tgt_rest) = (&current[prefix..], &target[prefix..]);
-    let suffix: usize = cur_rest
-        .chars()
-        .rev()
-        .zip(tgt_rest.chars().rev())
-        .take_while(|(a, b)| a == b)
-        .map(|(a, _)| a.len_utf8())
-        .sum();
-    let deleted = &cur_rest[..cur_rest.len() - suffix];
-    let inserted = &tgt_rest[..tgt_rest.len() - suffix];
-    let utf16 = |s: &str| s.encode_utf16().count() as u32;
-    (utf16(&current[..prefix]), utf16(deleted), inserted)
+/// What a document socket may do right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Write,
+    Read,
+    /// Its person left the room: the socket is closed (4003, as chat sockets are).
+    Removed,
+}
+
+impl Access {
+    pub fn of(role: Role) -> Self {
+        if can(role, Permission::EditDocument) {
+            Access::Write
+        } else {
+            Access::Read
+        }
+    }
+
+    /// The access of a socket opened with `opened`, given the latest role the
+    /// room has heard for its person since (`Some(None)`: removed). A change
+    /// of role reaches open sockets at once; with no notice, the role it was
+    /// opened with stands.
+    pub fn now(opened: Access, latest: Option<Option<Role>>) -> Self {
+        match latest {
+            None => opened,
+            Some(None) => Access::Removed,
+            Some(Some(role)) => Access::of(role),
+        }
+    }
+}
+
+/// What the room keeps in memory for one document socket: its budgets.
+/// Losing it on eviction only refills them.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    messages: TokenBucket,
+    syncs: TokenBucket,
+}
+
+impl Peer {
+    pub fn new(limits: &DocLimits, now_ms: u64) -> Self {
+        Self {
+            messages: TokenBucket::full(limits.message_rate, now_ms),
+            syncs: TokenBucket::full(limits.sync_rate, now_ms),
+        }
+    }
+}
+
+/// What a frame's sender may do with the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rights {
+    pub write: bool,
+    /// Whether a write may create the document (the room has room for one
+    /// more); asked only while the document does not exist.
+    pub create: bool,
 }
 
 /// What the Room object must do for one incoming frame, in order.
@@ -309,7 +477,8 @@ pub enum DocEffect {
     Persist(Vec<u8>),
     /// Relay an awareness message to the document's other sockets.
     Relay(Vec<u8>),
-    /// Record the awareness clients (id, clock, gone) this socket speaks for.
+    /// Record the awareness clients (id, clock, gone) this socket speaks for
+    /// (see [`track_awareness`]).
     Awareness(Vec<(u64, u32, bool)>),
     /// Send the sender every other socket's current awareness.
     AnswerAwarenessQuery,
@@ -322,23 +491,42 @@ pub enum DocEffect {
 pub fn handle_frame(
     doc: &mut LiveDoc,
     frame: &[u8],
-    can_write: bool,
+    peer: &mut Peer,
+    rights: Rights,
+    now_ms: u64,
     limits: &DocLimits,
 ) -> Result<Vec<DocEffect>, DocError> {
-    let messages = decode_frame(frame, limits)?;
+    if peer.messages.try_take(limits.message_rate, now_ms).is_err() {
+        return Err(DocError::TooManyMessages);
+    }
+    let (messages, mut new_types) = decode_frame(frame, limits)?;
     // Decode every update first: a frame with one bad update applies nothing.
     let mut decoded = Vec::new();
     let mut incoming = 0;
     for msg in &messages {
-        if let Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) = msg {
-            if can_write {
+        match msg {
+            Message::Sync(SyncMessage::SyncStep1(_))
+                if peer.syncs.try_take(limits.sync_rate, now_ms).is_err() =>
+            {
+                return Err(DocError::TooManySyncRequests);
+            }
+            Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u))
+                if rights.write && u.as_slice() != EMPTY_UPDATE =>
+            {
                 decoded.push(Update::decode_v1(u).map_err(malformed)?);
                 incoming += u.len();
             }
+            _ => {}
         }
+    }
+    if !decoded.is_empty() && !doc.exists && !rights.create {
+        return Err(DocError::TooManyDocuments(limits.docs_per_room));
     }
     if doc.stored_bytes + incoming > limits.doc_bytes {
         return Err(DocError::DocTooLarge(limits.doc_bytes));
+    }
+    if !decoded.is_empty() && doc.types + new_types > limits.types_per_doc {
+        return Err(DocError::TooManyTypes(limits.types_per_doc));
     }
     let mut decoded = decoded.into_iter();
     let mut effects = Vec::new();
@@ -350,11 +538,17 @@ pub fn handle_frame(
                 ))));
             }
             Message::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update)) => {
-                let Some(parsed) = decoded.next().filter(|_| can_write) else {
+                if !rights.write || update.as_slice() == EMPTY_UPDATE {
+                    continue;
+                }
+                let Some(parsed) = decoded.next() else {
                     continue;
                 };
                 doc.integrate(parsed)?;
                 doc.stored_bytes += update.len();
+                doc.types += new_types;
+                new_types = 0;
+                doc.exists = true;
                 effects.push(DocEffect::Persist(update));
             }
             Message::Awareness(update) => {
@@ -371,6 +565,29 @@ pub fn handle_frame(
         }
     }
     Ok(effects)
+}
+
+/// Records which awareness clients (id, clock) a socket speaks for, so that
+/// their removal can be announced when it closes; a socket may speak for at
+/// most `limits.awareness_clients`.
+pub fn track_awareness(
+    tracked: &mut Vec<(u64, u32)>,
+    changes: &[(u64, u32, bool)],
+    limits: &DocLimits,
+) -> Result<(), DocError> {
+    for &(id, clock, gone) in changes {
+        tracked.retain(|(c, _)| *c != id);
+        if !gone {
+            tracked.push((id, clock));
+        }
+    }
+    if tracked.len() > limits.awareness_clients {
+        return Err(DocError::AwarenessTooLarge(format!(
+            "a socket speaks for at most {} awareness clients",
+            limits.awareness_clients
+        )));
+    }
+    Ok(())
 }
 
 /// The awareness message that tells others these clients are gone.
@@ -486,6 +703,15 @@ impl UpdateQueue {
         self.updates == 0
     }
 
+    /// Drops a document's queued updates (it was deleted).
+    pub fn discard(&mut self, doc: &str) {
+        for run in self.runs.iter().filter(|r| r.doc == doc) {
+            self.updates -= run.ends.len();
+            self.bytes -= run.data.len();
+        }
+        self.runs.retain(|r| r.doc != doc);
+    }
+
     /// Whether the queue should be written now rather than at the burst's end.
     pub fn is_full(&self) -> bool {
         self.updates >= FLUSH_AT_UPDATES || self.bytes >= FLUSH_AT_BYTES
@@ -517,9 +743,29 @@ impl Run {
     }
 }
 
-/// Whether the tail of updates should be folded into a new snapshot.
-pub fn should_compact(tail_updates: u64, tail_bytes: u64, limits: &DocLimits) -> bool {
-    tail_updates >= limits.compact_after_updates || tail_bytes >= limits.compact_after_bytes
+/// How a flushed burst of one document is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreAs {
+    /// Each row appended to the document's tail.
+    Append,
+    /// The whole document (which holds the burst) written as a new chunked
+    /// snapshot that replaces the tail: when the tail has grown long, or when
+    /// a row would be larger than a storage row may be.
+    Snapshot,
+}
+
+/// How to store `rows` (a burst, merged) after what `doc` has stored.
+pub fn plan_write(doc: &LiveDoc, rows: &[&[u8]], limits: &DocLimits) -> StoreAs {
+    let bytes: u64 = rows.iter().map(|r| r.len() as u64).sum();
+    let oversized = rows.iter().any(|r| r.len() > limits.chunk_bytes);
+    if oversized
+        || doc.tail_updates + rows.len() as u64 >= limits.compact_after_updates
+        || doc.tail_bytes + bytes >= limits.compact_after_bytes
+    {
+        StoreAs::Snapshot
+    } else {
+        StoreAs::Append
+    }
 }
 
 #[cfg(test)]
@@ -540,6 +786,20 @@ mod tests {
 
     fn frame_for(update: &[u8]) -> Vec<u8> {
         update_message(update)
+    }
+
+    /// One frame from a fresh socket that may create the document.
+    fn frame_in(
+        doc: &mut LiveDoc,
+        frame: &[u8],
+        write: bool,
+        limits: &DocLimits,
+    ) -> Result<Vec<DocEffect>, DocError> {
+        let rights = Rights {
+            write,
+            create: true,
+        };
+        handle_frame(doc, frame, &mut Peer::new(limits, 0), rights, 0, limits)
     }
 
     #[test]
@@ -572,16 +832,16 @@ mod tests {
         let mut server = LiveDoc::new();
         let a = Doc::new();
         let u = client_edit(&a, |t, txn| t.insert(txn, 0, "hello"));
-        handle_frame(&mut server, &frame_for(&u), true, &DocLimits::default()).unwrap();
+        frame_in(&mut server, &frame_for(&u), true, &DocLimits::default()).unwrap();
         let fresh = Doc::new();
         let step1 = encode(&Message::Sync(SyncMessage::SyncStep1(
             fresh.transact().state_vector(),
         )));
-        let effects = handle_frame(&mut server, &step1, true, &DocLimits::default()).unwrap();
+        let effects = frame_in(&mut server, &step1, true, &DocLimits::default()).unwrap();
         let DocEffect::Reply(reply) = &effects[0] else {
             panic!("{effects:?}")
         };
-        let msgs = decode_frame(reply, &DocLimits::default()).unwrap();
+        let (msgs, _) = decode_frame(reply, &DocLimits::default()).unwrap();
         let Message::Sync(SyncMessage::SyncStep2(diff)) = &msgs[0] else {
             panic!()
         };
@@ -599,8 +859,7 @@ mod tests {
     fn viewers_updates_are_not_applied() {
         let mut server = LiveDoc::new();
         let u = client_edit(&Doc::new(), |t, txn| t.insert(txn, 0, "nope"));
-        let effects =
-            handle_frame(&mut server, &frame_for(&u), false, &DocLimits::default()).unwrap();
+        let effects = frame_in(&mut server, &frame_for(&u), false, &DocLimits::default()).unwrap();
         assert!(effects.is_empty());
         assert_eq!(server.text("t"), "");
     }
@@ -609,7 +868,7 @@ mod tests {
     fn bad_frames_change_nothing() {
         let mut server = LiveDoc::new();
         let good = client_edit(&Doc::new(), |t, txn| t.insert(txn, 0, "ok"));
-        handle_frame(&mut server, &frame_for(&good), true, &DocLimits::default()).unwrap();
+        frame_in(&mut server, &frame_for(&good), true, &DocLimits::default()).unwrap();
         let sv = server.state_vector();
         let limits = DocLimits::default();
         // A good update followed by garbage in the same frame: nothing applies.
@@ -625,7 +884,7 @@ mod tests {
             mixed,
         ] {
             assert!(
-                handle_frame(&mut server, &bad, true, &limits).is_err(),
+                frame_in(&mut server, &bad, true, &limits).is_err(),
                 "{bad:?}"
             );
         }
@@ -643,7 +902,7 @@ mod tests {
         };
         let big = client_edit(&Doc::new(), |t, txn| t.insert(txn, 0, &"x".repeat(200)));
         assert_eq!(
-            handle_frame(&mut server, &frame_for(&big), true, &limits).unwrap_err(),
+            frame_in(&mut server, &frame_for(&big), true, &limits).unwrap_err(),
             DocError::MessageTooLarge(64)
         );
         let limits = DocLimits {
@@ -651,7 +910,7 @@ mod tests {
             doc_bytes: 100,
             ..DocLimits::default()
         };
-        let e = handle_frame(&mut server, &frame_for(&big), true, &limits).unwrap_err();
+        let e = frame_in(&mut server, &frame_for(&big), true, &limits).unwrap_err();
         assert_eq!(
             (e.close_code(), ApiError::from(e).code()),
             (1009, "document_too_large")
@@ -680,46 +939,196 @@ mod tests {
     }
 
     #[test]
-    fn restore_is_a_forward_change_that_converges() {
-        let client = Doc::new();
+    fn sync_requests_are_answered_within_a_budget() {
+        let limits = DocLimits::default();
         let mut server = LiveDoc::new();
-        server
-            .apply(&client_edit(&client, |t, txn| {
-                t.insert(txn, 0, "version one")
-            }))
-            .unwrap();
-        let v1 = LiveDoc::load(&server.snapshot(), []).unwrap();
-        server
-            .apply(&client_edit(&client, |t, txn| t.insert(txn, 8, "NOT ")))
-            .unwrap();
-        assert_eq!(server.text("t"), "version NOT one");
-        let change = server.restore_texts(&v1, &["t".to_string()]).unwrap();
-        assert_eq!(server.text("t"), "version one");
-        client
-            .transact_mut()
-            .apply_update(Update::decode_v1(&change).unwrap())
-            .unwrap();
-        assert_eq!(
-            client
-                .get_or_insert_text("t")
-                .get_string(&client.transact()),
-            "version one"
-        );
-        assert!(
-            server.restore_texts(&v1, &["t".to_string()]).is_none(),
-            "nothing left to restore"
-        );
+        let mut peer = Peer::new(&limits, 0);
+        let ask = encode(&Message::Sync(SyncMessage::SyncStep1(
+            StateVector::default(),
+        )));
+        let viewer = Rights {
+            write: false,
+            create: false,
+        };
+        for _ in 0..limits.sync_rate.capacity as usize {
+            handle_frame(&mut server, &ask, &mut peer, viewer, 0, &limits).unwrap();
+        }
+        let e = handle_frame(&mut server, &ask, &mut peer, viewer, 0, &limits).unwrap_err();
+        assert_eq!(e, DocError::TooManySyncRequests);
+        assert_eq!(e.close_code(), 1008);
+        // The budget refills over time.
+        handle_frame(&mut server, &ask, &mut peer, viewer, 1000, &limits).unwrap();
     }
 
     #[test]
-    fn text_diff_keeps_common_ends() {
+    fn messages_are_rate_limited_per_socket() {
+        let limits = DocLimits {
+            message_rate: Rate {
+                capacity: 3.0,
+                per_sec: 3.0,
+            },
+            ..DocLimits::default()
+        };
+        let mut server = LiveDoc::new();
+        let mut peer = Peer::new(&limits, 0);
+        let rights = Rights {
+            write: true,
+            create: true,
+        };
+        for _ in 0..3 {
+            handle_frame(&mut server, &[3], &mut peer, rights, 0, &limits).unwrap();
+        }
+        let e = handle_frame(&mut server, &[3], &mut peer, rights, 0, &limits).unwrap_err();
         assert_eq!(
-            text_diff("hello world", "hello brave world"),
-            (6, 0, "brave ")
+            (e.clone(), e.close_code()),
+            (DocError::TooManyMessages, 1008)
         );
-        assert_eq!(text_diff("abc", "abc"), (3, 0, ""));
-        assert_eq!(text_diff("aXc", "aYc"), (1, 1, "Y"));
-        assert_eq!(text_diff("😀a", "😀b"), (2, 1, "b"));
+        // Another socket has its own budget.
+        let mut other = Peer::new(&limits, 0);
+        handle_frame(&mut server, &[3], &mut other, rights, 0, &limits).unwrap();
+    }
+
+    #[test]
+    fn a_room_at_its_bound_creates_no_document() {
+        let limits = DocLimits::default();
+        let mut server = LiveDoc::new();
+        let full = Rights {
+            write: true,
+            create: false,
+        };
+        let u = frame_for(&client_edit(&Doc::new(), |t, txn| t.insert(txn, 0, "new")));
+        let e = handle_frame(
+            &mut server,
+            &u,
+            &mut Peer::new(&limits, 0),
+            full,
+            0,
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(e, DocError::TooManyDocuments(limits.docs_per_room));
+        assert_eq!(
+            (e.close_code(), ApiError::from(e).code()),
+            (1008, "too_many_documents")
+        );
+        assert_eq!((server.text("t").as_str(), server.exists), ("", false));
+        // A document that exists takes writes whatever the room's count.
+        server.exists = true;
+        handle_frame(
+            &mut server,
+            &u,
+            &mut Peer::new(&limits, 0),
+            full,
+            0,
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(server.text("t"), "new");
+    }
+
+    #[test]
+    fn shared_types_are_bounded_per_document() {
+        let limits = DocLimits {
+            types_per_doc: 3,
+            ..DocLimits::default()
+        };
+        let client = Doc::new();
+        let nested = |n: usize| {
+            let before = client.transact().state_vector();
+            {
+                let mut txn = client.transact_mut();
+                let mut map = yrs::WriteTxn::get_or_insert_map(&mut txn, "m");
+                for _ in 0..n {
+                    map = yrs::Map::insert(&map, &mut txn, "k", yrs::MapPrelim::default());
+                }
+            }
+            client.transact().encode_state_as_update_v1(&before)
+        };
+        let mut server = LiveDoc::new();
+        frame_in(&mut server, &frame_for(&nested(2)), true, &limits).unwrap();
+        assert_eq!(server.types, 2);
+        let e = frame_in(&mut server, &frame_for(&nested(2)), true, &limits).unwrap_err();
+        assert_eq!(e, DocError::TooManyTypes(3));
+        assert_eq!(
+            (e.close_code(), ApiError::from(e).code()),
+            (1008, "too_many_types")
+        );
+        // A compaction counts what the snapshot holds.
+        let snapshot = server.snapshot();
+        server.compacted(&snapshot).unwrap();
+        assert_eq!((server.types, server.tail_updates), (2, 0));
+        assert_eq!(LiveDoc::load(&snapshot, []).unwrap().types, 2);
+    }
+
+    #[test]
+    fn empty_updates_store_nothing_and_create_nothing() {
+        let mut server = LiveDoc::new();
+        let limits = DocLimits::default();
+        let empty_step2 = encode(&Message::Sync(SyncMessage::SyncStep2(
+            EMPTY_UPDATE.to_vec(),
+        )));
+        for frame in [update_message(&EMPTY_UPDATE), empty_step2] {
+            assert!(frame_in(&mut server, &frame, true, &limits)
+                .unwrap()
+                .is_empty());
+        }
+        assert!(!server.exists);
+        let u = client_edit(&Doc::new(), |t, txn| t.insert(txn, 0, "x"));
+        let effects = frame_in(&mut server, &frame_for(&u), true, &limits).unwrap();
+        assert_eq!(effects, vec![DocEffect::Persist(u)]);
+        assert!(server.exists);
+    }
+
+    #[test]
+    fn access_follows_the_latest_role_heard() {
+        use Access::*;
+        assert_eq!(
+            (Access::of(Role::Member), Access::of(Role::Viewer)),
+            (Write, Read)
+        );
+        assert_eq!(Access::now(Write, None), Write);
+        assert_eq!(Access::now(Read, None), Read);
+        assert_eq!(Access::now(Write, Some(Some(Role::Viewer))), Read);
+        assert_eq!(Access::now(Read, Some(Some(Role::Member))), Write);
+        assert_eq!(Access::now(Read, Some(Some(Role::Owner))), Write);
+        assert_eq!(Access::now(Write, Some(None)), Removed);
+    }
+
+    #[test]
+    fn a_socket_speaks_for_a_bounded_number_of_awareness_clients() {
+        let limits = DocLimits::default();
+        let mut tracked = Vec::new();
+        let many: Vec<(u64, u32, bool)> = (0..limits.awareness_clients as u64)
+            .map(|i| (i, 1, false))
+            .collect();
+        track_awareness(&mut tracked, &many, &limits).unwrap();
+        track_awareness(&mut tracked, &[(0, 2, true), (99, 1, false)], &limits).unwrap();
+        assert_eq!(tracked.len(), limits.awareness_clients);
+        assert!(tracked.contains(&(99, 1)) && !tracked.iter().any(|(c, _)| *c == 0));
+        let e = track_awareness(&mut tracked, &[(100, 1, false)], &limits).unwrap_err();
+        assert_eq!(e.close_code(), 1009);
+    }
+
+    #[test]
+    fn big_rows_and_long_tails_are_stored_as_a_snapshot() {
+        let limits = DocLimits::default();
+        let mut doc = LiveDoc::new();
+        assert_eq!(plan_write(&doc, &[&[1; 100]], &limits), StoreAs::Append);
+        let big = vec![1; limits.chunk_bytes + 1];
+        assert_eq!(plan_write(&doc, &[&[1], &big], &limits), StoreAs::Snapshot);
+        doc.tail_updates = limits.compact_after_updates - 1;
+        assert_eq!(plan_write(&doc, &[&[1]], &limits), StoreAs::Snapshot);
+        doc.tail_updates = 0;
+        doc.tail_bytes = limits.compact_after_bytes - 10;
+        assert_eq!(plan_write(&doc, &[&[1; 9]], &limits), StoreAs::Append);
+        assert_eq!(plan_write(&doc, &[&[1; 10]], &limits), StoreAs::Snapshot);
+    }
+
+    #[test]
+    fn reading_text_creates_no_root() {
+        let server = LiveDoc::new();
+        assert_eq!(server.text(TEXT_ROOT), "");
+        assert_eq!(server.doc.transact().root_refs().count(), 0);
     }
 
     #[test]
@@ -736,10 +1145,11 @@ mod tests {
             .into(),
         };
         let frame = encode(&Message::Awareness(update));
-        let effects = handle_frame(&mut server, &frame, false, &DocLimits::default()).unwrap();
+        let effects = frame_in(&mut server, &frame, false, &DocLimits::default()).unwrap();
         assert_eq!(effects[0], DocEffect::Awareness(vec![(7, 3, false)]));
         assert!(matches!(&effects[1], DocEffect::Relay(b) if *b == frame));
-        let removal = decode_frame(&awareness_removal(&[(7, 3)]), &DocLimits::default()).unwrap();
+        let (removal, _) =
+            decode_frame(&awareness_removal(&[(7, 3)]), &DocLimits::default()).unwrap();
         let Message::Awareness(u) = &removal[0] else {
             panic!()
         };
@@ -770,6 +1180,10 @@ mod tests {
             ("b", vec![(None, b"3".as_slice())]),
         ];
         assert_eq!(q.bursts(), expected);
+        q.discard("a");
+        assert_eq!(q.bursts(), vec![("b", vec![(None, b"3".as_slice())])]);
+        q.discard("b");
+        assert!(q.is_empty());
     }
 
     #[test]
@@ -901,13 +1315,13 @@ mod tests {
         fn fuzzed_frames_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200),
                                      flip in any::<(usize, u8)>()) {
             let mut server = LiveDoc::new();
-            let _ = handle_frame(&mut server, &bytes, true, &DocLimits::default());
+            let _ = frame_in(&mut server, &bytes, true, &DocLimits::default());
             let good = frame_for(&client_edit(&Doc::new(), |t, txn| t.insert(txn, 0, "fuzz me")));
             let mut mutated = good.clone();
             let i = flip.0 % mutated.len();
             mutated[i] ^= flip.1;
             let mut server = LiveDoc::new();
-            let _ = handle_frame(&mut server, &mutated, true, &DocLimits::default());
+            let _ = frame_in(&mut server, &mutated, true, &DocLimits::default());
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Documents in the Room Durable Object's SQLite: an append-only tail of
 //! updates per document, compacted into a snapshot stored in chunks (rows stay
-//! under the 2 MB limit), and named versions stored the same way.
+//! under the 2 MB limit; an update too big for a row goes into a snapshot),
+//! named versions stored the same way, tombstones of deleted documents, and
+//! the latest role the room heard for each person (document sockets follow it).
 
 use serde::{Deserialize, Serialize};
-use tessera_core::docs::{DocLimits, LiveDoc};
+use tessera_core::docs::{plan_write, DocLimits, LiveDoc, StoreAs};
+use tessera_core::rooms::Role;
 use worker::{SqlStorage, SqlStorageValue as V};
 
 use crate::store::int;
@@ -40,6 +43,13 @@ CREATE TABLE IF NOT EXISTS doc_versions (
   PRIMARY KEY (doc, v)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS doc_tombstones (
+  name TEXT PRIMARY KEY,
+  deleted_at INTEGER NOT NULL,
+  deleted_by TEXT NOT NULL,
+  backups_purged INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS member_roles (user_id TEXT PRIMARY KEY, role TEXT);
 ";
 
 const SNAPSHOT: &str = "snapshot";
@@ -64,6 +74,28 @@ pub struct VersionInfo {
     pub created_by: String,
     pub created_at: u64,
     pub bytes: u64,
+}
+
+/// A deleted document's name, kept so that its name is not re-created by a
+/// client that still holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub name: String,
+    pub deleted_at: u64,
+    pub deleted_by: String,
+}
+
+/// `SELECT COUNT(*) AS n …`.
+fn count(sql: &SqlStorage, query: &str, args: Vec<V>) -> worker::Result<u64> {
+    #[derive(Deserialize)]
+    struct N {
+        n: u64,
+    }
+    Ok(sql
+        .exec(query, args)?
+        .to_array::<N>()?
+        .first()
+        .map_or(0, |n| n.n))
 }
 
 pub struct DocStore {
@@ -156,27 +188,71 @@ impl DocStore {
         Ok(Some(live))
     }
 
-    /// Appends updates to a document's tail (creating the document).
-    pub fn append(&self, doc: &str, updates: &[&[u8]], now_ms: u64) -> worker::Result<()> {
-        let bytes: usize = updates.iter().map(|u| u.len()).sum();
+    /// Stores a burst of `live`'s updates (merged into `rows`; `live` already
+    /// holds them): appended to the tail, or folded with everything else into
+    /// a new snapshot when the tail is long or a row would be too big for
+    /// one (`plan_write`). Creates the document. The caller runs it in one
+    /// synchronous turn, so it commits as one transaction.
+    pub fn write_burst(
+        &self,
+        doc: &str,
+        live: &mut LiveDoc,
+        rows: &[&[u8]],
+        now_ms: u64,
+        limits: &DocLimits,
+    ) -> worker::Result<()> {
+        let plan = plan_write(live, rows, limits);
+        let appended: &[&[u8]] = match plan {
+            StoreAs::Append => rows,
+            StoreAs::Snapshot => &[],
+        };
+        let bytes: usize = appended.iter().map(|u| u.len()).sum();
         self.sql.exec(
             "INSERT INTO docs (name, tail_updates, tail_bytes, updated_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (name) DO UPDATE SET tail_updates = tail_updates + excluded.tail_updates,
                tail_bytes = tail_bytes + excluded.tail_bytes, updated_at = excluded.updated_at",
             vec![
                 V::from(doc),
-                int(updates.len() as u64),
+                int(appended.len() as u64),
                 int(bytes as u64),
                 int(now_ms),
             ],
         )?;
-        for u in updates {
+        for u in appended {
             self.sql.exec(
                 "INSERT INTO doc_updates (doc, data) VALUES (?, ?)",
                 vec![V::from(doc), V::Blob(u.to_vec())],
             )?;
         }
-        Ok(())
+        match plan {
+            StoreAs::Append => {
+                live.tail_updates += appended.len() as u64;
+                live.tail_bytes += bytes as u64;
+                Ok(())
+            }
+            StoreAs::Snapshot => self.compact(doc, live, limits),
+        }
+    }
+
+    /// Creates an empty document (a deliberate creation: it also lifts a
+    /// tombstone). `false` when it already exists.
+    pub fn create(&self, doc: &str, now_ms: u64) -> worker::Result<bool> {
+        if self.info(doc)?.is_some() {
+            return Ok(false);
+        }
+        self.sql.exec(
+            "DELETE FROM doc_tombstones WHERE name = ?",
+            vec![V::from(doc)],
+        )?;
+        self.sql.exec(
+            "INSERT INTO docs (name, updated_at) VALUES (?, ?)",
+            vec![V::from(doc), int(now_ms)],
+        )?;
+        Ok(true)
+    }
+
+    pub fn count(&self) -> worker::Result<u64> {
+        count(&self.sql, "SELECT COUNT(*) AS n FROM docs", vec![])
     }
 
     /// Replaces snapshot and tail with one snapshot of `live` (one transaction:
@@ -190,13 +266,13 @@ impl DocStore {
             "UPDATE docs SET snapshot_bytes = ?, tail_updates = 0, tail_bytes = 0 WHERE name = ?",
             vec![int(snapshot.len() as u64), V::from(doc)],
         )?;
-        live.stored_bytes = snapshot.len();
-        live.tail_updates = 0;
-        live.tail_bytes = 0;
-        Ok(())
+        live.compacted(&snapshot)
+            .map_err(|e| worker::Error::RustError(format!("the snapshot of {doc}: {e}")))
     }
 
-    pub fn delete(&self, doc: &str) -> worker::Result<bool> {
+    /// Deletes a document with its versions and leaves a tombstone, so that a
+    /// client still holding it cannot bring it back. `false` when it did not exist.
+    pub fn delete(&self, doc: &str, by: &str, now_ms: u64) -> worker::Result<bool> {
         let existed = self.info(doc)?.is_some();
         for table in [
             "doc_updates WHERE doc",
@@ -207,7 +283,64 @@ impl DocStore {
             self.sql
                 .exec(&format!("DELETE FROM {table} = ?"), vec![V::from(doc)])?;
         }
+        if existed {
+            self.sql.exec(
+                "INSERT INTO doc_tombstones (name, deleted_at, deleted_by) VALUES (?, ?, ?)
+                 ON CONFLICT (name) DO UPDATE SET deleted_at = excluded.deleted_at,
+                   deleted_by = excluded.deleted_by, backups_purged = 0",
+                vec![V::from(doc), int(now_ms), V::from(by)],
+            )?;
+        }
         Ok(existed)
+    }
+
+    /// The tombstone of a deleted document, if it has one.
+    pub fn tombstone(&self, doc: &str) -> worker::Result<Option<Tombstone>> {
+        Ok(self
+            .sql
+            .exec(
+                "SELECT name, deleted_at, deleted_by FROM doc_tombstones WHERE name = ?",
+                vec![V::from(doc)],
+            )?
+            .to_array::<Tombstone>()?
+            .pop())
+    }
+
+    /// The newest tombstones, newest first (at most `limit`).
+    pub fn tombstones(&self, limit: u32) -> worker::Result<Vec<Tombstone>> {
+        self.sql
+            .exec(
+                "SELECT name, deleted_at, deleted_by FROM doc_tombstones
+                 ORDER BY deleted_at DESC, name LIMIT ?",
+                vec![int(u64::from(limit))],
+            )?
+            .to_array()
+    }
+
+    /// Deleted documents whose R2 backups are not yet known to be gone.
+    pub fn unpurged_tombstones(&self) -> worker::Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct N {
+            name: String,
+        }
+        Ok(self
+            .sql
+            .exec(
+                "SELECT name FROM doc_tombstones WHERE backups_purged = 0",
+                None,
+            )?
+            .to_array::<N>()?
+            .into_iter()
+            .map(|n| n.name)
+            .collect())
+    }
+
+    pub fn mark_backups_purged(&self, doc: &str) -> worker::Result<()> {
+        self.sql.exec(
+            "UPDATE doc_tombstones SET backups_purged = 1 WHERE name = ?",
+            vec![V::from(doc)],
+        )?;
+        Ok(())
     }
 
     pub fn save_version(
@@ -218,7 +351,15 @@ impl DocStore {
         state: &[u8],
         now_ms: u64,
         limits: &DocLimits,
-    ) -> worker::Result<VersionInfo> {
+    ) -> worker::Result<Option<VersionInfo>> {
+        let held = count(
+            &self.sql,
+            "SELECT COUNT(*) AS n FROM doc_versions WHERE doc = ?",
+            vec![V::from(doc)],
+        )?;
+        if held >= limits.versions_per_doc {
+            return Ok(None);
+        }
         #[derive(Deserialize)]
         struct N {
             v: Option<u64>,
@@ -239,13 +380,27 @@ impl DocStore {
             "INSERT INTO doc_versions (doc, v, label, created_by, created_at, bytes) VALUES (?, ?, ?, ?, ?, ?)",
             vec![V::from(doc), int(next), V::from(label), V::from(by), int(now_ms), int(state.len() as u64)],
         )?;
-        Ok(VersionInfo {
+        Ok(Some(VersionInfo {
             v: next,
             label: label.to_string(),
             created_by: by.to_string(),
             created_at: now_ms,
             bytes: state.len() as u64,
-        })
+        }))
+    }
+
+    /// Deletes a version; `false` when there was none.
+    pub fn delete_version(&self, doc: &str, v: u64) -> worker::Result<bool> {
+        let existed = self.versions(doc)?.iter().any(|x| x.v == v);
+        self.sql.exec(
+            "DELETE FROM doc_chunks WHERE doc = ? AND kind = ?",
+            vec![V::from(doc), V::from(format!("v{v}"))],
+        )?;
+        self.sql.exec(
+            "DELETE FROM doc_versions WHERE doc = ? AND v = ?",
+            vec![V::from(doc), int(v)],
+        )?;
+        Ok(existed)
     }
 
     pub fn versions(&self, doc: &str) -> worker::Result<Vec<VersionInfo>> {
@@ -270,6 +425,33 @@ impl DocStore {
         self.sql.exec(
             "UPDATE docs SET backed_up_at = ? WHERE name = ?",
             vec![int(now_ms), V::from(doc)],
+        )?;
+        Ok(())
+    }
+
+    /// Every person the room heard a role notice for, with the latest role
+    /// (`None`: removed from the room).
+    pub fn member_roles(&self) -> worker::Result<Vec<(String, Option<Role>)>> {
+        #[derive(Deserialize)]
+        struct R {
+            user_id: String,
+            role: Option<String>,
+        }
+        Ok(self
+            .sql
+            .exec("SELECT user_id, role FROM member_roles", None)?
+            .to_array::<R>()?
+            .into_iter()
+            .map(|r| (r.user_id, r.role.and_then(|role| role.parse().ok())))
+            .collect())
+    }
+
+    pub fn set_member_role(&self, user_id: &str, role: Option<Role>) -> worker::Result<()> {
+        let role = role.map_or(V::Null, |r| V::from(r.as_str()));
+        self.sql.exec(
+            "INSERT INTO member_roles (user_id, role) VALUES (?, ?)
+             ON CONFLICT (user_id) DO UPDATE SET role = excluded.role",
+            vec![V::from(user_id), role],
         )?;
         Ok(())
     }

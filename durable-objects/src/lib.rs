@@ -11,6 +11,7 @@ pub mod http;
 pub mod members;
 pub mod notify;
 pub mod person;
+pub mod r2;
 pub mod room;
 pub mod search;
 pub mod sessions;

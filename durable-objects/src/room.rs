@@ -18,7 +18,7 @@ use tessera_core::chat::{
     apply, plan_resume, read_state, record_event, ChatLimits, ChatStore, Resume, HELLO_READS_MAX,
     HISTORY_PAGE_MAX,
 };
-use tessera_core::docs::{DocLimits, LiveDoc, UpdateQueue};
+use tessera_core::docs::{DocLimits, LiveDoc, Peer, UpdateQueue};
 use tessera_core::files::FileRef;
 use tessera_core::presence::{self, Connected};
 use tessera_core::protocol::{
@@ -35,9 +35,6 @@ use worker::{
 
 /// Writes per second per person (bursts of as many), unless `CHAT_RATE_PER_SEC` says otherwise.
 const DEFAULT_WRITE_RATE: f64 = 10.0;
-/// Messages per second per document socket, unless `DOC_RATE_PER_SEC` says
-/// otherwise: far above typing speed (a paste is one update).
-const DEFAULT_DOC_RATE: f64 = 500.0;
 /// `typing`, `presence` and `read` frames per person (every socket of theirs
 /// together, so more sockets buy no more): bursts of 10, then 2 a second.
 /// Far above what a person does (a client sends `typing` every few seconds
@@ -105,14 +102,17 @@ pub struct RoomDO {
     pub(crate) writers: RefCell<HashMap<String, WebSocket>>,
     pub(crate) flush_scheduled: Cell<bool>,
     pub(crate) backup_alarm_set: Cell<bool>,
+    /// How often changed documents are backed up (`DOC_BACKUP_EVERY_MS`, a day).
+    pub(crate) backup_every_ms: u64,
     /// The latest awareness message of each document socket (by connection).
     /// Clients renew their awareness periodically, so this rebuilds itself.
     pub(crate) awareness: RefCell<HashMap<String, Vec<u8>>>,
     pub(crate) last_doc_event: RefCell<HashMap<String, u64>>,
-    /// Messages per second per document socket (a burst of as many).
-    pub(crate) doc_rate: Rate,
-    /// Rate-limit buckets per document connection (in memory: see `buckets`).
-    pub(crate) doc_buckets: RefCell<HashMap<String, TokenBucket>>,
+    /// Budgets per document connection (in memory: see `buckets`).
+    pub(crate) doc_peers: RefCell<HashMap<String, Peer>>,
+    /// The latest role the room heard for each person (`None`: removed),
+    /// read from storage once per object lifetime (see `docs::doc_access`).
+    pub(crate) member_roles: RefCell<Option<HashMap<String, Option<Role>>>>,
     write_rate: Rate,
     /// Rate-limit buckets per person. Losing them on eviction only resets the
     /// limit, which is harmless; everything else lives in storage.
@@ -218,9 +218,6 @@ impl DurableObject for RoomDO {
             ],
         )
         .err();
-        let doc_rate = var::<f64>(&env, "DOC_RATE_PER_SEC")
-            .filter(|r| *r >= 1.0)
-            .unwrap_or(DEFAULT_DOC_RATE);
         let ai_rate = crate::ai::replies_rate(
             var::<f64>(&env, "AI_REPLIES_PER_MIN")
                 .filter(|r| *r >= 1.0)
@@ -233,8 +230,20 @@ impl DurableObject for RoomDO {
             doc_bytes: var(&env, "DOC_SIZE_LIMIT").unwrap_or(doc_defaults.doc_bytes),
             compact_after_updates: var(&env, "DOC_COMPACT_AFTER_UPDATES")
                 .unwrap_or(doc_defaults.compact_after_updates),
+            message_rate: var::<f64>(&env, "DOC_RATE_PER_SEC")
+                .filter(|r| *r >= 1.0)
+                .map_or(doc_defaults.message_rate, |r| Rate {
+                    capacity: r,
+                    per_sec: r,
+                }),
+            docs_per_room: var(&env, "DOC_COUNT_LIMIT").unwrap_or(doc_defaults.docs_per_room),
+            versions_per_doc: var(&env, "DOC_VERSION_LIMIT")
+                .unwrap_or(doc_defaults.versions_per_doc),
+            types_per_doc: var(&env, "DOC_TYPE_LIMIT").unwrap_or(doc_defaults.types_per_doc),
             ..doc_defaults
         };
+        let backup_every_ms =
+            var(&env, "DOC_BACKUP_EVERY_MS").unwrap_or(crate::docs::DEFAULT_BACKUP_EVERY_MS);
         Self {
             state,
             env,
@@ -247,11 +256,9 @@ impl DurableObject for RoomDO {
             backup_alarm_set: Cell::new(false),
             awareness: RefCell::new(HashMap::new()),
             last_doc_event: RefCell::new(HashMap::new()),
-            doc_rate: Rate {
-                capacity: doc_rate,
-                per_sec: doc_rate,
-            },
-            doc_buckets: RefCell::new(HashMap::new()),
+            doc_peers: RefCell::new(HashMap::new()),
+            member_roles: RefCell::new(None),
+            backup_every_ms,
             write_rate: Rate {
                 capacity: per_sec,
                 per_sec,
@@ -513,6 +520,16 @@ fn send(ws: &WebSocket, frame: &ServerFrame) {
     let _ = ws.send_with_str(frame.to_json());
 }
 
+/// The answer to a WebSocket upgrade, echoing the subprotocol the Worker
+/// accepted (a browser's token travels as one).
+pub(crate) fn socket_response(req: &Request, client: WebSocket) -> HttpResult<Response> {
+    let resp = Response::from_websocket(client)?;
+    if let Some(protocol) = req.headers().get("x-tessera-protocol")? {
+        resp.headers().set("sec-websocket-protocol", &protocol)?;
+    }
+    Ok(resp)
+}
+
 /// The caller's identity as the Worker passed it.
 pub(crate) fn identity(req: &Request) -> HttpResult<Identity> {
     req.headers()
@@ -732,6 +749,9 @@ impl RoomDO {
                 for ws in self.state.get_websockets() {
                     let _ = ws.close(Some(CLOSE_ROOM_DELETED), Some("room deleted"));
                 }
+                // Backups go first: once storage is erased nothing would retry.
+                self.purge_doc_backups().await?;
+                self.state.storage().delete_alarm().await?;
                 self.state.storage().delete_all().await?;
                 json(200, &serde_json::json!({ "ok": true }))
             }
@@ -1016,11 +1036,7 @@ impl RoomDO {
                 },
             );
         }
-        let resp = Response::from_websocket(pair.client)?;
-        if let Some(protocol) = req.headers().get("x-tessera-protocol")? {
-            resp.headers().set("sec-websocket-protocol", &protocol)?;
-        }
-        Ok(resp)
+        socket_response(req, pair.client)
     }
 
     fn history(&self, query: &BTreeMap<String, String>) -> HttpResult<Response> {
@@ -1151,8 +1167,10 @@ impl RoomDO {
     }
 
     /// A new role applies to open sockets at once; a removed member's sockets
-    /// are closed and their read marker forgotten.
+    /// are closed and their read marker forgotten. Document sockets follow
+    /// through `docs::doc_member_changed`.
     pub(crate) fn apply_member_notice(&self, update: &MemberNotice) {
+        self.doc_member_changed(update);
         if update.role.is_none() {
             if let Err(e) = self.store().forget_read(&update.user_id) {
                 worker::console_error!("forgetting a read marker failed: {e}");

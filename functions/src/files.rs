@@ -473,15 +473,5 @@ async fn tell_removed(ctx: &Ctx, room_id: &str, id: &str) -> HttpResult<()> {
 /// Deletes every object of a deleted room from R2 (D1 rows go by cascade).
 pub async fn purge_room(env: &Env, room_id: &str) -> HttpResult<()> {
     let bucket = env.bucket("FILES")?;
-    loop {
-        let listed = bucket.list().prefix(room_prefix(room_id)).execute().await?;
-        let keys: Vec<String> = listed.objects().iter().map(|o| o.key()).collect();
-        if keys.is_empty() {
-            return Ok(());
-        }
-        bucket.delete_multiple(keys).await?;
-        if !listed.truncated() {
-            return Ok(());
-        }
-    }
+    Ok(tessera_durable_objects::r2::delete_prefix(&bucket, &room_prefix(room_id)).await?)
 }

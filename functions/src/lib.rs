@@ -116,13 +116,13 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::ListMessages => room_object::list_messages(ctx, req, a).await,
         Endpoint::PostMessage => room_object::post_message(ctx, req, a).await,
         Endpoint::GetMessage => room_object::get_message(ctx, req, a, b).await,
-        Endpoint::ListDocs => room_object::docs(ctx, req, a, &[]).await,
+        Endpoint::ListDocs | Endpoint::CreateDoc => room_object::docs(ctx, req, a, &[]).await,
         Endpoint::GetDoc | Endpoint::DeleteDoc => room_object::docs(ctx, req, a, &[b]).await,
         Endpoint::PostDocUpdate => room_object::docs(ctx, req, a, &[b, "updates"]).await,
         Endpoint::CreateDocVersion | Endpoint::ListDocVersions => {
             room_object::docs(ctx, req, a, &[b, "versions"]).await
         }
-        Endpoint::GetDocVersion => {
+        Endpoint::GetDocVersion | Endpoint::DeleteDocVersion => {
             room_object::docs(ctx, req, a, &[b, "versions", route.param(2)]).await
         }
         Endpoint::RestoreDocVersion => {

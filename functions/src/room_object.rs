@@ -93,6 +93,13 @@ pub async fn socket(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Respon
 /// Largest binary update accepted over REST (the socket limit is the object's).
 const DOC_UPDATE_LIMIT: usize = 8 * 1024 * 1024;
 
+/// Whether a request carries a body (a length above zero, or a type).
+fn has_body(req: &Request) -> HttpResult<bool> {
+    let headers = req.headers();
+    let length = headers.get("content-length")?;
+    Ok(headers.get("content-type")?.is_some() || length.is_some_and(|l| l != "0"))
+}
+
 /// Every `/docs` route: the socket (`GET …/docs/{doc}` with an upgrade) or a
 /// REST call, forwarded with the caller's identity; the object checks the
 /// role each operation needs.
@@ -115,6 +122,8 @@ pub async fn docs(
             crate::ctx::read_body_as(&mut req, "application/octet-stream", DOC_UPDATE_LIMIT)
                 .await?,
         ),
+        // A restore with no body restores every root.
+        (Method::Post, Some(&"restore")) if !has_body(&req)? => None,
         (Method::Post, _) => Some(crate::ctx::read_body(&mut req).await?),
         _ => None,
     };

@@ -1169,7 +1169,7 @@ export type paths = {
             };
             cookie?: never;
         };
-        /** Documents of the room */
+        /** Documents of the room, and the newest 100 deleted names (tombstones: a client that still holds one of these must not re-create it) */
         get: {
             parameters: {
                 query?: never;
@@ -1198,7 +1198,45 @@ export type paths = {
             };
         };
         put?: never;
-        post?: never;
+        /** Create an empty document (member+). This is also how a deleted name is used again: it lifts the tombstone. A document is also created by its first update (socket or REST) unless its name is deleted */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    room_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DocInfo"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
@@ -1215,12 +1253,12 @@ export type paths = {
             };
             cookie?: never;
         };
-        /** With `Upgrade: websocket`: the y-websocket document socket (token as ?token= or subprotocol bearer.<token>); viewers are read-only. Otherwise the document's content */
+        /** With `Upgrade: websocket`: the y-websocket document socket (token as ?token= or subprotocol bearer.<token>); viewers are read-only. Rights follow the room: a member demoted to viewer is read-only from the next frame, a promoted viewer may write, a removed member's sockets close with 4003. A deleted document's socket is accepted and closed at once with 4004 (`document deleted`) before anything is read: stop the provider and drop its local copy. Other close codes: 1007 malformed or too deeply nested (128 levels), 1008 rate or room limits, 1009 too large. Otherwise the document's content */
         get: {
             parameters: {
                 query?: {
                     format?: "update" | "text";
-                    /** @description the Y.Text root, with format=text */
+                    /** @description the Y.Text root read with format=text */
                     name?: string;
                     token?: string;
                 };
@@ -1253,6 +1291,7 @@ export type paths = {
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
+                410: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
@@ -1260,7 +1299,7 @@ export type paths = {
         };
         put?: never;
         post?: never;
-        /** Delete the document (admin+) */
+        /** Delete the document and its versions and backups (admin+); its sockets close with 4004 and the name is kept as a tombstone until it is created again (POST …/docs) */
         delete: {
             parameters: {
                 query?: never;
@@ -1284,6 +1323,7 @@ export type paths = {
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
+                410: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
@@ -1306,7 +1346,7 @@ export type paths = {
         };
         get?: never;
         put?: never;
-        /** Apply a binary Yjs v1 update (member+); connected clients receive it */
+        /** Apply a binary Yjs v1 update (member+), up to 8 MiB; it is stored (an update too big for one storage row goes into a snapshot) before it is answered and broadcast; 503 when it could not be stored (nothing changed); 409 `too_many_documents` when it would create a document in a full room, `too_many_types` beyond DOC_TYPE_LIMIT (4,000) shared types, `document_too_large` beyond DOC_SIZE_LIMIT; 410 `document_deleted` for a deleted name */
         post: {
             parameters: {
                 query?: never;
@@ -1323,7 +1363,7 @@ export type paths = {
                 };
             };
             responses: {
-                /** @description success */
+                /** @description stored and broadcast */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -1337,6 +1377,7 @@ export type paths = {
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
+                410: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -1385,13 +1426,14 @@ export type paths = {
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
+                410: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
             };
         };
         put?: never;
-        /** Save the current state as a named version (member+) */
+        /** Save the current state as a named version (member+); at most DOC_VERSION_LIMIT (default 100) per document, then 409 `too_many_versions` */
         post: {
             parameters: {
                 query?: never;
@@ -1423,6 +1465,8 @@ export type paths = {
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                410: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -1452,7 +1496,7 @@ export type paths = {
             parameters: {
                 query?: {
                     format?: "update" | "text";
-                    /** @description the Y.Text root, with format=text */
+                    /** @description the Y.Text root read with format=text */
                     name?: string;
                 };
                 header?: never;
@@ -1485,7 +1529,37 @@ export type paths = {
         };
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete a version (admin+) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    room_id: string;
+                    doc: string;
+                    version: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description deleted */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                410: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
         options?: never;
         head?: never;
         patch?: never;
@@ -1504,7 +1578,7 @@ export type paths = {
         };
         get?: never;
         put?: never;
-        /** Restore the named Y.Text roots to this version, as a new forward change that connected clients receive (member+) */
+        /** Restore the document to this version as a new forward change that every connected client receives like an edit (member+). With no body every root is restored (text, map, array, XML fragment; each root's type is read from the stored content, formatting and attribute types kept); `{"texts": [...]}` restores only the roots named */
         post: {
             parameters: {
                 query?: never;
@@ -1516,7 +1590,7 @@ export type paths = {
                 };
                 cookie?: never;
             };
-            requestBody: {
+            requestBody?: {
                 content: {
                     "application/json": {
                         texts: string[];
@@ -1538,6 +1612,7 @@ export type paths = {
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
+                410: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -4428,6 +4503,8 @@ export type components = {
         };
         DocList: {
             docs: components["schemas"]["DocInfo"][];
+            /** @description deleted names, newest first */
+            deleted: components["schemas"]["DocTombstone"][];
         };
         DocVersion: {
             v: number;
@@ -5343,6 +5420,13 @@ export type components = {
         InviteList: {
             invites: components["schemas"]["ListedInvite"][];
             next_cursor: string | null;
+        };
+        DocTombstone: {
+            name: string;
+            /** @description milliseconds since the epoch */
+            deleted_at: number;
+            /** @description user id */
+            deleted_by: string;
         };
     };
     responses: {
