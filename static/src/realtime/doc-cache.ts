@@ -1,15 +1,9 @@
 /**
  * The documents this device keeps offline: one IndexedDB database per user,
  * room and document (y-indexeddb's), listed per person in localStorage so
- * that signing out can erase every one; and the name of the text root the
- * editor edits. No Yjs here: the initial bundle imports this for sign-out.
+ * that signing out can erase every one. No Yjs here: the initial bundle
+ * imports this for sign-out.
  */
-/**
- * The Y.Text root that Tessera's editor edits: `ydoc.getText('content')`. The
- * server's text read (`?format=text`) and version restore use the same name.
- */
-export const TEXT_ROOT = 'content';
-
 const INDEX = 'tessera.docs.';
 
 /** The IndexedDB database of one person's copy of one document. */

@@ -15,9 +15,15 @@ import { IndexeddbPersistence } from 'y-indexeddb';
 import { WebsocketProvider } from 'y-websocket';
 import type { Awareness } from 'y-protocols/awareness';
 import { rejected, token } from '../api/auth';
-import { TEXT_ROOT, cacheName, forgetLocal, keptLocally } from './doc-cache';
+import { cacheName, forgetLocal, keptLocally } from './doc-cache';
 import { backoff, online } from './net';
 import { GONE, SESSION_ENDED } from './room-socket';
+
+/**
+ * The Y.Text root that Tessera's editor edits: `ydoc.getText('content')`, the
+ * server's `TEXT_ROOT` (docs/documents.md), which its text read uses by default.
+ */
+export const TEXT_ROOT = 'content';
 
 /** What the header says: the cache is loading, edits are on their way, all sent, or kept here until the connection returns. */
 export type SaveState = 'loading' | 'connecting' | 'saving' | 'saved' | 'offline';

@@ -8,10 +8,11 @@ import { api, ok } from '../api/client';
 import { token, user } from '../api/auth';
 import { readError, networkError } from '../api/errors';
 import type { components } from '../api/schema.gen';
-import { TEXT_ROOT, forgetLocal } from '../realtime/doc-cache';
+import { forgetLocal } from '../realtime/doc-cache';
 
 type S = components['schemas'];
 export type DocInfo = S['DocInfo'];
+export type DocList = S['DocList'];
 export type DocVersion = S['DocVersion'];
 
 /** Document names the server accepts: 1–128 of A-Z a-z 0-9 . _ - */
@@ -19,8 +20,14 @@ export const DOC_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 
 const path = (room: string, doc: string) => ({ path: { room_id: room, doc } });
 
-export async function list(room: string): Promise<DocInfo[]> {
-  return (await ok(api.GET('/api/v1/rooms/{room_id}/docs', { params: { path: { room_id: room } } }))).docs;
+/** The room's documents, and the names deleted (newest first), which stay deleted until created again. */
+export async function list(room: string): Promise<DocList> {
+  return ok(api.GET('/api/v1/rooms/{room_id}/docs', { params: { path: { room_id: room } } }));
+}
+
+/** Creates an empty document; a deleted name is used again only this way (409 when it exists). */
+export async function create(room: string, name: string): Promise<void> {
+  await ok(api.POST('/api/v1/rooms/{room_id}/docs', { params: { path: { room_id: room } }, body: { name } }));
 }
 
 export async function remove(room: string, doc: string): Promise<void> {
@@ -45,14 +52,15 @@ async function raw(method: 'GET' | 'POST', url: string, body?: Uint8Array<ArrayB
 
 const docUrl = (room: string, doc: string) => `/api/v1/rooms/${encodeURIComponent(room)}/docs/${encodeURIComponent(doc)}`;
 
-/** Writes a Yjs update into a document (created by it when new). */
-export async function upload(room: string, doc: string, update: Uint8Array<ArrayBuffer>): Promise<void> {
-  await raw('POST', `${docUrl(room, doc)}/updates`, update);
+/** A new document `name` holding a Yjs update (all of another document's roots). */
+export async function createWith(room: string, name: string, update: Uint8Array<ArrayBuffer>): Promise<void> {
+  await create(room, name);
+  await raw('POST', `${docUrl(room, name)}/updates`, update);
 }
 
 /** A copy of every root of `doc` under a new name (how a document is renamed: copy, then delete). */
 export async function copy(room: string, doc: string, to: string): Promise<void> {
-  await upload(room, to, new Uint8Array(await (await raw('GET', `${docUrl(room, doc)}?format=update`)).arrayBuffer()));
+  await createWith(room, to, new Uint8Array(await (await raw('GET', `${docUrl(room, doc)}?format=update`)).arrayBuffer()));
 }
 
 export async function versions(room: string, doc: string): Promise<DocVersion[]> {
@@ -64,15 +72,18 @@ export async function saveVersion(room: string, doc: string, label: string): Pro
   return ok(api.POST('/api/v1/rooms/{room_id}/docs/{doc}/versions', { params: path(room, doc), body: { label } }));
 }
 
-/** The editor's text in version `v`. */
+/** The editor's text in version `v` (the server reads the editor's root, `content`, by default). */
 export async function versionText(room: string, doc: string, v: number): Promise<string> {
-  return (await raw('GET', `${docUrl(room, doc)}/versions/${v}?format=text&name=${TEXT_ROOT}`)).text();
+  return (await raw('GET', `${docUrl(room, doc)}/versions/${v}?format=text`)).text();
 }
 
-/** Restores version `v` as a forward change: every connected editor receives it like an edit. */
+/**
+ * Restores version `v` as a forward change that every connected editor
+ * receives like an edit. With no body the server restores every root, reading
+ * each one's type from the stored content.
+ */
 export async function restore(room: string, doc: string, v: number): Promise<void> {
   await ok(api.POST('/api/v1/rooms/{room_id}/docs/{doc}/versions/{version}/restore', {
     params: { path: { room_id: room, doc, version: v } },
-    body: { texts: [TEXT_ROOT] },
   }));
 }

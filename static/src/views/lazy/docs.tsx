@@ -23,7 +23,7 @@ import { Copy, FilePlus, FileText, GitCompare, History, Pencil, Trash, X } from 
 const docPath = (room: string, doc: string) => `/rooms/${room}/docs/${encodeURIComponent(doc)}`;
 
 /** A name that fits the server's rule, or why not. */
-function checkName(name: string, taken: readonly string[]): string | null {
+export function checkName(name: string, taken: readonly string[] = []): string | null {
   if (!docs.DOC_NAME.test(name)) return 'Use 1 to 128 letters, digits, dots, dashes or underscores (no spaces).';
   if (taken.includes(name)) return 'A document of that name exists.';
   return null;
@@ -33,10 +33,15 @@ interface PanelProps { roomId: string; role: Role | null; writable: boolean; s: 
 
 export function DocsPanel({ roomId, role, writable, s, onClose }: PanelProps) {
   const list = useSignal<docs.DocInfo[] | null>(null);
+  const deleted = useSignal<readonly string[]>([]);
   const error = useSignal<string | null>(null);
   const naming = useSignal<null | { mode: 'new' | 'copy' | 'rename'; from?: string }>(null);
   const deleting = useSignal<string | null>(null);
-  const load = () => docs.list(roomId).then((d) => { list.value = [...d].sort((a, b) => b.updated_at - a.updated_at); error.value = null; })
+  const load = () => docs.list(roomId).then((d) => {
+    list.value = [...d.docs].sort((a, b) => b.updated_at - a.updated_at);
+    deleted.value = d.deleted.map((t) => t.name);
+    error.value = null;
+  })
     .catch((e) => { error.value = describe(e); });
   useEffect(() => {
     void load();
@@ -71,11 +76,12 @@ export function DocsPanel({ roomId, role, writable, s, onClose }: PanelProps) {
         {list.value?.length === 0 && <li class="muted small">No documents yet.</li>}
       </ul>
       {naming.value && (
-        <NameDialog mode={naming.value.mode} from={naming.value.from} taken={names}
+        <NameDialog mode={naming.value.mode} from={naming.value.from} taken={names} deleted={deleted.value}
           onClose={() => { naming.value = null; }}
           onDone={async (name) => {
             const { mode, from } = naming.value!;
-            if (mode !== 'new') await docs.copy(roomId, from!, name);
+            if (mode === 'new') await docs.create(roomId, name);
+            else await docs.copy(roomId, from!, name);
             if (mode === 'rename') await docs.remove(roomId, from!);
             naming.value = null;
             if (mode === 'copy') { say(`Copied to ${name}.`); await load(); } else navigate(docPath(roomId, name));
@@ -100,7 +106,16 @@ export function DocsPanel({ roomId, role, writable, s, onClose }: PanelProps) {
 
 const NAME_TITLES = { new: 'New document', copy: 'Copy document', rename: 'Rename document' } as const;
 
-function NameDialog({ mode, from, taken, onClose, onDone }: { mode: 'new' | 'copy' | 'rename'; from: string | undefined; taken: readonly string[]; onClose: () => void; onDone: (name: string) => Promise<void> }) {
+interface NameProps {
+  mode: 'new' | 'copy' | 'rename';
+  from: string | undefined;
+  taken: readonly string[];
+  deleted: readonly string[];
+  onClose: () => void;
+  onDone: (name: string) => Promise<void>;
+}
+
+function NameDialog({ mode, from, taken, deleted, onClose, onDone }: NameProps) {
   const suggested = mode === 'new' ? 'notes.md' : from!.replace(/(\.[^.]+)?$/, (ext) => `-copy${ext}`);
   const name = useSignal(suggested);
   const error = useSignal<string | null>(null);
@@ -122,6 +137,7 @@ function NameDialog({ mode, from, taken, onClose, onDone }: { mode: 'new' | 'cop
         <p id="doc-name-hint" class={error.value ? 'error small' : 'hint'} role={error.value ? 'alert' : undefined}>
           {error.value ?? 'The extension chooses the highlighting: .md for notes, .js, .py, .rs, .json… for code.'}
         </p>
+        {deleted.includes(name.value.trim()) && <p class="muted small">A document of this name was deleted; this makes a new one.</p>}
         {mode === 'rename' && <p class="muted small">Renaming copies the document to the new name and deletes the old one; its versions stay with the old name.</p>}
         <div class="row end">
           <button type="button" class="btn" onClick={onClose}>Cancel</button>

@@ -21,7 +21,7 @@ import { fail, say } from '../../state/toasts';
 import { Avatar } from '../rooms/AccountButton';
 import { Icon } from '../ui/Icon';
 import { ArrowLeft, Download, History, Redo2, Search, Undo2 } from '../icons';
-import { VersionsPanel } from './docs';
+import { VersionsPanel, checkName } from './docs';
 
 const WORDS: Record<SaveState, string> = {
   loading: 'Opening…',
@@ -134,9 +134,10 @@ function Gone({ s, why, roomId }: { s: DocSession; why: 'deleted' | 'removed'; r
   const saveAs = async (e: Event) => {
     e.preventDefault();
     const n = name.value.trim();
-    if (!docs.DOC_NAME.test(n)) { error.value = 'Use 1 to 128 letters, digits, dots, dashes or underscores.'; return; }
+    const bad = checkName(n);
+    if (bad) { error.value = bad; return; }
     try {
-      await docs.upload(roomId, n, new Uint8Array(Y.encodeStateAsUpdate(s.doc)));
+      await docs.createWith(roomId, n, new Uint8Array(Y.encodeStateAsUpdate(s.doc)));
       say(`Saved as ${n}.`);
       navigate(`/rooms/${roomId}/docs/${encodeURIComponent(n)}`);
     } catch (err) { error.value = describe(err); }
