@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs everything Tessera needs beyond Rust, Node 20 and npm. Idempotent and
+# Installs everything Tessera needs beyond Rust, Node 20, npm and Python 3. Idempotent and
 # quick (a few seconds) when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +44,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]} (apt)"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Schema fuzzing (tests/schema.test.mjs) runs schemathesis from a project-local
+# virtualenv, with every package pinned; reinstalled when the pins change.
+requirements=tests/schemathesis/requirements.txt
+if [ ! -x .venv/bin/schemathesis ] || [ "$requirements" -nt .venv/.installed ]; then
+  say "installing schemathesis into .venv (pinned in $requirements)"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r "$requirements"
+  touch .venv/.installed
 fi
 
 # Local-only secrets for wrangler dev; deployed Workers get theirs from

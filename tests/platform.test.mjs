@@ -31,6 +31,13 @@ test('unknown routes and methods', async () => {
   const method = await api(server, 'PUT', '/api/v1/rooms');
   assert.equal(method.status, 405);
   assert.equal(method.body.error.code, 'method_not_allowed');
+  // RFC 9110: a 405 lists the methods the path answers to (found by schema fuzzing).
+  assert.equal(method.headers.get('allow'), 'GET, POST');
+  assert.equal((await api(server, 'DELETE', '/api/v1/health')).headers.get('allow'), 'GET');
+  // A method nobody routes is not read as GET (found by schema fuzzing).
+  const unknown = await api(server, 'QUERY', '/api/v1/health');
+  assert.equal(unknown.status, 405);
+  assert.equal(unknown.headers.get('allow'), 'GET');
 });
 
 test('CORS for configured origins only', async () => {

@@ -3,6 +3,7 @@
 //! The Worker (`functions/`) and the Durable Objects (`durable-objects/`) translate
 //! between the platform and this crate.
 
+pub mod access;
 pub mod actions;
 pub mod actor;
 pub mod ai;

@@ -22,6 +22,9 @@ pub const QUERY_MAX_CHARS: usize = 100;
 pub const RESULTS_MAX: usize = 20;
 /// Candidates the SQL prefilter passes on to [`name_matches`].
 pub const CANDIDATES_MAX: u32 = 200;
+/// D1 refuses longer `LIKE` patterns ("pattern too complex", which answered
+/// 500 to a long `q`; found by schema fuzzing).
+pub const LIKE_PATTERN_MAX_BYTES: usize = 50;
 
 /// A person as a look-up shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,20 +65,25 @@ impl UserQuery {
 
     /// `LIKE` patterns (with `ESCAPE '\'`): the filter (`%q%`), then the
     /// whole-name prefix and a word prefix after a space, which order the
-    /// candidates.
+    /// candidates. Each is at most [`LIKE_PATTERN_MAX_BYTES`]: a longer query
+    /// is narrowed by its beginning only (a superset still), and
+    /// `name_matches` decides.
     pub fn like_patterns(&self) -> [String; 3] {
+        // The longest pattern, `% {core}%`, adds three bytes.
+        let room = LIKE_PATTERN_MAX_BYTES - 3;
         let mut core = String::new();
         for c in self.folded.chars() {
-            match c {
-                '%' | '_' | '\\' => {
-                    core.push('\\');
-                    core.push(c);
-                }
+            let unit = match c {
+                '%' | '_' | '\\' => format!("\\{c}"),
                 // LIKE compares letters outside ASCII by code point: let
                 // any of their cases through, `name_matches` decides.
-                c if !c.is_ascii() && c.to_uppercase().ne(c.to_lowercase()) => core.push('_'),
-                c => core.push(c),
+                c if !c.is_ascii() && c.to_uppercase().ne(c.to_lowercase()) => "_".into(),
+                c => c.to_string(),
+            };
+            if core.len() + unit.len() > room {
+                break;
             }
+            core.push_str(&unit);
         }
         [
             format!("%{core}%"),
@@ -181,6 +189,32 @@ mod tests {
         assert_eq!(word, "% 50\\%\\_a\\\\b%");
         // é has an upper case outside ASCII; 李 has no case.
         assert_eq!(q("Élo李").like_patterns()[1], "_lo李%");
+    }
+
+    /// D1's limit: a 100-character query made a 102-byte pattern and a 500.
+    /// Cut short, the filter still lets the name that is the query through.
+    #[test]
+    fn like_patterns_fit_d1() {
+        for text in [
+            "0".repeat(100),
+            "%".repeat(100),
+            "a\\".repeat(50),
+            "李".repeat(100),
+        ] {
+            let patterns = q(&text).like_patterns();
+            for p in &patterns {
+                assert!(
+                    p.len() <= LIKE_PATTERN_MAX_BYTES,
+                    "{p} is {} bytes",
+                    p.len()
+                );
+            }
+            assert!(sqlite_like(&patterns[0], &text), "{text}");
+        }
+        assert_eq!(
+            q(&"0".repeat(100)).like_patterns()[0],
+            format!("%{}%", "0".repeat(47))
+        );
     }
 
     #[test]
