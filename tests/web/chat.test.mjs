@@ -336,9 +336,7 @@ async function reloadSignedIn(p) {
   assert.ok(await shell.isVisible(), `${p.name}'s session did not survive the reload`);
 }
 
-const needsCookie = { todo: 'pending: the refresh cookie session (sec-auth) is not on main yet' };
-
-test('a reload keeps the session, the draft and the unread line', needsCookie, async () => {
+test('a reload keeps the session, the draft and the unread line', async () => {
   bob.page.setDefaultTimeout(3000);
   await bob.page.getByRole('link', { name: /Launch plan/ }).click();
   await bob.page.getByRole('textbox', { name: /^Message / }).fill('a half-written thought');
@@ -360,7 +358,7 @@ test('a reload keeps the session, the draft and the unread line', needsCookie, a
   assert.equal(await bob.page.getByRole('textbox', { name: /^Message / }).inputValue(), 'a half-written thought');
 });
 
-test('the outbox survives a reload and is delivered afterwards', needsCookie, async () => {
+test('the outbox survives a reload and is delivered afterwards', async () => {
   bob.page.setDefaultTimeout(3000);
   bobNet.blocked = true;
   for (const ws of bobNet.open) await ws.close({ code: 4000, reason: 'test: dropped' });
@@ -375,7 +373,7 @@ test('the outbox survives a reload and is delivered afterwards', needsCookie, as
   assert.equal(await log(ada.page).getByText('kept across a reload').count(), 1);
 });
 
-test('signing out everywhere ends the other device\'s session too; this one forgets its drafts', needsCookie, async () => {
+test('signing out everywhere ends the other device\'s session too; this one forgets its drafts', async () => {
   bob.page.setDefaultTimeout(5000);
   const laptop = await person(browser, server, 'Bob');
   Object.assign(laptop, { email: bob.email, password: bob.password });

@@ -61,13 +61,16 @@ export function onSignOut(fn: (userId: string) => unknown): void {
   cleanups.push(fn);
 }
 
-async function post<T>(path: string, body?: unknown): Promise<T> {
+async function post<T>(path: string, body?: unknown, bearer?: string): Promise<T> {
   let res: Response;
+  const headers: Record<string, string> = { ...SESSION_HEADERS };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (bearer) headers.authorization = `Bearer ${bearer}`;
   try {
     res = await fetch(path, {
       method: 'POST',
       credentials: 'same-origin',
-      headers: body === undefined ? SESSION_HEADERS : { ...SESSION_HEADERS, 'content-type': 'application/json' },
+      headers,
       body: body === undefined ? null : JSON.stringify(body),
     });
   } catch (e) {
@@ -184,7 +187,9 @@ export async function signInWithIdToken(id_token: string): Promise<User> {
 export async function signOut(everywhere = false): Promise<boolean> {
   let confirmed = true;
   try {
-    await post<null>('/api/v1/auth/logout', everywhere ? { everywhere: true } : undefined);
+    // One session ends by its cookie; every session only on the word of a current access token.
+    if (everywhere) await post<null>('/api/v1/auth/logout', { everywhere: true }, await token());
+    else await post<null>('/api/v1/auth/logout');
   } catch {
     confirmed = false;
   }
