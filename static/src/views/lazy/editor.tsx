@@ -88,7 +88,7 @@ export function DocView({ roomId, doc }: { roomId: string; doc: string }) {
         <a class="icon-btn" href={`/rooms/${roomId}`} onClick={follow} aria-label={`Back to ${room?.name ?? 'the room'}`}><Icon node={ArrowLeft} /></a>
         <div class="room-title">
           <h1 id="doc-title">{doc}</h1>
-          <p class="muted small">{room?.name ?? 'Room'} · <span class={`save ${state}`} role="status">{WORDS[state]}</span></p>
+          <p class="muted small">{room?.name ?? 'Room'} · <span class={`save ${gone ? 'offline' : state}`} role="status">{gone ? (gone === 'deleted' ? 'Deleted' : 'Closed') : WORDS[state]}</span></p>
         </div>
         {peers.length > 0 && (
           <ul class="peers" aria-label="Also here">
@@ -98,18 +98,18 @@ export function DocView({ roomId, doc }: { roomId: string; doc: string }) {
             {peers.length > 5 && <li class="muted small">+{peers.length - 5}</li>}
           </ul>
         )}
-        <div class="room-tools">
+        {!gone && <div class="room-tools">
           {writable && <button type="button" class="icon-btn" aria-label="Undo" disabled={!e} onClick={() => { e?.undo.undo(); e?.view.focus(); }}><Icon node={Undo2} /></button>}
           {writable && <button type="button" class="icon-btn" aria-label="Redo" disabled={!e} onClick={() => { e?.undo.redo(); e?.view.focus(); }}><Icon node={Redo2} /></button>}
           <button type="button" class="icon-btn" aria-label="Find and replace" disabled={!e} onClick={() => e?.find()}><Icon node={Search} /></button>
           <button type="button" class="icon-btn" aria-label="Versions" aria-pressed={versions.value} onClick={() => { versions.value = !versions.value; }}><Icon node={History} /></button>
-        </div>
+        </div>}
       </header>
       {!writable && role !== null && <p class="notice" role="note">{archivedRoom.value ? 'This room is archived: documents can be read but not changed.' : 'You are a viewer here: you can read this document but not change it.'}</p>}
       {gone && s && <Gone s={s} why={gone} roomId={roomId} />}
       <div class="room-body">
         <div class={`editor-host${gone ? ' hidden' : ''}`} ref={host} />
-        {versions.value && (
+        {versions.value && !gone && (
           <VersionsPanel roomId={roomId} doc={doc} writable={writable} members={members.value}
             current={() => s?.text.toString() ?? ''} onClose={() => { versions.value = false; }} />
         )}
