@@ -192,11 +192,9 @@ pub const fn rule_of(endpoint: Endpoint) -> Rule {
         E::GetCheckin => room(P::ReadRoom, 200),
         E::GetAiUsage => rule(Who::Room(Role::Owner), 200),
         // Cross-room reads: each answers only from the caller's own rooms.
-        E::ListApprovalInbox
-        | E::Search
-        | E::ListInbox
-        | E::GetPreferences
-        | E::GetPush => rule(Who::SignedIn, 200),
+        E::ListApprovalInbox | E::Search | E::ListInbox | E::GetPreferences | E::GetPush => {
+            rule(Who::SignedIn, 200)
+        }
         E::MeSocket => rule(Who::SignedIn, 101),
         E::ReadInbox | E::UpdatePreferences => rule(Who::SignedIn, 200),
         E::CreatePushSubscription => rule(Who::SignedIn, 201),
@@ -205,10 +203,9 @@ pub const fn rule_of(endpoint: Endpoint) -> Rule {
         E::UnsubscribePage | E::Unsubscribe => rule(Who::Anyone, 200),
         E::PostIncomingWebhook => rule(Who::Anyone, 201),
         // Webhooks are managed by the people who manage the room.
-        E::ListWebhooks
-        | E::UpdateWebhook
-        | E::ListWebhookDeliveries
-        | E::ListIncomingWebhooks => room(P::ManageMembers, 200),
+        E::ListWebhooks | E::UpdateWebhook | E::ListWebhookDeliveries | E::ListIncomingWebhooks => {
+            room(P::ManageMembers, 200)
+        }
         E::CreateWebhook | E::CreateIncomingWebhook => room(P::ManageMembers, 201),
         E::DeleteWebhook | E::DeleteIncomingWebhook => room(P::ManageMembers, 204),
         E::TestWebhook => room(P::ManageMembers, 202),

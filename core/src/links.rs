@@ -6,6 +6,7 @@
 //! the Worker serves it only while that person is still a member of the
 //! file's room, so a removed member's links stop working at once.
 
+use crate::hmac::{constant_time_eq, hmac_sha256};
 use crate::ids::is_valid_path_param;
 use crate::ApiError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,14 +24,14 @@ pub struct LinkKey([u8; 32]);
 impl LinkKey {
     /// Derives the link key from the deployment's secret.
     pub fn derive(secret: &[u8]) -> Self {
-        LinkKey(hmac_sha256::HMAC::mac(KEY_CONTEXT, secret))
+        LinkKey(hmac_sha256(secret, &[KEY_CONTEXT]))
     }
 
     /// Ids and expiry, newline-separated: ids are path parameters (no
     /// newlines), so no two inputs share a message.
     fn mac(&self, file_id: &str, user_id: &str, expires_at: u64) -> [u8; 32] {
         let message = format!("{file_id}\n{user_id}\n{expires_at}");
-        hmac_sha256::HMAC::mac(message.as_bytes(), self.0)
+        hmac_sha256(&self.0, &[message.as_bytes()])
     }
 }
 
@@ -111,12 +112,6 @@ pub fn verify(
         return Err(ApiError::LinkExpired);
     }
     Ok(uid.clone())
-}
-
-/// Compares without stopping at the first difference, so the time taken
-/// does not tell how much of a guessed signature was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -225,7 +220,7 @@ mod tests {
     #[test]
     fn the_link_key_is_not_the_secret() {
         // HMAC-SHA256 test case 2 of RFC 4231, which the derivation relies on.
-        let mac = hmac_sha256::HMAC::mac(b"what do ya want for nothing?", b"Jefe");
+        let mac = hmac_sha256(b"Jefe", &[b"what do ya want for nothing?"]);
         let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
             hex,

@@ -17,7 +17,7 @@ pub mod search;
 pub mod sessions;
 mod store;
 pub mod upload;
-mod webcrypto;
+pub mod webcrypto;
 mod workflows;
 
 pub use person::PersonDO;

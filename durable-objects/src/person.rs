@@ -891,7 +891,7 @@ fn alarm_time(at: u64) -> worker::ScheduledTime {
 /// A subscription's id: derived from its endpoint, so subscribing again
 /// from the same browser replaces the old entry.
 fn subscription_id(endpoint: &str) -> String {
-    use tessera_core::notify::hmac::hmac_sha256;
+    use tessera_core::hmac::hmac_sha256;
     hmac_sha256(b"push subscription", &[endpoint.as_bytes()])[..16]
         .iter()
         .map(|b| format!("{b:02x}"))

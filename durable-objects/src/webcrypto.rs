@@ -1,8 +1,9 @@
-//! The elliptic-curve and AES steps of Web Push through the platform's
-//! WebCrypto (no crypto crate in the bundle): a one-time ECDH P-256 key pair
-//! and shared secret, AES-128-GCM, and the ES256 signature of VAPID tokens.
-//! The key schedule and message layout around them are in
-//! `tessera_core::notify::webpush`.
+//! Public-key and AES work through the platform's WebCrypto (no crypto crate
+//! in the bundle): for Web Push a one-time ECDH P-256 key pair and shared
+//! secret, AES-128-GCM and the ES256 signature of VAPID tokens (the key
+//! schedule and message layout around them are in
+//! `tessera_core::notify::webpush`); for sign-in the RS256/ES256 signatures
+//! of identity providers' tokens (the rest of a JWT is `tessera_core::jwt`).
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use tessera_core::notify::webpush::{self, Target, PUBLIC_KEY_LEN, SALT_LEN};
@@ -157,4 +158,52 @@ pub async fn vapid(
         .await?,
     );
     Ok(webpush::vapid_authorization(&input, &sig, &public))
+}
+
+/// An identity provider's public key: the JWK members WebCrypto imports
+/// (base64url, as the provider's JWKS has them).
+pub enum JwsKey<'a> {
+    /// RS256 (RSASSA-PKCS1-v1_5 with SHA-256).
+    Rsa { n: &'a str, e: &'a str },
+    /// ES256 (ECDSA on P-256 with SHA-256).
+    P256 { x: &'a str, y: &'a str },
+}
+
+/// Whether `signature` is the key's signature of `input` (a JWS signing input).
+/// A key WebCrypto cannot import is the token's fault, not the server's.
+pub async fn verify_jws(key: JwsKey<'_>, input: &[u8], signature: &[u8]) -> Result<bool, ApiError> {
+    let subtle = subtle()?;
+    let (jwk, import, verify) = match key {
+        JwsKey::Rsa { n, e } => (
+            algorithm(&[("kty", "RSA".into()), ("n", n.into()), ("e", e.into())])?,
+            algorithm(&[
+                ("name", "RSASSA-PKCS1-v1_5".into()),
+                ("hash", "SHA-256".into()),
+            ])?,
+            algorithm(&[("name", "RSASSA-PKCS1-v1_5".into())])?,
+        ),
+        JwsKey::P256 { x, y } => (
+            algorithm(&[
+                ("kty", "EC".into()),
+                ("crv", "P-256".into()),
+                ("x", x.into()),
+                ("y", y.into()),
+            ])?,
+            algorithm(&[("name", "ECDSA".into()), ("namedCurve", "P-256".into())])?,
+            algorithm(&[("name", "ECDSA".into()), ("hash", "SHA-256".into())])?,
+        ),
+    };
+    let key: CryptoKey = wait(
+        subtle.import_key_with_object("jwk", &jwk, &import, false, &usages(&["verify"])),
+        "importKey",
+    )
+    .await
+    .map_err(|_| ApiError::InvalidToken("provider key is malformed".into()))?
+    .unchecked_into();
+    let verified = wait(
+        subtle.verify_with_object_and_u8_array_and_u8_array(&verify, &key, signature, input),
+        "verify",
+    )
+    .await?;
+    Ok(verified.as_bool() == Some(true))
 }

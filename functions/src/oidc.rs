@@ -17,14 +17,15 @@ use crate::crypto;
 use crate::ctx::{arg, now_secs, Ctx};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jwt_simple::prelude::*;
 use serde::Deserialize;
 use std::cell::RefCell;
 use tessera_core::auth::{
     check_external_expiry, validate_display_name, verified_email, OidcConfig, ID_TOKEN_MAX_AGE_SECS,
 };
+use tessera_core::jwt::{self, Registered};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{Failure, HttpResult};
+use tessera_durable_objects::webcrypto::{verify_jws, JwsKey};
 use worker::{Fetch, Url};
 
 const REFETCH_AFTER_SECS: u64 = 10;
@@ -57,7 +58,7 @@ thread_local! {
     static JWKS: RefCell<Option<Cache>> = const { RefCell::new(None) };
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct ExternalClaims {
     email: Option<String>,
     /// A boolean, or the string `"true"` from some providers.
@@ -153,26 +154,26 @@ fn b64(field: &Option<String>) -> Result<Vec<u8>, ApiError> {
         .ok_or_else(|| ApiError::InvalidToken("provider key is malformed".into()))
 }
 
-fn verify_with(
-    jwk: &Jwk,
-    alg: &str,
-    token: &str,
-    options: VerificationOptions,
-) -> Result<JWTClaims<ExternalClaims>, ApiError> {
-    let bad = |e: jwt_simple::Error| ApiError::InvalidToken(e.to_string());
+/// The key as WebCrypto imports it, once it meets the key policy: RSA keys of
+/// 2048 to 4096 bits with the exponent 65537, or P-256 points.
+fn jws_key<'a>(jwk: &'a Jwk, alg: &str) -> Result<JwsKey<'a>, ApiError> {
+    let malformed = || ApiError::InvalidToken("provider key is malformed".into());
     match (alg, jwk.kty.as_str()) {
-        ("RS256", "RSA") => RS256PublicKey::from_components(&b64(&jwk.n)?, &b64(&jwk.e)?)
-            .map_err(bad)?
-            .verify_token(token, Some(options))
-            .map_err(bad),
+        ("RS256", "RSA") => {
+            jwt::check_rsa_key(&b64(&jwk.n)?, &b64(&jwk.e)?)?;
+            Ok(JwsKey::Rsa {
+                n: jwk.n.as_deref().ok_or_else(malformed)?,
+                e: jwk.e.as_deref().ok_or_else(malformed)?,
+            })
+        }
         ("ES256", "EC") if jwk.crv.as_deref() == Some("P-256") => {
-            let mut point = vec![0x04];
-            point.extend(b64(&jwk.x)?);
-            point.extend(b64(&jwk.y)?);
-            ES256PublicKey::from_bytes(&point)
-                .map_err(bad)?
-                .verify_token(token, Some(options))
-                .map_err(bad)
+            if b64(&jwk.x)?.len() != 32 || b64(&jwk.y)?.len() != 32 {
+                return Err(malformed());
+            }
+            Ok(JwsKey::P256 {
+                x: jwk.x.as_deref().ok_or_else(malformed)?,
+                y: jwk.y.as_deref().ok_or_else(malformed)?,
+            })
         }
         _ => Err(ApiError::InvalidToken(format!(
             "key type does not match {alg}"
@@ -191,38 +192,51 @@ struct Expect<'a> {
 /// A verified external token: the identity it names and its claims.
 struct Verified {
     external_id: String,
-    claims: JWTClaims<ExternalClaims>,
+    registered: Registered,
+    extra: ExternalClaims,
 }
 
 async fn verify(ctx: &Ctx, token: &str, expect: Expect<'_>) -> HttpResult<Verified> {
     let p = provider(ctx)?;
-    let meta =
-        Token::decode_metadata(token).map_err(|_| ApiError::InvalidToken("not a JWT".into()))?;
-    let alg = meta.algorithm();
+    let token = jwt::parse(token)?;
+    let alg = token.header.alg.as_str();
     if alg != "RS256" && alg != "ES256" {
         return Err(ApiError::InvalidToken(format!("algorithm {alg} is not accepted")).into());
     }
-    let kid = meta
-        .key_id()
+    let kid = token
+        .header
+        .kid
+        .as_deref()
         .ok_or_else(|| ApiError::InvalidToken("token names no key (`kid`)".into()))?;
     let jwk = find_key(&p.jwks_url, kid).await?;
-    let options = VerificationOptions {
-        allowed_issuers: Some(HashSet::from_strings(&[&p.issuer])),
-        allowed_audiences: Some(HashSet::from_strings(&[expect.audience])),
-        time_tolerance: Some(Duration::from_secs(30)),
-        max_validity: expect.max_age_secs.map(Duration::from_secs),
-        required_nonce: expect.nonce.map(str::to_string),
-        ..Default::default()
-    };
-    let claims = verify_with(&jwk, alg, token, options)?;
-    check_external_expiry(claims.expires_at.map(|t| t.as_secs()), now_secs())?;
-    let subject = claims
-        .subject
+    if !verify_jws(
+        jws_key(&jwk, alg)?,
+        token.signing_input(),
+        token.signature(),
+    )
+    .await?
+    {
+        return Err(ApiError::InvalidToken("token signature does not match".into()).into());
+    }
+    let registered: Registered = token.claims()?;
+    let now = now_secs();
+    registered.check(&jwt::Expect {
+        issuer: &p.issuer,
+        audience: expect.audience,
+        now,
+        leeway_secs: 30,
+        max_age_secs: expect.max_age_secs,
+        nonce: expect.nonce,
+    })?;
+    check_external_expiry(registered.exp, now)?;
+    let subject = registered
+        .sub
         .clone()
         .ok_or_else(|| ApiError::InvalidToken("token has no subject".into()))?;
     Ok(Verified {
         external_id: format!("{}|{subject}", p.issuer),
-        claims,
+        registered,
+        extra: token.claims()?,
     })
 }
 
@@ -239,7 +253,7 @@ async fn provision(ctx: &Ctx, verified: Verified) -> HttpResult<String> {
     if let Some(id) = find().await? {
         return Ok(id);
     }
-    let extra = verified.claims.custom;
+    let extra = verified.extra;
     let email = verified_email(extra.email.as_deref(), extra.email_verified.as_ref());
     let name = [extra.name, extra.preferred_username, email.clone()]
         .into_iter()
@@ -291,7 +305,7 @@ pub async fn user_for_token(ctx: &Ctx, token: &str) -> HttpResult<External> {
         },
     )
     .await?;
-    let issued_at = verified.claims.issued_at.map(|t| t.as_secs());
+    let issued_at = verified.registered.iat;
     Ok(External {
         user_id: provision(ctx, verified).await?,
         issued_at,
@@ -315,8 +329,7 @@ async fn verify_id_token(ctx: &Ctx, id_token: &str, nonce: Option<&str>) -> Http
     )
     .await?;
     if verified
-        .claims
-        .custom
+        .extra
         .azp
         .as_deref()
         .is_some_and(|azp| azp != client_id)

@@ -11,12 +11,12 @@
 
 use crate::ctx::{arg, now_secs, Ctx};
 use crate::{crypto, oidc, sessions};
-use jwt_simple::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tessera_core::auth::{
     bearer_token, refresh_token_digest, revoked_by, ACCESS_TOKEN_TTL_SECS, REFRESH_TOKEN_TTL_SECS,
     TOKEN_AUDIENCE, TOKEN_ISSUER,
 };
+use tessera_core::jwt::{self, Audience, Expect, Registered};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::HttpResult;
 use worker::Request;
@@ -37,10 +37,6 @@ pub fn secret(ctx: &Ctx) -> HttpResult<String> {
     }
 }
 
-fn signing_key(ctx: &Ctx) -> HttpResult<HS256Key> {
-    Ok(HS256Key::from_bytes(secret(ctx)?.as_bytes()))
-}
-
 #[derive(Serialize)]
 pub struct Session {
     pub access_token: String,
@@ -52,9 +48,17 @@ pub struct Session {
 }
 
 /// Our access tokens' own claim: the session (refresh-token family) they belong to.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct SessionClaim {
     sid: String,
+}
+
+/// An access token's claims, in the order they have always been written.
+#[derive(Serialize)]
+struct AccessClaims<'a> {
+    #[serde(flatten)]
+    registered: Registered,
+    sid: &'a str,
 }
 
 /// Who is calling: the user and, for our own tokens, the session.
@@ -64,19 +68,21 @@ pub struct Caller {
 }
 
 fn access_token(ctx: &Ctx, user_id: &str, session: &str) -> HttpResult<String> {
-    let claims = Claims::with_custom_claims(
-        SessionClaim {
-            sid: session.to_string(),
+    let now = now_secs();
+    let claims = AccessClaims {
+        registered: Registered {
+            iat: Some(now),
+            exp: Some(now + ACCESS_TOKEN_TTL_SECS),
+            nbf: Some(now),
+            iss: Some(TOKEN_ISSUER.into()),
+            sub: Some(user_id.into()),
+            aud: Some(Audience::One(TOKEN_AUDIENCE.into())),
+            jti: Some(crypto::new_id()?),
+            nonce: None,
         },
-        Duration::from_secs(ACCESS_TOKEN_TTL_SECS),
-    )
-    .with_issuer(TOKEN_ISSUER)
-    .with_audience(TOKEN_AUDIENCE)
-    .with_subject(user_id)
-    .with_jwt_id(crypto::new_id()?);
-    signing_key(ctx)?
-        .authenticate(claims)
-        .map_err(|e| ApiError::Internal(format!("jwt sign: {e}")).into())
+        sid: session,
+    };
+    Ok(jwt::sign_hs256(secret(ctx)?.as_bytes(), &claims)?)
 }
 
 fn session(ctx: &Ctx, user_id: &str, family: &str, refresh_token: String) -> HttpResult<Session> {
@@ -173,23 +179,24 @@ pub async fn rotate(ctx: &Ctx, token: &str) -> HttpResult<Session> {
 }
 
 /// Verifies one of our access tokens: (user, session).
-fn verify_own(ctx: &Ctx, token: &str) -> HttpResult<(String, String)> {
-    let options = VerificationOptions {
-        allowed_issuers: Some(HashSet::from_strings(&[TOKEN_ISSUER])),
-        allowed_audiences: Some(HashSet::from_strings(&[TOKEN_AUDIENCE])),
-        time_tolerance: Some(Duration::from_secs(5)),
-        ..Default::default()
-    };
-    let claims = signing_key(ctx)?
-        .verify_token::<SessionClaim>(token, Some(options))
-        .map_err(|e| ApiError::InvalidToken(e.to_string()))?;
-    if claims.expires_at.is_none() {
+fn verify_own(ctx: &Ctx, token: &jwt::Token<'_>) -> HttpResult<(String, String)> {
+    token.verify_hs256(secret(ctx)?.as_bytes())?;
+    let claims: Registered = token.claims()?;
+    claims.check(&Expect {
+        issuer: TOKEN_ISSUER,
+        audience: TOKEN_AUDIENCE,
+        now: now_secs(),
+        leeway_secs: 5,
+        max_age_secs: None,
+        nonce: None,
+    })?;
+    if claims.exp.is_none() {
         return Err(ApiError::InvalidToken("token has no expiry (`exp`)".into()).into());
     }
     let subject = claims
-        .subject
+        .sub
         .ok_or_else(|| ApiError::InvalidToken("token has no subject".into()))?;
-    Ok((subject, claims.custom.sid))
+    Ok((subject, token.claims::<SessionClaim>()?.sid))
 }
 
 /// The caller behind a bearer token: ours (HS256, with its session), or an
@@ -197,11 +204,10 @@ fn verify_own(ctx: &Ctx, token: &str) -> HttpResult<(String, String)> {
 /// first sight). Refused when the account is gone, the session signed out, or
 /// (external tokens) the person signed out everywhere after it was issued.
 pub async fn caller_for_token(ctx: &Ctx, token: &str) -> HttpResult<Caller> {
-    let meta =
-        Token::decode_metadata(token).map_err(|_| ApiError::InvalidToken("not a JWT".into()))?;
-    let (user_id, session, issued_at) = match meta.algorithm() {
+    let parsed = jwt::parse(token)?;
+    let (user_id, session, issued_at) = match parsed.header.alg.as_str() {
         "HS256" => {
-            let (user, sid) = verify_own(ctx, token)?;
+            let (user, sid) = verify_own(ctx, &parsed)?;
             (user, Some(sid), None)
         }
         "RS256" | "ES256" => {

@@ -7,9 +7,9 @@
 use crate::ctx::{arg, now_ms, now_secs, read_json, Ctx};
 use crate::tokens::authenticate;
 use serde::{Deserialize, Serialize};
+use tessera_core::hmac::constant_time_eq;
 use tessera_core::notify::apikeys::hash as sha256_hex;
 use tessera_core::notify::fanout::Delivery;
-use tessera_core::notify::hmac::constant_time_eq;
 use tessera_core::notify::inbox::{Kind, NewItem};
 use tessera_core::notify::incoming;
 use tessera_core::notify::jobs::{message_id, Job};

@@ -5,8 +5,8 @@
 //! that name the person and what they leave, signed so they cannot be made
 //! up for someone else).
 
-use super::hmac::{constant_time_eq, hmac_sha256};
 use super::inbox::{Kind, NewItem};
+use crate::hmac::{constant_time_eq, hmac_sha256};
 use crate::ApiError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

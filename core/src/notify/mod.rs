@@ -8,7 +8,6 @@
 pub mod apikeys;
 pub mod email;
 pub mod fanout;
-pub mod hmac;
 pub mod inbox;
 pub mod incoming;
 pub mod jobs;

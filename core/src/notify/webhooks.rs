@@ -5,7 +5,7 @@
 //! secret is being rotated), verification, the target URL's rules, and the
 //! retry schedule with the automatic disabling of a hook that keeps failing.
 
-use super::hmac::{constant_time_eq, hmac_sha256};
+use crate::hmac::{constant_time_eq, hmac_sha256};
 use crate::ApiError;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;

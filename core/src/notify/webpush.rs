@@ -6,8 +6,8 @@
 //! a fresh key pair, the ES256 signature) and AES-128-GCM itself run in the
 //! Worker through WebCrypto; this module is everything around them.
 
-use super::hmac::{hkdf_expand32, hkdf_extract};
 use super::inbox::Item;
+use crate::hmac::{hkdf_expand32, hkdf_extract};
 use crate::ApiError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

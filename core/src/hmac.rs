@@ -1,7 +1,7 @@
 //! HMAC-SHA256 (RFC 2104) and HKDF (RFC 5869) over the `sha2` the crate
-//! already carries: webhook signatures, unsubscribe tokens and the Web Push
-//! key schedule are then pure functions, tested natively, and add no crate
-//! to the Worker's bundle.
+//! already carries: access tokens, file links, webhook signatures,
+//! unsubscribe tokens and the Web Push key schedule are then pure functions,
+//! tested natively, and add no crate to the Worker's bundle.
 
 use sha2::{Digest, Sha256};
 
