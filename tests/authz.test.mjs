@@ -4,10 +4,11 @@
 // table (core/src/access.rs, kept in tests/authz-matrix.json) expects.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createECDH, createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join as joinPath } from 'node:path';
 import WebSocket from 'ws';
-import { api, randomIp, register, ROOT, startServer } from './harness.mjs';
+import { api, JWT_SECRET, randomIp, register, ROOT, startServer } from './harness.mjs';
 import { join } from './ws.mjs';
 import { freshMember, NEVER_RULE, OK, post, roomFor, seed, textUpdate, upload } from './seed.mjs';
 import { awareness, kindOf, syncStep1, syncUpdate } from './ywire.mjs';
@@ -40,6 +41,38 @@ async function freshDoc() {
   }), 200, 'doc');
   return doc;
 }
+
+/** A Web Push subscription body (RFC 8030 endpoint, RFC 8291 keys). */
+function pushBody() {
+  const ecdh = createECDH('prime256v1');
+  ecdh.generateKeys();
+  return {
+    endpoint: `https://push.example.org/${fresh('sub')}`,
+    expirationTime: null,
+    keys: { p256dh: ecdh.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') },
+  };
+}
+
+/** The signed token of an email's unsubscribe link (core::notify::email::unsubscribe_token). */
+function unsubscribeToken(userId) {
+  const key = createHmac('sha256', JWT_SECRET).update('tessera unsubscribe v1').digest();
+  const mac = createHmac('sha256', key).update(`${userId}\0email`).digest().subarray(0, 16).toString('base64url');
+  return `${userId}.email.${mac}`;
+}
+
+const hooks = `/api/v1/rooms/${room}/webhooks`;
+const freshWebhook = async () => OK(await api(server, 'POST', hooks, {
+  token: owner.token, body: { url: 'https://hooks.example.org/in', events: ['message.posted'] },
+}), 201, 'webhook').id;
+const freshIncoming = async () => OK(await api(server, 'POST', `/api/v1/rooms/${room}/incoming-webhooks`, {
+  token: owner.token, body: { name: 'matrix' },
+}), 201, 'incoming webhook');
+const freshInvite = async () => OK(await api(server, 'POST', `/api/v1/rooms/${room}/invites`, { token: owner.token, body: { role: 'member' } }), 201, 'invite').code;
+const webhook = await freshWebhook();
+const incomingToken = (await freshIncoming()).path.split('/').pop();
+// Whose subscription a caller deletes: their own; callers without a valid token name the member's.
+const personOf = (caller) => ({ non_member: people.stranger, removed: people.removed }[caller] ?? people[caller] ?? member);
+const form = { 'content-type': 'application/x-www-form-urlencoded' };
 
 /**
  * How to make each route's request so that only access decides the answer:
@@ -124,6 +157,44 @@ const REQUESTS = {
   AnalyzeBatch: async () => ({ body: { file_ids: [await upload(server, member.token, room)] } }),
   GetJob: () => ({}),
   RunCheckin: () => ({}),
+  AuthConfig: () => ({}),
+  // Without a provider's ID token: the body is refused whoever calls (oidc.test.mjs signs real ones).
+  OidcSignIn: () => ({ body: {} }),
+  ListInvites: () => ({}),
+  RevokeInvite: async () => ({ params: { code: await freshInvite() } }),
+  CreateDoc: () => ({ body: { name: fresh('doc') } }),
+  DeleteDocVersion: async () => ({
+    params: { version: OK(await api(server, 'POST', `/api/v1/rooms/${room}/docs/${ids.doc}/versions`, { token: member.token, body: { label: 'to delete' } }), 201, 'version').v },
+  }),
+  DryRunRule: () => ({ body: { ...NEVER_RULE, event: { data: {} } } }),
+  ListApprovalInbox: () => ({}),
+  MeSocket: () => ({ socket: true }),
+  ListInbox: () => ({}),
+  ReadInbox: () => ({ body: { all: true } }),
+  GetPreferences: () => ({}),
+  UpdatePreferences: () => ({ body: { level: 'all' } }),
+  GetPush: () => ({}),
+  CreatePushSubscription: () => ({ body: pushBody() }),
+  DeletePushSubscription: async (caller) => ({
+    params: {
+      subscription_id: OK(await api(server, 'POST', '/api/v1/me/push/subscriptions', { token: personOf(caller).token, body: pushBody() }), 201, 'push subscription').id,
+    },
+  }),
+  UnsubscribePage: () => ({ params: { token: unsubscribeToken(people.stranger.user.id) } }),
+  Unsubscribe: () => ({ params: { token: unsubscribeToken(people.stranger.user.id) }, raw: 'List-Unsubscribe=One-Click', headers: form }),
+  ListWebhooks: () => ({}),
+  CreateWebhook: () => ({ body: { url: 'https://hooks.example.org/new', events: ['message.posted'] } }),
+  UpdateWebhook: () => ({ params: { hook_id: webhook }, body: { description: 'changed by the matrix' } }),
+  DeleteWebhook: async () => ({ params: { hook_id: await freshWebhook() } }),
+  TestWebhook: () => ({ params: { hook_id: webhook } }),
+  ListWebhookDeliveries: () => ({ params: { hook_id: webhook } }),
+  ListIncomingWebhooks: () => ({}),
+  CreateIncomingWebhook: () => ({ body: { name: 'made by the matrix' } }),
+  DeleteIncomingWebhook: async () => ({ params: { hook_id: (await freshIncoming()).id } }),
+  PostIncomingWebhook: () => ({ params: { token: incomingToken }, body: { text: 'posted through a hook' } }),
+  GetCheckin: () => ({}),
+  GetAiUsage: () => ({}),
+  Search: () => ({ query: `?q=${encodeURIComponent('hello')}` }),
 };
 
 const PARAMS = {
@@ -174,6 +245,19 @@ for (const route of matrix.routes) {
     assert.deepEqual(wrong, []);
   });
 }
+
+// Authentication comes before the body: a bad body without a token is 401
+// wherever the table wants a token (POST /ai/batch answered 400).
+test('no token and a malformed body: 401 on every route that needs a token', async () => {
+  const wrong = [];
+  for (const route of matrix.routes.filter((r) => r.expect.no_token === 401 && !['GET', 'HEAD'].includes(r.method))) {
+    const spec = await REQUESTS[route.endpoint]('no_token');
+    const path = fill(route.path, { ...PARAMS, ...spec.params });
+    const got = (await api(server, route.method, path, { raw: '{"', headers: { ...spec.headers, 'content-type': 'application/json' } })).status;
+    if (got !== 401) wrong.push(`${route.method} ${route.path}: ${got}`);
+  }
+  assert.deepEqual(wrong, []);
+});
 
 test('the document socket × every caller', async () => {
   const wrong = [];

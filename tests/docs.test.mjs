@@ -294,8 +294,11 @@ test('a restore with no body brings back every root type for every connected cli
     headers: { authorization: `Bearer ${owner.token}`, 'cf-connecting-ip': randomIp() },
   });
   assert.equal(restore.status, 200, await restore.clone().text());
-  for (const c of [a, b]) {
-    await until(() => JSON.stringify(dump(c.ydoc)) === JSON.stringify(expected), 5000, 'the restore reaches every client');
+  for (const [who, c] of [['a', a], ['b', b]]) {
+    await until(() => JSON.stringify(dump(c.ydoc)) === JSON.stringify(expected), 10_000, 'the restore reaches every client')
+      .catch((e) => {
+        throw new Error(`${e.message}: ${who} (connected: ${c.provider.wsconnected}) has ${JSON.stringify(dump(c.ydoc))}, the version is ${JSON.stringify(expected)}`);
+      });
   }
   assert.equal(b.ydoc.getXmlFragment('prosemirror').get(0).getAttribute('level'), 1, 'the attribute keeps its number type');
   // `?format=text` reads the `content` root unless another is named.

@@ -2,12 +2,12 @@
 // persisted state, and gives tests a small HTTP client. Every server is stopped
 // when its test file ends.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomBytes, createHmac } from 'node:crypto';
+import { randomBytes, createHash, createHmac } from 'node:crypto';
 import { after } from 'node:test';
 import { checkResponse } from './openapi.mjs';
 
@@ -29,18 +29,38 @@ export function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * A fresh local D1 with every migration applied. `wrangler d1 migrations
+ * apply` costs a wrangler start (5–20 s on a busy machine) and its result
+ * depends only on the migrations and wrangler.toml, so it runs once per set of
+ * them into .tessera/d1-<hash>/ and each server starts from a copy.
+ */
+function migratedInto(dir) {
+  const hash = createHash('sha256');
+  const migrations = join(ROOT, 'migrations');
+  for (const f of readdirSync(migrations).sort()) hash.update(f).update(readFileSync(join(migrations, f)));
+  hash.update(readFileSync(join(ROOT, 'wrangler.toml')));
+  const template = join(ROOT, '.tessera', `d1-${hash.digest('hex').slice(0, 16)}`);
+  if (!existsSync(template)) {
+    const building = mkdtempSync(join(tmpdir(), 'tessera-d1-'));
+    execFileSync('wrangler', ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', building], { cwd: ROOT, env: ENV, stdio: 'pipe' });
+    // Another process may have made it meanwhile: the first rename wins, the copy is the same.
+    try { renameSync(building, template); } catch { rmSync(building, { recursive: true, force: true }); }
+  }
+  cpSync(template, dir, { recursive: true });
+}
+
+/**
  * Starts `wrangler dev` and waits until it answers. `persistDir` lets a caller
  * restart a server on the same state; `vars` become `--var` bindings; `config`
  * runs another worker (benchmarks' reference servers) instead of Tessera.
  */
 export async function launch({ vars = {}, persistDir, config } = {}) {
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'tessera-test-'));
-  if (!config) {
-    execFileSync('wrangler', ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', dir], {
-      cwd: ROOT,
-      env: ENV,
-      stdio: 'pipe',
-    });
+  // A caller's own persistDir may hold state already: migrations apply to it as they would in production.
+  if (!config && persistDir) {
+    execFileSync('wrangler', ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', dir], { cwd: ROOT, env: ENV, stdio: 'pipe' });
+  } else if (!config) {
+    migratedInto(dir);
   }
   const port = await freePort();
   const inspector = await freePort();

@@ -201,7 +201,7 @@ pub const fn rule_of(endpoint: Endpoint) -> Rule {
         E::DeletePushSubscription => rule(Who::SignedIn, 204),
         // Signed tokens in the path are the credential.
         E::UnsubscribePage | E::Unsubscribe => rule(Who::Anyone, 200),
-        E::PostIncomingWebhook => rule(Who::Anyone, 201),
+        E::PostIncomingWebhook => rule(Who::Anyone, 200),
         // Webhooks are managed by the people who manage the room.
         E::ListWebhooks | E::UpdateWebhook | E::ListWebhookDeliveries | E::ListIncomingWebhooks => {
             room(P::ManageMembers, 200)

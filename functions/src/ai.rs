@@ -27,7 +27,10 @@ use tessera_core::rooms::Role;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, HttpResult};
 use tessera_durable_objects::room;
-use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::{
+    AbortController, D1Database, D1PreparedStatement, Delay, Env, Fetch, Headers, Method, Request,
+    RequestInit, Response,
+};
 
 /// Tokens a room may use per UTC day, unless `AI_ROOM_DAILY_TOKENS` says otherwise.
 const DEFAULT_DAILY_TOKENS: u64 = 200_000;
@@ -120,6 +123,21 @@ pub async fn account(
     calls: &[CallRecord],
 ) -> HttpResult<()> {
     let db = env.d1("DB")?;
+    let statements = usage_statements(&db, room_id, member, calls)?;
+    if !statements.is_empty() {
+        db.batch(statements).await?;
+    }
+    Ok(())
+}
+
+/// The writes that add `calls` to a room's usage of today and to the share
+/// of `member` (what [`account`] runs; several rooms' go in one batch).
+pub fn usage_statements(
+    db: &D1Database,
+    room_id: &str,
+    member: Option<&str>,
+    calls: &[CallRecord],
+) -> HttpResult<Vec<D1PreparedStatement>> {
     let day = day_of(now_secs());
     let mut statements = Vec::new();
     let mut tokens = 0;
@@ -152,10 +170,7 @@ pub async fn account(
             .bind(&[arg(room_id), arg(member), arg(&day), arg(tokens)])?,
         );
     }
-    if !statements.is_empty() {
-        db.batch(statements).await?;
-    }
-    Ok(())
+    Ok(statements)
 }
 
 pub(crate) async fn breakers(env: &Env) -> HttpResult<HashMap<String, Breaker>> {

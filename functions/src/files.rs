@@ -299,7 +299,7 @@ const FILE_COLUMNS: &str = "f.id, f.room_id, f.uploader_id, f.name, f.content_ty
 
 /// A finished file and `user_id`'s role in its room; 404 unless they are a
 /// member now.
-async fn file_for(ctx: &Ctx, id: &str, user_id: &str) -> HttpResult<(FileInfo, Role)> {
+pub async fn file_for(ctx: &Ctx, id: &str, user_id: &str) -> HttpResult<(FileInfo, Role)> {
     #[derive(Deserialize)]
     struct Found {
         #[serde(flatten)]

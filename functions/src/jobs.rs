@@ -8,7 +8,7 @@
 
 use crate::ai::{account, ask_checked, chain, record_in_room, require_budget};
 use crate::ctx::{arg, now_secs, read_json, Ctx};
-use crate::files::file_access;
+use crate::files::{file_access, file_for};
 use crate::tokens::authenticate;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -180,7 +180,9 @@ struct Batch {
 }
 
 /// `POST /api/v1/ai/batch`: every file is checked before any job starts.
+/// The caller is known before the body is read (no token: 401, not 400).
 pub async fn batch(ctx: &Ctx, mut req: Request) -> HttpResult<Response> {
+    let user_id = authenticate(ctx, &req).await?;
     let body: Batch = read_json(&mut req).await?;
     let mut ids = body.file_ids.clone();
     ids.sort();
@@ -193,13 +195,13 @@ pub async fn batch(ctx: &Ctx, mut req: Request) -> HttpResult<Response> {
     }
     let mut files = Vec::new();
     for id in &body.file_ids {
-        let (file, role, user_id) = file_access(ctx, &req, id).await?;
+        let (file, role) = file_for(ctx, id, &user_id).await?;
         check(ctx, &file, role, &user_id).await?;
-        files.push((file, user_id));
+        files.push(file);
     }
     let mut jobs = Vec::new();
-    for (file, user_id) in &files {
-        jobs.push(start(ctx, file, user_id).await?.0);
+    for file in &files {
+        jobs.push(start(ctx, file, &user_id).await?.0);
     }
     respond(202, &json!({ "jobs": jobs }))
 }

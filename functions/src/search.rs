@@ -10,7 +10,10 @@
 //! fuses both lists by reciprocal rank. Everything else is
 //! `tessera_core::search`.
 
-use crate::ai::{account, api_key, attempt, breakers, chain, post, require_budget, run_workers_ai};
+use crate::ai::{
+    account, api_key, attempt, breakers, chain, post, require_budget, run_workers_ai,
+    usage_statements,
+};
 use crate::ctx::{arg, now_ms, Ctx};
 use crate::tokens::authenticate;
 use serde::Deserialize;
@@ -245,8 +248,14 @@ async fn query_vector(
                     ..c.clone()
                 })
                 .collect();
+            // One D1 round trip for every room's share, not one per room.
+            let db = env.d1("DB")?;
+            let mut statements = Vec::new();
             for room in &rooms {
-                account(env, room, Some(user), &shares).await?;
+                statements.extend(usage_statements(&db, room, Some(user), &shares)?);
+            }
+            if !statements.is_empty() {
+                db.batch(statements).await?;
             }
         }
     }

@@ -8,6 +8,7 @@ import { start } from './api/auth';
 import { App } from './views/App';
 import { watchDeploys } from './state/version';
 import './styles/app.css';
+import './styles/notify-search.css';
 
 // One render per frame however many frames arrive: a busy room re-renders at
 // most at the display rate (a hidden tab, where frames stop, renders at once).

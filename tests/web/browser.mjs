@@ -15,8 +15,10 @@ import { ROOT, randomIp, startServer } from '../harness.mjs';
 export const SHOTS = join(ROOT, '.tessera/screenshots');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium-headless-shell';
 
-// Writes per person are limited to 10/s by default; the chat history test seeds 130 messages at once.
-const VARS = { CHAT_RATE_PER_SEC: '1000' };
+// The files share one Worker, so its vars serve them all. Writes per person are limited to
+// 10/s by default (the chat history test seeds 130 messages at once); webhooks go to a
+// receiver on loopback in the notifications test.
+const VARS = { CHAT_RATE_PER_SEC: '1000', NOTIFY_ALLOW_PRIVATE_URLS: '1' };
 
 let shared = null;
 
@@ -148,11 +150,16 @@ export async function invite(owner, guest, roomName, { role = 'member', signIn =
   await guest.page.getByRole('heading', { level: 1, name: roomName }).waitFor();
 }
 
-/** Signs in through the form (an account made over the API) and waits for the shell. */
-export async function signInUi(p) {
+/**
+ * Signs in through the form and waits for the shell: as the person's own
+ * account (made in the UI before) or as `account`, one made over the API
+ * (`register` of tests/harness.mjs).
+ */
+export async function signInUi(p, account = p) {
   const { page } = p;
-  await page.getByLabel('Email').fill(p.email);
-  await page.getByLabel('Password').fill(p.password);
+  if (!page.url().startsWith('http')) await page.goto('/');
+  await page.getByLabel('Email').fill(account.email);
+  await page.getByLabel('Password').fill(account.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('navigation', { name: 'Your rooms' }).waitFor();
 }

@@ -167,10 +167,10 @@ test('typing shows on the other side; @ offers members and the AI', async () => 
 test('Ctrl+K switches rooms by name', async () => {
   await createRoom(ada, 'Second room');
   await ada.page.keyboard.press('Control+k');
-  const dialog = ada.page.getByRole('dialog', { name: 'Switch room' });
-  await dialog.getByRole('combobox', { name: 'Room name' }).fill('laun');
-  await dialog.getByRole('option', { name: 'Launch plan' }).waitFor();
-  await dialog.getByRole('combobox', { name: 'Room name' }).press('Enter');
+  const dialog = ada.page.getByRole('dialog', { name: 'Search' });
+  await dialog.getByRole('combobox', { name: 'Search rooms and messages' }).fill('laun');
+  await dialog.getByRole('listbox', { name: 'Results' }).getByRole('option', { name: 'Launch plan' }).waitFor();
+  await dialog.getByRole('combobox', { name: 'Search rooms and messages' }).press('Enter');
   await ada.page.getByRole('heading', { level: 1, name: 'Launch plan' }).waitFor();
   ada.check();
 });

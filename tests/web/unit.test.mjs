@@ -1,6 +1,7 @@
 // The browser app's plain TypeScript modules in Node (no browser): the
 // Markdown-lite parser, the timeline's exactly-once stream, the outbox, the
-// socket frame guards against docs/protocol.md, and the layering rule that
+// socket frame guards against docs/protocol.md, search-as-you-type's
+// debounce and cancellation, the timeline's jump window, and the layering rule that
 // nothing below the views imports the view framework.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,6 +30,8 @@ const { Timeline } = await load('realtime/timeline.ts');
 const { Outbox } = await load('realtime/outbox.ts');
 const { isServerFrame, isStream } = await load('realtime/protocol.ts');
 const { sideBySide } = await load('lib/diff.ts');
+const { latest } = await load('lib/latest.ts');
+const { isMeFrame } = await load('realtime/me-protocol.ts');
 
 test('markdown-lite: inline marks, links, mentions', () => {
   const t = (s) => md.inline(s);
@@ -219,4 +222,161 @@ test('layering: realtime/, state/, api/, editor/ and lib/ never import the view 
     }
     assert.doesNotMatch(text, /innerHTML|dangerouslySetInnerHTML|insertAdjacentHTML|document\.write/, `${rel} writes HTML`);
   }
+});
+
+const wf = await load('lib/workflow.ts');
+
+test('workflow: the moves a card offers follow core’s life-cycle (done and cancelled are final)', () => {
+  const names = (s) => wf.moves(s).map((m) => m.action);
+  assert.deepEqual(names('proposed'), ['schedule_activity', 'start_activity', 'cancel_activity']);
+  assert.deepEqual(names('scheduled'), ['schedule_activity', 'start_activity', 'cancel_activity']);
+  assert.deepEqual(names('in_progress'), ['complete_activity', 'cancel_activity']);
+  assert.deepEqual(names('done'), []);
+  assert.deepEqual(names('cancelled'), []);
+  assert.equal(wf.moves('proposed').find((m) => m.action === 'cancel_activity').min, 'admin', 'cancelling is for admins');
+  const cols = wf.columns({
+    a1: { id: 'a1', status: 'done', updated_at: 5 }, a2: { id: 'a2', status: 'proposed', updated_at: 9 }, a3: { id: 'a3', status: 'proposed', updated_at: 7 },
+  });
+  assert.deepEqual(cols.map((c) => [c.status, c.items.map((a) => a.id)]),
+    [['proposed', ['a2', 'a3']], ['scheduled', []], ['in_progress', []], ['done', ['a1']], ['cancelled', []]]);
+});
+
+test('workflow: collaboration_updated changes apply to the activities; other paths leave them alone', () => {
+  const a1 = { id: 'a1', title: 'Posters', status: 'proposed', updated_at: 1 };
+  const before = { a1 };
+  const moved = wf.applyChanges(before, [
+    { path: 'activities.a1.status', old: 'proposed', new: 'in_progress' },
+    { path: 'activities.a1.updated_at', old: 1, new: 2 },
+    { path: 'activities.a2', old: null, new: { id: 'a2', title: 'Venue', status: 'proposed', updated_at: 2 } },
+  ]);
+  assert.deepEqual(moved, { a1: { ...a1, status: 'in_progress', updated_at: 2 }, a2: { id: 'a2', title: 'Venue', status: 'proposed', updated_at: 2 } });
+  assert.equal(before.a1.status, 'proposed', 'the old state is not mutated');
+  assert.deepEqual(wf.applyChanges(moved, [{ path: 'activities.a2', old: {}, new: null }]), { a1: moved.a1 });
+  assert.equal(wf.applyChanges(before, [{ path: 'settings.archived', old: false, new: true }, { path: 'rules.r1', old: null, new: {} }]), null);
+  assert.deepEqual(wf.applyChanges(before, [{ path: 'activities.a9.status', old: null, new: 'done' }]), before, 'an unknown activity is not invented from one field');
+});
+
+test('workflow: a 412 names who changed the room; approvals are never offered to who asked', () => {
+  const by = (kind, display_name = 'Ada') => ({ last_change: { version: 7, changed_at: 1, changed_by: { user_id: 'u1', display_name, kind } } });
+  assert.equal(wf.conflictText(by('user')), 'Changed by Ada');
+  assert.equal(wf.conflictText(by('ai', 'Tessera AI')), 'Changed by the AI');
+  assert.equal(wf.conflictText(by('rule')), 'Changed by a rule by Ada');
+  assert.equal(wf.conflictText({}), 'Changed by someone');
+  const req = (requested_by, status = 'pending', requested_kind = 'user') => ({ requested_by, requested_by_name: 'Bob', requested_kind, rule_id: requested_kind === 'rule' ? 'r1' : null, status });
+  assert.equal(wf.mayDecide({ may_decide: true, approval: req('bob') }, 'ada'), true);
+  assert.equal(wf.mayDecide({ may_decide: true, approval: req('ada') }, 'ada'), false, 'own request, whatever the page says');
+  assert.equal(wf.mayDecide({ may_decide: true, approval: req('ada', 'pending', 'rule') }, 'ada'), false, "a rule's request is its author's");
+  assert.equal(wf.mayDecide({ may_decide: true, approval: req('bob', 'approved') }, 'ada'), false);
+  assert.equal(wf.mayDecide({ may_decide: false, approval: req('bob') }, 'ada'), false);
+  assert.equal(wf.requester(req('ai', 'pending', 'ai')), 'The AI');
+  assert.equal(wf.requester(req('bob', 'pending', 'rule')), 'Rule r1 by Bob');
+});
+
+test('workflow: server error fields map to the rule editor; audit filters become a query', () => {
+  const cases = {
+    name: 'name', trigger: 'trigger', condition: 'condition', 'condition.if[0]': 'condition', 'rule.condition.and[1].in': 'condition',
+    'effect.action': 'action', effect: 'action', 'effect.args.title': 'args', 'effect.args.user_ids[1]': 'args', 'event.data': 'event', comment: null,
+  };
+  for (const [field, want] of Object.entries(cases)) assert.equal(wf.ruleField(field), want, field);
+  assert.equal(wf.ruleField(null), null);
+  assert.deepEqual(wf.auditQuery({ actor: ' ai ', kind: '', action: 'propose_activity', from: '2026-05-01', to: '' }, { cursor: 'c1' }),
+    { actor: 'ai', action: 'propose_activity', from: '2026-05-01', cursor: 'c1' });
+  assert.equal(wf.parseJson('  ', 'x'), undefined);
+  assert.throws(() => wf.parseJson('{', 'The condition'), /The condition is not valid JSON/);
+});
+
+test('search as you type: only the last of a burst runs, after the pause; a newer request aborts the older and its late answer is dropped', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const calls = [];
+  const done = [];
+  const failed = [];
+  const l = latest((q, signal) => new Promise((resolve, reject) => {
+    // Like a server that ignores the abort: the answer may still come.
+    calls.push({ q, signal, resolve, reject });
+  }), 200, (r, q) => done.push([q, r]), (e, q) => failed.push([q, e.message]));
+  const flush = () => new Promise((r) => setImmediate(r));
+
+  for (const q of ['l', 'la', 'lau', 'laun']) { l.request(q); t.mock.timers.tick(50); }
+  assert.equal(calls.length, 0, 'nothing runs while typing goes on');
+  t.mock.timers.tick(200);
+  assert.deepEqual(calls.map((c) => c.q), ['laun'], 'one request, for the last text');
+
+  l.request('launch');
+  assert.equal(calls[0].signal.aborted, true, 'typing again aborts the request in flight');
+  calls[0].resolve('stale');
+  await flush();
+  assert.deepEqual(done, [], 'an aborted answer that still arrives is dropped');
+
+  t.mock.timers.tick(200);
+  assert.deepEqual(calls.map((c) => c.q), ['laun', 'launch']);
+  calls[1].resolve('fresh');
+  await flush();
+  assert.deepEqual(done, [['launch', 'fresh']]);
+
+  l.now('x');
+  assert.equal(calls.length, 3, 'now() runs at once');
+  calls[2].reject(new Error('boom'));
+  await flush();
+  assert.deepEqual(failed, [['x', 'boom']], 'a real failure of the newest request is reported');
+
+  l.request('z');
+  t.mock.timers.tick(200);
+  l.request('zz');
+  calls[3].reject(new Error('aborted'));
+  await flush();
+  assert.deepEqual(failed, [['x', 'boom']], 'an aborted request failing is not a failure');
+
+  l.request('y');
+  l.cancel();
+  t.mock.timers.tick(1000);
+  assert.equal(calls.length, 4, 'a cancelled request never runs');
+});
+
+test('timeline: a jump replaces the window around a message; live messages that came meanwhile are kept at the head', () => {
+  const msg = (id) => ({ id, seq: id, author: 'u', author_name: 'U', client_msg_id: `c${id}`, body: `m${id}`, reply_to: null, mentions: [], attachments: [], created_at: id, edited_at: null, deleted: false, reactions: {} });
+  const range = (a, b) => Array.from({ length: b - a + 1 }, (_, i) => msg(a + i));
+  const tl = new Timeline(400, 50);
+  tl.reset(range(951, 1000), 1000);
+  // Far back: 25 up to and including 300, 25 after it; newer history remains to page down.
+  tl.around(range(276, 300), range(301, 325), true, false);
+  assert.deepEqual([tl.messages.value[0].id, tl.messages.value.at(-1).id], [276, 325]);
+  assert.equal(tl.hasNewer.value, true);
+  assert.equal(tl.hasOlder.value, true);
+  assert.equal(tl.lastSeq, 1000, 'the stream position is not the window');
+  assert.equal(tl.apply({ type: 'message', seq: 1001, message: msg(1001) }), 'applied');
+  assert.equal(tl.get(1001), undefined, 'a live message is not added to a window of the past');
+
+  // Near the head: the page after reaches the newest message, and one that arrived while it loaded stays.
+  const t2 = new Timeline(400, 50);
+  t2.reset(range(951, 1000), 1000);
+  t2.apply({ type: 'message', seq: 1001, message: msg(1001) });
+  t2.around(range(966, 990), range(991, 1000), true, true);
+  assert.deepEqual(t2.messages.value.map((m) => m.id), [...range(966, 1001).map((m) => m.id)]);
+  assert.equal(t2.hasNewer.value, false);
+  assert.equal(t2.hasOlder.value, true);
+
+  // The start of the room: nothing older.
+  const t3 = new Timeline(400, 50);
+  t3.reset(range(951, 1000), 1000);
+  t3.around(range(1, 3), range(4, 28), false, false);
+  assert.equal(t3.hasOlder.value, false);
+});
+
+test('per-person socket frames: the documented shapes pass the guard; broken ones do not', () => {
+  const item = { id: 3, kind: 'mention', room_id: 'r1', subject: '12', actor: 'u1', actor_name: 'Ada', text: 'hi @bob', at: 1, link: '/rooms/r1?message=12', read: false };
+  for (const f of [
+    { type: 'hello', unread_items: 2, rooms: { r1: { unread: 3, mentions: 1 } } },
+    { type: 'item', item, unread_items: 3 },
+    { type: 'counts', room_id: 'r1', counts: { unread: 4, mentions: 1 } },
+    { type: 'read', ids: [3], all: false, unread_items: 2 },
+    { type: 'pong', nonce: null },
+    { type: 'error', code: 'invalid_input', message: 'no' },
+  ]) assert.equal(isMeFrame(f), true, JSON.stringify(f));
+  for (const f of [
+    null, 'hello', { type: 'nope' },
+    { type: 'hello', unread_items: 2, rooms: { r1: { unread: '3', mentions: 1 } } },
+    { type: 'item', item: { ...item, link: 5 }, unread_items: 3 },
+    { type: 'counts', room_id: 'r1' },
+    { type: 'read', ids: 'all', all: true, unread_items: 0 },
+  ]) assert.equal(isMeFrame(f), false, JSON.stringify(f));
 });

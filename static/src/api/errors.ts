@@ -10,16 +10,23 @@ export class ApiError extends Error {
     message: string,
     readonly requestId: string | null = null,
     readonly retryAfter: number | null = null,
+    /** The error object's other fields (`field`, `current_version`, `last_change`, …). */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
     this.name = 'ApiError';
+  }
+
+  /** invalid_input: the part of the request it concerns (`condition.if[0]`, `comment`). */
+  get field(): string | null {
+    return typeof this.details.field === 'string' ? this.details.field : null;
   }
 }
 
 /** The network itself failed (offline, DNS, connection reset). */
 export const OFFLINE = 'offline';
 
-function isBody(v: unknown): v is { error: { code: string; message: string } } {
+function isBody(v: unknown): v is { error: { code: string; message: string } & Record<string, unknown> } {
   const e = (v as { error?: unknown } | null)?.error as { code?: unknown; message?: unknown } | undefined;
   return typeof e?.code === 'string' && typeof e.message === 'string';
 }
@@ -29,7 +36,7 @@ export function fromResponse(res: Response, body: unknown): ApiError {
   const retry = Number(res.headers.get('retry-after'));
   const requestId = res.headers.get('x-request-id');
   if (isBody(body)) {
-    return new ApiError(res.status, body.error.code, body.error.message, requestId, Number.isFinite(retry) && retry > 0 ? retry : null);
+    return new ApiError(res.status, body.error.code, body.error.message, requestId, Number.isFinite(retry) && retry > 0 ? retry : null, body.error);
   }
   return new ApiError(res.status, `http_${res.status}`, res.statusText || `the server answered ${res.status}`, requestId);
 }

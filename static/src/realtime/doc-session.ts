@@ -14,10 +14,10 @@ import * as Y from 'yjs';
 import { IndexeddbPersistence } from 'y-indexeddb';
 import { WebsocketProvider } from 'y-websocket';
 import type { Awareness } from 'y-protocols/awareness';
-import { rejected, token } from '../api/auth';
+import { token } from '../api/auth';
 import { cacheName, forgetLocal, keptLocally } from './doc-cache';
 import { backoff, online } from './net';
-import { GONE, SESSION_ENDED } from './room-socket';
+import { GONE, afterClose } from './socket';
 
 /**
  * The Y.Text root that Tessera's editor edits: `ydoc.getText('content')`, the
@@ -130,7 +130,7 @@ export class DocSession {
 
   private closed(code: number): void {
     this.connected.value = false;
-    if (code === GONE.deleted || code === GONE.removed) {
+    if (afterClose(code, this.usedToken) === 'gone') {
       this.gone.value = code === GONE.deleted ? 'deleted' : 'removed';
       this.provider.disconnect();
       // The text stays in memory for the view to offer; the device keeps no
@@ -138,7 +138,6 @@ export class DocSession {
       void this.cache.destroy().then(() => forgetLocal(this.me.id, this.roomId, this.name));
       return;
     }
-    if (code === SESSION_ENDED) rejected(this.usedToken);
     this.failed.value = true;
     this.reconnect(backoff(this.attempt++));
   }

@@ -42,6 +42,8 @@ export class RoomSession {
   /** Incremented when membership changed (someone joined, a role moved): the members panel reloads. */
   readonly membersChanged = signal(0);
   readonly loadingOlder = signal(false);
+  /** The message a jump landed on (a search hit, an inbox item): shown highlighted and scrolled into view (a new object per jump, so jumping to it again scrolls again). */
+  readonly focus = signal<{ id: number } | null>(null);
   /** What this person sent here and the server has not shown yet. */
   readonly outgoing = computed(() => {
     const shown = new Set(this.timeline.messages.value.map((m) => m.client_msg_id).filter(Boolean));
@@ -56,6 +58,9 @@ export class RoomSession {
   private typingTimer: ReturnType<typeof setTimeout> | undefined;
   private later: ClientFrame[] = [];
   private stopped = false;
+  private firstPage: () => void = () => undefined;
+  /** Resolves once the first page has loaded (a jump waits for it, so it is not replaced by the newest page). */
+  private readonly started = new Promise<void>((resolve) => { this.firstPage = resolve; });
 
   constructor(readonly roomId: string, readonly userId: string, readonly outbox: Outbox, pageSize = 50) {
     this.timeline = new Timeline(400, pageSize);
@@ -72,6 +77,7 @@ export class RoomSession {
     }
     if (this.stopped) return;
     this.error.value = null;
+    this.firstPage();
     this.sock.value = new RoomSocket(this.roomId, {
       since: () => (this.timeline.loaded ? this.timeline.lastSeq : undefined),
       onFrame: (f) => this.onFrame(f),
@@ -83,9 +89,9 @@ export class RoomSession {
     return this.sock.peek();
   }
 
-  private async page(q: { before?: number; after?: number }): Promise<{ messages: Message[]; head_seq: number }> {
+  private async page(q: { before?: number; after?: number }, limit = this.timeline.page): Promise<{ messages: Message[]; head_seq: number }> {
     const r = await ok(api.GET('/api/v1/rooms/{room_id}/messages', {
-      params: { path: { room_id: this.roomId }, query: { ...q, limit: this.timeline.page } },
+      params: { path: { room_id: this.roomId }, query: { ...q, limit } },
     }));
     return r;
   }
@@ -132,6 +138,28 @@ export class RoomSession {
       await this.loadOlder();
     }
     return false;
+  }
+
+  /**
+   * Shows message `id` with context around it: in the window already, or a
+   * window of half a page on each side read in place of it (paging on from
+   * there works as always, and "Jump to latest" comes back).
+   */
+  async jumpTo(id: number): Promise<void> {
+    await this.started;
+    if (this.stopped) return;
+    if (!this.timeline.get(id)) {
+      const half = Math.ceil(this.timeline.page / 2);
+      try {
+        const [upTo, after] = await Promise.all([this.page({ before: id + 1 }, half), this.page({ after: id }, half)]);
+        if (this.stopped) return;
+        this.timeline.around(upTo.messages, after.messages, upTo.messages.length >= half, after.messages.length < half);
+      } catch (e) {
+        this.error.value = describe(e);
+        return;
+      }
+    }
+    this.focus.value = { id };
   }
 
   on(fn: (e: RoomEvent) => void): () => void {

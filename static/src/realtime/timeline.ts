@@ -57,6 +57,21 @@ export class Timeline {
     this.messages.value = next;
   }
 
+  /**
+   * A window around one message (`older` up to and including it, `newer`
+   * after it), in place of the current one; the stream position stays. When
+   * `newer` reached the newest message and the window it replaces was at the
+   * live end, messages that arrived meanwhile are kept.
+   */
+  around(older: readonly Message[], newer: readonly Message[], hasOlder: boolean, atHead: boolean): void {
+    let next = sorted([...older, ...newer]);
+    const last = next.at(-1)?.id ?? 0;
+    if (atHead && !this.hasNewer.value) next = [...next, ...this.messages.value.filter((m) => m.id > last)];
+    this.hasOlder.value = hasOlder;
+    this.hasNewer.value = !atHead;
+    this.messages.value = next;
+  }
+
   /** A newer page (ascending) after the window's last message; `atHead` when it reached the newest. */
   append(newer: readonly Message[], atHead: boolean): void {
     const last = this.messages.value.at(-1)?.id ?? 0;

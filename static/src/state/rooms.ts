@@ -1,10 +1,12 @@
 /**
- * The rooms list with unread counts and mention badges. There is no per-user
- * stream yet, so the list is re-read every 20 s while the tab is visible (and
- * at once on focus); the open room's socket keeps its own entry current. The
- * last list read is kept on the device (per person, cleared at sign-out), so
- * an offline start still knows the rooms and the person's role in each (an
- * offline document stays editable).
+ * The rooms list with unread counts and mention badges. The per-person socket
+ * (state/inbox.ts) keeps the counts live while it is open (`countsLive`), and
+ * the list is re-read when it (re)opens and when the tab becomes visible;
+ * while it is down, the list is re-read every 20 s as the fallback. The open
+ * room's socket keeps its own entry current. The last list read is kept on
+ * the device (per person, cleared at sign-out), so an offline start still
+ * knows the rooms and the person's role in each (an offline document stays
+ * editable).
  */
 import { computed, effect, signal } from '@preact/signals-core';
 import { api, ok } from '../api/client';
@@ -19,6 +21,8 @@ export type Kind = 'group' | 'project' | 'direct';
 export const rooms = signal<readonly Room[]>([]);
 export const loaded = signal(false);
 export const listError = signal<string | null>(null);
+/** The per-person socket is open and pushes every room's counts: no polling. */
+export const countsLive = signal(false);
 
 const POLL_MS = 20_000;
 let timer: ReturnType<typeof setInterval> | undefined;
@@ -65,8 +69,11 @@ effect(() => {
   }
   const id = user.value?.id;
   if (id) restore(id);
+  // Read on sign-in, on coming back to the tab and when the per-person socket (re)opens
+  // (names, roles and rooms joined elsewhere); polled only while that socket is down.
   if (!visible.value) return;
   void refresh();
+  if (countsLive.value) return;
   timer = setInterval(() => void refresh(), POLL_MS);
 });
 

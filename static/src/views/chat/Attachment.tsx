@@ -9,7 +9,7 @@ import { describe } from '../../api/errors';
 import { bytes } from '../../lib/format';
 import type { FileRef } from '../../realtime/protocol';
 import type { JobSeen, RoomSession } from '../../realtime/room';
-import { analyzable, analyze, link } from '../../state/files';
+import { analyzable, analyze, link, loadAnalysis } from '../../state/files';
 import { fail } from '../../state/toasts';
 import { Icon } from '../ui/Icon';
 import { Download, FileIcon, Sparkles } from '../icons';
@@ -20,6 +20,8 @@ const isImage = (t: string | null) => /^image\/(png|jpeg|gif|webp|avif)$/.test(t
 type Shown = Omit<FileRef, 'content_type'> & { content_type: string | null };
 
 export function Attachment({ f, s, job, mayAnalyze }: { f: Shown; s: RoomSession; job: JobSeen | undefined; mayAnalyze: boolean }) {
+  const readable = analyzable(f.content_type, f.name);
+  useEffect(() => { if (readable && !job) loadAnalysis(s, f.id); }, [f.id, readable]);
   return (
     <div class="file">
       {isImage(f.content_type) ? <Preview f={f} /> : null}
@@ -28,7 +30,7 @@ export function Attachment({ f, s, job, mayAnalyze }: { f: Shown; s: RoomSession
         <span class="file-name">{f.name}</span>
         <span class="muted small">{bytes(f.size)}</span>
         <DownloadButton f={f} />
-        {mayAnalyze && analyzable(f.content_type, f.name) && (
+        {mayAnalyze && readable && (
           <button type="button" class="btn small" disabled={!!job && job.status !== 'done' && job.status !== 'failed'} aria-label={`Analyze ${f.name}`}
             onClick={() => analyze(s, f.id).catch(fail)}>
             <Icon node={Sparkles} size={14} /> Analyze

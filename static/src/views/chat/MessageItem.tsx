@@ -13,6 +13,7 @@ import { onRovingKey, rovingIndex } from '../ui/roving';
 import type { IconNode } from 'lucide';
 import { CircleAlert, Pencil, Reply, RotateCw, Smile, Trash } from '../icons';
 import { Attachment } from './Attachment';
+import { CheckinCard } from './CheckinCard';
 import { Body, type Person } from './Body';
 
 /** Moves focus into a control when it appears (the reactions picker opened from the keyboard). */
@@ -23,6 +24,8 @@ export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '👀', '✅']
 interface Props {
   m: Message;
   compact: boolean;
+  /** The message a jump landed on. */
+  focused: boolean;
   quoted: Message | null;
   me: string;
   people: ReadonlyMap<string, Person>;
@@ -35,7 +38,7 @@ interface Props {
   onEdit(id: number, body: string): void;
 }
 
-const DATA: Array<keyof Props> = ['m', 'compact', 'quoted', 'me', 'people', 'mayWrite', 'mayDelete', 'seenBy', 'job'];
+const DATA: Array<keyof Props> = ['m', 'compact', 'focused', 'quoted', 'me', 'people', 'mayWrite', 'mayDelete', 'seenBy', 'job'];
 
 /** Re-renders only when its data changed: a long timeline stays cheap when one message changes. */
 export class MessageItem extends Component<Props> {
@@ -48,7 +51,7 @@ export class MessageItem extends Component<Props> {
   }
 }
 
-function MessageView({ m, compact, quoted, me, people, mayWrite, mayDelete, seenBy, job, s, onReply, onEdit }: Props) {
+function MessageView({ m, compact, focused, quoted, me, people, mayWrite, mayDelete, seenBy, job, s, onReply, onEdit }: Props) {
   const picking = useSignal(false);
   const confirming = useSignal(false);
   const mine = m.author === me;
@@ -65,8 +68,9 @@ function MessageView({ m, compact, quoted, me, people, mayWrite, mayDelete, seen
   return (
     <article
       id={`m${m.id}`}
-      class={`msg${compact ? ' compact' : ''}${mine ? ' mine' : ''}${mentioned ? ' mentioned' : ''}${m.deleted ? ' deleted' : ''}`}
+      class={`msg${compact ? ' compact' : ''}${mine ? ' mine' : ''}${mentioned ? ' mentioned' : ''}${m.deleted ? ' deleted' : ''}${focused ? ' focused' : ''}`}
       aria-label={label}
+      aria-current={focused ? 'true' : undefined}
       data-seq={m.seq}
     >
       {!compact && <Avatar id={m.author} name={author} size={32} />}
@@ -74,6 +78,7 @@ function MessageView({ m, compact, quoted, me, people, mayWrite, mayDelete, seen
         {!compact && (
           <header class="msg-head">
             <strong class="author">{author}</strong>
+            {m.author === 'ai' && <span class="ai-tag" title="Written by the AI, not a person">AI</span>}
             <time dateTime={new Date(m.created_at).toISOString()} title={when(m.created_at)}>{clock(m.created_at)}</time>
           </header>
         )}
@@ -87,6 +92,7 @@ function MessageView({ m, compact, quoted, me, people, mayWrite, mayDelete, seen
           <>
             {m.body && <Body text={m.body} people={people} me={me} />}
             {m.edited_at !== null && <span class="edited muted small" title={when(m.edited_at)}>(edited)</span>}
+            {m.author === 'ai' && <CheckinCard s={s} messageId={m.id} createdAt={m.created_at} />}
             {m.attachments.length > 0 && (
               <ul class="attachments" aria-label="Attachments">
                 {m.attachments.map((a) => <li key={a.id}><Attachment f={a} s={s} job={job.get(a.id)} mayAnalyze={mayWrite} /></li>)}

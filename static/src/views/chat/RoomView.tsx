@@ -7,18 +7,19 @@ import { names } from '../../lib/format';
 import type { RoomSession } from '../../realtime/room';
 import { members as loadMembers, atLeast, type Member } from '../../state/room-admin';
 import { byId } from '../../state/rooms';
-import { follow } from '../../state/route';
+import { follow, navigate, type RoomTab } from '../../state/route';
 import { current, open } from '../../state/session';
-import { docs, files, manage, prefetch } from '../lazy';
+import { docs, files, manage, notify, prefetch } from '../lazy';
+import { RoomScreen, RoomTabs, useOutcomes } from '../RoomScreens';
 import { Icon } from '../ui/Icon';
-import { ArrowLeft, FileText, Files, Link, Settings, Users } from '../icons';
+import { ArrowLeft, Bell, FileText, Files, Link, Settings, Users } from '../icons';
 import type { Person } from './Body';
 import { Composer, type Editing } from './Composer';
 import { Timeline } from './Timeline';
 
-export type Panel = 'members' | 'files' | 'docs' | 'invite' | 'settings' | null;
+export type Panel = 'members' | 'files' | 'docs' | 'invite' | 'settings' | 'notify' | null;
 
-export function RoomView({ roomId }: { roomId: string }) {
+export function RoomView({ roomId, tab = null, message }: { roomId: string; tab?: RoomTab | null; message?: number | undefined }) {
   const me = user.value!;
   const panel = useSignal<Panel>(null);
   const members = useSignal<Member[]>([]);
@@ -30,6 +31,13 @@ export function RoomView({ roomId }: { roomId: string }) {
     prefetch();
   }, [roomId]);
   const s = current.value?.roomId === roomId ? current.value : null;
+  useOutcomes(s, me.id);
+  // `?message=` (a search hit, an inbox item, a push): jump there once, then drop it from the URL so the same link works again.
+  useEffect(() => {
+    if (!s || message === undefined) return;
+    void s.jumpTo(message);
+    navigate(`/rooms/${roomId}`, true);
+  }, [s, message]);
   const changed = s?.membersChanged.value ?? 0;
   useEffect(() => {
     loadMembers(roomId).then((m) => { members.value = m; }).catch(() => undefined);
@@ -57,9 +65,11 @@ export function RoomView({ roomId }: { roomId: string }) {
   const F = files.value.value;
   const M = manage.value.value;
   const D = docs.value.value;
+  const N = notify.value.value;
   const show = (p: Panel) => {
     if (p === 'files') void files.load();
     else if (p === 'docs') void docs.load();
+    else if (p === 'notify') void notify.load();
     else if (p) void manage.load();
     panel.value = panel.value === p ? null : p;
   };
@@ -93,15 +103,17 @@ export function RoomView({ roomId }: { roomId: string }) {
           {atLeast(role, 'admin') && room?.kind !== 'direct' && !s.archived.value && (
             <button type="button" class="icon-btn" aria-label="Invite people" aria-pressed={panel.value === 'invite'} onClick={() => show('invite')}><Icon node={Link} /></button>
           )}
+          <button type="button" class="icon-btn" aria-label="Notifications and webhooks" aria-pressed={panel.value === 'notify'} onClick={() => show('notify')}><Icon node={Bell} /></button>
           <button type="button" class="icon-btn" aria-label="Room settings" aria-pressed={panel.value === 'settings'} onClick={() => show('settings')}><Icon node={Settings} /></button>
         </div>
       </header>
+      <RoomTabs roomId={roomId} tab={tab} role={role} />
       <Connection s={s} />
       {s.notice.value && (
         <p class="notice" role="status">{s.notice.value} <button type="button" class="link-btn" onClick={() => { s.notice.value = null; }}>Dismiss</button></p>
       )}
       {s.error.value && <p class="notice error" role="alert">{s.error.value}</p>}
-      <div class="room-body">
+      {tab ? <RoomScreen tab={tab} s={s} role={role} me={me.id} /> : <div class="room-body">
         <div class="chat">
           <Timeline s={s} people={people} members={members.value} me={me.id} role={role} writable={writable}
             onReply={(id) => { replyTo.value = id; editing.value = null; }}
@@ -117,10 +129,11 @@ export function RoomView({ roomId }: { roomId: string }) {
         </div>
         {panel.value === 'files' && (F ? <F.FilesPanel s={s} writable={writable} onClose={() => { panel.value = null; }} /> : <PanelLoading />)}
         {panel.value === 'docs' && (D ? <D.DocsPanel roomId={roomId} role={role} writable={writable} s={s} onClose={() => { panel.value = null; }} /> : <PanelLoading />)}
-        {panel.value && panel.value !== 'files' && panel.value !== 'docs' && (M ? (
+        {panel.value === 'notify' && (N ? <N.RoomNotifyPanel roomId={roomId} room={room ?? null} role={role} onClose={() => { panel.value = null; }} /> : <PanelLoading />)}
+        {panel.value && panel.value !== 'files' && panel.value !== 'docs' && panel.value !== 'notify' && (M ? (
           <M.RoomPanel which={panel.value} s={s} room={room ?? null} members={members} role={role} onClose={() => { panel.value = null; }} />
         ) : <PanelLoading />)}
-      </div>
+      </div>}
     </section>
   );
 }

@@ -49,6 +49,8 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
   const line = unreadAfter.value;
   const firstUnread = line === null ? undefined : messages.find((m) => m.seq > line && m.author !== me);
   const lastSeen = useRef(0);
+  const focus = s.focus.value;
+  const shownFocus = useRef<{ id: number } | null>(null);
 
   // On opening, show the first unread message if it is above the fold (the bottom needs nothing).
   useLayoutEffect(() => {
@@ -61,6 +63,18 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
       atBottom.current = el.scrollTop > -NEAR_PX;
     }
   }, [messages]);
+
+  // A jump (search hit, inbox item): bring the message to the middle once it is in the window.
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!el || focus === null || shownFocus.current === focus) return;
+    const target = document.getElementById(`m${focus.id}`);
+    if (!target) return;
+    shownFocus.current = focus;
+    placed.current = true;
+    target.scrollIntoView({ block: 'center' });
+    atBottom.current = !hasNewer && el.scrollTop > -NEAR_PX;
+  }, [focus, messages]);
 
   // New messages from others while scrolled up: count them for the "jump" button.
   useEffect(() => {
@@ -99,6 +113,7 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
     requestAnimationFrame(() => ref.current?.querySelector<HTMLElement>('.unread-line')?.scrollIntoView({ block: 'center' }));
   };
   const jumpToLatest = async () => {
+    s.focus.value = null;
     await s.jumpToLatest();
     atBottom.current = true;
     below.value = 0;
@@ -125,6 +140,7 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
         key={m.id}
         m={m}
         compact={compact}
+        focused={m.id === focus?.id}
         quoted={m.reply_to !== null ? s.timeline.get(m.reply_to) ?? null : null}
         me={me}
         people={people}

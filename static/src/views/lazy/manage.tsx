@@ -21,7 +21,7 @@ import { Copy, LogOut, X } from '../icons';
 import type { Panel } from '../chat/RoomView';
 
 interface PanelProps {
-  which: Exclude<Panel, 'files' | 'docs' | null>;
+  which: Exclude<Panel, 'files' | 'docs' | 'notify' | null>;
   s: RoomSession;
   room: Room | null;
   members: Signal<Member[]>;

@@ -3,7 +3,8 @@ import { signal } from '@preact/signals';
 import { listError, loaded, rooms, type Room } from '../../state/rooms';
 import { follow, route } from '../../state/route';
 import { Icon } from '../ui/Icon';
-import { AtSign, Hash, MessageSquarePlus, UserIcon, Users } from '../icons';
+import { AtSign, Check, Hash, MessageSquarePlus, Search, UserIcon, Users } from '../icons';
+import { openSwitcher } from './QuickSwitcher';
 
 /** The new-room dialog is open (rendered by App, outside the list, which phones hide inside a room). */
 export const creating = signal(false);
@@ -28,9 +29,15 @@ export function RoomList() {
   const current = r.name === 'room' || r.name === 'doc' ? r.id : null;
   return (
     <nav class="rooms" aria-label="Your rooms">
+      <button type="button" class="search-box" onClick={openSwitcher}>
+        <Icon node={Search} size={16} /> <span>Search</span> <kbd aria-hidden="true">{/Mac|iP/.test(navigator.platform) ? '⌘' : 'Ctrl'} K</kbd>
+      </button>
       <button type="button" class="btn new-room" onClick={() => { creating.value = true; }}>
         <Icon node={MessageSquarePlus} /> New room
       </button>
+      <a href="/approvals" onClick={follow} class="room-link" aria-current={r.name === 'approvals' ? 'page' : undefined}>
+        <Icon node={Check} size={16} /><span class="room-name">Approvals</span>
+      </a>
       {listError.value && <p class="error small" role="alert">{listError.value}</p>}
       {!loaded.value && !listError.value && <p class="muted small" role="status">Loading rooms…</p>}
       {loaded.value && rooms.value.length === 0 && <p class="muted small">No rooms yet. Create one, or open an invite link.</p>}
@@ -50,7 +57,6 @@ export function RoomList() {
           </li>
         ))}
       </ul>
-      <p class="muted small hint-keys"><kbd>Ctrl</kbd> <kbd>K</kbd> to switch rooms</p>
     </nav>
   );
 }
