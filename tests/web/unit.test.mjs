@@ -30,6 +30,7 @@ const { Timeline } = await load('realtime/timeline.ts');
 const { Outbox } = await load('realtime/outbox.ts');
 const { isServerFrame, isStream } = await load('realtime/protocol.ts');
 const { sideBySide } = await load('lib/diff.ts');
+const { advance } = await load('realtime/jobs.ts');
 const { latest } = await load('lib/latest.ts');
 const { isMeFrame } = await load('realtime/me-protocol.ts');
 
@@ -379,4 +380,20 @@ test('per-person socket frames: the documented shapes pass the guard; broken one
     { type: 'counts', room_id: 'r1' },
     { type: 'read', ids: 'all', all: true, unread_items: 0 },
   ]) assert.equal(isMeFrame(f), false, JSON.stringify(f));
+});
+
+test('a file job never moves back: late news of the same job is ignored, another job replaces it', () => {
+  const queued = { job_id: 'j1', file_id: 'f', progress: 0, status: 'queued', result: null, error: null };
+  const done = { job_id: 'j1', file_id: 'f', progress: 100, status: 'done', result: { summary: 'ok' }, error: null };
+  // The answer to POST …/analyze after the socket's job_done, and a progress frame after it.
+  assert.equal(advance(done, queued), done);
+  assert.equal(advance(done, { job_id: 'j1', file_id: 'f', progress: 40 }), done);
+  // Progress merges into what is known and never shrinks.
+  assert.deepEqual(advance({ ...queued, progress: 60 }, { job_id: 'j1', file_id: 'f', progress: 40 }), { ...queued, progress: 60 });
+  assert.deepEqual(advance(queued, { job_id: 'j1', file_id: 'f', progress: 40 }), { ...queued, progress: 40 });
+  assert.deepEqual(advance(queued, done), done);
+  // Analysed again: a new job replaces the finished one.
+  const again = { ...queued, job_id: 'j2' };
+  assert.equal(advance(done, again), again);
+  assert.equal(advance(undefined, again), again);
 });
