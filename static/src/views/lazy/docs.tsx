@@ -18,7 +18,8 @@ import { say } from '../../state/toasts';
 import { editor, prefetch } from '../lazy';
 import { Dialog } from '../ui/Dialog';
 import { Icon } from '../ui/Icon';
-import { Copy, FilePlus, FileText, GitCompare, History, Pencil, Trash, X } from '../icons';
+import { Panel } from '../ui/Panel';
+import { Copy, FilePlus, FileText, GitCompare, History, Pencil, Trash } from '../icons';
 
 const docPath = (room: string, doc: string) => `/rooms/${room}/docs/${encodeURIComponent(doc)}`;
 
@@ -53,11 +54,7 @@ export function DocsPanel({ roomId, role, writable, s, onClose }: PanelProps) {
   const admin = atLeast(role, 'admin');
   const names = list.value?.map((d) => d.name) ?? [];
   return (
-    <aside class="panel" aria-labelledby="docs-title">
-      <header class="panel-head">
-        <h2 id="docs-title">Documents</h2>
-        <button type="button" class="icon-btn" aria-label="Close documents" onClick={onClose}><Icon node={X} /></button>
-      </header>
+    <Panel title="Documents" onClose={onClose}>
       {writable && <button type="button" class="btn" onClick={() => { naming.value = { mode: 'new' }; }}><Icon node={FilePlus} /> New document</button>}
       {error.value && <p class="error small" role="alert">{error.value}</p>}
       {list.value === null && !error.value && <p class="muted small" role="status">Loading documents…</p>}
@@ -100,7 +97,7 @@ export function DocsPanel({ roomId, role, writable, s, onClose }: PanelProps) {
           </div>
         </Dialog>
       )}
-    </aside>
+    </Panel>
   );
 }
 
@@ -172,11 +169,7 @@ export function VersionsPanel({ roomId, doc, writable, members, current, onClose
     } catch (err) { error.value = describe(err); }
   };
   return (
-    <aside class="panel" aria-labelledby="versions-title">
-      <header class="panel-head">
-        <h2 id="versions-title">Versions</h2>
-        <button type="button" class="icon-btn" aria-label="Close versions" onClick={onClose}><Icon node={X} /></button>
-      </header>
+    <Panel title="Versions" onClose={onClose}>
       {writable && (
         <form class="form" onSubmit={save}>
           <label>Name this version<input value={label.value} maxLength={100} placeholder="Draft for review" onInput={(e) => { label.value = e.currentTarget.value; }} /></label>
@@ -214,7 +207,7 @@ export function VersionsPanel({ roomId, doc, writable, members, current, onClose
           </div>
         </Dialog>
       )}
-    </aside>
+    </Panel>
   );
 }
 

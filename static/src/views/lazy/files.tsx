@@ -17,6 +17,7 @@ import { Uploads, type Up } from '../../realtime/uploads';
 import { current } from '../../state/session';
 import { Attachment } from '../chat/Attachment';
 import { Icon } from '../ui/Icon';
+import { Panel } from '../ui/Panel';
 import { Pause, Play, Trash, Upload, X } from '../icons';
 
 let manager: Uploads | null = null;
@@ -162,11 +163,7 @@ export function FilesPanel({ s, writable, onClose }: { s: RoomSession; writable:
   }, [s]);
   const used = files.value.reduce((n, f) => n + f.size, 0);
   return (
-    <aside class="panel" aria-labelledby="files-title">
-      <header class="panel-head">
-        <h2 id="files-title">Files</h2>
-        <button type="button" class="icon-btn" aria-label="Close files" onClick={onClose}><Icon node={X} /></button>
-      </header>
+    <Panel title="Files" onClose={onClose}>
       {writable && (
         <div class="dropzone"
           onDragOver={(e) => { e.preventDefault(); e.stopPropagation(); }}
@@ -190,6 +187,6 @@ export function FilesPanel({ s, writable, onClose }: { s: RoomSession; writable:
         ))}
         {!files.value.length && !error.value && <li class="muted small">No files yet.</li>}
       </ul>
-    </aside>
+    </Panel>
   );
 }
