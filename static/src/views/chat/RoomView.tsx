@@ -113,8 +113,8 @@ export function RoomView({ roomId, tab = null, message }: { roomId: string; tab?
         <p class="notice" role="status">{s.notice.value} <button type="button" class="link-btn" onClick={() => { s.notice.value = null; }}>Dismiss</button></p>
       )}
       {s.error.value && <p class="notice error" role="alert">{s.error.value}</p>}
-      {tab ? <RoomScreen tab={tab} s={s} role={role} me={me.id} /> : <div class="room-body">
-        <div class="chat">
+      <div class="room-body">
+        {tab ? <RoomScreen tab={tab} s={s} role={role} me={me.id} /> : <div class="chat">
           <Timeline s={s} people={people} members={members.value} me={me.id} role={role} writable={writable}
             onReply={(id) => { replyTo.value = id; editing.value = null; }}
             onEdit={(id, body) => { editing.value = { id, body }; }} />
@@ -126,14 +126,14 @@ export function RoomView({ roomId, tab = null, message }: { roomId: string; tab?
             <p class="read-only" role="note">{s.archived.value ? 'This room is archived: it can be read but not written in.' : role === 'viewer' ? 'You are a viewer here: you can read but not write.' : 'Connecting…'}</p>
           )}
           {dragging.value && <div class="drop-hint" aria-hidden="true">Drop files to attach them</div>}
-        </div>
+        </div>}
         {panel.value === 'files' && (F ? <F.FilesPanel s={s} writable={writable} onClose={() => { panel.value = null; }} /> : <PanelLoading />)}
         {panel.value === 'docs' && (D ? <D.DocsPanel roomId={roomId} role={role} writable={writable} s={s} onClose={() => { panel.value = null; }} /> : <PanelLoading />)}
         {panel.value === 'notify' && (N ? <N.RoomNotifyPanel roomId={roomId} room={room ?? null} role={role} onClose={() => { panel.value = null; }} /> : <PanelLoading />)}
         {panel.value && panel.value !== 'files' && panel.value !== 'docs' && panel.value !== 'notify' && (M ? (
           <M.RoomPanel which={panel.value} s={s} room={room ?? null} members={members} role={role} onClose={() => { panel.value = null; }} />
         ) : <PanelLoading />)}
-      </div>}
+      </div>
     </section>
   );
 }
