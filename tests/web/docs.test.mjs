@@ -48,7 +48,7 @@ const saved = (page) => page.getByRole('status').filter({ hasText: /^Saved$/ }).
 
 /** Opens a document from the room's documents panel. */
 async function openDoc(page, name) {
-  await page.getByRole('button', { name: 'Documents' }).click();
+  await page.getByRole('button', { name: 'Documents', exact: true }).click();
   await page.getByRole('complementary', { name: 'Documents' }).getByRole('link', { name }).click();
   await page.getByRole('heading', { level: 1, name }).waitFor();
 }
@@ -58,7 +58,7 @@ test('Ada creates a document in a room; Bob opens it from the list', async () =>
   await registerInUi(ada);
   await createRoom(ada, 'Writing room');
   await invite(ada, bob, 'Writing room');
-  await ada.page.getByRole('button', { name: 'Documents' }).click();
+  await ada.page.getByRole('button', { name: 'Documents', exact: true }).click();
   const panel = ada.page.getByRole('complementary', { name: 'Documents' });
   await panel.getByText('No documents yet.').waitFor();
   await panel.getByRole('button', { name: 'New document' }).click();
@@ -225,7 +225,7 @@ test('a document deleted while someone is offline is not brought back by their c
   await bob.page.keyboard.press('Control+End');
   await bob.page.keyboard.type(' Bob, offline again.');
   await ada.page.getByRole('link', { name: /^Back to Writing room/ }).click();
-  await ada.page.getByRole('button', { name: 'Documents' }).click();
+  await ada.page.getByRole('button', { name: 'Documents', exact: true }).click();
   const panel = ada.page.getByRole('complementary', { name: 'Documents' });
   await panel.getByRole('button', { name: `Delete ${DOC}` }).click();
   await ada.page.getByRole('dialog', { name: `Delete ${DOC}?` }).getByRole('button', { name: 'Delete document' }).click();
@@ -237,7 +237,7 @@ test('a document deleted while someone is offline is not brought back by their c
   await views(bob.page, 'doc-deleted');
   // Ada's list, read again after Bob's copy reconnected, still has no such document.
   await ada.page.getByRole('button', { name: 'Close documents' }).click();
-  await ada.page.getByRole('button', { name: 'Documents' }).click();
+  await ada.page.getByRole('button', { name: 'Documents', exact: true }).click();
   await panel.getByText('No documents yet.').waitFor();
   assert.equal(await bob.page.evaluate(async () => (await indexedDB.databases()).filter((d) => d.name.startsWith('tessera:')).length), 0, 'Bob\'s device dropped its copy');
 

@@ -196,7 +196,7 @@ test('audit: filtered by action, and the same filter exported as NDJSON', async 
 test("a room's panels open beside its screens too, not only beside the chat", async () => {
   await open(A, 'activities');
   await column(A.page, 'Done').waitFor();
-  await A.page.getByRole('button', { name: 'Documents' }).click();
+  await A.page.getByRole('button', { name: 'Documents', exact: true }).click();
   await A.page.getByRole('complementary', { name: 'Documents' }).waitFor({ timeout: 10_000 });
   assert.ok(await column(A.page, 'Done').isVisible(), 'the board stays');
   await A.page.getByRole('button', { name: 'Close documents' }).click();
