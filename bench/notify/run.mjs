@@ -45,9 +45,10 @@ function open(url) {
   });
 }
 
-const token = (sub) => {
+/** An access token of person `sub` in session `sid` (a refresh-token family `setup` wrote). */
+const token = (sub, sid) => {
   const t = Math.floor(Date.now() / 1000);
-  return signHs256({ sub, iss: 'tessera', aud: 'tessera-api', iat: t, exp: t + 3600, jti: randomBytes(4).toString('hex') });
+  return signHs256({ sub, sid, iss: 'tessera', aud: 'tessera-api', iat: t, exp: t + 3600, jti: randomBytes(4).toString('hex') });
 };
 
 /** A room of MEMBERS people: the owner registered, the rest written into D1. */
@@ -60,9 +61,12 @@ async function setup(server) {
   const rows = [];
   for (let i = 1; i < MEMBERS; i++) {
     const id = randomBytes(16).toString('hex');
-    people.push({ id, name: `m${i}` });
+    const sid = randomBytes(16).toString('hex');
+    people.push({ id, sid, name: `m${i}` });
     rows.push(`INSERT INTO users (id, email, display_name, created_at, updated_at) VALUES ('${id}', 'm${i}-${id}@bench.test', 'm${i}', ${at}, ${at});`);
     rows.push(`INSERT INTO memberships (room_id, user_id, role, joined_at) VALUES ('${roomId}', '${id}', 'member', ${at});`);
+    // A live session, as a sign-in leaves one: access tokens name it (`sid`).
+    rows.push(`INSERT INTO refresh_tokens (token_hash, family_id, user_id, created_at, expires_at) VALUES ('bench-${id}', '${sid}', '${id}', ${at}, ${at + 86400});`);
   }
   const file = join(server.dir, 'members.sql');
   writeFileSync(file, rows.join('\n'));
@@ -78,7 +82,7 @@ async function run(server, { owner, roomId, people }, index) {
   const arrivals = new Map(); // "seq:user" -> time
   const me = [];
   for (const p of pool) {
-    p.token = token(p.id);
+    p.token = token(p.id, p.sid);
     const chat = await open(`${ws}/api/v1/rooms/${roomId}/ws?token=${p.token}`);
     chat.close();
     const s = await open(`${ws}/api/v1/me/ws?token=${p.token}`);
