@@ -16,10 +16,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use tessera_core::chat::{read_state, record_event, ChatLimits, ChatStore, HISTORY_PAGE_MAX};
 use tessera_core::docs::{DocLimits, LiveDoc, Peer, UpdateQueue};
-use tessera_core::files::FileRef;
 use tessera_core::protocol::{ClientFrame, Identity, ServerFrame};
 use tessera_core::ratelimit::{Rate, TokenBucket};
-use tessera_core::room::{Conn, Input, Output, Room};
+use tessera_core::room::{Conn, Input, Output, Room, RoomCall, ROOM_CALL_BYTES_MAX};
 use tessera_core::rooms::{MemberNotice, Role};
 use tessera_core::rules::{self, Event, Trigger};
 use tessera_core::ApiError;
@@ -95,6 +94,24 @@ pub async fn call(
     headers.set("x-tessera-room", room_id)?;
     let body = body.map(|b| js_sys::Uint8Array::from(b.as_slice()).into());
     call_object(stub, method, path, headers, body).await
+}
+
+/// Makes a typed call to a room's object and reads its JSON answer.
+pub async fn call_room<T: serde::de::DeserializeOwned>(
+    env: &Env,
+    room_id: &str,
+    call: &RoomCall,
+) -> HttpResult<T> {
+    let body = serde_json::to_value(call)?;
+    call_json(
+        env,
+        room_id,
+        Method::Post,
+        "/call",
+        Headers::new(),
+        Some(&body),
+    )
+    .await
 }
 
 /// Tells a room something as JSON at `path` (announcements from other objects).
@@ -381,25 +398,6 @@ struct PostMessage {
     attachments: Vec<String>,
 }
 
-/// An upload object announcing a finished file.
-#[derive(Deserialize)]
-struct FileAdded {
-    file: FileRef,
-    uploader: String,
-}
-
-#[derive(Deserialize)]
-struct FileRemoved {
-    id: String,
-}
-
-/// An event that is broadcast but not kept for replay (progress).
-#[derive(Deserialize)]
-struct Ephemeral {
-    event: String,
-    data: serde_json::Value,
-}
-
 impl RoomDO {
     async fn socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
         let tags = socket_tags(&self.state, ws);
@@ -516,68 +514,26 @@ impl RoomDO {
                 let reactions = store.reactions_of(&[id])?.remove(&id).unwrap_or_default();
                 json(if duplicate { 200 } else { 201 }, &m.view(reactions))
             }
-            (Method::Get, ["unread"]) => {
-                let user = query
-                    .get("user")
-                    .ok_or_else(|| ApiError::invalid("user is required"))?;
-                json(200, &read_state(&self.store(), user)?)
-            }
-            (Method::Post, ["member"]) => {
-                let notice: MemberNotice =
-                    tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
-                let joined = self.member_changed(&notice, &notice.user_id);
-                self.react_now(joined, &req).await?;
-                json(200, &serde_json::json!({ "ok": true }))
-            }
-            (Method::Post, ["files", "added"]) => {
-                let added: FileAdded = tessera_core::api::parse_json(&req.bytes().await?, 8192)?;
-                let store = self.store();
-                if store.add_file(&added.file)? {
-                    self.touched();
-                    self.search_put(tessera_core::search::index::Entry::file(
-                        &added.file,
-                        &added.uploader,
-                        None,
-                        now_ms(),
-                    ))?;
-                    let data =
-                        serde_json::json!({ "file": added.file, "uploader": added.uploader });
-                    self.record("file_added", data.clone())?;
-                    let added = Event {
-                        trigger: Trigger::FileAdded,
-                        actor: added.uploader,
-                        data,
-                    };
-                    self.react_now(vec![added], &req).await?;
-                }
-                json(200, &serde_json::json!({ "ok": true }))
+            (Method::Post, ["call"]) => {
+                let call = tessera_core::api::parse_json(&req.bytes().await?, ROOM_CALL_BYTES_MAX)?;
+                self.serve_call(&req, call).await
             }
             (Method::Post, ["webhooks"]) => self.set_webhooks(&mut req).await,
             (Method::Post, ["watch"]) => self.watch(&mut req).await,
-            (Method::Post, ["files", "removed"]) => {
-                let removed: FileRemoved =
-                    tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
-                self.file_removed(&removed.id)?;
-                json(200, &serde_json::json!({ "ok": true }))
+            _ => Err(ApiError::NoRoute.into()),
+        }
+    }
+
+    /// The typed calls of the Worker and the other objects (`RoomCall`).
+    async fn serve_call(&self, req: &Request, call: RoomCall) -> HttpResult<Response> {
+        let ok = || json(200, &serde_json::json!({ "ok": true }));
+        match call {
+            RoomCall::Member(notice) => {
+                let joined = self.member_changed(&notice, &notice.user_id);
+                self.react_now(joined, req).await?;
+                ok()
             }
-            (Method::Post, ["event"]) => {
-                let e: Ephemeral = tessera_core::api::parse_json(&req.bytes().await?, 8192)?;
-                self.broadcast(&ServerFrame::Event {
-                    event: e.event,
-                    seq: None,
-                    data: e.data,
-                });
-                json(200, &serde_json::json!({ "ok": true }))
-            }
-            (Method::Post, ["sessions", "end"]) => {
-                let end: crate::sessions::EndSessions =
-                    tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
-                json(
-                    200,
-                    &serde_json::json!({ "closed": self.end_sessions(&end) }),
-                )
-            }
-            (Method::Post, ["purge"]) => {
+            RoomCall::Purge => {
                 for ws in self.state.get_websockets() {
                     let _ = ws.close(Some(CLOSE_ROOM_DELETED), Some("room deleted"));
                 }
@@ -585,9 +541,45 @@ impl RoomDO {
                 self.purge_doc_backups().await?;
                 self.state.storage().delete_alarm().await?;
                 self.state.storage().delete_all().await?;
-                json(200, &serde_json::json!({ "ok": true }))
+                ok()
             }
-            _ => Err(ApiError::NoRoute.into()),
+            RoomCall::FileAdded { file, uploader } => {
+                if self.store().add_file(&file)? {
+                    self.touched();
+                    self.search_put(tessera_core::search::index::Entry::file(
+                        &file,
+                        &uploader,
+                        None,
+                        now_ms(),
+                    ))?;
+                    let data = serde_json::json!({ "file": file, "uploader": uploader });
+                    self.record("file_added", data.clone())?;
+                    let added = Event {
+                        trigger: Trigger::FileAdded,
+                        actor: uploader,
+                        data,
+                    };
+                    self.react_now(vec![added], req).await?;
+                }
+                ok()
+            }
+            RoomCall::FileRemoved { id } => {
+                self.file_removed(&id)?;
+                ok()
+            }
+            RoomCall::Ephemeral { event, data } => {
+                self.broadcast(&ServerFrame::Event {
+                    event,
+                    seq: None,
+                    data,
+                });
+                ok()
+            }
+            RoomCall::EndSessions(end) => json(
+                200,
+                &serde_json::json!({ "closed": self.end_sessions(&end) }),
+            ),
+            RoomCall::Unread { user } => json(200, &read_state(&self.store(), &user)?),
         }
     }
 
