@@ -156,7 +156,7 @@ pub struct Outcome {
     pub broadcast: Vec<ServerFrame>,
 }
 
-fn store_err<E: std::fmt::Display>(e: E) -> ApiError {
+pub(crate) fn store_err<E: std::fmt::Display>(e: E) -> ApiError {
     ApiError::Internal(format!("room storage: {e}"))
 }
 
@@ -558,15 +558,27 @@ pub fn plan_resume(since: u64, oldest: u64, head: u64) -> Resume {
     }
 }
 
-/// An in-memory [`ChatStore`] for tests and tools.
+/// The retention policy of the replayable stream: after appending `seq`, the
+/// events up to the returned seq go. Pruning in steps of 100 keeps the window
+/// between `retained` and `retained + 100` events without a delete per append.
+pub fn prune_upto(seq: u64, retained: u64) -> Option<u64> {
+    (seq.is_multiple_of(100) && seq > retained).then(|| seq - retained)
+}
+
+/// An in-memory [`ChatStore`] (and [`RoomStore`](crate::room::RoomStore)) for
+/// tests and tools.
 #[derive(Debug, Default, Clone)]
 pub struct MemStore {
     pub messages: BTreeMap<u64, StoredMessage>,
     pub events: BTreeMap<u64, ServerFrame>,
     pub reactions: BTreeMap<(u64, String), Vec<String>>,
     pub people: BTreeMap<String, String>,
+    /// When each of `people` was last seen.
+    pub seen: BTreeMap<String, u64>,
     pub reads: BTreeMap<String, u64>,
     pub files: BTreeMap<String, FileRef>,
+    /// How many events the stream keeps ([`prune_upto`]); `None` keeps all.
+    pub retained: Option<u64>,
 }
 
 impl ChatStore for MemStore {
@@ -623,6 +635,9 @@ impl ChatStore for MemStore {
     }
     fn append_event(&mut self, seq: u64, frame: &ServerFrame) -> Result<(), Self::Error> {
         self.events.insert(seq, frame.clone());
+        if let Some(upto) = self.retained.and_then(|r| prune_upto(seq, r)) {
+            self.events.retain(|s, _| *s > upto);
+        }
         Ok(())
     }
     fn message_events(&self, id: u64) -> Result<Vec<(u64, ServerFrame)>, Self::Error> {
@@ -684,6 +699,37 @@ impl ChatStore for MemStore {
     }
     fn file(&self, id: &str) -> Result<Option<FileRef>, Self::Error> {
         Ok(self.files.get(id).cloned())
+    }
+}
+
+impl crate::room::RoomStore for MemStore {
+    fn oldest_seq(&self) -> Result<u64, Self::Error> {
+        Ok(self.events.keys().next().copied().unwrap_or(0))
+    }
+    fn events_after(&self, after: u64) -> Result<Vec<String>, Self::Error> {
+        Ok(self
+            .events
+            .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+            .map(|(_, f)| f.to_json())
+            .collect())
+    }
+    fn known_people(&self, limit: u32) -> Result<Vec<(String, String, u64)>, Self::Error> {
+        let mut people: Vec<(String, String, u64)> = self
+            .people
+            .iter()
+            .map(|(id, name)| {
+                let seen = self.seen.get(id).copied().unwrap_or(0);
+                (id.clone(), name.clone(), seen)
+            })
+            .collect();
+        people.sort_by_key(|p| std::cmp::Reverse(p.2));
+        people.truncate(limit as usize);
+        Ok(people)
+    }
+    fn remember_person(&mut self, user: &str, name: &str, now_ms: u64) -> Result<(), Self::Error> {
+        self.people.insert(user.to_string(), name.to_string());
+        self.seen.insert(user.to_string(), now_ms);
+        Ok(())
     }
 }
 

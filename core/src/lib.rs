@@ -24,6 +24,7 @@ pub mod notify;
 pub mod presence;
 pub mod protocol;
 pub mod ratelimit;
+pub mod room;
 pub mod rooms;
 pub mod rules;
 pub mod search;

@@ -28,7 +28,7 @@ use crate::clock::now_ms;
 use crate::docstore::{DocStore, VersionInfo};
 use crate::http::{json, no_content, HttpResult};
 use crate::r2::delete_prefix;
-use crate::room::{send_js, socket_response, socket_tags, RoomDO, Tags, CLOSE_REMOVED};
+use crate::room::{send_js, socket_response, socket_tags, RoomDO, Tags};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -38,6 +38,7 @@ use tessera_core::docs::{
     CLOSE_DOC_DELETED, TEXT_ROOT,
 };
 use tessera_core::protocol::{Identity, ServerFrame};
+use tessera_core::room::CLOSE_REMOVED;
 use tessera_core::rooms::{require, MemberNotice, Permission, Role};
 use tessera_core::ApiError;
 use wasm_bindgen::JsValue;

@@ -11,20 +11,14 @@ use crate::clock::now_ms;
 use crate::docstore;
 use crate::http::{call_object, error_response, json, Failure, HttpResult};
 use crate::store::{create_schema, SqlChatStore, SCHEMA};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
-use tessera_core::chat::{
-    apply, plan_resume, read_state, record_event, ChatLimits, ChatStore, Resume, HELLO_READS_MAX,
-    HISTORY_PAGE_MAX,
-};
+use tessera_core::chat::{read_state, record_event, ChatLimits, ChatStore, HISTORY_PAGE_MAX};
 use tessera_core::docs::{DocLimits, LiveDoc, Peer, UpdateQueue};
-use tessera_core::files::FileRef;
-use tessera_core::presence::{self, Connected};
-use tessera_core::protocol::{
-    parse_client_frame, ClientFrame, Identity, PresenceEntry, ServerFrame, Status, TypingEntry,
-};
+use tessera_core::protocol::{ClientFrame, Identity, ServerFrame};
 use tessera_core::ratelimit::{Rate, TokenBucket};
+use tessera_core::room::{Conn, Input, Output, Room, RoomCall, ROOM_CALL_BYTES_MAX};
 use tessera_core::rooms::{MemberNotice, Role};
 use tessera_core::rules::{self, Event, Trigger};
 use tessera_core::ApiError;
@@ -35,63 +29,17 @@ use worker::{
 
 /// Writes per second per person (bursts of as many), unless `CHAT_RATE_PER_SEC` says otherwise.
 const DEFAULT_WRITE_RATE: f64 = 10.0;
-/// `typing`, `presence` and `read` frames per person (every socket of theirs
-/// together, so more sockets buy no more): bursts of 10, then 2 a second.
-/// Far above what a person does (a client sends `typing` every few seconds
-/// and a `read` when new messages are seen), far below a flood.
-const SIGNAL_RATE: Rate = Rate {
-    capacity: 10.0,
-    per_sec: 2.0,
-};
-/// Invalid frames a socket may send before it is closed with 1008.
-const MAX_STRIKES: u32 = 20;
-const CLOSE_POLICY: u16 = 1008;
-/// Close code for a member removed from the room (application range).
-pub const CLOSE_REMOVED: u16 = 4003;
 pub const CLOSE_ROOM_DELETED: u16 = 4004;
-const PRESENCE_OFFLINE_LIMIT: u32 = 50;
 /// How often a busy room tells D1 it is active.
 const TOUCH_EVERY_MS: u64 = 60_000;
-
-/// Per-socket state, stored in the socket's attachment so that it survives
-/// hibernation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Attachment {
-    conn: String,
-    room: String,
-    user_id: String,
-    display_name: String,
-    role: Role,
-    status: Status,
-    since_ms: u64,
-    typing_until: u64,
-    strikes: u32,
-}
-
-impl Attachment {
-    fn connected(&self) -> Connected<'_> {
-        Connected {
-            user_id: &self.user_id,
-            display_name: &self.display_name,
-            status: self.status,
-            typing_until: self.typing_until,
-        }
-    }
-
-    fn identity(&self) -> Identity {
-        Identity {
-            user_id: self.user_id.clone(),
-            display_name: self.display_name.clone(),
-            role: self.role,
-        }
-    }
-}
 
 #[durable_object]
 pub struct RoomDO {
     pub(crate) state: State,
     pub(crate) env: Env,
     pub(crate) limits: ChatLimits,
+    /// The chat sockets' engine (`tessera_core::room`).
+    chat: RefCell<Room>,
     pub(crate) doc_limits: DocLimits,
     /// Documents open in memory; rebuilt from storage on demand.
     pub(crate) docs: RefCell<HashMap<String, LiveDoc>>,
@@ -113,12 +61,6 @@ pub struct RoomDO {
     /// The latest role the room heard for each person (`None`: removed),
     /// read from storage once per object lifetime (see `docs::doc_access`).
     pub(crate) member_roles: RefCell<Option<HashMap<String, Option<Role>>>>,
-    write_rate: Rate,
-    /// Rate-limit buckets per person. Losing them on eviction only resets the
-    /// limit, which is harmless; everything else lives in storage.
-    buckets: RefCell<HashMap<String, TokenBucket>>,
-    /// Buckets of `typing`, `presence` and `read` frames per person (`SIGNAL_RATE`).
-    signal_buckets: RefCell<HashMap<String, TokenBucket>>,
     /// The room's rules, cached (see `workflows`).
     pub(crate) rules: RefCell<Option<std::rc::Rc<[tessera_core::rules::Rule]>>>,
     /// The room's id, as every call from the Worker names it (kept in storage
@@ -152,6 +94,24 @@ pub async fn call(
     headers.set("x-tessera-room", room_id)?;
     let body = body.map(|b| js_sys::Uint8Array::from(b.as_slice()).into());
     call_object(stub, method, path, headers, body).await
+}
+
+/// Makes a typed call to a room's object and reads its JSON answer.
+pub async fn call_room<T: serde::de::DeserializeOwned>(
+    env: &Env,
+    room_id: &str,
+    call: &RoomCall,
+) -> HttpResult<T> {
+    let body = serde_json::to_value(call)?;
+    call_json(
+        env,
+        room_id,
+        Method::Post,
+        "/call",
+        Headers::new(),
+        Some(&body),
+    )
+    .await
 }
 
 /// Tells a room something as JSON at `path` (announcements from other objects).
@@ -248,6 +208,13 @@ impl DurableObject for RoomDO {
             state,
             env,
             limits,
+            chat: RefCell::new(Room::new(
+                limits,
+                Rate {
+                    capacity: per_sec,
+                    per_sec,
+                },
+            )),
             doc_limits,
             docs: RefCell::new(HashMap::new()),
             pending: RefCell::new(UpdateQueue::default()),
@@ -259,12 +226,6 @@ impl DurableObject for RoomDO {
             doc_peers: RefCell::new(HashMap::new()),
             member_roles: RefCell::new(None),
             backup_every_ms,
-            write_rate: Rate {
-                capacity: per_sec,
-                per_sec,
-            },
-            buckets: RefCell::new(HashMap::new()),
-            signal_buckets: RefCell::new(HashMap::new()),
             rules: RefCell::new(None),
             room: RefCell::new(None),
             ai_rate,
@@ -300,121 +261,23 @@ impl DurableObject for RoomDO {
                 }
             };
         }
-        let Some(mut att) = ws.deserialize_attachment::<Attachment>()? else {
+        let Some(mut conn) = ws.deserialize_attachment::<Conn>()? else {
             ws.close(Some(1011), Some("socket state lost"))?;
             return Ok(());
         };
-        let text = match message {
-            WebSocketIncomingMessage::String(t) => t,
-            WebSocketIncomingMessage::Binary(_) => {
-                return self.strike(
-                    &ws,
-                    &mut att,
-                    &ApiError::invalid("frames must be JSON text"),
-                    None,
-                );
-            }
+        let input = match &message {
+            WebSocketIncomingMessage::String(t) => Input::Text(t),
+            WebSocketIncomingMessage::Binary(_) => Input::Binary,
         };
-        let frame = match parse_client_frame(&text, self.limits.frame_bytes) {
-            Ok(f) => f,
-            Err(e) => return self.strike(&ws, &mut att, &e, None),
-        };
-        let now = now_ms();
-        let reference = match &frame {
-            ClientFrame::Send { client_msg_id, .. } => Some(client_msg_id.clone()),
-            ClientFrame::Edit { id, .. }
-            | ClientFrame::Delete { id }
-            | ClientFrame::React { id, .. }
-            | ClientFrame::Unreact { id, .. } => Some(id.to_string()),
-            _ => None,
-        };
-        let limited = if frame.is_write() {
-            take(&self.buckets, self.write_rate, &att.user_id, now).map_err(|wait_ms| {
-                let per_sec = self.write_rate.per_sec;
-                (
-                    format!("at most {per_sec} messages per second; retry shortly"),
-                    wait_ms,
-                )
-            })
-        } else if frame.is_signal() {
-            take(&self.signal_buckets, SIGNAL_RATE, &att.user_id, now).map_err(|wait_ms| {
-                let per_sec = SIGNAL_RATE.per_sec;
-                let why = format!(
-                    "at most {per_sec} typing, presence and read frames per second; this one was dropped"
-                );
-                (why, wait_ms)
-            })
-        } else {
-            Ok(())
-        };
-        if let Err((message, wait_ms)) = limited {
-            let limited = ServerFrame::Error {
-                code: "rate_limited".into(),
-                message,
-                reference,
-                retry_after: Some(wait_ms as f64 / 1000.0),
-            };
-            send(&ws, &limited);
-            return Ok(());
-        }
-        match frame {
-            ClientFrame::Ping { nonce } => send(&ws, &ServerFrame::Pong { nonce, at: now }),
-            ClientFrame::Typing {} => {
-                if att.role < Role::Member {
-                    send(
-                        &ws,
-                        &ServerFrame::error(&ApiError::forbidden("viewers cannot type here"), None),
-                    );
-                    return Ok(());
-                }
-                // Announced when it starts and renewed at most every 2.5 s:
-                // frames in between change nothing the room sees.
-                if let Some(until) = presence::typing_renewal(att.typing_until, now) {
-                    att.typing_until = until;
-                    ws.serialize_attachment(&att)?;
-                    self.broadcast(&ServerFrame::Typing {
-                        users: self.typing(now),
-                    });
-                }
-            }
-            ClientFrame::Presence { status } => {
-                let status = if status == Status::Offline {
-                    Status::Away
-                } else {
-                    status
-                };
-                // Announced only when the person's presence changes (one of
-                // several sockets going away leaves them online).
-                let change = self.with_connected(|conns, atts| {
-                    let mine = atts.iter().position(|a| a.conn == att.conn)?;
-                    presence::status_change(conns, mine, status, now)
-                });
-                if att.status != status {
-                    att.status = status;
-                    ws.serialize_attachment(&att)?;
-                }
-                if let Some(entry) = change {
-                    self.broadcast(&ServerFrame::Presence { users: vec![entry] });
-                }
-            }
-            frame => {
-                let mut store = self.store();
-                match apply(&mut store, &att.identity(), frame, &self.limits, now) {
-                    Ok(outcome) => {
-                        for f in &outcome.reply {
-                            send(&ws, f);
-                        }
-                        for f in &outcome.broadcast {
-                            self.broadcast(f);
-                        }
-                        self.notify_frames(&outcome.broadcast);
-                        self.search_after(&outcome.broadcast);
-                        self.after_chat(&ws, &outcome.broadcast, &att.room).await;
-                    }
-                    Err(e) => send(&ws, &ServerFrame::error(&e, reference)),
-                }
-            }
-        }
+        let outputs = self.chat.borrow_mut().handle(
+            &mut conn,
+            input,
+            &mut self.store(),
+            || self.conns(),
+            now_ms(),
+        );
+        let stored = self.execute(outputs, Some((&ws, &conn)), &[])?;
+        self.after_chat(&ws, &stored, &conn.room).await;
         Ok(())
     }
 
@@ -501,20 +364,6 @@ pub(crate) fn send_js(
     raw.unchecked_ref::<RawSocket>().send_value(data)
 }
 
-/// One token of `user`'s bucket in `buckets`, or the milliseconds until one is there.
-fn take(
-    buckets: &RefCell<HashMap<String, TokenBucket>>,
-    rate: Rate,
-    user: &str,
-    now: u64,
-) -> Result<(), u64> {
-    buckets
-        .borrow_mut()
-        .entry(user.to_string())
-        .or_insert_with(|| TokenBucket::full(rate, now))
-        .try_take(rate, now)
-}
-
 fn send(ws: &WebSocket, frame: &ServerFrame) {
     // A socket that is closing cannot be written to; its close handler runs.
     let _ = ws.send_with_str(frame.to_json());
@@ -547,25 +396,6 @@ struct PostMessage {
     reply_to: Option<u64>,
     #[serde(default)]
     attachments: Vec<String>,
-}
-
-/// An upload object announcing a finished file.
-#[derive(Deserialize)]
-struct FileAdded {
-    file: FileRef,
-    uploader: String,
-}
-
-#[derive(Deserialize)]
-struct FileRemoved {
-    id: String,
-}
-
-/// An event that is broadcast but not kept for replay (progress).
-#[derive(Deserialize)]
-struct Ephemeral {
-    event: String,
-    data: serde_json::Value,
 }
 
 impl RoomDO {
@@ -684,68 +514,26 @@ impl RoomDO {
                 let reactions = store.reactions_of(&[id])?.remove(&id).unwrap_or_default();
                 json(if duplicate { 200 } else { 201 }, &m.view(reactions))
             }
-            (Method::Get, ["unread"]) => {
-                let user = query
-                    .get("user")
-                    .ok_or_else(|| ApiError::invalid("user is required"))?;
-                json(200, &read_state(&self.store(), user)?)
-            }
-            (Method::Post, ["member"]) => {
-                let notice: MemberNotice =
-                    tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
-                let joined = self.member_changed(&notice, &notice.user_id);
-                self.react_now(joined, &req).await?;
-                json(200, &serde_json::json!({ "ok": true }))
-            }
-            (Method::Post, ["files", "added"]) => {
-                let added: FileAdded = tessera_core::api::parse_json(&req.bytes().await?, 8192)?;
-                let store = self.store();
-                if store.add_file(&added.file)? {
-                    self.touched();
-                    self.search_put(tessera_core::search::index::Entry::file(
-                        &added.file,
-                        &added.uploader,
-                        None,
-                        now_ms(),
-                    ))?;
-                    let data =
-                        serde_json::json!({ "file": added.file, "uploader": added.uploader });
-                    self.record("file_added", data.clone())?;
-                    let added = Event {
-                        trigger: Trigger::FileAdded,
-                        actor: added.uploader,
-                        data,
-                    };
-                    self.react_now(vec![added], &req).await?;
-                }
-                json(200, &serde_json::json!({ "ok": true }))
+            (Method::Post, ["call"]) => {
+                let call = tessera_core::api::parse_json(&req.bytes().await?, ROOM_CALL_BYTES_MAX)?;
+                self.serve_call(&req, call).await
             }
             (Method::Post, ["webhooks"]) => self.set_webhooks(&mut req).await,
             (Method::Post, ["watch"]) => self.watch(&mut req).await,
-            (Method::Post, ["files", "removed"]) => {
-                let removed: FileRemoved =
-                    tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
-                self.file_removed(&removed.id)?;
-                json(200, &serde_json::json!({ "ok": true }))
+            _ => Err(ApiError::NoRoute.into()),
+        }
+    }
+
+    /// The typed calls of the Worker and the other objects (`RoomCall`).
+    async fn serve_call(&self, req: &Request, call: RoomCall) -> HttpResult<Response> {
+        let ok = || json(200, &serde_json::json!({ "ok": true }));
+        match call {
+            RoomCall::Member(notice) => {
+                let joined = self.member_changed(&notice, &notice.user_id);
+                self.react_now(joined, req).await?;
+                ok()
             }
-            (Method::Post, ["event"]) => {
-                let e: Ephemeral = tessera_core::api::parse_json(&req.bytes().await?, 8192)?;
-                self.broadcast(&ServerFrame::Event {
-                    event: e.event,
-                    seq: None,
-                    data: e.data,
-                });
-                json(200, &serde_json::json!({ "ok": true }))
-            }
-            (Method::Post, ["sessions", "end"]) => {
-                let end: crate::sessions::EndSessions =
-                    tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
-                json(
-                    200,
-                    &serde_json::json!({ "closed": self.end_sessions(&end) }),
-                )
-            }
-            (Method::Post, ["purge"]) => {
+            RoomCall::Purge => {
                 for ws in self.state.get_websockets() {
                     let _ = ws.close(Some(CLOSE_ROOM_DELETED), Some("room deleted"));
                 }
@@ -753,9 +541,45 @@ impl RoomDO {
                 self.purge_doc_backups().await?;
                 self.state.storage().delete_alarm().await?;
                 self.state.storage().delete_all().await?;
-                json(200, &serde_json::json!({ "ok": true }))
+                ok()
             }
-            _ => Err(ApiError::NoRoute.into()),
+            RoomCall::FileAdded { file, uploader } => {
+                if self.store().add_file(&file)? {
+                    self.touched();
+                    self.search_put(tessera_core::search::index::Entry::file(
+                        &file,
+                        &uploader,
+                        None,
+                        now_ms(),
+                    ))?;
+                    let data = serde_json::json!({ "file": file, "uploader": uploader });
+                    self.record("file_added", data.clone())?;
+                    let added = Event {
+                        trigger: Trigger::FileAdded,
+                        actor: uploader,
+                        data,
+                    };
+                    self.react_now(vec![added], req).await?;
+                }
+                ok()
+            }
+            RoomCall::FileRemoved { id } => {
+                self.file_removed(&id)?;
+                ok()
+            }
+            RoomCall::Ephemeral { event, data } => {
+                self.broadcast(&ServerFrame::Event {
+                    event,
+                    seq: None,
+                    data,
+                });
+                ok()
+            }
+            RoomCall::EndSessions(end) => json(
+                200,
+                &serde_json::json!({ "closed": self.end_sessions(&end) }),
+            ),
+            RoomCall::Unread { user } => json(200, &read_state(&self.store(), &user)?),
         }
     }
 
@@ -788,14 +612,11 @@ impl RoomDO {
         who: &Identity,
         frame: ClientFrame,
     ) -> HttpResult<(u64, bool)> {
-        let now = now_ms();
-        if let Err(wait_ms) = take(&self.buckets, self.write_rate, &who.user_id, now) {
-            return Err(ApiError::RateLimited {
-                retry_after_secs: wait_ms.div_ceil(1000),
-            }
-            .into());
-        }
-        let outcome = apply(&mut self.store(), who, frame, &self.limits, now)?;
+        let mut store = self.store();
+        let outcome = self
+            .chat
+            .borrow_mut()
+            .post(who, frame, &mut store, now_ms())?;
         for f in &outcome.broadcast {
             self.broadcast(f);
         }
@@ -970,72 +791,18 @@ impl RoomDO {
             None => None,
         };
         let now = now_ms();
-        // Someone already online in another socket is no news to the room.
-        let was_online = self
-            .presence_of(&who.user_id, &who.display_name, now)
-            .status
-            == Status::Online;
+        let others = self.conns();
+        let conn = Conn::new(format!("{now}-{}", js_sys::Math::random()), room, &who, now);
         let pair = WebSocketPair::new()?;
-        let att = Attachment {
-            conn: format!("{now}-{}", js_sys::Math::random()),
-            room: room.clone(),
-            user_id: who.user_id.clone(),
-            display_name: who.display_name.clone(),
-            role: who.role,
-            status: Status::Online,
-            since_ms: now,
-            typing_until: 0,
-            strikes: 0,
-        };
         let session = crate::sessions::session_tag(req)?;
         let tags: Vec<&str> = std::iter::once("chat").chain(session.as_deref()).collect();
         self.state.accept_websocket_with_tags(&pair.server, &tags);
-        pair.server.serialize_attachment(&att)?;
-        let store = self.store();
-        store.remember_person(&who.user_id, &who.display_name, now)?;
-        let head = store.head_seq()?;
-        send(
-            &pair.server,
-            &ServerFrame::Hello {
-                room,
-                you: who.clone(),
-                head_seq: head,
-                read_seq: store.read_marker(&who.user_id)?,
-                reads: store.reads_except(&who.user_id, HELLO_READS_MAX)?,
-                presence: self.presence(now)?,
-                typing: self.typing(now),
-            },
-        );
-        if let Some(since) = since {
-            match plan_resume(since, store.oldest_seq()?, head) {
-                Resume::UpToDate => {}
-                Resume::Replay { after } => {
-                    let hide_rules = !rules::may_read(who.role);
-                    for frame in store.events_after(after)? {
-                        let frame = match hide_rules {
-                            true => rules::stored_without_rules(&frame).unwrap_or(frame),
-                            false => frame,
-                        };
-                        let _ = pair.server.send_with_str(frame);
-                    }
-                }
-                Resume::Resync => send(
-                    &pair.server,
-                    &ServerFrame::Resync {
-                        head_seq: head,
-                        oldest_seq: store.oldest_seq()?,
-                    },
-                ),
-            }
-        }
-        if !was_online {
-            self.broadcast_except(
-                &att.conn,
-                &ServerFrame::Presence {
-                    users: vec![self.presence_of(&who.user_id, &who.display_name, now)],
-                },
-            );
-        }
+        let mut store = self.store();
+        let outputs = self
+            .chat
+            .borrow_mut()
+            .open(&conn, since, &others, &mut store, now)?;
+        self.execute(outputs, Some((&pair.server, &conn)), &[])?;
         socket_response(req, pair.client)
     }
 
@@ -1068,15 +835,20 @@ impl RoomDO {
         )
     }
 
-    fn sockets(&self) -> Vec<(WebSocket, Attachment)> {
+    fn sockets(&self) -> Vec<(WebSocket, Conn)> {
         self.state
             .get_websockets_with_tag("chat")
             .into_iter()
             .filter_map(|ws| {
-                let att = ws.deserialize_attachment::<Attachment>().ok().flatten()?;
-                Some((ws, att))
+                let conn = ws.deserialize_attachment::<Conn>().ok().flatten()?;
+                Some((ws, conn))
             })
             .collect()
+    }
+
+    /// Every chat socket's state, as stored in the attachments.
+    fn conns(&self) -> Vec<Conn> {
+        self.sockets().into_iter().map(|(_, c)| c).collect()
     }
 
     pub(crate) fn broadcast(&self, frame: &ServerFrame) {
@@ -1089,80 +861,78 @@ impl RoomDO {
 
     fn broadcast_except(&self, conn: &str, frame: &ServerFrame) {
         let text = wasm_bindgen::JsValue::from_str(&frame.to_json());
-        for (ws, att) in self.sockets() {
-            if att.conn != conn {
+        for (ws, c) in self.sockets() {
+            if c.conn != conn {
                 let _ = send_js(&ws, &text);
             }
         }
     }
 
-    /// Runs `f` over every chat socket's state (and the attachments it was
-    /// read from, in the same order), read from the attachments once.
-    fn with_connected<T>(&self, f: impl FnOnce(&[Connected], &[Attachment]) -> T) -> T {
-        let atts: Vec<Attachment> = self.sockets().into_iter().map(|(_, a)| a).collect();
-        let conns: Vec<Connected> = atts.iter().map(Attachment::connected).collect();
-        f(&conns, &atts)
-    }
-
-    fn typing(&self, now: u64) -> Vec<TypingEntry> {
-        self.with_connected(|c, _| presence::typing(c, now))
-    }
-
-    fn presence_of(&self, user_id: &str, display_name: &str, now: u64) -> PresenceEntry {
-        self.with_connected(|c, _| presence::presence_of(c, user_id, display_name, 0, now))
-    }
-
-    fn presence(&self, now: u64) -> HttpResult<Vec<PresenceEntry>> {
-        let known = self.store().known_people(PRESENCE_OFFLINE_LIMIT)?;
-        Ok(self.with_connected(|c, _| presence::room_presence(c, &known, now)))
-    }
-
-    fn strike(
+    /// Carries out what the room engine decided, in order. `here` is the
+    /// socket the event came from; `others` the sockets it may name besides.
+    /// Returns the stored frames that the caller hands on to the AI and the
+    /// rules (`after_chat`, which awaits them).
+    fn execute(
         &self,
-        ws: &WebSocket,
-        att: &mut Attachment,
-        e: &ApiError,
-        reference: Option<String>,
-    ) -> worker::Result<()> {
-        att.strikes += 1;
-        if att.strikes >= MAX_STRIKES {
-            ws.close(Some(CLOSE_POLICY), Some("too many invalid frames"))?;
-            return Ok(());
-        }
-        ws.serialize_attachment(&*att)?;
-        send(ws, &ServerFrame::error(e, reference));
-        Ok(())
-    }
-
-    /// A socket went away: if it was the person's last, they are now offline.
-    fn left(&self, ws: &WebSocket) -> worker::Result<()> {
-        let Some(att) = ws.deserialize_attachment::<Attachment>()? else {
-            return Ok(());
+        outputs: Vec<Output>,
+        here: Option<(&WebSocket, &Conn)>,
+        others: &[(WebSocket, Conn)],
+    ) -> worker::Result<Vec<ServerFrame>> {
+        let mut stored = Vec::new();
+        let socket = |to: &str| match here {
+            Some((ws, c)) if c.conn == to => Some(ws),
+            _ => others.iter().find(|(_, c)| c.conn == to).map(|(ws, _)| ws),
         };
-        let now = now_ms();
-        let others = self
-            .sockets()
-            .into_iter()
-            .any(|(_, a)| a.user_id == att.user_id && a.conn != att.conn);
-        if !others {
-            self.store()
-                .remember_person(&att.user_id, &att.display_name, now)?;
-            let entry = PresenceEntry {
-                user_id: att.user_id.clone(),
-                display_name: att.display_name.clone(),
-                status: Status::Offline,
-                last_seen: now,
-            };
-            self.broadcast_except(&att.conn, &ServerFrame::Presence { users: vec![entry] });
-            if att.typing_until > now {
-                self.broadcast_except(
-                    &att.conn,
-                    &ServerFrame::Typing {
-                        users: self.typing(now),
-                    },
-                );
+        for output in outputs {
+            match output {
+                Output::Send { to, frame } => {
+                    if let Some(ws) = socket(&to) {
+                        send(ws, &frame);
+                    }
+                }
+                Output::SendStored { to, text } => {
+                    if let Some(ws) = socket(&to) {
+                        let _ = ws.send_with_str(text);
+                    }
+                }
+                Output::Broadcast { frame, except } => match except {
+                    Some(conn) => self.broadcast_except(&conn, &frame),
+                    None => self.broadcast(&frame),
+                },
+                Output::Close { to, code, reason } => {
+                    if let Some(ws) = socket(&to) {
+                        // A socket that is already closing is on its way out.
+                        let _ = ws.close(Some(code), Some(reason));
+                    }
+                }
+                Output::Save(conn) => {
+                    if let Some(ws) = socket(&conn.conn) {
+                        ws.serialize_attachment(&conn)?;
+                    }
+                }
+                Output::Stored(frames) => {
+                    self.notify_frames(&frames);
+                    self.search_after(&frames);
+                    stored = frames;
+                }
             }
         }
+        Ok(stored)
+    }
+
+    /// A socket went away: the room engine says what the others hear.
+    fn left(&self, ws: &WebSocket) -> worker::Result<()> {
+        let Some(conn) = ws.deserialize_attachment::<Conn>()? else {
+            return Ok(());
+        };
+        let conns = self.conns();
+        let mut store = self.store();
+        let outputs = self
+            .chat
+            .borrow_mut()
+            .closed(&conn, &conns, &mut store, now_ms())
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        self.execute(outputs, Some((ws, &conn)), &[])?;
         Ok(())
     }
 
@@ -1177,19 +947,11 @@ impl RoomDO {
             }
             self.unwatch(&update.user_id);
         }
-        for (ws, mut att) in self.sockets() {
-            if att.user_id != update.user_id {
-                continue;
-            }
-            match update.role {
-                Some(role) => {
-                    att.role = role;
-                    let _ = ws.serialize_attachment(&att);
-                }
-                None => {
-                    let _ = ws.close(Some(CLOSE_REMOVED), Some("removed from the room"));
-                }
-            }
+        let sockets = self.sockets();
+        let conns: Vec<Conn> = sockets.iter().map(|(_, c)| c.clone()).collect();
+        let outputs = self.chat.borrow().member_changed(update, &conns);
+        if let Err(e) = self.execute(outputs, None, &sockets) {
+            worker::console_error!("applying a role change to sockets failed: {e}");
         }
     }
 }

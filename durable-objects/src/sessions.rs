@@ -9,8 +9,10 @@
 
 use crate::http::HttpResult;
 use crate::room::{self, RoomDO};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tessera_core::ids::is_valid_path_param;
+pub use tessera_core::room::EndSessions;
+use tessera_core::room::RoomCall;
 use worker::{Env, Request, WebSocket};
 
 /// Close code for the sockets of a session that ended (sign-out, password
@@ -19,17 +21,11 @@ pub const CLOSE_SESSION_ENDED: u16 = 4001;
 /// The Worker names the session of a socket upgrade in this header.
 pub const SESSION_ID_HEADER: &str = "x-tessera-session-id";
 
-/// What a room is told when sessions end: one session of `user_id`, or all.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EndSessions {
-    pub user_id: String,
-    pub session: Option<String>,
-}
-
 /// Tells a room to close the sockets of ended sessions.
 pub async fn end_in_room(env: &Env, room_id: &str, end: &EndSessions) -> HttpResult<()> {
-    room::tell(env, room_id, "/sessions/end", &serde_json::to_value(end)?).await
+    let _: serde_json::Value =
+        room::call_room(env, room_id, &RoomCall::EndSessions(end.clone())).await?;
+    Ok(())
 }
 
 /// The tag of a socket opened by this request's session, if it has one.

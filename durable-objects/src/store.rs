@@ -3,9 +3,10 @@
 use crate::http::HttpResult;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use tessera_core::chat::{mention_handle, ChatStore, ReadMarker, StoredMessage};
+use tessera_core::chat::{mention_handle, prune_upto, ChatStore, ReadMarker, StoredMessage};
 use tessera_core::files::FileRef;
 use tessera_core::protocol::ServerFrame;
+use tessera_core::room::RoomStore;
 use tessera_core::search::index::Change;
 use worker::{SqlStorage, SqlStorageValue as V};
 
@@ -167,23 +168,6 @@ impl SqlChatStore {
         Ok(rows.first().and_then(|r| r.seq).unwrap_or(0))
     }
 
-    pub fn oldest_seq(&self) -> worker::Result<u64> {
-        self.one_seq("SELECT MIN(seq) AS seq FROM events")
-    }
-
-    pub fn events_after(&self, after: u64) -> worker::Result<Vec<String>> {
-        #[derive(Deserialize)]
-        struct F {
-            frame: String,
-        }
-        let rows: Vec<F> = select(
-            &self.sql,
-            "SELECT frame FROM events WHERE seq > ? ORDER BY seq",
-            vec![int(after)],
-        )?;
-        Ok(rows.into_iter().map(|r| r.frame).collect())
-    }
-
     fn messages_where(&self, clause: &str, args: Vec<V>) -> worker::Result<Vec<StoredMessage>> {
         let rows: Vec<Row> = select(
             &self.sql,
@@ -274,21 +258,6 @@ impl SqlChatStore {
         Ok(())
     }
 
-    pub fn remember_person(&self, user: &str, name: &str, now_ms: u64) -> worker::Result<()> {
-        self.sql.exec(
-            "INSERT INTO people (user_id, display_name, handle, last_seen) VALUES (?, ?, ?, ?)
-             ON CONFLICT (user_id) DO UPDATE SET display_name = excluded.display_name,
-               handle = excluded.handle, last_seen = excluded.last_seen",
-            vec![
-                V::from(user),
-                V::from(name),
-                V::from(mention_handle(name)),
-                int(now_ms),
-            ],
-        )?;
-        Ok(())
-    }
-
     /// Records a finished file; returns whether it was new (announcements may repeat).
     pub fn add_file(&self, f: &FileRef) -> worker::Result<bool> {
         let cursor = self.sql.exec(
@@ -309,25 +278,6 @@ impl SqlChatStore {
             .sql
             .exec("DELETE FROM files WHERE id = ?", vec![V::from(id)])?;
         Ok(cursor.rows_written() > 0)
-    }
-
-    /// People known to the room who are not connected now, most recent first.
-    pub fn known_people(&self, limit: u32) -> worker::Result<Vec<(String, String, u64)>> {
-        #[derive(Deserialize)]
-        struct P {
-            user_id: String,
-            display_name: String,
-            last_seen: u64,
-        }
-        let rows: Vec<P> = select(
-            &self.sql,
-            "SELECT user_id, display_name, last_seen FROM people ORDER BY last_seen DESC LIMIT ?",
-            vec![int(limit.into())],
-        )?;
-        Ok(rows
-            .into_iter()
-            .map(|p| (p.user_id, p.display_name, p.last_seen))
-            .collect())
     }
 }
 
@@ -420,13 +370,9 @@ impl ChatStore for SqlChatStore {
             "INSERT INTO events (seq, frame) VALUES (?, ?)",
             vec![int(seq), V::from(frame.to_json())],
         )?;
-        // Prune in steps of 100 so that the window stays between `retained` and
-        // `retained + 100` events without a delete per append.
-        if seq.is_multiple_of(100) && seq > self.retained {
-            self.sql.exec(
-                "DELETE FROM events WHERE seq <= ?",
-                vec![int(seq - self.retained)],
-            )?;
+        if let Some(upto) = prune_upto(seq, self.retained) {
+            self.sql
+                .exec("DELETE FROM events WHERE seq <= ?", vec![int(upto)])?;
         }
         Ok(())
     }
@@ -525,5 +471,57 @@ impl ChatStore for SqlChatStore {
             vec![V::from(id)],
         )?;
         Ok(rows.into_iter().next())
+    }
+}
+
+impl RoomStore for SqlChatStore {
+    fn oldest_seq(&self) -> Result<u64, Self::Error> {
+        self.one_seq("SELECT MIN(seq) AS seq FROM events")
+    }
+
+    fn events_after(&self, after: u64) -> Result<Vec<String>, Self::Error> {
+        #[derive(Deserialize)]
+        struct F {
+            frame: String,
+        }
+        let rows: Vec<F> = select(
+            &self.sql,
+            "SELECT frame FROM events WHERE seq > ? ORDER BY seq",
+            vec![int(after)],
+        )?;
+        Ok(rows.into_iter().map(|r| r.frame).collect())
+    }
+
+    fn known_people(&self, limit: u32) -> Result<Vec<(String, String, u64)>, Self::Error> {
+        #[derive(Deserialize)]
+        struct P {
+            user_id: String,
+            display_name: String,
+            last_seen: u64,
+        }
+        let rows: Vec<P> = select(
+            &self.sql,
+            "SELECT user_id, display_name, last_seen FROM people ORDER BY last_seen DESC LIMIT ?",
+            vec![int(limit.into())],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|p| (p.user_id, p.display_name, p.last_seen))
+            .collect())
+    }
+
+    fn remember_person(&mut self, user: &str, name: &str, now_ms: u64) -> Result<(), Self::Error> {
+        self.sql.exec(
+            "INSERT INTO people (user_id, display_name, handle, last_seen) VALUES (?, ?, ?, ?)
+             ON CONFLICT (user_id) DO UPDATE SET display_name = excluded.display_name,
+               handle = excluded.handle, last_seen = excluded.last_seen",
+            vec![
+                V::from(user),
+                V::from(name),
+                V::from(mention_handle(name)),
+                int(now_ms),
+            ],
+        )?;
+        Ok(())
     }
 }

@@ -23,6 +23,7 @@ use tessera_core::files::{
     http_date, parse_checksum, parse_u64_header, progress_due, take_part, BodyHasher, FileRef,
     NewUpload, Phase, UploadState, BUFFER_ROW_BYTES, PART_BYTES,
 };
+use tessera_core::room::RoomCall;
 use tessera_core::ApiError;
 use worker::{
     durable_object, Bucket, DurableObject, Env, Method, MultipartUpload, Request, Response,
@@ -458,13 +459,12 @@ impl UploadDO {
             self.bucket()?.delete(&st.r2_key).await?;
             return Ok(());
         }
-        room::tell(
-            &self.env,
-            &st.room_id,
-            "/files/added",
-            &serde_json::json!({ "file": file, "uploader": st.uploader }),
-        )
-        .await
+        let added = RoomCall::FileAdded {
+            file,
+            uploader: st.uploader.clone(),
+        };
+        let _: serde_json::Value = room::call_room(&self.env, &st.room_id, &added).await?;
+        Ok(())
     }
 
     /// A throttled `upload_progress` event on the room socket (best effort:
@@ -475,17 +475,19 @@ impl UploadDO {
             return;
         }
         self.last_progress_ms.set(Some(now));
-        let event = serde_json::json!({
-            "event": "upload_progress",
-            "data": {
+        let event = RoomCall::Ephemeral {
+            event: "upload_progress".into(),
+            data: serde_json::json!({
                 "file_id": st.id,
                 "name": st.filename,
                 "uploader": st.uploader,
                 "offset": st.offset,
                 "length": st.length,
-            }
-        });
-        if let Err(Failure(e)) = room::tell(&self.env, &st.room_id, "/event", &event).await {
+            }),
+        };
+        let told: HttpResult<serde_json::Value> =
+            room::call_room(&self.env, &st.room_id, &event).await;
+        if let Err(Failure(e)) = told {
             worker::console_error!("upload progress not delivered: {e:?}");
         }
     }

@@ -15,6 +15,7 @@ use tessera_core::files::{
     TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION,
 };
 use tessera_core::links::{sign, verify, LinkKey, LinkParams};
+use tessera_core::room::RoomCall;
 use tessera_core::rooms::{require, Permission, Role};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, no_content, Failure, HttpResult};
@@ -465,13 +466,9 @@ pub async fn remove(ctx: &Ctx, room_id: &str, id: &str) -> HttpResult<()> {
 }
 
 async fn tell_removed(ctx: &Ctx, room_id: &str, id: &str) -> HttpResult<()> {
-    room::tell(
-        &ctx.env,
-        room_id,
-        "/files/removed",
-        &serde_json::json!({ "id": id }),
-    )
-    .await
+    let removed = RoomCall::FileRemoved { id: id.to_string() };
+    let _: serde_json::Value = room::call_room(&ctx.env, room_id, &removed).await?;
+    Ok(())
 }
 
 /// Deletes every object of a deleted room from R2 (D1 rows go by cascade).

@@ -20,6 +20,7 @@ use tessera_core::ai::analysis::{
 use tessera_core::ai::providers::ProviderKind;
 use tessera_core::ai::{answered_by, CallRecord, Task};
 use tessera_core::files::FileInfo;
+use tessera_core::room::RoomCall;
 use tessera_core::rooms::Role;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json as respond, HttpResult};
@@ -246,13 +247,12 @@ async fn progress(env: &Env, job: &mut Job, percent: u32) -> HttpResult<()> {
     job.updated_at = now_secs();
     save(env, job).await?;
     let data = json!({ "job_id": job.id, "file_id": job.file_id, "progress": percent });
-    room::tell(
-        env,
-        &job.room_id,
-        "/event",
-        &json!({ "event": "job_progress", "data": data }),
-    )
-    .await
+    let progress = RoomCall::Ephemeral {
+        event: "job_progress".into(),
+        data,
+    };
+    let _: serde_json::Value = room::call_room(env, &job.room_id, &progress).await?;
+    Ok(())
 }
 
 /// Ends a job (done or failed), stores it and tells the room, with the audit

@@ -5,6 +5,7 @@
 use crate::ctx::Ctx;
 use crate::tokens::{authenticate, caller_for_token};
 use tessera_core::chat::ReadState;
+use tessera_core::room::RoomCall;
 use tessera_core::rooms::MemberNotice;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::HttpResult;
@@ -188,23 +189,22 @@ pub async fn post_message(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpRes
 
 /// Tells the room about a membership change (see `MemberNotice`).
 pub async fn member_changed(ctx: &Ctx, room_id: &str, notice: MemberNotice) -> HttpResult<()> {
-    room::tell(&ctx.env, room_id, "/member", &serde_json::to_value(notice)?).await
+    let _: serde_json::Value =
+        room::call_room(&ctx.env, room_id, &RoomCall::Member(notice)).await?;
+    Ok(())
 }
 
 /// Closes the room's sockets and erases its object storage.
 pub async fn purge(env: &worker::Env, room_id: &str) -> HttpResult<()> {
-    room::tell(env, room_id, "/purge", &serde_json::json!({})).await
+    let _: serde_json::Value = room::call_room(env, room_id, &RoomCall::Purge).await?;
+    Ok(())
 }
 
 /// Where `user_id` stands in a room's chat. A room that cannot answer gets
 /// an unknown state (nulls) rather than failing a whole rooms list.
 pub async fn read_state(ctx: &Ctx, room_id: &str, user_id: &str) -> ReadState {
-    let path = format!("/unread?user={}", js_sys::encode_uri_component(user_id));
-    let asked = async {
-        let mut resp = room::call(&ctx.env, room_id, Method::Get, &path, Headers::new(), None)
-            .await
-            .ok()?;
-        resp.json::<ReadState>().await.ok()
-    };
-    asked.await.unwrap_or_default()
+    let user = user_id.to_string();
+    room::call_room(&ctx.env, room_id, &RoomCall::Unread { user })
+        .await
+        .unwrap_or_default()
 }
