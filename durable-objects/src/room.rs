@@ -738,8 +738,7 @@ impl RoomDO {
                 json(200, &serde_json::json!({ "ok": true }))
             }
             (Method::Post, ["sessions", "end"]) => {
-                let end: crate::sessions::EndSessions =
-                    tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
+                let end = crate::sessions::parse_end(&req.bytes().await?)?;
                 json(
                     200,
                     &serde_json::json!({ "closed": self.end_sessions(&end) }),
