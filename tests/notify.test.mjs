@@ -365,5 +365,4 @@ test('an incoming webhook posts a bot message that every member sees; revoked, i
   for (const s of socks) s.close();
 });
 
-test.todo('an API key limited to one room and reading is refused writing and other rooms; a revoked key stops at once (waits for the auth work on main)');
 test.todo('the browser app: inbox with badges, preferences, push opt-in, webhook and key screens (waits for the app shell on main)');
