@@ -14,7 +14,7 @@ use crate::sessions;
 use crate::tokens::{authenticate, Caller};
 use serde::Deserialize;
 use tessera_core::notify::apikeys::{
-    self, CreateKey, CreatedKey, KeyInfo, StoredKey, KEYS_PER_PERSON_MAX, TOUCH_EVERY_SECS,
+    self, stored_scope, CreateKey, KeyInfo, StoredKey, KEYS_PER_PERSON_MAX, TOUCH_EVERY_SECS,
 };
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, no_content, HttpResult};
@@ -80,7 +80,7 @@ impl Row {
         Ok(KeyInfo {
             id: self.id,
             name: self.name,
-            scope: serde_json::from_str(&self.scope)?,
+            scope: stored_scope(&self.scope)?,
             created_at: self.created_at,
             expires_at: self.expires_at,
             last_used_at: self.last_used_at,
@@ -167,7 +167,10 @@ pub async fn create(ctx: &Ctx, mut req: Request) -> HttpResult<Response> {
         }
         .into());
     }
-    json(201, &CreatedKey { info, key })
+    // The key itself, this once, next to what the list shows.
+    let mut body = serde_json::to_value(&info)?;
+    body["key"] = key.into();
+    json(201, &body)
 }
 
 /// `DELETE /api/v1/me/keys/{id}`: the key is refused from the next request,
