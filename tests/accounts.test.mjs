@@ -322,6 +322,37 @@ test('sign out everywhere ends every session and closes every socket of the pers
   theirs.close();
 });
 
+/** The person's `/me` socket; resolves once its `hello` arrived. */
+function meSocket(token) {
+  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/api/v1/me/ws?token=${token}`, {
+    headers: { 'cf-connecting-ip': randomIp() },
+  });
+  const closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  return new Promise((resolve, reject) => {
+    ws.on('message', (d) => { if (JSON.parse(d.toString()).type === 'hello') resolve({ ws, closed }); });
+    ws.once('error', reject);
+  });
+}
+
+test("signing out closes that session's /me socket (4001) as it does room sockets; another session's stays open", async () => {
+  const u = await register(server, 'Inbox watcher');
+  const other = (await api(server, 'POST', '/api/v1/auth/login', { body: { email: u.email, password: u.password } })).body;
+  const mine = await meSocket(u.token);
+  const kept = await meSocket(other.access_token);
+  const out = await api(server, 'POST', '/api/v1/auth/logout', { body: { refresh_token: u.refresh_token } });
+  assert.equal(out.status, 204);
+  assert.equal((await within(mine.closed, CLOSE_MS, '/me close')).code, 4001);
+  assert.equal(kept.ws.readyState, WebSocket.OPEN);
+  // The kept socket still answers.
+  const pong = new Promise((resolve) => kept.ws.on('message', (d) => { const f = JSON.parse(d.toString()); if (f.type === 'pong') resolve(f); }));
+  kept.ws.send(JSON.stringify({ type: 'ping', nonce: 'n1' }));
+  assert.equal((await within(pong, CLOSE_MS, 'pong')).nonce, 'n1');
+  // Signing out everywhere closes the rest.
+  const everywhere = await api(server, 'POST', '/api/v1/auth/logout', { token: other.access_token, body: { everywhere: true } });
+  assert.equal(everywhere.status, 204);
+  assert.equal((await within(kept.closed, CLOSE_MS, '/me close everywhere')).code, 4001);
+});
+
 test('failed sign-ins to one account from many addresses lock it for a while (429 sign_in_locked)', async () => {
   const u = await register(server, 'Targeted');
   for (let i = 0; i < 10; i += 1) {

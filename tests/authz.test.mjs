@@ -180,6 +180,13 @@ const REQUESTS = {
       subscription_id: OK(await api(server, 'POST', '/api/v1/me/push/subscriptions', { token: personOf(caller).token, body: pushBody() }), 201, 'push subscription').id,
     },
   }),
+  ListApiKeys: () => ({}),
+  CreateApiKey: () => ({ body: { name: 'made by the matrix', scope: { access: 'read', resources: ['chat'] } } }),
+  DeleteApiKey: async (caller) => ({
+    params: {
+      key_id: OK(await api(server, 'POST', '/api/v1/me/keys', { token: personOf(caller).token, body: { name: 'to revoke', scope: { access: 'read', resources: ['chat'] } } }), 201, 'API key').id,
+    },
+  }),
   UnsubscribePage: () => ({ params: { token: unsubscribeToken(people.stranger.user.id) } }),
   Unsubscribe: () => ({ params: { token: unsubscribeToken(people.stranger.user.id) }, raw: 'List-Unsubscribe=One-Click', headers: form }),
   ListWebhooks: () => ({}),

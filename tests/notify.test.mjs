@@ -395,5 +395,3 @@ test('a person who opted in gets one digest a day of what stayed unread, by room
   const prefs = (await api(server, 'GET', '/api/v1/me/preferences', { token: eve.token })).body;
   assert.equal(prefs.digest_email, false);
 });
-
-test.todo('an API key limited to one room and reading is refused writing and other rooms; a revoked key stops at once (waits for the auth work on main)');

@@ -199,6 +199,10 @@ pub const fn rule_of(endpoint: Endpoint) -> Rule {
         E::ReadInbox | E::UpdatePreferences => rule(Who::SignedIn, 200),
         E::CreatePushSubscription => rule(Who::SignedIn, 201),
         E::DeletePushSubscription => rule(Who::SignedIn, 204),
+        // A person's own keys (API keys themselves are refused, see `apikeys`).
+        E::ListApiKeys => rule(Who::SignedIn, 200),
+        E::CreateApiKey => rule(Who::SignedIn, 201),
+        E::DeleteApiKey => rule(Who::SignedIn, 204),
         // Signed tokens in the path are the credential.
         E::UnsubscribePage | E::Unsubscribe => rule(Who::Anyone, 200),
         E::PostIncomingWebhook => rule(Who::Anyone, 200),

@@ -95,10 +95,19 @@ pub async fn call(
     .await
 }
 
-/// Hands a WebSocket upgrade to a person's object; `protocol` is echoed.
-pub async fn socket(env: &Env, user_id: &str, protocol: Option<&str>) -> HttpResult<Response> {
+/// Hands a WebSocket upgrade to a person's object; `protocol` is echoed, and
+/// the socket is tagged with `session` so that ending it closes the socket.
+pub async fn socket(
+    env: &Env,
+    user_id: &str,
+    session: Option<&str>,
+    protocol: Option<&str>,
+) -> HttpResult<Response> {
     let headers = user_headers(user_id)?;
     headers.set("upgrade", "websocket")?;
+    if let Some(s) = session {
+        headers.set(crate::sessions::SESSION_ID_HEADER, s)?;
+    }
     if let Some(p) = protocol {
         headers.set("x-tessera-protocol", p)?;
     }
@@ -246,14 +255,7 @@ impl DurableObject for PersonDO {
         _clean: bool,
     ) -> worker::Result<()> {
         let _ = ws.close(Some(code.clamp(1000, 4999) as u16), Some(reason));
-        let others = self.state.get_websockets_with_tag(ME_TAG).iter().any(|w| {
-            let raw: &web_sys::WebSocket = w.as_ref();
-            raw.ready_state() == web_sys::WebSocket::OPEN
-                && !js_sys::Object::is(w.as_ref(), ws.as_ref())
-        });
-        if !others {
-            self.watch_rooms(false).await;
-        }
+        self.unwatch_unless_open(Some(&ws)).await;
         Ok(())
     }
 
@@ -297,6 +299,15 @@ impl PersonDO {
             (Method::Get, ["ws"]) => {
                 self.watch_rooms(true).await;
                 self.open_socket(&req)
+            }
+            (Method::Post, ["sessions", "end"]) => {
+                let end = crate::sessions::parse_end(&req.bytes().await?)?;
+                // Every socket here is the person's.
+                let closed = crate::sessions::close_ended(&self.state, &end, |_| true);
+                if closed > 0 {
+                    self.unwatch_unless_open(None).await;
+                }
+                json(200, &serde_json::json!({ "closed": closed }))
             }
             (Method::Post, ["counts"]) => {
                 let tick: Tick = parse_json(&req.bytes().await?, 4096)?;
@@ -575,6 +586,19 @@ impl PersonDO {
         self.send_counts(&tick.room_id)
     }
 
+    /// Stops following the rooms' counts unless a socket (other than
+    /// `closing`) is still open.
+    async fn unwatch_unless_open(&self, closing: Option<&WebSocket>) {
+        let open = self.state.get_websockets_with_tag(ME_TAG).iter().any(|w| {
+            let raw: &web_sys::WebSocket = w.as_ref();
+            raw.ready_state() == web_sys::WebSocket::OPEN
+                && closing.is_none_or(|c| !js_sys::Object::is(w.as_ref(), c.as_ref()))
+        });
+        if !open {
+            self.watch_rooms(false).await;
+        }
+    }
+
     fn broadcast(&self, frame: &MeFrame) {
         let text = frame.to_json();
         for ws in self.state.get_websockets_with_tag(ME_TAG) {
@@ -587,8 +611,9 @@ impl PersonDO {
             return Err(ApiError::invalid("expected a WebSocket upgrade").into());
         }
         let pair = WebSocketPair::new()?;
-        self.state
-            .accept_websocket_with_tags(&pair.server, &[ME_TAG]);
+        let session = crate::sessions::session_tag(req)?;
+        let tags: Vec<&str> = std::iter::once(ME_TAG).chain(session.as_deref()).collect();
+        self.state.accept_websocket_with_tags(&pair.server, &tags);
         let hello = MeFrame::Hello {
             unread_items: self.unread_items()?,
             rooms: self.mention_counts(None)?,

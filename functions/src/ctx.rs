@@ -2,8 +2,10 @@
 //! (once authenticated) user, plus body reading and D1 access helpers.
 
 use serde::de::DeserializeOwned;
-use std::cell::RefCell;
-use tessera_core::api::{parse_json, Page, JSON_BODY_LIMIT};
+use std::cell::{Cell, RefCell};
+use tessera_core::api::{parse_json, Endpoint, Page, Route, JSON_BODY_LIMIT};
+use tessera_core::notify::apikeys::{self, Scope};
+use tessera_core::rooms::Role;
 use tessera_core::ApiError;
 pub use tessera_durable_objects::d1::{arg, changes};
 use tessera_durable_objects::http::HttpResult;
@@ -15,9 +17,51 @@ pub struct Ctx {
     pub ip: String,
     /// Set by authentication, read by the request log.
     pub user: RefCell<Option<String>>,
+    /// The route being served and the room its path names: what an API key
+    /// is checked against when it authenticates.
+    pub endpoint: Cell<Option<Endpoint>>,
+    pub path_room: RefCell<Option<String>>,
+    /// The scope of the API key the caller authenticated with, if any.
+    pub key_scope: RefCell<Option<Scope>>,
 }
 
 impl Ctx {
+    pub fn new(env: Env, request_id: String, ip: String) -> Self {
+        Self {
+            env,
+            request_id,
+            ip,
+            user: RefCell::new(None),
+            endpoint: Cell::new(None),
+            path_room: RefCell::new(None),
+            key_scope: RefCell::new(None),
+        }
+    }
+
+    /// Remembers the route for authentication (see [`Ctx::endpoint`]).
+    pub fn routed(&self, route: &Route) {
+        self.endpoint.set(Some(route.endpoint));
+        *self.path_room.borrow_mut() =
+            apikeys::room_param(route.endpoint).map(|i| route.param(i).to_string());
+    }
+
+    /// Whether the caller's API key (if they used one) reaches `room_id`;
+    /// where it does not, the room is answered as one they are not in.
+    pub fn key_allows_room(&self, room_id: &str) -> bool {
+        self.key_scope
+            .borrow()
+            .as_ref()
+            .is_none_or(|s| s.allows_room(room_id))
+    }
+
+    /// The role the caller's socket acts with in a room where they hold `role`.
+    pub fn acting_role(&self, role: Role) -> Role {
+        self.key_scope
+            .borrow()
+            .as_ref()
+            .map_or(role, |s| s.cap_role(role))
+    }
+
     pub fn db(&self) -> HttpResult<D1Database> {
         Ok(self.env.d1("DB")?)
     }

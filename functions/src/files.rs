@@ -234,7 +234,9 @@ async fn upload_access(ctx: &Ctx, req: &Request, id: &str) -> HttpResult<(Access
         .bind(&[arg(id), arg(&user_id)])?
         .first(None)
         .await?
-        .filter(|a: &Access| a.uploader_id == user_id && a.role.is_some())
+        .filter(|a: &Access| {
+            a.uploader_id == user_id && a.role.is_some() && ctx.key_allows_room(&a.room_id)
+        })
         .ok_or(ApiError::NotFound("upload"))?;
     let role = access.role.as_deref().unwrap_or_default().parse()?;
     Ok((access, role))
@@ -317,6 +319,7 @@ pub async fn file_for(ctx: &Ctx, id: &str, user_id: &str) -> HttpResult<(FileInf
         .bind(&[arg(id), arg(user_id)])?
         .first(None)
         .await?
+        .filter(|f: &Found| ctx.key_allows_room(&f.file.room_id))
         .ok_or(ApiError::NotFound("file"))?;
     Ok((found.file, found.role))
 }

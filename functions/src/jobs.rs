@@ -238,6 +238,7 @@ pub async fn get(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
         .bind(&[arg(id), arg(&user_id)])?
         .first(None)
         .await?
+        .filter(|j: &JobRow| ctx.key_allows_room(&j.room_id))
         .ok_or(ApiError::NotFound("job"))?;
     respond(200, &json!({ "job": row.job()? }))
 }

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod ai;
+mod apikeys;
 mod checkin;
 mod crypto;
 mod ctx;
@@ -22,7 +23,6 @@ mod webhooks;
 mod workflows;
 
 use ctx::{arg, now_secs, Ctx};
-use std::cell::RefCell;
 use tessera_core::ai::Task;
 use tessera_core::api::{allowed_methods, route, Endpoint, Route, OPENAPI_JSON};
 use tessera_core::ApiError;
@@ -53,17 +53,13 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
         .filter(|id| tessera_core::ids::is_valid_path_param(id))
         .map_or_else(crypto::new_id, Ok)
         .unwrap_or_else(|_| "unknown".into());
-    let ctx = Ctx {
-        ip: req
-            .headers()
-            .get("cf-connecting-ip")
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| "unknown".into()),
-        env,
-        request_id,
-        user: RefCell::new(None),
-    };
+    let ip = req
+        .headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "unknown".into());
+    let ctx = Ctx::new(env, request_id, ip);
     let resp = match serve(&ctx, req, &named, &path).await {
         Ok(resp) => resp,
         Err(failure) => error_response(&failure.0),
@@ -81,6 +77,7 @@ async fn serve(ctx: &Ctx, req: Request, method: &str, path: &str) -> HttpResult<
         return Err(ApiError::NoRoute.into());
     }
     let route = route(method, path)?;
+    ctx.routed(&route);
     if route.endpoint.counts_against_api_limit() {
         ctx.limit("API_LIMITER", ctx.ip.clone(), API_LIMIT_PERIOD_SECS)
             .await?;
@@ -167,6 +164,9 @@ async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response>
         Endpoint::GetPush => notify::push_config(ctx, req).await,
         Endpoint::CreatePushSubscription => notify::forward(ctx, req, "/push").await,
         Endpoint::DeletePushSubscription => notify::forward(ctx, req, &format!("/push/{a}")).await,
+        Endpoint::ListApiKeys => apikeys::list(ctx, req).await,
+        Endpoint::CreateApiKey => apikeys::create(ctx, req).await,
+        Endpoint::DeleteApiKey => apikeys::revoke(ctx, req, a).await,
         Endpoint::UnsubscribePage => notify::unsubscribe_page(ctx, a).await,
         Endpoint::Unsubscribe => notify::unsubscribe(ctx, req, a).await,
         Endpoint::ListWebhooks => webhooks::list(ctx, req, a).await,

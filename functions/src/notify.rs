@@ -27,8 +27,14 @@ pub async fn socket(ctx: &Ctx, req: Request) -> HttpResult<Response> {
         return Err(ApiError::invalid("this endpoint expects a WebSocket upgrade").into());
     }
     let (token, echo) = socket_token(&req)?;
-    let user_id = caller_for_token(ctx, &token).await?.user_id;
-    person::socket(&ctx.env, &user_id, echo.then_some(SUBPROTOCOL)).await
+    let caller = caller_for_token(ctx, &token).await?;
+    person::socket(
+        &ctx.env,
+        &caller.user_id,
+        caller.session.as_deref(),
+        echo.then_some(SUBPROTOCOL),
+    )
+    .await
 }
 
 /// The inbox, preferences and push routes: forwarded to the person's object.

@@ -5,6 +5,7 @@
 use crate::ctx::Ctx;
 use crate::tokens::{authenticate, caller_for_token};
 use tessera_core::chat::ReadState;
+use tessera_core::protocol::Identity;
 use tessera_core::room::RoomCall;
 use tessera_core::rooms::MemberNotice;
 use tessera_core::ApiError;
@@ -18,15 +19,25 @@ use worker::{Headers, Method, Request, Response};
 pub const SUBPROTOCOL: &str = "tessera.v1";
 
 /// The caller's identity in a room, in one query (this runs on every socket
-/// upgrade and every forwarded request); 404 for non-members, as everywhere.
-pub async fn identity_headers(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Headers> {
-    let who = members::identity(&ctx.db()?, room_id, user_id)
+/// upgrade and every forwarded request); 404 for non-members, as everywhere,
+/// and for rooms the caller's API key does not reach.
+async fn identity(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Identity> {
+    Ok(members::identity(&ctx.db()?, room_id, user_id)
         .await?
-        .ok_or(ApiError::NotFound("room"))?;
+        .filter(|_| ctx.key_allows_room(room_id))
+        .ok_or(ApiError::NotFound("room"))?)
+}
+
+fn headers_for(ctx: &Ctx, who: &Identity) -> HttpResult<Headers> {
     let headers = Headers::new();
     headers.set("x-tessera-identity", &who.to_header())?;
     headers.set("x-request-id", &ctx.request_id)?;
     Ok(headers)
+}
+
+/// The identity headers of a request the room object serves.
+pub async fn identity_headers(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Headers> {
+    headers_for(ctx, &identity(ctx, room_id, user_id).await?)
 }
 
 /// The token of a socket request: `?token=`, or `bearer.<token>` among the
@@ -66,7 +77,11 @@ async fn upgrade(ctx: &Ctx, req: &Request, room_id: &str, path: &str) -> HttpRes
     }
     let (token, echo_protocol) = socket_token(req)?;
     let caller = caller_for_token(ctx, &token).await?;
-    let headers = identity_headers(ctx, room_id, &caller.user_id).await?;
+    let mut who = identity(ctx, room_id, &caller.user_id).await?;
+    // Reading a room opens its socket, which can also write: a read-only
+    // API key holds it with a viewer's rights.
+    who.role = ctx.acting_role(who.role);
+    let headers = headers_for(ctx, &who)?;
     headers.set("upgrade", "websocket")?;
     // The socket is tagged with its session, so that signing out closes it.
     if let Some(session) = &caller.session {

@@ -30,6 +30,9 @@ const ROOM_COLUMNS: &str =
 /// The caller's membership of a room (the room with their role); 404 when
 /// the room is absent or not theirs.
 pub async fn membership(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<RoomInfo> {
+    if !ctx.key_allows_room(room_id) {
+        return Err(ApiError::NotFound("room").into());
+    }
     Ok(ctx
         .db()?
         .prepare(format!(
@@ -42,7 +45,11 @@ pub async fn membership(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<R
         .ok_or(ApiError::NotFound("room"))?)
 }
 
+/// `user_id`'s role in a room; none when an API key of theirs does not reach it.
 pub async fn member_role(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Option<Role>> {
+    if !ctx.key_allows_room(room_id) {
+        return Ok(None);
+    }
     members::role(&ctx.db()?, room_id, user_id).await
 }
 
@@ -96,6 +103,8 @@ pub async fn list(ctx: &Ctx, req: Request) -> HttpResult<Response> {
         .await?
         .results()?;
     let next_cursor = page.finish(&mut rooms, |r| r.id.clone());
+    // A key limited to some rooms lists only those (a page may come out short).
+    rooms.retain(|r| ctx.key_allows_room(&r.id));
     let rooms = with_reads(ctx, rooms, &user_id).await;
     json(200, &RoomList { rooms, next_cursor })
 }

@@ -2,7 +2,9 @@
 //! a replayed refresh token. The session's refresh tokens are revoked in D1,
 //! so its access tokens are refused from the next request (see `tokens`), and
 //! each room of the person is told to close the sockets that the session holds
-//! there, chat and documents alike (`tessera_durable_objects::sessions`).
+//! there, chat and documents alike, and so is the person's object, for their
+//! `/me` sockets (`tessera_durable_objects::sessions`). Revoking an API key
+//! closes its sockets the same way.
 //!
 //! Which rooms: the person's memberships, since sockets only exist in rooms
 //! one belongs to (a removed member's are closed on removal). They are asked
@@ -16,7 +18,7 @@ use serde::Deserialize;
 use tessera_core::auth::refresh_token_digest;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::HttpResult;
-use tessera_durable_objects::sessions::{end_in_room, EndSessions};
+use tessera_durable_objects::sessions::{end_for_person, end_in_room, EndSessions};
 
 const ROOMS_AT_ONCE: usize = 20;
 
@@ -73,8 +75,8 @@ pub async fn revoke_family(ctx: &Ctx, family: &str) -> HttpResult<bool> {
     Ok(changes(&result)? > 0)
 }
 
-/// Tells every room of `user_id` to close the sockets of `session` (all of
-/// the person's sockets when `None`).
+/// Tells the person's object and every room of `user_id` to close the
+/// sockets of `session` (all of the person's sockets when `None`).
 pub async fn close_sockets(ctx: &Ctx, user_id: &str, session: Option<&str>) -> HttpResult<()> {
     #[derive(Deserialize)]
     struct Room {
@@ -92,6 +94,10 @@ pub async fn close_sockets(ctx: &Ctx, user_id: &str, session: Option<&str>) -> H
         session: session.map(str::to_string),
     };
     let mut failed = 0;
+    if let Err(e) = end_for_person(&ctx.env, &end).await {
+        worker::console_error!("the /me sockets were not told of a sign-out: {:?}", e.0);
+        failed += 1;
+    }
     for batch in rooms.chunks(ROOMS_AT_ONCE) {
         let told = join_all(
             batch
@@ -108,9 +114,9 @@ pub async fn close_sockets(ctx: &Ctx, user_id: &str, session: Option<&str>) -> H
     }
     if failed > 0 {
         return Err(ApiError::Unavailable(format!(
-            "signed out, but {failed} of {} rooms could not be told to close this session's \
-             sockets; sign out again to retry",
-            rooms.len()
+            "signed out, but {failed} of {} rooms (and the person's own sockets) could not be \
+             told to close this session's sockets; sign out again to retry",
+            rooms.len() + 1
         ))
         .into());
     }

@@ -61,7 +61,9 @@ struct AccessClaims<'a> {
     sid: &'a str,
 }
 
-/// Who is calling: the user and, for our own tokens, the session.
+/// Who is calling: the user and, for our own tokens, the session (for an
+/// API key, the key): what the caller's sockets are tagged with, so that
+/// ending it closes them.
 pub struct Caller {
     pub user_id: String,
     pub session: Option<String>,
@@ -199,11 +201,15 @@ fn verify_own(ctx: &Ctx, token: &jwt::Token<'_>) -> HttpResult<(String, String)>
     Ok((subject, token.claims::<SessionClaim>()?.sid))
 }
 
-/// The caller behind a bearer token: ours (HS256, with its session), or an
-/// external OIDC provider's when one is configured (the user is provisioned on
-/// first sight). Refused when the account is gone, the session signed out, or
-/// (external tokens) the person signed out everywhere after it was issued.
+/// The caller behind a bearer token: an API key (`tsk_…`, see `apikeys`),
+/// ours (HS256, with its session), or an external OIDC provider's when one is
+/// configured (the user is provisioned on first sight). Refused when the
+/// account is gone, the session signed out, or (external tokens) the person
+/// signed out everywhere after it was issued.
 pub async fn caller_for_token(ctx: &Ctx, token: &str) -> HttpResult<Caller> {
+    if tessera_core::notify::apikeys::is_api_key(token) {
+        return crate::apikeys::caller_for_key(ctx, token).await;
+    }
     let parsed = jwt::parse(token)?;
     let (user_id, session, issued_at) = match parsed.header.alg.as_str() {
         "HS256" => {

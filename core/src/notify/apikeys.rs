@@ -1,8 +1,19 @@
 //! API keys for scripts and integrations: their format, how they are stored
 //! (only a SHA-256 of the secret), and their scopes — which rooms, read or
 //! write, which kinds of resource — checked against each route.
+//!
+//! The Worker authenticates a `tsk_` bearer token wherever it authenticates an
+//! access token, and asks [`admit`] whether the stored key may make this call:
+//! expired keys are refused, the route must be one the scope covers, a room
+//! the key does not name is not found, and the last-used time is written at
+//! most once per [`TOUCH_EVERY_SECS`] per key. A revoked key's row is gone,
+//! so it is refused from the next request. Routes that reach a room through
+//! a file, upload or job check [`Scope::allows_room`] once they know it; and
+//! a room socket opened with a read-only key acts as a viewer
+//! ([`Scope::cap_role`]), since reading a room is what opens its socket.
 
 use crate::api::Endpoint;
+use crate::rooms::Role;
 use crate::ApiError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -14,6 +25,8 @@ pub const KEYS_PER_PERSON_MAX: usize = 50;
 pub const NAME_MAX: usize = 100;
 /// Rooms one key may name.
 pub const ROOMS_MAX: usize = 100;
+/// The last-used time is at most this stale, and written at most this often.
+pub const TOUCH_EVERY_SECS: u64 = 60;
 
 /// What a key can reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -105,6 +118,14 @@ pub fn need(endpoint: Endpoint) -> Need {
     }
 }
 
+/// The path parameter that names the room a route acts on, if the path names one.
+pub fn room_param(endpoint: Endpoint) -> Option<usize> {
+    match need(endpoint) {
+        Need::Resource { room_param, .. } => room_param,
+        Need::Person => None,
+    }
+}
+
 impl Scope {
     pub fn validate(&self) -> Result<(), ApiError> {
         if self.resources.is_empty() {
@@ -123,10 +144,39 @@ impl Scope {
         Ok(())
     }
 
+    /// The scope as stored: rooms and kinds sorted, each once.
+    pub fn normalized(mut self) -> Self {
+        if let Some(rooms) = &mut self.rooms {
+            rooms.sort();
+            rooms.dedup();
+        }
+        self.resources.sort();
+        self.resources.dedup();
+        self
+    }
+
     pub fn allows_room(&self, room_id: &str) -> bool {
         self.rooms
             .as_ref()
             .is_none_or(|r| r.iter().any(|x| x == room_id))
+    }
+
+    /// A room the key does not name is answered as one the person is not in.
+    pub fn check_room(&self, room_id: &str) -> Result<(), ApiError> {
+        if self.allows_room(room_id) {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound("room"))
+        }
+    }
+
+    /// The role the key's sockets act with in a room where the person holds
+    /// `role`: a read-only key is a viewer, whatever the person is.
+    pub fn cap_role(&self, role: Role) -> Role {
+        match self.access {
+            Access::Read => role.min(Role::Viewer),
+            Access::Write => role,
+        }
     }
 
     /// Whether the key may call `endpoint` at all, and (when known) on `room`.
@@ -139,17 +189,15 @@ impl Scope {
                 resource, access, ..
             } => {
                 if !self.resources.contains(&resource) {
-                    return Err(ApiError::forbidden(
-                        format!("this API key does not cover {resource:?}").to_lowercase(),
-                    ));
+                    let kind = format!("{resource:?}").to_lowercase();
+                    return Err(ApiError::forbidden(format!(
+                        "this API key does not cover {kind}"
+                    )));
                 }
                 if access == Access::Write && self.access == Access::Read {
                     return Err(ApiError::forbidden("this API key is read-only"));
                 }
-                match room {
-                    Some(r) if !self.allows_room(r) => Err(ApiError::NotFound("room")),
-                    _ => Ok(()),
-                }
+                room.map_or(Ok(()), |r| self.check_room(r))
             }
         }
     }
@@ -189,6 +237,61 @@ pub fn hash(secret: &str) -> String {
         .collect()
 }
 
+/// A key as authentication reads it (by id and secret hash).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoredKey {
+    pub user_id: String,
+    /// The [`Scope`] as JSON.
+    pub scope: String,
+    pub expires_at: Option<u64>,
+    pub last_used_at: Option<u64>,
+}
+
+/// A key let in: its scope, and whether this request should record its use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    pub scope: Scope,
+    pub touch: bool,
+}
+
+/// Whether `key` may call `endpoint` (on the room its path names) at `now`.
+/// `endpoint` is `None` outside a routed request, where keys are refused.
+pub fn admit(
+    key: &StoredKey,
+    endpoint: Option<Endpoint>,
+    room: Option<&str>,
+    now: u64,
+) -> Result<Admitted, ApiError> {
+    if key.expires_at.is_some_and(|at| at <= now) {
+        return Err(ApiError::InvalidToken("this API key has expired".into()));
+    }
+    let scope = stored_scope(&key.scope)?;
+    let endpoint = endpoint.ok_or_else(|| ApiError::forbidden("API keys cannot be used here"))?;
+    scope.check(endpoint, room)?;
+    let touch = key
+        .last_used_at
+        .is_none_or(|at| now >= at.saturating_add(TOUCH_EVERY_SECS));
+    Ok(Admitted { scope, touch })
+}
+
+/// A stored scope. Read as a request body is (`from_slice`), so the Worker
+/// carries one copy of the scope's parser, not two.
+pub fn stored_scope(json: &str) -> Result<Scope, ApiError> {
+    serde_json::from_slice(json.as_bytes())
+        .map_err(|e| ApiError::Internal(format!("stored API key scope: {e}")))
+}
+
+/// A key as its owner sees it listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    pub scope: Scope,
+    pub created_at: u64,
+    pub expires_at: Option<u64>,
+    pub last_used_at: Option<u64>,
+}
+
 /// What a person sends to create a key.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -201,6 +304,12 @@ pub struct CreateKey {
 }
 
 impl CreateKey {
+    /// When a key created at `now` expires.
+    pub fn expires_at(&self, now: u64) -> Option<u64> {
+        self.expires_in_days
+            .map(|d| now.saturating_add(u64::from(d) * 24 * 3600))
+    }
+
     pub fn validate(&self) -> Result<(), ApiError> {
         let n = self.name.trim().chars().count();
         if n == 0 || n > NAME_MAX {
@@ -297,6 +406,97 @@ mod tests {
         }
     }
 
+    fn stored(scope: &Scope, expires_at: Option<u64>, last_used_at: Option<u64>) -> StoredKey {
+        StoredKey {
+            user_id: "u".into(),
+            scope: serde_json::to_string(scope).unwrap(),
+            expires_at,
+            last_used_at,
+        }
+    }
+
+    #[test]
+    fn admission_follows_the_scope_and_expiry() {
+        let s = scope(Some(&["r1"]), Access::Read);
+        let key = stored(&s, Some(1_000), None);
+        let ok = admit(&key, Some(Endpoint::ListMessages), Some("r1"), 999).unwrap();
+        assert_eq!(ok.scope, s);
+        assert!(ok.touch);
+        let status = |e: Option<Endpoint>, room: Option<&str>, now: u64| {
+            admit(&key, e, room, now).unwrap_err().status()
+        };
+        assert_eq!(status(Some(Endpoint::ListMessages), Some("r1"), 1_000), 401);
+        assert_eq!(status(Some(Endpoint::PostMessage), Some("r1"), 10), 403);
+        assert_eq!(status(Some(Endpoint::ListMessages), Some("r2"), 10), 404);
+        assert_eq!(status(None, None, 10), 403);
+        // Keys never manage keys, nor anything else of the person's account.
+        for e in [
+            Endpoint::CreateApiKey,
+            Endpoint::ListApiKeys,
+            Endpoint::DeleteApiKey,
+            Endpoint::MeSocket,
+            Endpoint::Logout,
+        ] {
+            assert_eq!(status(Some(e), None, 10), 403, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn the_last_used_time_is_written_at_most_once_a_minute() {
+        let s = scope(None, Access::Write);
+        let at = |last: Option<u64>, now: u64| {
+            admit(
+                &stored(&s, None, last),
+                Some(Endpoint::PostMessage),
+                Some("r"),
+                now,
+            )
+            .unwrap()
+            .touch
+        };
+        assert!(at(None, 100));
+        assert!(!at(Some(100), 100));
+        assert!(!at(Some(100), 159));
+        assert!(at(Some(100), 160));
+        // A clock that went back does not write either.
+        assert!(!at(Some(100), 50));
+    }
+
+    #[test]
+    fn read_keys_act_as_viewers_and_rooms_are_checked_alone() {
+        let r = scope(Some(&["r1"]), Access::Read);
+        let w = scope(None, Access::Write);
+        for role in Role::ALL {
+            assert_eq!(r.cap_role(role), Role::Viewer);
+            assert_eq!(w.cap_role(role), role);
+        }
+        assert!(r.check_room("r1").is_ok());
+        assert_eq!(r.check_room("r2").unwrap_err().status(), 404);
+        assert!(w.check_room("r2").is_ok());
+        assert_eq!(room_param(Endpoint::PostMessage), Some(0));
+        assert_eq!(room_param(Endpoint::GetFile), None);
+        assert_eq!(room_param(Endpoint::CreateApiKey), None);
+    }
+
+    #[test]
+    fn listed_keys_never_carry_a_secret() {
+        let info = KeyInfo {
+            id: "k".into(),
+            name: "ci".into(),
+            scope: scope(None, Access::Read),
+            created_at: 1,
+            expires_at: None,
+            last_used_at: None,
+        };
+        let listed = serde_json::to_value(&info).unwrap();
+        assert!(listed.get("key").is_none());
+        assert_eq!(
+            stored_scope(&serde_json::to_string(&info.scope).unwrap()),
+            Ok(info.scope)
+        );
+        assert_eq!(stored_scope("{").unwrap_err().status(), 500);
+    }
+
     #[test]
     fn create_requests_are_bounded() {
         let mut c = CreateKey {
@@ -305,6 +505,20 @@ mod tests {
             expires_in_days: Some(30),
         };
         assert!(c.validate().is_ok());
+        let twice = Scope {
+            rooms: Some(vec!["b".into(), "a".into(), "b".into()]),
+            access: Access::Read,
+            resources: vec![Resource::Files, Resource::Chat, Resource::Files],
+        };
+        assert_eq!(
+            twice.normalized(),
+            Scope {
+                rooms: Some(vec!["a".into(), "b".into()]),
+                access: Access::Read,
+                resources: vec![Resource::Chat, Resource::Files],
+            }
+        );
+        assert_eq!(c.expires_at(10), Some(10 + 30 * 24 * 3600));
         c.scope.rooms = Some(vec![]);
         assert!(c.validate().is_err());
         c.scope.rooms = None;

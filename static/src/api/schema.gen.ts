@@ -189,6 +189,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -249,6 +250,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -309,6 +311,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -349,6 +352,7 @@ export type paths = {
                     };
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
@@ -429,6 +433,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
@@ -473,6 +478,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
@@ -519,6 +525,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -563,6 +570,7 @@ export type paths = {
                     };
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -676,6 +684,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -953,6 +962,7 @@ export type paths = {
                     };
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 410: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -999,6 +1009,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -1049,6 +1060,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -1146,6 +1158,7 @@ export type paths = {
                     };
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -1191,6 +1204,7 @@ export type paths = {
                     };
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -1290,6 +1304,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 410: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -1425,6 +1440,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 410: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -1521,6 +1537,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -1761,6 +1778,7 @@ export type paths = {
                     content?: never;
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 410: components["responses"]["Error"];
                 412: components["responses"]["Error"];
@@ -1852,6 +1870,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -1897,6 +1916,7 @@ export type paths = {
                     };
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -2116,6 +2136,7 @@ export type paths = {
                     };
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -2159,6 +2180,7 @@ export type paths = {
                     };
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -2204,6 +2226,7 @@ export type paths = {
                     };
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -2665,6 +2688,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -2942,6 +2966,7 @@ export type paths = {
                     };
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -2991,6 +3016,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -3070,6 +3096,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
@@ -3116,6 +3143,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
@@ -3168,6 +3196,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -3208,6 +3237,7 @@ export type paths = {
                     };
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
@@ -3256,6 +3286,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -3292,6 +3323,7 @@ export type paths = {
                     };
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
@@ -3346,6 +3378,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 409: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
@@ -3392,6 +3425,7 @@ export type paths = {
                     content?: never;
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -4062,6 +4096,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
@@ -4175,6 +4210,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -4272,6 +4308,7 @@ export type paths = {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -4304,6 +4341,130 @@ export type paths = {
                 header?: never;
                 path: {
                     code: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description revoked */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's API keys, newest first (never their secrets) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description keys */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            keys: components["schemas"]["ApiKey"][];
+                        };
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        /** Create an API key for the caller (not with an API key); the key is in this answer only */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name: string;
+                        scope: components["schemas"]["ApiKeyScope"];
+                        expires_in_days?: number | null;
+                    };
+                };
+            };
+            responses: {
+                /** @description created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CreatedApiKey"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke one of the caller's API keys: refused from the next request, its sockets closed */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    key_id: string;
                 };
                 cookie?: never;
             };
@@ -5441,6 +5602,34 @@ export type components = {
             deleted_at: number;
             /** @description user id */
             deleted_by: string;
+        };
+        ApiKeyScope: {
+            /** @description The rooms the key reaches (all of the person's rooms, now and later, when null or left out); each must be one of the person's. */
+            rooms?: string[] | null;
+            /** @enum {string} */
+            access: "read" | "write";
+            /** @description The kinds of route the key may call: messages; documents; files and uploads; activities, rules, approvals, audit and AI jobs; the rooms and their members. */
+            resources: ("chat" | "docs" | "files" | "workflows" | "rooms")[];
+        };
+        ApiKey: {
+            id: string;
+            name: string;
+            scope: components["schemas"]["ApiKeyScope"];
+            created_at: number;
+            expires_at: number | null;
+            /** @description Unix seconds; recorded at most once a minute. */
+            last_used_at: number | null;
+        };
+        CreatedApiKey: {
+            id: string;
+            name: string;
+            scope: components["schemas"]["ApiKeyScope"];
+            created_at: number;
+            expires_at: number | null;
+            /** @description Unix seconds; recorded at most once a minute. */
+            last_used_at: number | null;
+            /** @description The whole key (`tsk_…`): shown in this answer only, stored as a hash. */
+            key: string;
         };
     };
     responses: {

@@ -23,3 +23,7 @@ export type UsageReport = Schemas['UsageReport'];
 export type FileAnalysis = Schemas['FileAnalysis'];
 /** `GET /auth/config`: password sign-in and the OpenID Connect provider, if any. */
 export type AuthConfig = Schemas['AuthConfig'];
+/** An API key as listed (never its secret), and as created (with the key, shown once). */
+export type ApiKey = Schemas['ApiKey'];
+export type ApiKeyScope = Schemas['ApiKeyScope'];
+export type CreatedApiKey = Schemas['CreatedApiKey'];

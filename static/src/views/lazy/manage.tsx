@@ -2,16 +2,18 @@
  * The manage chunk: the members panel (roles, promote/demote/remove within
  * one's rights), invites by link (role, uses, expiry; revoke), room settings
  * (rename, topic, archive, delete, leave) and the account dialog (display
- * name, sign out, sign out everywhere).
+ * name, API keys, sign out, sign out everywhere).
  */
 import { useSignal, type Signal } from '@preact/signals';
+import { useEffect } from 'preact/hooks';
 import { signOut, updated, user } from '../../api/auth';
 import { api, ok } from '../../api/client';
 import { describe } from '../../api/errors';
 import type { Role } from '../../realtime/protocol';
 import type { RoomSession } from '../../realtime/room';
 import { archive, atLeast, grantable, invite, leave, manages, members as loadMembers, remove, removeMember, revokeInvite, setRole, update, type Invite, type Member } from '../../state/room-admin';
-import type { Room } from '../../state/rooms';
+import { rooms, type Room } from '../../state/rooms';
+import { createKey, keys, KINDS, loadKeys, revokeKey, type ApiKey } from '../../state/apikeys';
 import { navigate } from '../../state/route';
 import { say } from '../../state/toasts';
 import { Avatar } from '../rooms/AccountButton';
@@ -224,10 +226,84 @@ export function Account({ onClose }: { onClose: () => void }) {
         {error.value && <p class="error small" role="alert">{error.value}</p>}
         <button type="submit" class="btn primary">Save name</button>
       </form>
+      <ApiKeys />
       <div class="row">
         <button type="button" class="btn" onClick={() => void out(false)}><Icon node={LogOut} /> Sign out</button>
         <button type="button" class="btn" onClick={() => void out(true)}>Sign out everywhere</button>
       </div>
     </Dialog>
+  );
+}
+
+/** What a key reaches, in words. */
+function reach(k: ApiKey): string {
+  const names = new Map(rooms.value.map((r) => [r.id, r.name]));
+  const where = k.scope.rooms ? k.scope.rooms.map((id) => names.get(id) ?? 'a room').join(', ') : 'all your rooms';
+  return `${k.scope.access === 'read' ? 'Read' : 'Read and write'} ${k.scope.resources.join(', ')} in ${where}`;
+}
+
+/** The person's API keys: listed, created with a scope (the key shown once, to copy), revoked after asking. */
+function ApiKeys() {
+  const error = useSignal<string | null>(null);
+  const shown = useSignal<{ name: string; key: string } | null>(null);
+  useEffect(() => { loadKeys().catch((e) => { error.value = describe(e); }); }, []);
+  const create = async (e: Event) => {
+    e.preventDefault();
+    const form = e.currentTarget as HTMLFormElement;
+    const f = new FormData(form);
+    const picked = f.getAll('room').map(String);
+    error.value = null;
+    try {
+      const made = await createKey(String(f.get('name')).trim(), {
+        access: f.get('access') === 'write' ? 'write' : 'read',
+        resources: KINDS.filter((k) => f.getAll('kind').includes(k)),
+        rooms: picked.length ? picked : null,
+      });
+      shown.value = { name: made.name, key: made.key };
+      form.reset();
+    } catch (err) {
+      error.value = describe(err);
+    }
+  };
+  return (
+    <section class="api-keys" aria-labelledby="api-keys-title">
+      <h3 id="api-keys-title">API keys</h3>
+      <p class="muted small">For scripts and integrations: a key acts as you, within its scope.</p>
+      <ul class="keys">
+        {keys.value.map((k) => (
+          <li key={k.id} class="key">
+            <div><strong>{k.name}</strong><div class="muted small">{reach(k)} · {k.last_used_at ? `last used ${new Date(k.last_used_at * 1000).toLocaleString()}` : 'never used'}</div></div>
+            <ConfirmButton danger label="Revoke" title={`Revoke ${k.name}?`}
+              text="Scripts using this key stop working at once."
+              onConfirm={() => revokeKey(k.id).then(() => say('API key revoked.'), (err) => { error.value = describe(err); })} />
+          </li>
+        ))}
+      </ul>
+      {shown.value && (
+        <div class="invite">
+          <label>New key {shown.value.name} (shown once: copy it now)
+            <input readOnly value={shown.value.key} onFocus={(e) => e.currentTarget.select()} />
+          </label>
+          <div class="row">
+            <button type="button" class="btn small" onClick={() => navigator.clipboard.writeText(shown.value!.key).then(() => say('API key copied.'), () => say('Copy the key from the box.'))}>
+              <Icon node={Copy} size={14} /> Copy key
+            </button>
+            <button type="button" class="btn small" onClick={() => { shown.value = null; }}>Done</button>
+          </div>
+        </div>
+      )}
+      <form class="form" onSubmit={create}>
+        <label>Key name<input name="name" required maxLength={100} /></label>
+        <label>Access<select name="access"><option value="read">Read only</option><option value="write">Read and write</option></select></label>
+        <fieldset><legend>Kinds</legend>
+          {KINDS.map((k) => <label key={k} class="check"><input type="checkbox" name="kind" value={k} defaultChecked={k === 'chat'} /> {k}</label>)}
+        </fieldset>
+        <fieldset><legend>Rooms (none ticked: all your rooms)</legend>
+          {rooms.value.map((r) => <label key={r.id} class="check"><input type="checkbox" name="room" value={r.id} /> {r.name}</label>)}
+        </fieldset>
+        {error.value && <p class="error small" role="alert">{error.value}</p>}
+        <button type="submit" class="btn primary">Create API key</button>
+      </form>
+    </section>
   );
 }
