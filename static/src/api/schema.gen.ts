@@ -291,7 +291,8 @@ export type paths = {
             requestBody?: {
                 content: {
                     "application/json": {
-                        refresh_token?: string;
+                        /** @description null is the same as leaving it out */
+                        refresh_token?: string | null;
                         /** @default false */
                         everywhere?: boolean;
                     };
@@ -1644,7 +1645,7 @@ export type paths = {
                 query?: never;
                 header: {
                     /** @description Must be 1.0.0 */
-                    "Tus-Resumable": string;
+                    "Tus-Resumable": "1.0.0";
                     /** @description Total bytes */
                     "Upload-Length": number;
                     /** @description tus metadata: room_id, filename, filetype */
@@ -1707,7 +1708,7 @@ export type paths = {
                 query?: never;
                 header: {
                     /** @description Must be 1.0.0 */
-                    "Tus-Resumable": string;
+                    "Tus-Resumable": "1.0.0";
                 };
                 path: {
                     upload_id: string;
@@ -1740,7 +1741,7 @@ export type paths = {
                 query?: never;
                 header: {
                     /** @description Must be 1.0.0 */
-                    "Tus-Resumable": string;
+                    "Tus-Resumable": "1.0.0";
                 };
                 path: {
                     upload_id: string;
@@ -1774,7 +1775,7 @@ export type paths = {
                 query?: never;
                 header: {
                     /** @description Must be 1.0.0 */
-                    "Tus-Resumable": string;
+                    "Tus-Resumable": "1.0.0";
                     /** @description Where these bytes go; must equal the server's offset */
                     "Upload-Offset": number;
                     /** @description `sha1|sha256 <base64>` of the body; 460 on mismatch */
@@ -2010,6 +2011,7 @@ export type paths = {
                     };
                     content?: never;
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
@@ -2071,6 +2073,7 @@ export type paths = {
                     };
                     content?: never;
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
@@ -2970,7 +2973,7 @@ export type paths = {
             parameters: {
                 query?: {
                     /** @description a UTC day (default: today) */
-                    date?: string;
+                    date?: components["schemas"]["Day"];
                 };
                 header?: never;
                 path: {
@@ -4089,7 +4092,7 @@ export type paths = {
             parameters: {
                 query?: {
                     /** @description a UTC day (default: today) */
-                    date?: string;
+                    date?: components["schemas"]["Day"];
                 };
                 header?: never;
                 path: {
@@ -5427,6 +5430,8 @@ export type components = {
             /** @description user id */
             deleted_by: string;
         };
+        /** @description A UTC calendar date YYYY-MM-DD from 1970-01-01 to 9999-12-31. */
+        Day: string;
     };
     responses: {
         /** @description error */
