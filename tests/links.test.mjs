@@ -55,7 +55,7 @@ async function get(url, { method = 'GET', headers = {} } = {}) {
   const res = await fetch(server.url + url, { method, headers: { 'cf-connecting-ip': randomIp(), ...headers } });
   const body = Buffer.from(await res.arrayBuffer());
   const type = res.headers.get('content-type');
-  checkResponse(method, url, res.status, type, type?.startsWith('application/json') ? JSON.parse(body.toString()) : null);
+  checkResponse(method, url, res.status, type, type?.startsWith('application/json') && body.length ? JSON.parse(body.toString()) : null);
   return { status: res.status, headers: res.headers, body };
 }
 
