@@ -32,4 +32,5 @@ step "integration tests (workerd)"
 # until CI's deadline: every test has a deadline, and the runner exits when done.
 node --test --test-concurrency=1 --test-force-exit --test-timeout=240000 tests/*.test.mjs
 step "browser tests (headless Chromium)"
-node --test --test-concurrency=1 --test-force-exit --test-timeout=240000 tests/web/*.test.mjs
+# One process for all files: they share one Worker and one browser (tests/web/browser.mjs).
+node --test --experimental-test-isolation=none --test-concurrency=1 --test-force-exit --test-timeout=240000 tests/web/*.test.mjs

@@ -109,6 +109,7 @@ const server = await startServer({
   vars: {
     NOTIFY_ALLOW_PRIVATE_URLS: '1',
     NOTIFY_EMAIL_DELAY_SECS: '2',
+    NOTIFY_DIGEST_EVERY_SECS: '5',
     VAPID_PUBLIC_KEY: vapidPublic,
     VAPID_PRIVATE_KEY: vapidJwk.d,
     VAPID_SUBJECT: 'mailto:ops@tessera.test',
@@ -365,5 +366,34 @@ test('an incoming webhook posts a bot message that every member sees; revoked, i
   for (const s of socks) s.close();
 });
 
+test('a person who opted in gets one digest a day of what stayed unread, by room, and leaves it in one click', async () => {
+  const ada = await register(server, 'Writer');
+  const eve = await register(server, 'Eve');
+  const roomId = await room(ada, [[eve]]);
+  const on = await api(server, 'PATCH', '/api/v1/me/preferences', { token: eve.token, body: { digest_email: true, email: false } });
+  assert.equal(on.status, 200, JSON.stringify(on.body));
+  await post(roomId, ada, 'hey @eve, the plan is up');
+  await post(roomId, ada, '@eve and the budget <i>too</i>');
+  const read = await post(roomId, ada, '@eve this one you read');
+  const item = await until(async () => (await inbox(eve)).items.find((i) => i.subject === String(read.body.id)), 'the third item');
+  await api(server, 'POST', '/api/v1/me/inbox/read', { token: eve.token, body: { ids: [item.id] } });
+  const key = `digest:${eve.user.id}:${new Date().toISOString().slice(0, 10)}`;
+  const mail = await until(() => mails.find((m) => m.key === key), 'the digest', 15_000);
+  assert.deepEqual(mail.to, [eve.email]);
+  assert.match(mail.subject, /^Your Tessera digest for \d{4}-\d{2}-\d{2}$/);
+  const { body: r } = await api(server, 'GET', `/api/v1/rooms/${roomId}`, { token: ada.token });
+  assert.ok(mail.text.includes(`* ${r.name}: 2 unread, 2 mentions — https://tessera.test/rooms/${roomId}`), mail.text);
+  assert.ok(!mails.some((m) => m.key.startsWith(`mention:${roomId}:`) && m.to[0] === eve.email), 'email off: no mention emails');
+  assert.equal(mail.headers['List-Unsubscribe-Post'], 'List-Unsubscribe=One-Click');
+  // Another item schedules the next digest, which the same day does not send again.
+  await post(roomId, ada, '@eve one more');
+  await sleep(7000);
+  assert.equal(mails.filter((m) => m.key === key).length, 1, 'one digest a day');
+  const link = mail.headers['List-Unsubscribe'].slice(1, -1).replace('https://tessera.test', '');
+  const unsub = await api(server, 'POST', link, { raw: 'List-Unsubscribe=One-Click', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  assert.deepEqual(unsub.body, { unsubscribed: 'digest' });
+  const prefs = (await api(server, 'GET', '/api/v1/me/preferences', { token: eve.token })).body;
+  assert.equal(prefs.digest_email, false);
+});
+
 test.todo('an API key limited to one room and reading is refused writing and other rooms; a revoked key stops at once (waits for the auth work on main)');
-test.todo('the browser app: inbox with badges, preferences, push opt-in, webhook and key screens (waits for the app shell on main)');

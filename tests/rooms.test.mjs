@@ -193,6 +193,11 @@ test('direct rooms have exactly two people and are reused', async () => {
   const again = await api(server, 'POST', '/api/v1/rooms', { token: b.token, body: { kind: 'direct', members: [a.user.id] } });
   assert.equal(again.status, 200);
   assert.equal(again.body.id, dm.id);
+  // Each person sees the room named for the other one.
+  assert.equal(dm.name, 'DmB');
+  assert.equal(again.body.name, 'DmA');
+  const listed = await api(server, 'GET', '/api/v1/rooms', { token: b.token });
+  assert.equal(listed.body.rooms.find((x) => x.id === dm.id)?.name, 'DmA');
   const three = await api(server, 'POST', '/api/v1/rooms', { token: a.token, body: { kind: 'direct', members: [b.user.id, c.user.id] } });
   assert.equal(three.status, 400);
   const add = await addMember(a, dm.id, c, 'member');

@@ -361,4 +361,3 @@ test("embedding calls count against the room's daily AI budget", async () => {
   assert.equal(hybrid.body.results.length, 1);
 });
 
-test.todo('browser: Ctrl/Cmd+K searches across rooms, opens a message hit and lands on it in its timeline (waits for the app shell in static/)');

@@ -1,8 +1,9 @@
 //! PersonDO: one per person, across rooms. It keeps the person's inbox (90
 //! days), their notification preferences and push subscriptions, holds their
 //! hibernating `/api/v1/me/ws` sockets (new items and each room's counts,
-//! live), sends Web Push when no socket is open, and queues an email for an
-//! item still unseen when its delay is up (an alarm).
+//! live), sends Web Push when no socket is open, queues an email for an
+//! item still unseen when its delay is up, and the daily digest email of
+//! what stayed unread (alarms).
 //!
 //! Only the Worker and the room objects reach it: the Worker authenticates
 //! the person and names the object by their id; rooms hand it items.
@@ -13,6 +14,8 @@ use crate::store::{create_schema, select};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use tessera_core::api::parse_json;
+use tessera_core::dates::day_of;
+use tessera_core::notify::email::{DigestRoom, DIGEST_ROOMS_MAX};
 use tessera_core::notify::inbox::{
     expired_before, parse_me_frame, Counts, Item, Kind, MeClientFrame, MeFrame, NewItem, PAGE_MAX,
     READ_IDS_MAX,
@@ -53,17 +56,23 @@ const ROOMS_WATCHED_MAX: u32 = 200;
 /// How long an item may stay unseen before it is emailed, unless
 /// `NOTIFY_EMAIL_DELAY_SECS` says otherwise.
 const DEFAULT_EMAIL_DELAY_SECS: u64 = 600;
+/// How often a person who opted in gets the digest of their unread items,
+/// unless `NOTIFY_DIGEST_EVERY_SECS` says otherwise.
+const DEFAULT_DIGEST_EVERY_SECS: u64 = 24 * 3600;
 /// Items emailed per alarm (the rest at the next one, a minute later).
 const EMAILS_PER_ALARM: u32 = 50;
 const RETRY_ALARM_MS: u64 = 60_000;
 const CLEANUP_EVERY_MS: u64 = 24 * 3600 * 1000;
 const ME_TAG: &str = "me";
+/// The meta key of when the next digest is due (unix ms).
+const DIGEST_AT: &str = "digest_at";
 
 #[durable_object]
 pub struct PersonDO {
     state: State,
     env: Env,
     email_delay_ms: u64,
+    digest_every_ms: u64,
     schema_error: Option<String>,
 }
 
@@ -184,14 +193,19 @@ struct PushRow {
 impl DurableObject for PersonDO {
     fn new(state: State, env: Env) -> Self {
         let schema_error = create_schema(&state.storage().sql(), &[SCHEMA]).err();
-        let email_delay_ms = env_var(&env, "NOTIFY_EMAIL_DELAY_SECS")
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(DEFAULT_EMAIL_DELAY_SECS)
-            * 1000;
+        let secs = |name, default| {
+            env_var(&env, name)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(default)
+                * 1000
+        };
+        let email_delay_ms = secs("NOTIFY_EMAIL_DELAY_SECS", DEFAULT_EMAIL_DELAY_SECS);
+        let digest_every_ms = secs("NOTIFY_DIGEST_EVERY_SECS", DEFAULT_DIGEST_EVERY_SECS);
         Self {
             state,
             env,
             email_delay_ms,
+            digest_every_ms,
             schema_error,
         }
     }
@@ -657,10 +671,14 @@ impl PersonDO {
             }
         }
         if delivered > 0 {
-            // Emails when due; otherwise the daily drop of expired items.
-            let cleanup = now + CLEANUP_EVERY_MS;
-            self.set_alarm_by(earliest_email.map_or(cleanup, |e| e.min(cleanup)))
-                .await?;
+            // Emails and the digest when due; at the latest the daily drop of
+            // expired items.
+            let digest = self.schedule_digest(&prefs, now)?;
+            let at = [earliest_email, digest]
+                .into_iter()
+                .flatten()
+                .fold(now + CLEANUP_EVERY_MS, u64::min);
+            self.set_alarm_by(at).await?;
         }
         for item in &pushes {
             self.push(item, &subs).await;
@@ -872,14 +890,70 @@ impl PersonDO {
             "SELECT MIN(email_at) AS at FROM items WHERE email_at IS NOT NULL",
             None,
         )?;
-        let cleanup = now + CLEANUP_EVERY_MS;
+        let digest = self.due_digest(&user_id, now).await?;
         // Set outright: while the alarm runs, the storage may still report it.
-        let at = next
-            .first()
-            .and_then(|n| n.at)
-            .map_or(cleanup, |a| (a as u64).min(cleanup));
+        let at = [next.first().and_then(|n| n.at).map(|a| a as u64), digest]
+            .into_iter()
+            .flatten()
+            .fold(now + CLEANUP_EVERY_MS, u64::min);
         self.state.storage().set_alarm(alarm_time(at)).await?;
         Ok(())
+    }
+
+    /// When the next digest is due, setting it a period from now if the
+    /// person wants digests and none is set (a quiet inbox sets none).
+    fn schedule_digest(&self, prefs: &Prefs, now: u64) -> HttpResult<Option<u64>> {
+        if !prefs.digest_email {
+            return Ok(None);
+        }
+        if let Some(at) = self.digest_at()? {
+            return Ok(Some(at));
+        }
+        let at = now + self.digest_every_ms;
+        self.remember(DIGEST_AT, &at.to_string())?;
+        Ok(Some(at))
+    }
+
+    fn digest_at(&self) -> HttpResult<Option<u64>> {
+        Ok(self.meta(DIGEST_AT)?.and_then(|v| v.parse().ok()))
+    }
+
+    /// Queues the digest when it is due: the rooms with items that arrived
+    /// since it was set and are still unread. Returns when the next one is due
+    /// (none until an item arrives). Queued before it is cleared, so a
+    /// failure retries it; the mail log sends one a day.
+    async fn due_digest(&self, user_id: &str, now: u64) -> HttpResult<Option<u64>> {
+        let Some(at) = self.digest_at()? else {
+            return Ok(None);
+        };
+        if at > now {
+            return Ok(Some(at));
+        }
+        if self.prefs()?.digest_email {
+            let rooms: Vec<DigestRoom> = select(
+                &self.sql(),
+                "SELECT room_id, COUNT(*) AS unread,
+                        SUM(kind IN ('mention', 'reply')) AS mentions
+                 FROM items WHERE read = 0 AND at >= ?
+                 GROUP BY room_id ORDER BY unread DESC, room_id LIMIT ?",
+                vec![
+                    // Since the digest was set: the first item of the period.
+                    V::from(at.saturating_sub(self.digest_every_ms) as f64),
+                    V::from(DIGEST_ROOMS_MAX as f64),
+                ],
+            )?;
+            if !rooms.is_empty() {
+                let job = Job::Digest {
+                    user_id: user_id.to_string(),
+                    day: day_of(now / 1000),
+                    rooms,
+                };
+                self.env.queue("NOTIFY")?.send(&job).await?;
+            }
+        }
+        self.sql()
+            .exec("DELETE FROM meta WHERE k = ?", vec![V::from(DIGEST_AT)])?;
+        Ok(None)
     }
 }
 

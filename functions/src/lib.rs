@@ -376,6 +376,11 @@ async fn notify_queue(batch: &MessageBatch<Task>, env: &Env) -> worker::Result<(
         let result = match &job {
             Job::Deliver { .. } => webhooks::deliver(env, &job).await,
             Job::Email { user_id, item, .. } => notify::send_item_email(env, user_id, item).await,
+            Job::Digest {
+                user_id,
+                day,
+                rooms,
+            } => notify::send_digest(env, user_id, day, rooms).await,
         };
         match result {
             Ok(()) => message.ack(),

@@ -8,7 +8,7 @@ use crate::room_object::{is_upgrade, socket_token, SUBPROTOCOL};
 use crate::tokens::{authenticate, caller_for_token};
 use serde::Deserialize;
 use tessera_core::notify::email::{
-    self, check_unsubscribe, unsubscribe_key, Provider, Unsubscribe,
+    self, check_unsubscribe, unsubscribe_key, DigestRoom, Provider, Unsubscribe,
 };
 use tessera_core::notify::inbox::NewItem;
 use tessera_core::ApiError;
@@ -109,12 +109,106 @@ struct Recipient {
     email: Option<String>,
 }
 
-/// The email task: sends the email of an unseen item once. The mail log
-/// (`email_log`, keyed by the item's key) stops a repeated task, and the
-/// provider is given the same key (`Idempotency-Key`) should a task die
-/// between sending and recording.
+/// The email task: sends the email of an unseen item once.
 pub async fn send_item_email(env: &Env, user_id: &str, item: &NewItem) -> HttpResult<()> {
-    let key = item.key();
+    let Some(out) = claim(env, user_id, &item.key(), Unsubscribe::Email).await? else {
+        return Ok(());
+    };
+    let room_name: Option<String> = env
+        .d1("DB")?
+        .prepare("SELECT name FROM rooms WHERE id = ?1")
+        .bind(&[arg(item.room_id.as_str())])?
+        .first(Some("name"))
+        .await?;
+    let message = email::for_item(
+        &out.to,
+        room_name.as_deref().unwrap_or("a room"),
+        item,
+        &out.app_url,
+        &out.unsubscribe_url,
+    );
+    send(env, &out, &message).await
+}
+
+/// The digest task: one email a day listing the rooms with unread items,
+/// under the rooms' current names (a room deleted or left since is left out).
+pub async fn send_digest(
+    env: &Env,
+    user_id: &str,
+    day: &str,
+    rooms: &[DigestRoom],
+) -> HttpResult<()> {
+    let rooms = &rooms[..rooms.len().min(email::DIGEST_ROOMS_MAX)];
+    let key = email::digest_key(user_id, day);
+    let Some(out) = claim(env, user_id, &key, Unsubscribe::Digest).await? else {
+        return Ok(());
+    };
+    #[derive(Deserialize)]
+    struct Named {
+        id: String,
+        name: String,
+    }
+    let marks = (2..=rooms.len() + 1)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ids: Vec<_> = std::iter::once(arg(user_id))
+        .chain(rooms.iter().map(|r| arg(r.room_id.as_str())))
+        .collect();
+    let names: Vec<Named> = env
+        .d1("DB")?
+        .prepare(format!(
+            "SELECT r.id, r.name FROM rooms r JOIN memberships m ON m.room_id = r.id AND m.user_id = ?1
+             WHERE r.id IN ({marks})"
+        ))
+        .bind(&ids)?
+        .all()
+        .await?
+        .results()?;
+    let named: Vec<DigestRoom> = rooms
+        .iter()
+        .filter_map(|r| {
+            let n = names.iter().find(|n| n.id == r.room_id)?;
+            Some(DigestRoom {
+                name: n.name.clone(),
+                ..r.clone()
+            })
+        })
+        .collect();
+    if named.is_empty() {
+        return finish(env, &key, "skipped", Some("no room to list")).await;
+    }
+    let message = email::digest(
+        &out.to,
+        user_id,
+        day,
+        &named,
+        &out.app_url,
+        &out.unsubscribe_url,
+    );
+    send(env, &out, &message).await
+}
+
+/// An email claimed in the mail log, with what sending it needs.
+struct Outgoing {
+    key: String,
+    provider: Provider,
+    to: String,
+    app_url: String,
+    unsubscribe_url: String,
+}
+
+/// Claims `key` in the mail log (`email_log`): `None` when it was sent or
+/// settled before, or cannot be sent (no provider, no address: recorded as
+/// skipped). A task repeated after a failure claims it again; the provider
+/// is given the same key (`Idempotency-Key`) should a task die between
+/// sending and recording, so an event is never emailed twice.
+async fn claim(
+    env: &Env,
+    user_id: &str,
+    key: &str,
+    leave: Unsubscribe,
+) -> HttpResult<Option<Outgoing>> {
     let db = env.d1("DB")?;
     let now = now_secs();
     let claimed: Option<String> = db
@@ -123,21 +217,21 @@ pub async fn send_item_email(env: &Env, user_id: &str, item: &NewItem) -> HttpRe
              ON CONFLICT (key) DO UPDATE SET attempts = attempts + 1, updated_at = ?3
              WHERE email_log.status = 'sending' RETURNING status",
         )
-        .bind(&[arg(key.as_str()), arg(user_id), arg(now)])?
+        .bind(&[arg(key), arg(user_id), arg(now)])?
         .first(Some("status"))
         .await?;
     if claimed.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let Some(provider) = env_var(env, "EMAIL_PROVIDER") else {
         finish(
             env,
-            &key,
+            key,
             "skipped",
             Some("EMAIL_PROVIDER is not configured"),
         )
         .await?;
-        return Ok(());
+        return Ok(None);
     };
     let provider = Provider::parse(&provider)?;
     let recipient: Option<Recipient> = db
@@ -146,31 +240,29 @@ pub async fn send_item_email(env: &Env, user_id: &str, item: &NewItem) -> HttpRe
         .first(None)
         .await?;
     let Some(to) = recipient.and_then(|r| r.email) else {
-        finish(env, &key, "skipped", Some("no email address")).await?;
-        return Ok(());
+        finish(env, key, "skipped", Some("no email address")).await?;
+        return Ok(None);
     };
-    let room_name: Option<String> = db
-        .prepare("SELECT name FROM rooms WHERE id = ?1")
-        .bind(&[arg(item.room_id.as_str())])?
-        .first(Some("name"))
-        .await?;
     let app_url = env_var(env, "APP_URL").unwrap_or_else(|| DEFAULT_APP_URL.into());
-    let token =
-        email::unsubscribe_token(&unsubscribe_signing_key(env)?, user_id, Unsubscribe::Email);
+    let token = email::unsubscribe_token(&unsubscribe_signing_key(env)?, user_id, leave);
     let unsubscribe_url = format!(
         "{}/api/v1/unsubscribe/{token}",
         app_url.trim_end_matches('/')
     );
-    let message = email::for_item(
-        &to,
-        room_name.as_deref().unwrap_or("a room"),
-        item,
-        &app_url,
-        &unsubscribe_url,
-    );
-    let api_key = env_var(env, &provider.key)
-        .ok_or_else(|| ApiError::Internal(format!("the secret {} is not set", provider.key)))?;
-    let (url, headers, body) = provider.request(&message);
+    Ok(Some(Outgoing {
+        key: key.to_string(),
+        provider,
+        to,
+        app_url,
+        unsubscribe_url,
+    }))
+}
+
+/// Sends a claimed email through the provider's HTTP API and records it.
+async fn send(env: &Env, out: &Outgoing, message: &email::Email) -> HttpResult<()> {
+    let api_key = env_var(env, &out.provider.key)
+        .ok_or_else(|| ApiError::Internal(format!("the secret {} is not set", out.provider.key)))?;
+    let (url, headers, body) = out.provider.request(message);
     let h = Headers::new();
     h.set("authorization", &format!("Bearer {api_key}"))?;
     for (k, v) in headers {
@@ -185,7 +277,7 @@ pub async fn send_item_email(env: &Env, user_id: &str, item: &NewItem) -> HttpRe
         .await?;
     let status = resp.status_code();
     if (200..300).contains(&status) {
-        finish(env, &key, "sent", None).await?;
+        finish(env, &out.key, "sent", None).await?;
         return Ok(());
     }
     let detail = resp.text().await.unwrap_or_default();

@@ -16,8 +16,15 @@ use tessera_durable_objects::http::{json, no_content, HttpResult};
 use tessera_durable_objects::members;
 use worker::{Env, Request, Response};
 
+/// A room as its member `m` sees it. A direct room is named for the other
+/// person (their display name now), as chat apps show one; the stored name
+/// stays for when that person is gone.
 const ROOM_COLUMNS: &str =
-    "r.id, r.name, r.kind, r.topic, r.created_by, r.created_at, r.updated_at, m.role,
+    "r.id, r.kind, r.topic, r.created_by, r.created_at, r.updated_at, m.role,
+     CASE WHEN r.kind = 'direct' THEN COALESCE(
+       (SELECT u.display_name FROM memberships o JOIN users u ON u.id = o.user_id
+        WHERE o.room_id = r.id AND o.user_id <> m.user_id LIMIT 1), r.name)
+     ELSE r.name END AS name,
      (SELECT COUNT(*) FROM memberships c WHERE c.room_id = r.id) AS member_count";
 
 /// The caller's membership of a room (the room with their role); 404 when

@@ -4,11 +4,10 @@
 // edits and deletes reach the other side.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRoom, log, person, registerInUi, send, setup, views } from './browser.mjs';
+import { createRoom, log, networkSwitch, person, registerInUi, send, setup, signInUi, views } from './browser.mjs';
 import { api, randomIp, register } from '../harness.mjs';
 
-// Writes per person are limited to 10/s by default; the history test seeds 130 messages at once.
-const { server, browser } = await setup({ vars: { CHAT_RATE_PER_SEC: '1000' } });
+const { server, browser } = await setup();
 
 const ada = await person(browser, server, 'Ada');
 const bob = await person(browser, server, 'Bob');
@@ -16,25 +15,8 @@ let roomId;
 
 // Bob's room sockets pass through a switch: `drop()` closes them and refuses
 // new ones (the network is gone), `restore()` lets them through again.
-const bobNet = { blocked: false, open: new Set() };
-await bob.page.routeWebSocket(/\/api\/v1\/rooms\/[^/]+\/ws/, (ws) => {
-  if (bobNet.blocked) {
-    ws.close({ code: 4000, reason: 'test: offline' });
-    return;
-  }
-  ws.connectToServer();
-  bobNet.open.add(ws);
-});
-async function drop() {
-  bobNet.blocked = true;
-  await bob.context.setOffline(true);
-  for (const ws of bobNet.open) await ws.close({ code: 4000, reason: 'test: dropped' });
-  bobNet.open.clear();
-}
-async function restore() {
-  bobNet.blocked = false;
-  await bob.context.setOffline(false);
-}
+const bobNet = await networkSwitch(bob, /\/api\/v1\/rooms\/[^/]+\/ws/);
+const { down: drop, up: restore } = bobNet;
 
 /** Waits until nothing the page sent is still pending. */
 const settled = (page) => page.waitForFunction(() => !document.querySelector('[role="log"] article.pending'));
@@ -143,6 +125,29 @@ test('a reply, a reaction, an edit and a delete reach the other side', async () 
   bob.check();
 });
 
+test('a message\'s actions are one tab stop; arrow keys move between them', async () => {
+  const item = message(ada.page, 'Ship on Monday?');
+  const tools = item.getByRole('toolbar', { name: /^Actions for the message of/ });
+  const focused = () => ada.page.evaluate(() => document.activeElement?.getAttribute('aria-label'));
+  await tools.getByRole('button', { name: 'Add reaction' }).focus();
+  await ada.page.keyboard.press('ArrowRight');
+  assert.equal(await focused(), 'Reply');
+  await ada.page.keyboard.press('End');
+  assert.equal(await focused(), 'Delete');
+  await ada.page.keyboard.press('ArrowRight');
+  assert.equal(await focused(), 'Add reaction', 'wraps around');
+  assert.deepEqual(await tools.getByRole('button').evaluateAll((bs) => bs.map((b) => b.tabIndex)), [0, -1, -1, -1], 'one tab stop');
+  await ada.page.keyboard.press('Enter');
+  // The picker renders, then takes focus (a frame later on a loaded machine).
+  await ada.page.waitForFunction(() => document.activeElement?.getAttribute('aria-label') === 'React with 👍', null, { timeout: 2000 });
+  await ada.page.keyboard.press('ArrowLeft');
+  assert.equal(await focused(), 'React with ✅');
+  await ada.page.keyboard.press('Escape');
+  assert.equal(await focused(), 'Add reaction');
+  await ada.page.keyboard.press('Shift+Tab');
+  assert.notEqual(await focused(), 'Reply', 'Tab leaves the toolbar');
+});
+
 test('typing shows on the other side; @ offers members and the AI', async () => {
   const box = bob.page.getByRole('textbox', { name: /^Message / });
   await box.pressSequentially('Thanks @ad');
@@ -176,7 +181,9 @@ test('a direct room starts with a person found by name', async () => {
   await dialog.getByRole('radio', { name: /Direct/ }).check();
   await dialog.getByRole('combobox', { name: 'Person' }).fill('ad');
   await dialog.getByRole('listbox', { name: 'People' }).getByRole('option', { name: /^Ada/ }).click();
-  await bob.page.getByRole('heading', { level: 1, name: 'Direct message' }).waitFor();
+  // A direct room is named for the other person, in its header and in the list.
+  await bob.page.getByRole('heading', { level: 1, name: 'Ada' }).waitFor();
+  await bob.page.getByRole('navigation', { name: 'Your rooms' }).getByRole('link', { name: 'Ada', exact: true }).waitFor();
   await send(bob.page, 'just between us');
   await log(bob.page).locator('article:not(.pending)', { hasText: 'just between us' }).waitFor();
   bob.check();
@@ -330,9 +337,7 @@ async function reloadSignedIn(p) {
   assert.ok(await shell.isVisible(), `${p.name}'s session did not survive the reload`);
 }
 
-const needsCookie = { todo: 'pending: the refresh cookie session (sec-auth) is not on main yet' };
-
-test('a reload keeps the session, the draft and the unread line', needsCookie, async () => {
+test('a reload keeps the session, the draft and the unread line', async () => {
   bob.page.setDefaultTimeout(3000);
   await bob.page.getByRole('link', { name: /Launch plan/ }).click();
   await bob.page.getByRole('textbox', { name: /^Message / }).fill('a half-written thought');
@@ -354,7 +359,7 @@ test('a reload keeps the session, the draft and the unread line', needsCookie, a
   assert.equal(await bob.page.getByRole('textbox', { name: /^Message / }).inputValue(), 'a half-written thought');
 });
 
-test('the outbox survives a reload and is delivered afterwards', needsCookie, async () => {
+test('the outbox survives a reload and is delivered afterwards', async () => {
   bob.page.setDefaultTimeout(3000);
   bobNet.blocked = true;
   for (const ws of bobNet.open) await ws.close({ code: 4000, reason: 'test: dropped' });
@@ -369,12 +374,23 @@ test('the outbox survives a reload and is delivered afterwards', needsCookie, as
   assert.equal(await log(ada.page).getByText('kept across a reload').count(), 1);
 });
 
-test('sign out ends the session: a reload shows the sign-in', needsCookie, async () => {
-  bob.page.setDefaultTimeout(3000);
+test('signing out everywhere ends the other device\'s session too; this one forgets its drafts', async () => {
+  bob.page.setDefaultTimeout(5000);
+  const laptop = await person(browser, server, 'Bob');
+  Object.assign(laptop, { email: bob.email, password: bob.password });
+  await laptop.page.goto('/');
+  await signInUi(laptop);
+  await laptop.page.getByRole('link', { name: /Launch plan/ }).click();
+  await log(laptop.page).getByText('kept across a reload').waitFor();
+  await bob.page.getByRole('textbox', { name: /^Message / }).fill('a draft to forget');
   await bob.page.getByRole('button', { name: /^Account: Bob/ }).click();
-  await bob.page.getByRole('dialog', { name: 'Your account' }).getByRole('button', { name: 'Sign out', exact: true }).click();
+  await bob.page.getByRole('dialog', { name: 'Your account' }).getByRole('button', { name: 'Sign out everywhere' }).click();
   await bob.page.getByRole('tab', { name: 'Sign in' }).waitFor();
+  // The laptop's room socket is closed (4001); its refresh is refused, so it shows the sign-in without a reload.
+  await laptop.page.getByRole('tab', { name: 'Sign in' }).waitFor();
   await bob.page.reload();
   await bob.page.getByRole('tab', { name: 'Sign in' }).waitFor();
   assert.equal(await bob.page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tessera.draft.')).length), 0, 'drafts are gone');
+  laptop.check();
+  await laptop.context.close();
 });

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { crc32, deflateSync } from 'node:zlib';
 import { createRoom, log, person, registerInUi, setup, views } from './browser.mjs';
+import { until } from '../harness.mjs';
 
 const { server, browser } = await setup();
 const ada = await person(browser, server, 'Ada');
@@ -120,4 +121,50 @@ test('"Analyze" runs an AI job with progress and shows its summary to both', asy
   await views(ada.page, 'files-panel');
   ada.check();
   bob.check();
+});
+
+// Regressions of the analysis that vanished under load: a files list read
+// before a file was added, answering after a newer read, hid that file (and
+// its summary); the answer to "Analyze" arriving after the job's `job_done`
+// put the finished job back to queued.
+test('a files list that answers late does not hide a newer file', async () => {
+  const panel = ada.page.getByRole('complementary', { name: 'Files' });
+  const held = [];
+  const list = /\/api\/v1\/rooms\/[^/]+\/files\?/;
+  await ada.page.route(list, async (route) => {
+    if (route.request().method() !== 'GET') return route.fallback();
+    held.push({ route, response: await route.fetch() });
+  });
+  const text = (name) => ({ name, mimeType: 'text/plain', buffer: Buffer.from(`${name}\n`) });
+  await panel.getByLabel('Upload files').setInputFiles(text('older.txt'));
+  await until('the list read after older.txt', () => held.length >= 1);
+  await panel.getByLabel('Upload files').setInputFiles(text('newer.txt'));
+  await until('the list read after newer.txt', () => held.length >= 2);
+  const [stale, fresh] = held;
+  await ada.page.unroute(list);
+  await fresh.route.fulfill({ response: fresh.response });
+  await panel.getByRole('button', { name: 'Download newer.txt' }).waitFor();
+  await stale.route.fulfill({ response: stale.response });
+  await ada.page.evaluate(() => new Promise((r) => setTimeout(r, 500)));
+  assert.ok(await panel.getByRole('button', { name: 'Download newer.txt' }).isVisible(), 'newer.txt is still listed');
+  ada.check();
+});
+
+test('the answer to "Analyze" arriving after the job finished does not undo the summary', async () => {
+  const panel = ada.page.getByRole('complementary', { name: 'Files' });
+  await panel.getByLabel('Upload files').setInputFiles({ name: 'plan.md', mimeType: 'text/markdown', buffer: Buffer.from('# Plan\n\nThe launch moves to Friday.\n'.repeat(10)) });
+  const summary = panel.getByRole('region', { name: 'Summary of plan.md' });
+  await ada.page.route('**/api/v1/files/*/analyze', async (route) => {
+    const response = await route.fetch();
+    await summary.waitFor({ timeout: 30_000 });
+    await route.fulfill({ response });
+  });
+  const answered = ada.page.waitForResponse('**/api/v1/files/*/analyze', { timeout: 60_000 });
+  await panel.getByRole('button', { name: 'Analyze plan.md' }).click();
+  await summary.waitFor({ timeout: 30_000 });
+  await answered;
+  await ada.page.evaluate(() => new Promise((r) => setTimeout(r, 500)));
+  assert.ok(await summary.isVisible(), 'the summary is still shown');
+  await ada.page.unroute('**/api/v1/files/*/analyze');
+  ada.check();
 });

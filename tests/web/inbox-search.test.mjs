@@ -10,7 +10,7 @@ import { createServer } from 'node:http';
 import { log, person, send, setup, signInUi, views } from './browser.mjs';
 import { api, randomIp, register, until } from '../harness.mjs';
 
-const { server, browser } = await setup({ vars: { CHAT_RATE_PER_SEC: '1000', NOTIFY_ALLOW_PRIVATE_URLS: '1' } });
+const { server, browser } = await setup();
 
 // A webhook receiver on loopback.
 const received = [];

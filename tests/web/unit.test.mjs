@@ -29,6 +29,8 @@ const md = await load('lib/markdown.ts');
 const { Timeline } = await load('realtime/timeline.ts');
 const { Outbox } = await load('realtime/outbox.ts');
 const { isServerFrame, isStream } = await load('realtime/protocol.ts');
+const { sideBySide } = await load('lib/diff.ts');
+const { advance } = await load('realtime/jobs.ts');
 const { latest } = await load('lib/latest.ts');
 const { isMeFrame } = await load('realtime/me-protocol.ts');
 
@@ -167,6 +169,26 @@ test('outbox: entries persist until acknowledged, failures wait for retry', asyn
   assert.equal(saved.size, 0);
 });
 
+test('line diff: both sides are rebuilt exactly from the rows; changes pair up side by side', () => {
+  assert.deepEqual(sideBySide('a\nb\nc', 'a\nx\nc'), [
+    { kind: 'same', left: 'a', right: 'a' },
+    { kind: 'change', left: 'b', right: 'x' },
+    { kind: 'same', left: 'c', right: 'c' },
+  ]);
+  assert.deepEqual(sideBySide('keep\ngone', 'keep'), [{ kind: 'same', left: 'keep', right: 'keep' }, { kind: 'change', left: 'gone', right: null }]);
+  const side = (rows, k) => rows.map((r) => r[k]).filter((x) => x !== null).join('\n');
+  let seed = 7;
+  const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+  for (let t = 0; t < 500; t += 1) {
+    const text = () => Array.from({ length: rnd(12) }, () => 'abcd'[rnd(4)]).join('\n');
+    const [a, b] = [text(), text()];
+    const rows = sideBySide(a, b);
+    assert.equal(side(rows, 'left'), a);
+    assert.equal(side(rows, 'right'), b);
+    assert.ok(rows.filter((r) => r.kind === 'same').every((r) => r.left === r.right));
+  }
+});
+
 test('every server frame in docs/protocol.md passes the guards; broken ones do not', () => {
   const doc = readFileSync(join(ROOT, 'docs/protocol.md'), 'utf8');
   const section = doc.split('## Server → client')[1].split('```json')[1].split('```')[0];
@@ -191,12 +213,12 @@ test('every server frame in docs/protocol.md passes the guards; broken ones do n
   }
 });
 
-test('layering: realtime/, state/, api/ and lib/ never import the view framework; nothing uses innerHTML', () => {
+test('layering: realtime/, state/, api/, editor/ and lib/ never import the view framework; nothing uses innerHTML', () => {
   const walk = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? walk(join(dir, d.name)) : [join(dir, d.name)]));
   for (const file of walk(SRC)) {
     const text = readFileSync(file, 'utf8');
     const rel = file.slice(SRC.length + 1);
-    if (/^(realtime|state|api|lib)\//.test(rel)) {
+    if (/^(realtime|state|api|editor|lib)\//.test(rel)) {
       assert.doesNotMatch(text, /from ['"](preact|@preact\/signals['"])|from ['"]\.\.\/views/, `${rel} imports the view layer`);
     }
     assert.doesNotMatch(text, /innerHTML|dangerouslySetInnerHTML|insertAdjacentHTML|document\.write/, `${rel} writes HTML`);
@@ -358,4 +380,20 @@ test('per-person socket frames: the documented shapes pass the guard; broken one
     { type: 'counts', room_id: 'r1' },
     { type: 'read', ids: 'all', all: true, unread_items: 0 },
   ]) assert.equal(isMeFrame(f), false, JSON.stringify(f));
+});
+
+test('a file job never moves back: late news of the same job is ignored, another job replaces it', () => {
+  const queued = { job_id: 'j1', file_id: 'f', progress: 0, status: 'queued', result: null, error: null };
+  const done = { job_id: 'j1', file_id: 'f', progress: 100, status: 'done', result: { summary: 'ok' }, error: null };
+  // The answer to POST …/analyze after the socket's job_done, and a progress frame after it.
+  assert.equal(advance(done, queued), done);
+  assert.equal(advance(done, { job_id: 'j1', file_id: 'f', progress: 40 }), done);
+  // Progress merges into what is known and never shrinks.
+  assert.deepEqual(advance({ ...queued, progress: 60 }, { job_id: 'j1', file_id: 'f', progress: 40 }), { ...queued, progress: 60 });
+  assert.deepEqual(advance(queued, { job_id: 'j1', file_id: 'f', progress: 40 }), { ...queued, progress: 40 });
+  assert.deepEqual(advance(queued, done), done);
+  // Analysed again: a new job replaces the finished one.
+  const again = { ...queued, job_id: 'j2' };
+  assert.equal(advance(done, again), again);
+  assert.equal(advance(undefined, again), again);
 });

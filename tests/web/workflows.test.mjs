@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { log, person, setup, views } from './browser.mjs';
+import { log, person, setup, signInUi, views } from './browser.mjs';
 import { api, register, until } from '../harness.mjs';
 
 const { server, browser } = await setup();
@@ -25,12 +25,7 @@ const act = (who, name, args) => api(server, 'POST', `/api/v1/rooms/${roomId}/ac
 /** A browser person signed in as an account made through the API. */
 async function signedIn(account, name) {
   const p = await person(browser, server, name);
-  await p.page.goto('/');
-  await p.page.getByRole('tab', { name: 'Sign in' }).click();
-  await p.page.getByLabel('Email').fill(account.email);
-  await p.page.getByLabel('Password').fill(account.password);
-  await p.page.getByRole('button', { name: 'Sign in' }).click();
-  await p.page.getByRole('navigation', { name: 'Your rooms' }).waitFor();
+  await signInUi(p, account);
   return p;
 }
 const [A, B] = await Promise.all([signedIn(ada, 'Ada'), signedIn(bob, 'Bob')]);
@@ -195,5 +190,15 @@ test('audit: filtered by action, and the same filter exported as NDJSON', async 
   const [download] = await Promise.all([A.page.waitForEvent('download'), A.page.getByRole('button', { name: 'Export NDJSON' }).click()]);
   const lines = readFileSync(await download.path(), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(lines.map((e) => [e.action, e.actor]), [['propose_activity', ada.user.id], ['propose_activity', ada.user.id]]);
+  A.check();
+});
+
+test("a room's panels open beside its screens too, not only beside the chat", async () => {
+  await open(A, 'activities');
+  await column(A.page, 'Done').waitFor();
+  await A.page.getByRole('button', { name: 'Documents', exact: true }).click();
+  await A.page.getByRole('complementary', { name: 'Documents' }).waitFor({ timeout: 10_000 });
+  assert.ok(await column(A.page, 'Done').isVisible(), 'the board stays');
+  await A.page.getByRole('button', { name: 'Close documents' }).click();
   A.check();
 });

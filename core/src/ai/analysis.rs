@@ -278,12 +278,20 @@ pub fn parse_findings(text: &str) -> Result<Findings, String> {
 pub fn merge_builtin(name: &str, parts: &[Findings]) -> Findings {
     let summaries: Vec<&str> = parts.iter().map(|f| f.summary.as_str()).collect();
     let mut merged = builtin(name, &summaries.join("\n"));
-    merged.key_points = parts
-        .iter()
-        .flat_map(|f| f.key_points.iter().cloned())
-        .take(KEY_POINTS_MAX)
-        .collect();
+    merged.key_points = distinct(parts.iter().flat_map(|f| f.key_points.iter().cloned()));
     merged
+}
+
+/// Key points without repeats (a heading that recurs, the same point found in
+/// two parts), compared without case and surrounding space, in their first
+/// order, at most `KEY_POINTS_MAX`.
+fn distinct(points: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    points
+        .into_iter()
+        .filter(|p| !p.trim().is_empty() && seen.insert(p.trim().to_lowercase()))
+        .take(KEY_POINTS_MAX)
+        .collect()
 }
 
 /// The built-in analysis: the most salient sentences, and key points from
@@ -297,9 +305,9 @@ pub fn builtin(name: &str, text: &str) -> Findings {
         .join(" ");
     let lines = text.lines().count();
     let words = text.split_whitespace().count();
-    let mut key_points = vec![format!("{words} words in {lines} lines")];
-    key_points.extend(structure(name, text));
-    key_points.truncate(KEY_POINTS_MAX);
+    let key_points = distinct(
+        std::iter::once(format!("{words} words in {lines} lines")).chain(structure(name, text)),
+    );
     Findings {
         summary: if summary.is_empty() {
             "The file has no text to summarise.".into()
@@ -353,7 +361,6 @@ fn structure(name: &str, text: &str) -> Vec<String> {
                     .iter()
                     .any(|k| l.starts_with(k))
             })
-            .take(KEY_POINTS_MAX - 1)
             .map(|l| l.trim_start_matches('#').trim().chars().take(120).collect())
             .collect(),
     }
@@ -363,6 +370,18 @@ fn structure(name: &str, text: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_recurring_heading_is_one_key_point() {
+        // A file whose sections share a heading (the browser test's notes.md
+        // showed "Launch notes" seven times).
+        let md = "# Launch notes\n\nFriday.\n".repeat(20) + "## Risks\n\nNone.\n";
+        let f = builtin("notes.md", &md);
+        assert_eq!(
+            f.key_points,
+            ["83 words in 63 lines", "Launch notes", "Risks"]
+        );
+    }
 
     #[test]
     fn a_file_shows_its_analysis_findings_once_done() {
@@ -464,6 +483,16 @@ mod tests {
         );
         assert_eq!(merged.summary, "Venue booked. Posters late.");
         assert_eq!(merged.key_points, ["venue", "posters"]);
+        // The same point found in several parts is listed once.
+        let repeated = merge_builtin(
+            "x.md",
+            &[
+                part("A.", "Venue"),
+                part("B.", "venue "),
+                part("C.", "posters"),
+            ],
+        );
+        assert_eq!(repeated.key_points, ["Venue", "posters"]);
         assert_eq!(tokens_needed(400), 100 + ANSWER_TOKENS);
         assert_eq!(
             tokens_needed(u64::MAX),

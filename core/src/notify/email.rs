@@ -140,13 +140,23 @@ pub fn for_item(
     }
 }
 
-/// One room's line in a digest.
+/// Rooms listed in one digest (those with the most unread items).
+pub const DIGEST_ROOMS_MAX: usize = 20;
+
+/// One room's line in a digest: its unread inbox items, and how many of
+/// them mention the person or reply to them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DigestRoom {
     pub room_id: String,
+    #[serde(default)]
     pub name: String,
     pub unread: u64,
     pub mentions: u64,
+}
+
+/// The mail log's key of a person's digest of `day`: one email a day.
+pub fn digest_key(user_id: &str, day: &str) -> String {
+    format!("digest:{user_id}:{day}")
 }
 
 /// The daily digest email (`day` is `YYYY-MM-DD`).
@@ -164,23 +174,26 @@ pub fn digest(
     let mut items = String::new();
     for r in rooms {
         let link = format!("{base}/rooms/{}", r.room_id);
-        text.push_str(&format!(
-            "* {}: {} unread, {} mentions — {link}\n",
-            one_line(&r.name),
+        let counts = format!(
+            "{} unread, {} {}",
             r.unread,
-            r.mentions
-        ));
+            r.mentions,
+            if r.mentions == 1 {
+                "mention"
+            } else {
+                "mentions"
+            }
+        );
+        text.push_str(&format!("* {}: {counts} — {link}\n", one_line(&r.name)));
         items.push_str(&format!(
-            "<li><a href=\"{}\">{}</a>: {} unread, {} mentions</li>",
+            "<li><a href=\"{}\">{}</a>: {counts}</li>",
             escape_html(&link),
             escape_html(&r.name),
-            r.unread,
-            r.mentions
         ));
     }
     text.push_str(&format!("\nUnsubscribe: {unsubscribe_url}\n"));
     Email {
-        key: format!("digest:{user_id}:{day}"),
+        key: digest_key(user_id, day),
         to: to.to_string(),
         html: page(
             &subject,
@@ -363,6 +376,6 @@ mod tests {
             "https://t/u",
         );
         assert_eq!(m.key, "digest:u1:2026-12-01");
-        assert!(m.html.contains("&lt;b&gt;") && m.text.contains("3 unread"));
+        assert!(m.html.contains("&lt;b&gt;") && m.text.contains("3 unread, 1 mention —"));
     }
 }

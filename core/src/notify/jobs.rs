@@ -1,8 +1,9 @@
 //! The notification queue's messages (`NOTIFY`, apart from the AI's `JOBS`):
-//! one webhook delivery attempt, one email. Each is safe to repeat: a
+//! one webhook delivery attempt, one email, one daily digest. Each is safe to repeat: a
 //! delivery carries its message id (receivers deduplicate by it), an email
 //! its key (the mail log and the provider refuse a second).
 
+use super::email::DigestRoom;
 use super::inbox::NewItem;
 use super::webhooks::EventType;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,13 @@ pub enum Job {
         user_id: String,
         item_id: u64,
         item: NewItem,
+    },
+    /// The day's digest of a person's unread items, by room (names are
+    /// looked up when the email is written).
+    Digest {
+        user_id: String,
+        day: String,
+        rooms: Vec<DigestRoom>,
     },
 }
 

@@ -46,23 +46,31 @@ if (channel) {
     } else if (n.type === 'user') {
       if (user.value?.id === n.user.id) user.value = n.user;
     } else if (n.type === 'signed-out') {
-      void leave();
+      void leave(true);
     }
   };
 }
 
-/** Registers work to do when a person signs out (outbox, drafts, stored uploads). */
+/**
+ * Registers work to do when a person signs out (outbox, drafts, stored
+ * uploads, offline documents). It runs only when they chose to sign out: a
+ * session that ended by itself (expired, revoked) keeps what this device has
+ * not sent yet for when the same person signs in again.
+ */
 export function onSignOut(fn: (userId: string) => unknown): void {
   cleanups.push(fn);
 }
 
-async function post<T>(path: string, body?: unknown): Promise<T> {
+async function post<T>(path: string, body?: unknown, bearer?: string): Promise<T> {
   let res: Response;
+  const headers: Record<string, string> = { ...SESSION_HEADERS };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (bearer) headers.authorization = `Bearer ${bearer}`;
   try {
     res = await fetch(path, {
       method: 'POST',
       credentials: 'same-origin',
-      headers: body === undefined ? SESSION_HEADERS : { ...SESSION_HEADERS, 'content-type': 'application/json' },
+      headers,
       body: body === undefined ? null : JSON.stringify(body),
     });
   } catch (e) {
@@ -92,14 +100,14 @@ function enter(u: User): void {
   status.value = 'signed-in';
 }
 
-/** Signs out this tab without asking the server (another tab did, or the session is gone). */
-async function leave(): Promise<void> {
+/** Signs out this tab without asking the server (another tab did, or the session is gone); `wipe` when the person chose to. */
+async function leave(wipe = false): Promise<void> {
   const was = user.value?.id ?? saved()?.id;
   access = null;
   localStorage.removeItem(ACCOUNT_KEY);
   user.value = null;
   status.value = 'signed-out';
-  if (was) for (const fn of cleanups) await Promise.resolve(fn(was)).catch(() => undefined);
+  if (was && wipe) for (const fn of cleanups) await Promise.resolve(fn(was)).catch(() => undefined);
 }
 
 /** At boot: resume the session from the refresh cookie when someone was signed in here. */
@@ -136,7 +144,9 @@ async function refresh(): Promise<string> {
       tell({ type: 'token', token: t, exp: access!.exp });
       return t;
     } catch (e) {
-      if (e instanceof ApiError && (e.status === 401 || e.status === 400)) await leave();
+      // Any refusal but "slow down" means this device holds no usable session (a
+      // server without the cookie session answered 415 here and the tab waited forever).
+      if (e instanceof ApiError && e.status >= 400 && e.status < 500 && e.status !== 408 && e.status !== 429) await leave();
       throw e;
     }
   };
@@ -177,12 +187,14 @@ export async function signInWithIdToken(id_token: string): Promise<User> {
 export async function signOut(everywhere = false): Promise<boolean> {
   let confirmed = true;
   try {
-    await post<null>('/api/v1/auth/logout', everywhere ? { everywhere: true } : undefined);
+    // One session ends by its cookie; every session only on the word of a current access token.
+    if (everywhere) await post<null>('/api/v1/auth/logout', { everywhere: true }, await token());
+    else await post<null>('/api/v1/auth/logout');
   } catch {
     confirmed = false;
   }
   tell({ type: 'signed-out' });
-  await leave();
+  await leave(true);
   return confirmed;
 }
 

@@ -79,4 +79,7 @@ const WORDS: Record<string, string> = {
   file_too_large: 'That file is larger than the server accepts.',
   upload_expired: 'This upload expired on the server; start it again.',
   room_archived: 'This room is archived: it can be read but not changed.',
+  document_deleted: 'This document was deleted.',
+  document_exists: 'A document of that name exists.',
+  too_many_versions: 'This document has as many versions as it can keep. Ask an admin to delete old ones.',
 };

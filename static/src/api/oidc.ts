@@ -5,7 +5,7 @@
  * The provider's origin must be in the CSP's connect-src (the build adds
  * OIDC_ISSUER's; docs/app.md).
  */
-import type { AuthConfig } from './pending';
+import type { AuthConfig } from './types';
 import { signInWithIdToken, type User } from './auth';
 import { networkError, readError } from './errors';
 

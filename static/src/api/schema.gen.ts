@@ -4399,6 +4399,7 @@ export type components = {
         };
         RoomFields: {
             id: string;
+            /** @description a direct room is named for the other person (their display name now) */
             name: string;
             /** @enum {string} */
             kind: "direct" | "group" | "project";

@@ -21,3 +21,5 @@ export type AuditEntry = Schemas['AuditEntry'];
 export type CheckinView = Schemas['CheckinView'];
 export type UsageReport = Schemas['UsageReport'];
 export type FileAnalysis = Schemas['FileAnalysis'];
+/** `GET /auth/config`: password sign-in and the OpenID Connect provider, if any. */
+export type AuthConfig = Schemas['AuthConfig'];

@@ -11,13 +11,15 @@ import { describe } from '../api/errors';
 import { Outbox, type OutEntry } from './outbox';
 import { RoomSocket } from './room-socket';
 import { Timeline } from './timeline';
+import { advance, type JobSeen } from './jobs';
 import { isStream, type ClientFrame, type FileRef, type Hello, type Message, type PresenceEntry, type Role, type ServerFrame, type TypingEntry } from './protocol';
 
 const TYPING_EVERY_MS = 3_000;
 const READ_EVERY_MS = 1_000;
 
 export interface UploadSeen { file_id: string; name: string; uploader: string; offset: number; length: number }
-export interface JobSeen { job_id?: string; file_id: string; progress: number; status?: string; result?: { summary?: string; key_points?: string[] } | null; error?: string | null }
+
+export type { JobSeen };
 
 export type RoomEvent = { event: string; data: Record<string, unknown> };
 
@@ -279,8 +281,7 @@ export class RoomSession {
         break;
       }
       case 'job_progress': {
-        const j = data as unknown as JobSeen;
-        this.setJob({ ...this.jobs.value.get(j.file_id), ...j });
+        this.setJob(data as unknown as JobSeen);
         break;
       }
       case 'job_done': {
@@ -302,9 +303,10 @@ export class RoomSession {
     for (const fn of this.listeners) fn({ event: name, data });
   }
 
+  /** News of a file's job, from the socket or an HTTP answer, in whatever order they come. */
   setJob(j: JobSeen): void {
     const next = new Map(this.jobs.value);
-    next.set(j.file_id, j);
+    next.set(j.file_id, advance(next.get(j.file_id), j));
     this.jobs.value = next;
   }
 

@@ -2,18 +2,37 @@
  * A WebSocket to the API that stays up: authenticates with the `tessera.v1` +
  * `bearer.<token>` subprotocols (no token in URLs), reconnects with jittered
  * backoff (at once when the browser comes online or the tab becomes visible),
- * and closes a half-open connection that stops answering pings. Frames go to
+ * closes a half-open connection that stops answering pings, stops for good
+ * on 4003/4004 and drops a token the server ended (4001). Frames go to
  * `onFrame` only when `accept` vouches for them; nothing here knows about
  * views. The room socket and the per-person socket are both this.
  */
 import { effect, signal } from '@preact/signals-core';
-import { token } from '../api/auth';
+import { rejected, token } from '../api/auth';
 import { backoff, online, visible } from './net';
 
 export type SocketState = 'connecting' | 'open' | 'offline' | 'closed';
 
 /** Close codes after which reconnecting is pointless. */
 export const GONE = { removed: 4003, deleted: 4004 } as const;
+
+/**
+ * The socket's session ended (signed out everywhere, revoked): the token it
+ * used is dropped and one refresh is tried, which signs the tab out when the
+ * session is gone for good.
+ */
+export const SESSION_ENDED = 4001;
+
+/**
+ * What a close means for any socket of ours (the room, the person's and the
+ * document's): `gone` ends it for good; otherwise it reconnects, after
+ * dropping the token a 4001 refused.
+ */
+export function afterClose(code: number, usedToken: string): 'gone' | 'retry' {
+  if (code === GONE.removed || code === GONE.deleted) return 'gone';
+  if (code === SESSION_ENDED) rejected(usedToken);
+  return 'retry';
+}
 
 const PING_EVERY_MS = 25_000;
 const PONG_WITHIN_MS = 10_000;
@@ -87,7 +106,7 @@ export class Socket<In extends { type: string }, Out extends { type: string }> {
       if (this.ws !== ws) return;
       this.ws = null;
       clearInterval(this.ping);
-      if (e.code === GONE.removed || e.code === GONE.deleted) {
+      if (afterClose(e.code, t) === 'gone') {
         this.stop();
         this.hooks.onGone?.(e.code);
         return;

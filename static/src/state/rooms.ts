@@ -3,12 +3,15 @@
  * (state/inbox.ts) keeps the counts live while it is open (`countsLive`), and
  * the list is re-read when it (re)opens and when the tab becomes visible;
  * while it is down, the list is re-read every 20 s as the fallback. The open
- * room's socket keeps its own entry current.
+ * room's socket keeps its own entry current. The last list read is kept on
+ * the device (per person, cleared at sign-out), so an offline start still
+ * knows the rooms and the person's role in each (an offline document stays
+ * editable).
  */
 import { computed, effect, signal } from '@preact/signals-core';
 import { api, ok } from '../api/client';
 import type { Room, UserHit } from '../api/types';
-import { status } from '../api/auth';
+import { onSignOut, status, user } from '../api/auth';
 import { describe } from '../api/errors';
 import { visible } from '../realtime/net';
 
@@ -28,6 +31,7 @@ export async function refresh(): Promise<void> {
   try {
     const r = await ok(api.GET('/api/v1/rooms', { params: { query: { limit: 200 } } }));
     rooms.value = r.rooms;
+    keep(r.rooms);
     loaded.value = true;
     listError.value = null;
   } catch (e) {
@@ -35,13 +39,36 @@ export async function refresh(): Promise<void> {
   }
 }
 
+const KEPT = 'tessera.rooms.';
+let kept = '';
+
+function keep(list: readonly Room[]): void {
+  const id = user.peek()?.id;
+  const text = JSON.stringify(list);
+  if (!id || text === kept) return;
+  kept = text;
+  try { localStorage.setItem(KEPT + id, text); } catch { /* full: the list lives in memory only */ }
+}
+
+function restore(id: string): void {
+  try {
+    const v = JSON.parse(localStorage.getItem(KEPT + id) ?? 'null') as unknown;
+    if (Array.isArray(v) && !rooms.peek().length) rooms.value = v as Room[];
+  } catch { /* a damaged copy is ignored */ }
+}
+
+onSignOut((id) => localStorage.removeItem(KEPT + id));
+
 effect(() => {
   clearInterval(timer);
   if (status.value !== 'signed-in') {
     rooms.value = [];
     loaded.value = false;
+    kept = '';
     return;
   }
+  const id = user.value?.id;
+  if (id) restore(id);
   // Read on sign-in, on coming back to the tab and when the per-person socket (re)opens
   // (names, roles and rooms joined elsewhere); polled only while that socket is down.
   if (!visible.value) return;

@@ -2,7 +2,8 @@
  * The signed-in person's device state: their outbox (loaded once per sign-in)
  * and the one room that is open, with what the room view needs besides the
  * socket (its read marker at opening, archived flag). Signing out clears the
- * outbox, the drafts and stored uploads of that person on this device.
+ * outbox, the drafts, stored uploads and offline documents of that person on
+ * this device.
  */
 import { effect, signal } from '@preact/signals-core';
 import { onSignOut, user } from '../api/auth';
@@ -10,6 +11,7 @@ import { Outbox } from '../realtime/outbox';
 import { idbOutbox } from '../realtime/outbox-idb';
 import { RoomSession } from '../realtime/room';
 import * as drafts from './drafts';
+import { forgetAll as forgetDocs } from '../realtime/doc-cache';
 import { archived } from './room-admin';
 import { byId, get, patch } from './rooms';
 import { fail } from './toasts';
@@ -36,6 +38,7 @@ onSignOut(async (userId) => {
   close();
   await new Outbox(idbOutbox, userId).clear().catch(() => undefined);
   drafts.clear(userId);
+  await forgetDocs(userId).catch(() => undefined);
   for (let i = localStorage.length - 1; i >= 0; i -= 1) {
     const k = localStorage.key(i);
     if (k?.startsWith('tus::')) localStorage.removeItem(k);

@@ -13,6 +13,7 @@ import { QuickSwitcher, openSwitcher } from './rooms/QuickSwitcher';
 import { Home } from './rooms/Home';
 import { AcceptInvite } from './rooms/AcceptInvite';
 import { RoomView } from './chat/RoomView';
+import { DocPage } from './docs/DocPage';
 import { ApprovalsPage } from './RoomScreens';
 import { AccountButton, AccountDialog } from './rooms/AccountButton';
 import { InboxButton, InboxDialog } from './rooms/InboxButton';
@@ -36,7 +37,7 @@ export function App() {
   if (s === 'starting') return <p class="boot" role="status">Loading Tessera…</p>;
   if (s === 'signed-out' || !user.value) return <><Banners /><SignIn /><Toasts /></>;
   return (
-    <div class={`shell ${r.name === 'room' || r.name === 'approvals' ? 'in-room' : 'at-home'}`}>
+    <div class={`shell ${r.name === 'room' || r.name === 'doc' || r.name === 'approvals' ? 'in-room' : 'at-home'}`}>
       <a class="skip" href="#main">Skip to content</a>
       <Banners />
       <aside class="side" aria-label="Rooms">
@@ -48,6 +49,7 @@ export function App() {
       </aside>
       <main id="main" class="main" tabIndex={-1}>
         {r.name === 'room' ? <RoomView key={r.id} roomId={r.id} tab={r.tab ?? null} message={r.message} />
+          : r.name === 'doc' ? <DocPage roomId={r.id} doc={r.doc} />
           : r.name === 'approvals' ? <ApprovalsPage />
           : r.name === 'invite' ? <AcceptInvite code={r.code} />
           : r.name === 'missing' ? <section class="empty"><h1>Nothing here</h1><p>This address does not lead to a room.</p></section>

@@ -5,7 +5,6 @@
  * (activities board, approvals inbox), `ai` (check-in digest, usage) and
  * `admin` (rules editor, audit log); the chunk loads when its screen opens.
  */
-import { signal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
 import type { Approval } from '../api/types';
 import type { RoomSession } from '../realtime/room';
@@ -13,26 +12,7 @@ import type { Role } from '../realtime/protocol';
 import { atLeast } from '../state/room-admin';
 import { follow, type RoomTab } from '../state/route';
 import { say } from '../state/toasts';
-import { lazy } from '../state/version';
-
-export type WorkChunk = typeof import('./lazy/work');
-export type AdminChunk = typeof import('./lazy/admin');
-export type AiChunk = typeof import('./lazy/ai');
-
-function loader<T>(load: () => Promise<T>) {
-  const chunk = signal<T | null>(null);
-  let p: Promise<T> | null = null;
-  const get = (): Promise<T> => {
-    p ??= lazy(load).then((m) => (chunk.value = m));
-    p.catch(() => { p = null; });
-    return p;
-  };
-  return { chunk, get };
-}
-
-const work = loader(() => import('./lazy/work'));
-const admin = loader(() => import('./lazy/admin'));
-const ai = loader(() => import('./lazy/ai'));
+import { admin, ai, work } from './lazy';
 
 const TABS: readonly { tab: RoomTab | null; label: string; min: Role }[] = [
   { tab: null, label: 'Chat', min: 'viewer' },
@@ -57,10 +37,10 @@ export interface ScreenProps { s: RoomSession; role: Role | null; me: string }
 /** The open tab's screen, once its chunk is here. */
 export function RoomScreen({ tab, ...p }: ScreenProps & { tab: RoomTab }) {
   const which = tab === 'activities' ? work : tab === 'ai' ? ai : admin;
-  useEffect(() => { void which.get().catch(() => undefined); }, [which]);
-  const W = work.chunk.value;
-  const A = ai.chunk.value;
-  const M = admin.chunk.value;
+  useEffect(() => { void which.load().catch(() => undefined); }, [which]);
+  const W = work.value.value;
+  const A = ai.value.value;
+  const M = admin.value.value;
   if (tab === 'activities' && W) return <W.ActivitiesBoard {...p} />;
   if (tab === 'ai' && A) return <A.AiScreen {...p} />;
   if (tab === 'rules' && M) return <M.RulesScreen {...p} />;
@@ -70,8 +50,8 @@ export function RoomScreen({ tab, ...p }: ScreenProps & { tab: RoomTab }) {
 
 /** The approvals inbox (route /approvals). */
 export function ApprovalsPage() {
-  useEffect(() => { void work.get().catch(() => undefined); }, []);
-  const W = work.chunk.value;
+  useEffect(() => { void work.load().catch(() => undefined); }, []);
+  const W = work.value.value;
   return W ? <W.ApprovalsInbox /> : <p class="screen muted" role="status">Loading…</p>;
 }
 

@@ -4,7 +4,7 @@ import { useEffect } from 'preact/hooks';
 import { register, signIn } from '../../api/auth';
 import { describe } from '../../api/errors';
 import { begin, config } from '../../api/oidc';
-import type { AuthConfig } from '../../api/pending';
+import type { AuthConfig } from '../../api/types';
 import { route } from '../../state/route';
 
 export function SignIn() {

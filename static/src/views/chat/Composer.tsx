@@ -11,7 +11,7 @@ import { handleOf, plain } from '../../lib/markdown';
 import type { RoomSession } from '../../realtime/room';
 import * as drafts from '../../state/drafts';
 import type { Member } from '../../state/room-admin';
-import { filesChunk, loadFiles } from '../lazy';
+import { files as filesChunk } from '../lazy';
 import { Icon } from '../ui/Icon';
 import { Paperclip, Send, X } from '../icons';
 import type { Person } from './Body';
@@ -62,7 +62,7 @@ export function Composer({ s, members, editing, replyTo, roomName }: {
 
   useEffect(() => { if (replyTo.value !== null) area.current?.focus(); }, [replyTo.value]);
 
-  const F = filesChunk.value;
+  const F = filesChunk.value.value;
   const attached = F ? F.attachments(s).value : [];
   const uploading = attached.some((u) => u.state !== 'done' && u.state !== 'error');
 
@@ -118,7 +118,7 @@ export function Composer({ s, members, editing, replyTo, roomName }: {
     }
   };
 
-  const attach = (files: File[]) => { if (files.length) void loadFiles().then((f) => f.upload(s, files, true)); };
+  const attach = (files: File[]) => { if (files.length) void filesChunk.load().then((f) => f.upload(s, files, true)); };
   const replying = replyTo.value !== null ? s.timeline.get(replyTo.value) : undefined;
   const listId = `mentions-${s.roomId}`;
 

@@ -9,10 +9,15 @@ import type { JobSeen, RoomSession } from '../../realtime/room';
 import { Avatar } from '../rooms/AccountButton';
 import { Dialog } from '../ui/Dialog';
 import { Icon } from '../ui/Icon';
+import { onRovingKey, rovingIndex } from '../ui/roving';
+import type { IconNode } from 'lucide';
 import { CircleAlert, Pencil, Reply, RotateCw, Smile, Trash } from '../icons';
 import { Attachment } from './Attachment';
 import { CheckinCard } from './CheckinCard';
 import { Body, type Person } from './Body';
+
+/** Moves focus into a control when it appears (the reactions picker opened from the keyboard). */
+const focusOnMount = (el: HTMLElement | null) => { if (el && el.ownerDocument.activeElement?.closest('.msg-actions')) el.focus(); };
 
 export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '👀', '✅'];
 
@@ -54,6 +59,12 @@ function MessageView({ m, compact, focused, quoted, me, people, mayWrite, mayDel
   const label = `${author}, ${clock(m.created_at)}`;
   const mentioned = m.mentions.includes(me);
   const reactions = Object.entries(m.reactions);
+  const actions: Array<{ label: string; icon: IconNode; run: () => void; expanded?: boolean }> = [
+    { label: 'Add reaction', icon: Smile, run: () => { picking.value = !picking.value; }, expanded: picking.value },
+    { label: 'Reply', icon: Reply, run: () => onReply(m.id) },
+  ];
+  if (mine) actions.push({ label: 'Edit', icon: Pencil, run: () => onEdit(m.id, m.body) });
+  if (mayDelete) actions.push({ label: 'Delete', icon: Trash, run: () => { confirming.value = true; } });
   return (
     <article
       id={`m${m.id}`}
@@ -106,15 +117,18 @@ function MessageView({ m, compact, focused, quoted, me, people, mayWrite, mayDel
         {seenBy && <p class="seen muted small">Seen by {seenBy}</p>}
       </div>
       {!m.deleted && mayWrite && (
-        <div class="msg-actions" role="toolbar" aria-label={`Actions for the message of ${label}`}>
-          <button type="button" class="icon-btn" aria-label="Add reaction" aria-expanded={picking.value} onClick={() => { picking.value = !picking.value; }}><Icon node={Smile} size={16} /></button>
-          <button type="button" class="icon-btn" aria-label="Reply" onClick={() => onReply(m.id)}><Icon node={Reply} size={16} /></button>
-          {mine && <button type="button" class="icon-btn" aria-label="Edit" onClick={() => onEdit(m.id, m.body)}><Icon node={Pencil} size={16} /></button>}
-          {mayDelete && <button type="button" class="icon-btn" aria-label="Delete" onClick={() => { confirming.value = true; }}><Icon node={Trash} size={16} /></button>}
+        // One tab stop per message: arrow keys move between its actions (and the reactions picker's).
+        <div class="msg-actions" role="toolbar" aria-label={`Actions for the message of ${label}`} onKeyDown={onRovingKey}>
+          {actions.map((a, i) => (
+            <button key={a.label} type="button" class="icon-btn" tabIndex={rovingIndex(i)} aria-label={a.label}
+              aria-expanded={a.expanded} onClick={a.run}><Icon node={a.icon} size={16} /></button>
+          ))}
           {picking.value && (
-            <div class="picker" role="group" aria-label="Reactions to add">
-              {QUICK_REACTIONS.map((e) => (
-                <button key={e} type="button" class="icon-btn emoji" aria-label={`React with ${e}`}
+            <div class="picker" role="toolbar" aria-label="Reactions to add" onKeyDown={onRovingKey}>
+              {QUICK_REACTIONS.map((e, i) => (
+                <button key={e} type="button" class="icon-btn emoji" tabIndex={rovingIndex(i)} aria-label={`React with ${e}`}
+                  ref={i === 0 ? focusOnMount : undefined}
+                  onKeyDown={(k) => { if (k.key === 'Escape') { k.stopPropagation(); picking.value = false; k.currentTarget.closest('.msg-actions')?.querySelector('button')?.focus(); } }}
                   onClick={() => { picking.value = false; s.react(m.id, e, !(m.reactions[e] ?? []).includes(me)); }}>{e}</button>
               ))}
             </div>

@@ -9,15 +9,15 @@ import { members as loadMembers, atLeast, type Member } from '../../state/room-a
 import { byId } from '../../state/rooms';
 import { follow, navigate, type RoomTab } from '../../state/route';
 import { current, open } from '../../state/session';
-import { filesChunk, loadFiles, loadManage, manageChunk, notifyChunk, prefetch } from '../lazy';
+import { docs, files, manage, notify, prefetch } from '../lazy';
 import { RoomScreen, RoomTabs, useOutcomes } from '../RoomScreens';
 import { Icon } from '../ui/Icon';
-import { ArrowLeft, Bell, Files, Link, Settings, Users } from '../icons';
+import { ArrowLeft, Bell, FileText, Files, Link, Settings, Users } from '../icons';
 import type { Person } from './Body';
 import { Composer, type Editing } from './Composer';
 import { Timeline } from './Timeline';
 
-export type Panel = 'members' | 'files' | 'invite' | 'settings' | 'notify' | null;
+export type Panel = 'members' | 'files' | 'docs' | 'invite' | 'settings' | 'notify' | null;
 
 export function RoomView({ roomId, tab = null, message }: { roomId: string; tab?: RoomTab | null; message?: number | undefined }) {
   const me = user.value!;
@@ -62,20 +62,22 @@ export function RoomView({ roomId, tab = null, message }: { roomId: string; tab?
   const role = (room?.role as Member['role'] | undefined) ?? s.me.value?.role ?? null;
   const writable = atLeast(role, 'member') && !s.archived.value;
   const online = [...s.presence.value.values()].filter((p) => p.status === 'online' && p.user_id !== me.id);
-  const F = filesChunk.value;
-  const M = manageChunk.value;
-  const N = notifyChunk.module.value;
+  const F = files.value.value;
+  const M = manage.value.value;
+  const D = docs.value.value;
+  const N = notify.value.value;
   const show = (p: Panel) => {
-    if (p === 'files') void loadFiles();
-    else if (p === 'notify') void notifyChunk.load();
-    else if (p) void loadManage();
+    if (p === 'files') void files.load();
+    else if (p === 'docs') void docs.load();
+    else if (p === 'notify') void notify.load();
+    else if (p) void manage.load();
     panel.value = panel.value === p ? null : p;
   };
   const drop = (e: DragEvent) => {
     e.preventDefault();
     dragging.value = false;
-    const files = [...(e.dataTransfer?.files ?? [])];
-    if (files.length && writable) void loadFiles().then((f) => f.upload(s, files, true));
+    const dropped = [...(e.dataTransfer?.files ?? [])];
+    if (dropped.length && writable) void files.load().then((f) => f.upload(s, dropped, true));
   };
   return (
     <section
@@ -95,6 +97,7 @@ export function RoomView({ roomId, tab = null, message }: { roomId: string; tab?
           </p>
         </div>
         <div class="room-tools">
+          <button type="button" class="icon-btn" aria-label="Documents" aria-pressed={panel.value === 'docs'} onClick={() => show('docs')}><Icon node={FileText} /></button>
           <button type="button" class="icon-btn" aria-label="Files" aria-pressed={panel.value === 'files'} onClick={() => show('files')}><Icon node={Files} /></button>
           <button type="button" class="icon-btn" aria-label="Members" aria-pressed={panel.value === 'members'} onClick={() => show('members')}><Icon node={Users} /></button>
           {atLeast(role, 'admin') && room?.kind !== 'direct' && !s.archived.value && (
@@ -110,8 +113,8 @@ export function RoomView({ roomId, tab = null, message }: { roomId: string; tab?
         <p class="notice" role="status">{s.notice.value} <button type="button" class="link-btn" onClick={() => { s.notice.value = null; }}>Dismiss</button></p>
       )}
       {s.error.value && <p class="notice error" role="alert">{s.error.value}</p>}
-      {tab ? <RoomScreen tab={tab} s={s} role={role} me={me.id} /> : <div class="room-body">
-        <div class="chat">
+      <div class="room-body">
+        {tab ? <RoomScreen tab={tab} s={s} role={role} me={me.id} /> : <div class="chat">
           <Timeline s={s} people={people} members={members.value} me={me.id} role={role} writable={writable}
             onReply={(id) => { replyTo.value = id; editing.value = null; }}
             onEdit={(id, body) => { editing.value = { id, body }; }} />
@@ -123,13 +126,14 @@ export function RoomView({ roomId, tab = null, message }: { roomId: string; tab?
             <p class="read-only" role="note">{s.archived.value ? 'This room is archived: it can be read but not written in.' : role === 'viewer' ? 'You are a viewer here: you can read but not write.' : 'Connecting…'}</p>
           )}
           {dragging.value && <div class="drop-hint" aria-hidden="true">Drop files to attach them</div>}
-        </div>
+        </div>}
         {panel.value === 'files' && (F ? <F.FilesPanel s={s} writable={writable} onClose={() => { panel.value = null; }} /> : <PanelLoading />)}
+        {panel.value === 'docs' && (D ? <D.DocsPanel roomId={roomId} role={role} writable={writable} s={s} onClose={() => { panel.value = null; }} /> : <PanelLoading />)}
         {panel.value === 'notify' && (N ? <N.RoomNotifyPanel roomId={roomId} room={room ?? null} role={role} onClose={() => { panel.value = null; }} /> : <PanelLoading />)}
-        {panel.value && panel.value !== 'files' && panel.value !== 'notify' && (M ? (
+        {panel.value && panel.value !== 'files' && panel.value !== 'docs' && panel.value !== 'notify' && (M ? (
           <M.RoomPanel which={panel.value} s={s} room={room ?? null} members={members} role={role} onClose={() => { panel.value = null; }} />
         ) : <PanelLoading />)}
-      </div>}
+      </div>
     </section>
   );
 }

@@ -4,11 +4,12 @@
  * attachments of the message being written, and the room's files panel.
  */
 import { useSignal } from '@preact/signals';
-import { useEffect } from 'preact/hooks';
+import { useEffect, useMemo } from 'preact/hooks';
 import { user } from '../../api/auth';
 import { api, ok } from '../../api/client';
 import { describe } from '../../api/errors';
 import { bytes, duration } from '../../lib/format';
+import { latest } from '../../lib/latest';
 import type { FileRef } from '../../realtime/protocol';
 import type { RoomSession } from '../../realtime/room';
 import type { components } from '../../api/schema.gen';
@@ -16,6 +17,7 @@ import { Uploads, type Up } from '../../realtime/uploads';
 import { current } from '../../state/session';
 import { Attachment } from '../chat/Attachment';
 import { Icon } from '../ui/Icon';
+import { Panel } from '../ui/Panel';
 import { Pause, Play, Trash, Upload, X } from '../icons';
 
 let manager: Uploads | null = null;
@@ -145,20 +147,23 @@ export function FilesPanel({ s, writable, onClose }: { s: RoomSession; writable:
   const error = useSignal<string | null>(null);
   const m = uploads();
   const max = m.maxBytes.value;
-  const load = () => ok(api.GET('/api/v1/rooms/{room_id}/files', { params: { path: { room_id: s.roomId }, query: { limit: 100 } } }))
-    .then((r) => { files.value = r.files; error.value = null; })
-    .catch((e) => { error.value = describe(e); });
+  // Each file_added re-reads the list; only the newest read may answer (an
+  // older one, slower under load, would hide the files added since).
+  const reads = useMemo(() => latest(
+    (_: void, signal: AbortSignal) => ok(api.GET('/api/v1/rooms/{room_id}/files', { params: { path: { room_id: s.roomId }, query: { limit: 100 } }, signal })),
+    0,
+    (r) => { files.value = r.files; error.value = null; },
+    (e) => { error.value = describe(e); },
+  ), [s]);
+  const load = () => reads.now();
   useEffect(() => {
-    void load();
-    return s.on((e) => { if (e.event === 'file_added' || e.event === 'file_deleted') void load(); });
+    load();
+    const off = s.on((e) => { if (e.event === 'file_added' || e.event === 'file_deleted') load(); });
+    return () => { off(); reads.cancel(); };
   }, [s]);
   const used = files.value.reduce((n, f) => n + f.size, 0);
   return (
-    <aside class="panel" aria-labelledby="files-title">
-      <header class="panel-head">
-        <h2 id="files-title">Files</h2>
-        <button type="button" class="icon-btn" aria-label="Close files" onClick={onClose}><Icon node={X} /></button>
-      </header>
+    <Panel title="Files" onClose={onClose}>
       {writable && (
         <div class="dropzone"
           onDragOver={(e) => { e.preventDefault(); e.stopPropagation(); }}
@@ -182,6 +187,6 @@ export function FilesPanel({ s, writable, onClose }: { s: RoomSession; writable:
         ))}
         {!files.value.length && !error.value && <li class="muted small">No files yet.</li>}
       </ul>
-    </aside>
+    </Panel>
   );
 }

@@ -17,11 +17,12 @@ import { say } from '../../state/toasts';
 import { Avatar } from '../rooms/AccountButton';
 import { Dialog } from '../ui/Dialog';
 import { Icon } from '../ui/Icon';
+import { Panel as SidePanel } from '../ui/Panel';
 import { Copy, LogOut, X } from '../icons';
 import type { Panel } from '../chat/RoomView';
 
 interface PanelProps {
-  which: Exclude<Panel, 'files' | 'notify' | null>;
+  which: Exclude<Panel, 'files' | 'docs' | 'notify' | null>;
   s: RoomSession;
   room: Room | null;
   members: Signal<Member[]>;
@@ -33,13 +34,9 @@ const TITLES = { members: 'Members', invite: 'Invite people', settings: 'Room se
 
 export function RoomPanel(p: PanelProps) {
   return (
-    <aside class="panel" aria-labelledby="panel-title">
-      <header class="panel-head">
-        <h2 id="panel-title">{TITLES[p.which]}</h2>
-        <button type="button" class="icon-btn" aria-label={`Close ${TITLES[p.which].toLowerCase()}`} onClick={p.onClose}><Icon node={X} /></button>
-      </header>
+    <SidePanel title={TITLES[p.which]} onClose={p.onClose}>
       {p.which === 'members' ? <Members {...p} /> : p.which === 'invite' ? <Invites {...p} /> : <Settings {...p} />}
-    </aside>
+    </SidePanel>
   );
 }
 

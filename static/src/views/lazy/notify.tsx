@@ -23,7 +23,8 @@ import { navigate } from '../../state/route';
 import { say } from '../../state/toasts';
 import { Dialog } from '../ui/Dialog';
 import { Icon } from '../ui/Icon';
-import { Copy, X } from '../icons';
+import { Panel } from '../ui/Panel';
+import { Copy } from '../icons';
 
 const KIND_TEXT: Record<InboxItem['kind'], string> = {
   mention: 'mentioned you',
@@ -176,11 +177,7 @@ export function RoomNotifyPanel({ roomId, room, role, onClose }: PanelProps) {
   const setLevel = (v: string) => void act(() => savePrefs({ rooms: { [roomId]: v ? (v as Level) : null } }).then(() => say('Saved.')));
   const admin = atLeast(role, 'admin') && room?.kind !== 'direct';
   return (
-    <aside class="panel" aria-labelledby="panel-title">
-      <header class="panel-head">
-        <h2 id="panel-title">Notifications</h2>
-        <button type="button" class="icon-btn" aria-label="Close notifications" onClick={onClose}><Icon node={X} /></button>
-      </header>
+    <Panel title="Notifications" onClose={onClose}>
       {error.value && <p class="error small" role="alert">{error.value}</p>}
       <label class="field">
         Notify me in this room
@@ -191,7 +188,7 @@ export function RoomNotifyPanel({ roomId, room, role, onClose }: PanelProps) {
       </label>
       {admin && <Outgoing roomId={roomId} />}
       {admin && <Incoming roomId={roomId} />}
-    </aside>
+    </Panel>
   );
 }
 

@@ -176,7 +176,7 @@ export function ApprovalsInbox() {
     if (e.key === 'k' || e.key === 'ArrowUp') { selected.value = Math.max(0, selected.value - 1); e.preventDefault(); }
   };
   return (
-    <section class="screen inbox" aria-labelledby="inbox-title" onKeyDown={onKey}>
+    <section class="screen approvals" aria-labelledby="inbox-title" onKeyDown={onKey}>
       <header class="screen-head">
         <a class="icon-btn back" href="/" onClick={follow} aria-label="All rooms"><Icon node={ArrowLeft} /></a>
         <h1 id="inbox-title">Approvals</h1>

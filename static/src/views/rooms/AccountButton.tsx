@@ -2,7 +2,7 @@
 import { signal } from '@preact/signals';
 import { user } from '../../api/auth';
 import { hue, initials } from '../../lib/format';
-import { loadManage, manageChunk } from '../lazy';
+import { manage } from '../lazy';
 
 export function Avatar({ id, name, size = 28 }: { id: string; name: string; size?: number }) {
   // Initials are drawn by CSS (attr()), so a button holding an avatar is named by its label alone.
@@ -15,13 +15,13 @@ const accountOpen = signal(false);
 export function AccountButton() {
   const u = user.value!;
   return (
-    <button type="button" class="account-btn" aria-label={`Account: ${u.display_name}`} onClick={() => { void loadManage(); accountOpen.value = true; }}>
+    <button type="button" class="account-btn" aria-label={`Account: ${u.display_name}`} onClick={() => { void manage.load(); accountOpen.value = true; }}>
       <Avatar id={u.id} name={u.display_name} />
     </button>
   );
 }
 
 export function AccountDialog() {
-  const M = manageChunk.value;
+  const M = manage.value.value;
   return accountOpen.value && M ? <M.Account onClose={() => { accountOpen.value = false; }} /> : null;
 }

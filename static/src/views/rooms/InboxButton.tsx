@@ -1,7 +1,7 @@
 /** The bell beside the account button: unread inbox items as a badge, live; opens the inbox (notify chunk). */
 import { signal } from '@preact/signals';
 import { unreadItems } from '../../state/inbox';
-import { notifyChunk } from '../lazy';
+import { notify as notifyChunk } from '../lazy';
 import { Dialog } from '../ui/Dialog';
 import { Icon } from '../ui/Icon';
 import { Bell } from '../icons';
@@ -22,6 +22,6 @@ export function InboxButton() {
 export function InboxDialog() {
   if (!shown.value) return null;
   const close = () => { shown.value = false; };
-  const N = notifyChunk.module.value;
+  const N = notifyChunk.value.value;
   return N ? <N.InboxDialog onClose={close} /> : <Dialog title="Inbox" onClose={close}><p class="muted" role="status">Loading…</p></Dialog>;
 }

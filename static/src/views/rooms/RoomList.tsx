@@ -26,7 +26,7 @@ function Badges({ r }: { r: Room }) {
 
 export function RoomList() {
   const r = route.value;
-  const current = r.name === 'room' ? r.id : null;
+  const current = r.name === 'room' || r.name === 'doc' ? r.id : null;
   return (
     <nav class="rooms" aria-label="Your rooms">
       <button type="button" class="search-box" onClick={openSwitcher}>
