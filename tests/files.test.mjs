@@ -268,6 +268,11 @@ test('non-members and viewers cannot upload; only the uploader reaches an upload
   const refusal = (await over.json()).error;
   assert.equal(refusal.code, 'quota_exceeded');
   assert.match(refusal.message, /room past its quota/);
+  // The files list says what is held, for the app to show before an upload.
+  const { body } = await api(server, 'GET', `/api/v1/rooms/${quotaRoom}/files`, { token: other.token });
+  assert.deepEqual(body.usage, {
+    room_bytes: 60 * MiB, room_quota_bytes: 64 * MiB, my_bytes: 30 * MiB, member_quota_bytes: 48 * MiB, max_file_bytes: 30 * MiB,
+  });
 });
 
 test('attachments: files of the room, shown with name, type and size; a file of another room is refused', async () => {

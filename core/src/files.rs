@@ -56,6 +56,38 @@ impl Default for FileLimits {
     }
 }
 
+/// A page of a room's files (`GET /rooms/{id}/files`).
+#[derive(Debug, Clone, Serialize)]
+pub struct FileList {
+    pub files: Vec<FileInfo>,
+    pub next_cursor: Option<String>,
+    pub usage: FileUsage,
+}
+
+/// What a room's files and running uploads hold of its quota, and the
+/// caller's of their share, so that the app can show the limits before an
+/// upload.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileUsage {
+    pub room_bytes: u64,
+    pub room_quota_bytes: u64,
+    pub my_bytes: u64,
+    pub member_quota_bytes: u64,
+    pub max_file_bytes: u64,
+}
+
+impl FileUsage {
+    pub fn of(room_bytes: u64, my_bytes: u64, limits: &FileLimits) -> Self {
+        Self {
+            room_bytes,
+            room_quota_bytes: limits.room_quota_bytes,
+            my_bytes,
+            member_quota_bytes: limits.member_quota_bytes,
+            max_file_bytes: limits.max_file_bytes,
+        }
+    }
+}
+
 /// A file as chat attachments and room views show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRef {

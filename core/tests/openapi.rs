@@ -18,7 +18,7 @@ use tessera_core::api::{Endpoint, OPENAPI_JSON, ROUTES};
 use tessera_core::approval_inbox::{ApprovalInboxItem, ApprovalInboxRow, Scope};
 use tessera_core::auth::{AuthConfig, OidcConfig};
 use tessera_core::chat::{ReadMarker, ReadState, StoredMessage};
-use tessera_core::files::{FileInfo, FileRef, FileStatus};
+use tessera_core::files::{FileInfo, FileLimits, FileList, FileRef, FileStatus, FileUsage};
 use tessera_core::links::{sign, LinkKey};
 use tessera_core::protocol::{
     parse_client_frame, ClientFrame, Identity, PresenceEntry, ServerFrame, Status, TypingEntry,
@@ -571,7 +571,16 @@ fn files_links_and_people() {
     with["analysis"] = json!(FileAnalysis::of(&job(JobStatus::Done)));
     s.check("FileWithAnalysis", &with);
     s.refuses("File", &with);
-    s.check("FileList", &json!({ "files": [file], "next_cursor": null }));
+    let usage = FileUsage::of(20, 0, &FileLimits::default());
+    s.check("FileUsage", &usage);
+    s.check(
+        "FileList",
+        &FileList {
+            files: vec![file],
+            next_cursor: None,
+            usage,
+        },
+    );
     s.check("FileRef", &file_ref());
     let key = LinkKey::derive(b"0123456789abcdef0123456789abcdef");
     s.check("FileLink", &sign(&key, "f1", "u1", 100));

@@ -8,11 +8,11 @@ use crate::crypto;
 use crate::ctx::{arg, changes, now_secs, page, Ctx};
 use crate::rooms::role_in;
 use crate::tokens::authenticate;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tessera_core::files::{
     self, attachment_param, check_delete, check_tus_resumable, download_headers, etag,
-    if_none_match, new_upload, parse_range, room_prefix, FileInfo, FileLimits, OFFSET_OCTET_STREAM,
-    TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION,
+    if_none_match, new_upload, parse_range, room_prefix, FileInfo, FileLimits, FileList, FileUsage,
+    OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION,
 };
 use tessera_core::links::{sign, verify, LinkKey, LinkParams};
 use tessera_core::rooms::{require, Permission, Role};
@@ -339,12 +339,6 @@ pub async fn get(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
     json(200, &body)
 }
 
-#[derive(Serialize)]
-struct FileList {
-    files: Vec<FileInfo>,
-    next_cursor: Option<String>,
-}
-
 /// `GET /api/v1/rooms/{id}/files`: finished files, newest first.
 pub async fn list(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
@@ -363,7 +357,17 @@ pub async fn list(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response
         .await?
         .results()?;
     let next_cursor = page.finish(&mut files, |f| f.id.clone());
-    json(200, &FileList { files, next_cursor })
+    let held = held_bytes(ctx, room_id, &user_id).await?;
+    let h = held.unwrap_or(Held { room: 0, mine: 0 });
+    let usage = FileUsage::of(h.room, h.mine, &limits(ctx));
+    json(
+        200,
+        &FileList {
+            files,
+            next_cursor,
+            usage,
+        },
+    )
 }
 
 fn link_key(ctx: &Ctx) -> HttpResult<LinkKey> {

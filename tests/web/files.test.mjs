@@ -66,7 +66,8 @@ const big = randomBytes(12 * 1024 * 1024);
 test('a 12 MiB upload shows progress to 100 %, pauses and resumes; Bob sees it live', async () => {
   await ada.page.getByRole('button', { name: 'Files', exact: true }).click();
   const panel = ada.page.getByRole('complementary', { name: 'Files' });
-  await panel.getByText(/Up to 100 MiB per file/).waitFor();
+  // The limits are shown before anything is uploaded: size, the room's quota, the person's share.
+  await panel.getByText(/Up to 100 MiB per file\. 0 B of 1\.0 GiB used in this room; yours 0 B of 256 MiB\./).waitFor();
   await bob.page.getByRole('button', { name: 'Files', exact: true }).click();
   patchDelay = 700;
   await panel.getByLabel('Upload files').setInputFiles({ name: 'big.bin', mimeType: 'application/octet-stream', buffer: big });
@@ -87,6 +88,7 @@ test('a 12 MiB upload shows progress to 100 %, pauses and resumes; Bob sees it l
   await ada.page.getByText(/Uploaded · 12 MiB of 12 MiB/).waitFor();
   patchDelay = 0;
   await bob.page.getByRole('complementary', { name: 'Files' }).getByText('big.bin').waitFor();
+  await bob.page.getByRole('complementary', { name: 'Files' }).getByText(/12 MiB of 1\.0 GiB used in this room; yours 0 B of 256 MiB\./).waitFor();
   ada.check();
   bob.check();
 });

@@ -4524,6 +4524,20 @@ export type components = {
         FileList: {
             files: components["schemas"]["File"][];
             next_cursor: string | null;
+            usage: components["schemas"]["FileUsage"];
+        };
+        /** @description What the room's files take of its quota and the caller's of their share, to show before an upload. */
+        FileUsage: {
+            /** @description bytes the room's files and running uploads hold */
+            room_bytes: number;
+            /** @description ROOM_QUOTA_BYTES */
+            room_quota_bytes: number;
+            /** @description bytes the caller's files and running uploads hold in the room */
+            my_bytes: number;
+            /** @description MEMBER_QUOTA_BYTES: one member's share of the room's quota */
+            member_quota_bytes: number;
+            /** @description FILE_MAX_BYTES: the largest file */
+            max_file_bytes: number;
         };
         FileLink: {
             /** @description /api/v1/files/{id}/content?exp=…&uid=…&sig=… (relative; append &download=1 to force a download) */

@@ -144,6 +144,7 @@ type Listed = components['schemas']['File'];
 /** The room's files, newest first, live; drop or pick files to upload them into the room. */
 export function FilesPanel({ s, writable, onClose }: { s: RoomSession; writable: boolean; onClose: () => void }) {
   const files = useSignal<Listed[]>([]);
+  const usage = useSignal<components['schemas']['FileUsage'] | null>(null);
   const error = useSignal<string | null>(null);
   const m = uploads();
   const max = m.maxBytes.value;
@@ -152,7 +153,7 @@ export function FilesPanel({ s, writable, onClose }: { s: RoomSession; writable:
   const reads = useMemo(() => latest(
     (_: void, signal: AbortSignal) => ok(api.GET('/api/v1/rooms/{room_id}/files', { params: { path: { room_id: s.roomId }, query: { limit: 100 } }, signal })),
     0,
-    (r) => { files.value = r.files; error.value = null; },
+    (r) => { files.value = r.files; usage.value = r.usage; error.value = null; },
     (e) => { error.value = describe(e); },
   ), [s]);
   const load = () => reads.now();
@@ -161,7 +162,7 @@ export function FilesPanel({ s, writable, onClose }: { s: RoomSession; writable:
     const off = s.on((e) => { if (e.event === 'file_added' || e.event === 'file_deleted') load(); });
     return () => { off(); reads.cancel(); };
   }, [s]);
-  const used = files.value.reduce((n, f) => n + f.size, 0);
+  const u = usage.value;
   return (
     <Panel title="Files" onClose={onClose}>
       {writable && (
@@ -169,7 +170,8 @@ export function FilesPanel({ s, writable, onClose }: { s: RoomSession; writable:
           onDragOver={(e) => { e.preventDefault(); e.stopPropagation(); }}
           onDrop={(e) => { e.preventDefault(); e.stopPropagation(); m.add(s.roomId, [...(e.dataTransfer?.files ?? [])], false); }}>
           <label class="btn"><Icon node={Upload} /> Upload files<input type="file" multiple class="visually-hidden" onChange={(e) => { const el = e.currentTarget; m.add(s.roomId, [...(el.files ?? [])], false); el.value = ''; }} /></label>
-          <p class="muted small">or drop them here. {max ? `Up to ${bytes(max)} per file; ` : ''}{bytes(used)} used in this room.</p>
+          <p class="muted small">or drop them here. {max ? `Up to ${bytes(max)} per file. ` : ''}
+            {u && `${bytes(u.room_bytes)} of ${bytes(u.room_quota_bytes)} used in this room; yours ${bytes(u.my_bytes)} of ${bytes(u.member_quota_bytes)}.`}</p>
         </div>
       )}
       <Tray s={s} />
