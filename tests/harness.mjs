@@ -2,7 +2,7 @@
 // persisted state, and gives tests a small HTTP client. Every server is stopped
 // when its test file ends.
 import { spawn, execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -41,6 +41,8 @@ function migratedInto(dir) {
   hash.update(readFileSync(join(ROOT, 'wrangler.toml')));
   const template = join(ROOT, '.tessera', `d1-${hash.digest('hex').slice(0, 16)}`);
   if (!existsSync(template)) {
+    // A fresh clone has no .tessera/ yet, and a rename into a missing folder fails.
+    mkdirSync(dirname(template), { recursive: true });
     const building = mkdtempSync(join(tmpdir(), 'tessera-d1-'));
     execFileSync('wrangler', ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', building], { cwd: ROOT, env: ENV, stdio: 'pipe' });
     // Another process may have made it meanwhile: the first rename wins, the copy is the same.

@@ -55,7 +55,7 @@ async function get(url, { method = 'GET', headers = {} } = {}) {
   const res = await fetch(server.url + url, { method, headers: { 'cf-connecting-ip': randomIp(), ...headers } });
   const body = Buffer.from(await res.arrayBuffer());
   const type = res.headers.get('content-type');
-  checkResponse(method, url, res.status, type, type?.startsWith('application/json') ? JSON.parse(body.toString()) : null);
+  checkResponse(method, url, res.status, type, type?.startsWith('application/json') && body.length ? JSON.parse(body.toString()) : null);
   return { status: res.status, headers: res.headers, body };
 }
 
@@ -104,6 +104,15 @@ test('a link serves the file without a bearer token, with ranges, tags and downl
   const bearer = await get(`/api/v1/files/${fileId}/content?download=1`, { headers: { authorization: `Bearer ${owner.token}` } });
   assert.equal(bearer.status, 200);
   assert.match(bearer.headers.get('content-disposition'), /^attachment;/);
+  // download is 1 or left out: another value is refused, not read as inline
+  // (found by schema fuzzing), over a link and with the bearer token alike.
+  for (const [url, headers] of [[`${link.url}&download=AAA`, {}], [`/api/v1/files/${fileId}/content?download=0`, { authorization: `Bearer ${owner.token}` }]]) {
+    for (const method of ['GET', 'HEAD']) {
+      const bad = await get(url, { method, headers });
+      assert.equal(bad.status, 400, `${method} ${url}`);
+      if (method === 'GET') assert.equal(errorCode(bad), 'invalid_input');
+    }
+  }
   // Without either: 401.
   assert.equal((await get(`/api/v1/files/${fileId}/content`)).status, 401);
 });

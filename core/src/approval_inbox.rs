@@ -114,7 +114,7 @@ impl ApprovalInboxQuery {
         if page
             .cursor
             .as_deref()
-            .is_some_and(|c| c.parse::<u64>().is_err())
+            .is_some_and(|c| c.len() > 19 || c.parse::<u64>().is_err())
         {
             return Err(ApiError::invalid_at(
                 "cursor",
@@ -244,6 +244,9 @@ mod tests {
             ("scope", "all"),
             ("status", "open"),
             ("cursor", "x1"),
+            // A cursor is at most 19 digits, as the document says (as the
+            // audit log's): leading zeros made longer ones pass.
+            ("cursor", "00000000000000000001"),
             ("limit", "0"),
             ("room", "r1"),
         ] {

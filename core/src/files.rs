@@ -812,6 +812,21 @@ impl ByteRange {
     }
 }
 
+/// `?download=1` of a content request (every type an attachment); any other
+/// value is refused rather than read as "inline".
+pub fn attachment_param<'a>(
+    mut pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<bool, ApiError> {
+    match pairs.find(|(k, _)| *k == "download") {
+        None => Ok(false),
+        Some((_, "1")) => Ok(true),
+        Some(_) => Err(ApiError::invalid_at(
+            "download",
+            "`download` is 1 (an attachment) or left out",
+        )),
+    }
+}
+
 /// The headers of every download: typed by sniffing, inline only when safe
 /// (and not when the caller asked for an `attachment`), revalidated by the
 /// strong tag, never sniffed or scripted by the browser.
@@ -881,6 +896,16 @@ pub fn progress_due(last_ms: Option<u64>, now_ms: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn download_is_1_or_absent() {
+        assert_eq!(attachment_param([("exp", "1")].into_iter()), Ok(false));
+        assert_eq!(attachment_param([("download", "1")].into_iter()), Ok(true));
+        for v in ["", "0", "AAA", "true"] {
+            let e = attachment_param([("download", v)].into_iter()).unwrap_err();
+            assert_eq!((e.status(), e.field()), (400, Some("download")), "{v}");
+        }
+    }
 
     #[test]
     fn quota_refusals_name_the_share_or_the_room() {

@@ -10,9 +10,9 @@ use crate::rooms::role_in;
 use crate::tokens::authenticate;
 use serde::Deserialize;
 use tessera_core::files::{
-    self, check_delete, check_tus_resumable, download_headers, etag, if_none_match, new_upload,
-    parse_range, room_prefix, FileInfo, FileLimits, FileList, FileUsage, OFFSET_OCTET_STREAM,
-    TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION,
+    self, attachment_param, check_delete, check_tus_resumable, download_headers, etag,
+    if_none_match, new_upload, parse_range, room_prefix, FileInfo, FileLimits, FileList, FileUsage,
+    OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION,
 };
 use tessera_core::links::{sign, verify, LinkKey, LinkParams};
 use tessera_core::room::RoomCall;
@@ -409,7 +409,7 @@ pub async fn content(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> 
     let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     let pairs = || pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let link = LinkParams::from_query(pairs());
-    let attachment = pairs().any(|(k, v)| k == "download" && v == "1");
+    let attachment = attachment_param(pairs())?;
     let file = readable_file(ctx, &req, id, &link).await?;
     let content_type = file
         .content_type

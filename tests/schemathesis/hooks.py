@@ -1,10 +1,15 @@
 """Schemathesis hooks for tests/schema.test.mjs."""
 import itertools
+import os
 
 import schemathesis
 
 # Not `random`: hypothesis seeds it afresh for every example.
 _calls = itertools.count()
+
+# Path parameters the document types as integers; the config's values (from
+# the environment) arrive as strings.
+_INTEGER_PATH_PARAMETERS = ("message_id", "version")
 
 
 @schemathesis.hook
@@ -13,6 +18,19 @@ def before_call(context, case, kwargs):
     # suites do: the per-address API limit is not what is tested here.
     n = next(_calls)
     case.headers = {**(case.headers or {}), "CF-Connecting-IP": f"198.18.{n // 256 % 256}.{n % 256}"}
+    # A configured value replaces whatever was generated, also in a negative
+    # case; as an integer it is seen to be valid, and not as "invalid data
+    # accepted".
+    # Sign-out as a person of its own: `everywhere: true` ends every session
+    # of the caller, and the member's token would die mid-run (every later
+    # call answering 401).
+    headers = case.headers
+    if case.operation.path == "/api/v1/auth/logout" and "Authorization" in headers:
+        headers["Authorization"] = f"Bearer {os.environ['TESSERA_SIGNOUT_TOKEN']}"
+    for name in _INTEGER_PATH_PARAMETERS:
+        value = (case.path_parameters or {}).get(name)
+        if isinstance(value, str) and value.isdigit():
+            case.path_parameters[name] = int(value)
 
 
 # tus PATCH bodies are plain bytes under their own media type.

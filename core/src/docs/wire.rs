@@ -439,6 +439,21 @@ mod tests {
     }
 
     #[test]
+    fn lengths_near_u32_max_never_reach_yrs() {
+        // The live fuzzer's crashes on main before the shape check: yrs 0.28
+        // adds a length to its position in 32-bit usize on wasm32, which
+        // overflows and panics the instance. A sync update of 2^32 - 1 bytes
+        // in ten, and an update whose root name is 2^32 - 1 bytes long.
+        let frame = [vec![0, 2, 0xff, 0xff, 0xff, 0xff, 0x0f], vec![0; 10]].concat();
+        assert!(check_frame(&frame, &DocLimits::default()).is_err());
+        let root_name = [
+            0x01, 0x01, 0xa6, 0xa0, 0xf0, 0xf8, 0x09, 0x00, 0x04, 0x01, 0xff, 0xff, 0xff, 0xff,
+            0x0f, 0x74, 0x01, 0x78, 0x00,
+        ];
+        assert!(update(&root_name).is_err());
+    }
+
+    #[test]
     fn declared_counts_must_fit_the_bytes_that_follow() {
         // A state vector claiming ten million entries in five bytes.
         let sv = var(10_000_000);

@@ -293,7 +293,8 @@ export type paths = {
             requestBody?: {
                 content: {
                     "application/json": {
-                        refresh_token?: string;
+                        /** @description null is the same as leaving it out */
+                        refresh_token?: string | null;
                         /** @default false */
                         everywhere?: boolean;
                     };
@@ -1661,7 +1662,7 @@ export type paths = {
                 query?: never;
                 header: {
                     /** @description Must be 1.0.0 */
-                    "Tus-Resumable": string;
+                    "Tus-Resumable": "1.0.0";
                     /** @description Total bytes */
                     "Upload-Length": number;
                     /** @description tus metadata: room_id, filename, filetype */
@@ -1724,7 +1725,7 @@ export type paths = {
                 query?: never;
                 header: {
                     /** @description Must be 1.0.0 */
-                    "Tus-Resumable": string;
+                    "Tus-Resumable": "1.0.0";
                 };
                 path: {
                     upload_id: string;
@@ -1757,7 +1758,7 @@ export type paths = {
                 query?: never;
                 header: {
                     /** @description Must be 1.0.0 */
-                    "Tus-Resumable": string;
+                    "Tus-Resumable": "1.0.0";
                 };
                 path: {
                     upload_id: string;
@@ -1792,7 +1793,7 @@ export type paths = {
                 query?: never;
                 header: {
                     /** @description Must be 1.0.0 */
-                    "Tus-Resumable": string;
+                    "Tus-Resumable": "1.0.0";
                     /** @description Where these bytes go; must equal the server's offset */
                     "Upload-Offset": number;
                     /** @description `sha1|sha256 <base64>` of the body; 460 on mismatch */
@@ -2030,6 +2031,7 @@ export type paths = {
                     };
                     content?: never;
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
@@ -2091,6 +2093,7 @@ export type paths = {
                     };
                     content?: never;
                 };
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
@@ -2995,7 +2998,7 @@ export type paths = {
             parameters: {
                 query?: {
                     /** @description a UTC day (default: today) */
-                    date?: string;
+                    date?: components["schemas"]["Day"];
                 };
                 header?: never;
                 path: {
@@ -4124,7 +4127,7 @@ export type paths = {
             parameters: {
                 query?: {
                     /** @description a UTC day (default: today) */
-                    date?: string;
+                    date?: components["schemas"]["Day"];
                 };
                 header?: never;
                 path: {
@@ -5631,6 +5634,8 @@ export type components = {
             /** @description The whole key (`tsk_…`): shown in this answer only, stored as a hash. */
             key: string;
         };
+        /** @description A UTC calendar date YYYY-MM-DD from 1970-01-01 to 9999-12-31. */
+        Day: string;
     };
     responses: {
         /** @description error */
