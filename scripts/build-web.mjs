@@ -57,7 +57,7 @@ const upToDate = () => {
   if (!existsSync(STAMP) || !existsSync(join(DIST, 'index.html'))) return false;
   const built = statSync(STAMP).mtimeMs;
   const inputs = [SRC, PUBLIC, SW].map(newest);
-  inputs.push(...['package-lock.json', 'scripts/build-web.mjs', 'wrangler.toml'].map((f) => statSync(join(ROOT, f)).mtimeMs));
+  inputs.push(...['package-lock.json', 'scripts/build-web.mjs', 'wrangler.toml', 'core/openapi.json'].map((f) => statSync(join(ROOT, f)).mtimeMs));
   return inputs.every((t) => t < built);
 };
 
@@ -196,6 +196,8 @@ async function build() {
   const serviceWorker = gz(readFileSync(join(DIST, 'sw.js')));
   const entry = writeIndex(result.metafile);
   writeFileSync(join(DIST, 'version.json'), JSON.stringify({ entry }) + '\n');
+  // The Worker serves /api/v1/openapi.json from here rather than carry it in its bundle.
+  writeFileSync(join(DIST, 'openapi.json'), JSON.stringify(JSON.parse(readFileSync(join(ROOT, 'core/openapi.json'), 'utf8'))));
   const { chunks } = measure(result.metafile);
   const { initialJs, css, failures } = checkBudgets(chunks);
   if (serviceWorker > BUDGETS.serviceWorker) failures.push(`service worker ${serviceWorker} B gz > ${BUDGETS.serviceWorker}`);

@@ -14,7 +14,7 @@ use tessera_core::actor::ChangedBy;
 use tessera_core::ai::analysis::{FileAnalysis, Job, JobStatus};
 use tessera_core::ai::checkin::{CheckinRecord, Outcome, ProposedAction};
 use tessera_core::ai::{ProviderUsage, UsageReport};
-use tessera_core::api::{Endpoint, OPENAPI_JSON, ROUTES};
+use tessera_core::api::{Endpoint, ROUTES};
 use tessera_core::approval_inbox::{ApprovalInboxItem, ApprovalInboxRow, Scope};
 use tessera_core::auth::{AuthConfig, OidcConfig};
 use tessera_core::chat::{ReadMarker, ReadState, StoredMessage};
@@ -31,7 +31,7 @@ use tessera_core::users::{pick, UserMatch, UserQuery};
 use tessera_core::ApiError;
 
 fn doc() -> Value {
-    serde_json::from_str(OPENAPI_JSON).expect("openapi.json is JSON")
+    serde_json::from_str(include_str!("../openapi.json")).expect("openapi.json is JSON")
 }
 
 /// Validates against `#/components/schemas/{name}` of the whole document, so

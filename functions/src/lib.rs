@@ -24,12 +24,12 @@ mod workflows;
 
 use ctx::{arg, now_secs, Ctx};
 use tessera_core::ai::Task;
-use tessera_core::api::{allowed_methods, route, Endpoint, Route, OPENAPI_JSON};
+use tessera_core::api::{allowed_methods, route, Endpoint, Route};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{error_response, json, HttpResult};
 use worker::{
-    event, Context, Env, Headers, MessageBatch, MessageExt, Method, Request, Response,
-    ScheduleContext, ScheduledEvent,
+    event, Context, Env, MessageBatch, MessageExt, Method, Request, Response, ScheduleContext,
+    ScheduledEvent,
 };
 
 /// Requests per client IP per minute on the API (the binding's period).
@@ -85,12 +85,29 @@ async fn serve(ctx: &Ctx, req: Request, method: &str, path: &str) -> HttpResult<
     dispatch(ctx, req, route).await
 }
 
+/// `GET /api/v1/openapi.json`: the document from the app's assets, where
+/// `scripts/build-web.mjs` writes it (minified) from `core/openapi.json`, so
+/// that the Worker's bundle does not carry it (about 20 KB gzipped).
+async fn openapi(ctx: &Ctx) -> HttpResult<Response> {
+    let resp = ctx
+        .env
+        .assets("ASSETS")?
+        .fetch("https://assets.local/openapi.json", None)
+        .await?;
+    if resp.status_code() != 200 {
+        return Err(ApiError::Unavailable(
+            "the OpenAPI document is not among the assets: run scripts/build-web.mjs".into(),
+        )
+        .into());
+    }
+    Ok(resp)
+}
+
 async fn dispatch(ctx: &Ctx, req: Request, route: Route) -> HttpResult<Response> {
     let (a, b) = (route.param(0), route.param(1));
     match route.endpoint {
         Endpoint::Health => health(ctx).await,
-        Endpoint::OpenApi => Ok(Response::from_bytes(OPENAPI_JSON.as_bytes().to_vec())?
-            .with_headers(Headers::from_iter([("content-type", "application/json")]))),
+        Endpoint::OpenApi => openapi(ctx).await,
         Endpoint::Register => accounts::register(ctx, req).await,
         Endpoint::Login => accounts::login(ctx, req).await,
         Endpoint::Refresh => accounts::refresh(ctx, req).await,
