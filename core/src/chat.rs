@@ -129,7 +129,7 @@ pub trait ChatStore {
     fn append_event(&mut self, seq: u64, frame: &ServerFrame) -> Result<(), Self::Error>;
     /// The retained events that carry message `id`'s content: its `message`
     /// event and its `message_edited` events, by seq.
-    fn message_events(&self, id: u64) -> Result<Vec<(u64, ServerFrame)>, Self::Error>;
+    fn message_events(&self, id: u64) -> Result<Vec<(u64, MessageEvent)>, Self::Error>;
     /// Rewrites a retained event in place (its seq and type stay).
     fn replace_event(&mut self, seq: u64, frame: &ServerFrame) -> Result<(), Self::Error>;
     /// Finds a person known to the room by their mention handle.
@@ -309,26 +309,64 @@ fn resolve_attachments<S: ChatStore>(
 /// current body and mentions (empty when deleted). Seqs and event types stay,
 /// so a replay stays gap-free.
 fn rewrite_history<S: ChatStore>(store: &mut S, m: &StoredMessage) -> Result<(), ApiError> {
-    for (seq, frame) in store.message_events(m.id).map_err(store_err)? {
-        let now = match frame {
-            ServerFrame::Message { seq, .. } => ServerFrame::Message {
+    for (seq, event) in store.message_events(m.id).map_err(store_err)? {
+        let now = match event {
+            MessageEvent::Posted => ServerFrame::Message {
                 seq,
                 message: m.view(BTreeMap::new()),
             },
-            ServerFrame::MessageEdited {
-                seq, id, edited_at, ..
-            } => ServerFrame::MessageEdited {
+            MessageEvent::Edited { edited_at } => ServerFrame::MessageEdited {
                 seq,
-                id,
+                id: m.id,
                 body: m.body.clone(),
                 mentions: m.mentions.clone(),
                 edited_at,
             },
-            _ => continue,
         };
         store.replace_event(seq, &now).map_err(store_err)?;
     }
     Ok(())
+}
+
+/// A retained event that carries a message's content, as much of it as a
+/// rewrite needs (`ChatStore::message_events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageEvent {
+    /// Its `message` event.
+    Posted,
+    /// One of its `message_edited` events.
+    Edited { edited_at: u64 },
+}
+
+impl MessageEvent {
+    /// Of a frame, if it is one of these.
+    pub fn of(frame: &ServerFrame) -> Option<Self> {
+        match frame {
+            ServerFrame::Message { .. } => Some(Self::Posted),
+            ServerFrame::MessageEdited { edited_at, .. } => Some(Self::Edited {
+                edited_at: *edited_at,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Of a stored frame's JSON, reading only its type and edit time: a store
+    /// need not parse whole frames (which costs the Worker's bundle the
+    /// deserializer of every frame type).
+    pub fn of_json(text: &str) -> Result<Option<Self>, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Head {
+            #[serde(rename = "type")]
+            kind: String,
+            edited_at: Option<u64>,
+        }
+        let head: Head = serde_json::from_str(text)?;
+        Ok(match (head.kind.as_str(), head.edited_at) {
+            ("message", _) => Some(Self::Posted),
+            ("message_edited", Some(edited_at)) => Some(Self::Edited { edited_at }),
+            _ => None,
+        })
+    }
 }
 
 /// Appends an event of another part of the room (files, jobs, workflows) to
@@ -640,7 +678,7 @@ impl ChatStore for MemStore {
         }
         Ok(())
     }
-    fn message_events(&self, id: u64) -> Result<Vec<(u64, ServerFrame)>, Self::Error> {
+    fn message_events(&self, id: u64) -> Result<Vec<(u64, MessageEvent)>, Self::Error> {
         Ok(self
             .events
             .range(id..)
@@ -649,7 +687,7 @@ impl ChatStore for MemStore {
                 ServerFrame::MessageEdited { id: of, .. } => *of == id,
                 _ => false,
             })
-            .map(|(seq, f)| (*seq, f.clone()))
+            .filter_map(|(seq, f)| Some((*seq, MessageEvent::of(f)?)))
             .collect())
     }
     fn replace_event(&mut self, seq: u64, frame: &ServerFrame) -> Result<(), Self::Error> {

@@ -356,8 +356,16 @@ pub fn stored_without_rules(text: &str) -> Option<String> {
     if !text.starts_with(UPDATED_PREFIX) {
         return None;
     }
-    let frame: ServerFrame = serde_json::from_str(text).ok()?;
-    without_rules(&frame).map(|f| f.to_json())
+    // Read as the one frame type it is, not through every frame type's
+    // deserializer (which would cost the Worker's bundle all of them).
+    #[derive(Deserialize)]
+    struct Stored {
+        event: String,
+        seq: Option<u64>,
+        data: Value,
+    }
+    let Stored { event, seq, data } = serde_json::from_str(text).ok()?;
+    without_rules(&ServerFrame::Event { event, seq, data }).map(|f| f.to_json())
 }
 
 /// Bounds, operators and shape of a JSONLogic condition. An error names the

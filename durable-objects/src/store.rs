@@ -3,7 +3,9 @@
 use crate::http::HttpResult;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use tessera_core::chat::{mention_handle, prune_upto, ChatStore, ReadMarker, StoredMessage};
+use tessera_core::chat::{
+    mention_handle, prune_upto, ChatStore, MessageEvent, ReadMarker, StoredMessage,
+};
 use tessera_core::files::FileRef;
 use tessera_core::protocol::ServerFrame;
 use tessera_core::room::RoomStore;
@@ -377,7 +379,7 @@ impl ChatStore for SqlChatStore {
         Ok(())
     }
 
-    fn message_events(&self, id: u64) -> worker::Result<Vec<(u64, ServerFrame)>> {
+    fn message_events(&self, id: u64) -> worker::Result<Vec<(u64, MessageEvent)>> {
         #[derive(Deserialize)]
         struct E {
             seq: u64,
@@ -392,9 +394,13 @@ impl ChatStore for SqlChatStore {
             "SELECT seq, frame FROM events WHERE seq = ? OR (seq > ? AND frame LIKE ?) ORDER BY seq",
             vec![int(id), int(id), V::from(edits)],
         )?;
-        rows.into_iter()
-            .map(|r| Ok((r.seq, serde_json::from_str(&r.frame)?)))
-            .collect()
+        let mut events = Vec::new();
+        for r in rows {
+            if let Some(event) = MessageEvent::of_json(&r.frame)? {
+                events.push((r.seq, event));
+            }
+        }
+        Ok(events)
     }
 
     fn replace_event(&mut self, seq: u64, frame: &ServerFrame) -> worker::Result<()> {
