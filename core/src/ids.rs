@@ -23,9 +23,32 @@ pub fn is_valid_path_param(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// The largest sequence number or item id a request may name: they are
+/// SQLite row ids, and clients read them as JavaScript numbers, exact up to
+/// 2^53 - 1 (what the OpenAPI document says, so a larger one is refused
+/// rather than silently rounded by a client).
+pub const SAFE_ID_MAX: u64 = (1 << 53) - 1;
+
+/// A query parameter that names a sequence number or item id.
+pub fn parse_safe_id(s: &str) -> Option<u64> {
+    s.parse().ok().filter(|n| *n <= SAFE_ID_MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_in_queries_are_javascript_safe() {
+        assert_eq!(parse_safe_id("0"), Some(0));
+        assert_eq!(parse_safe_id("9007199254740991"), Some(SAFE_ID_MAX));
+        // One past what a client reads exactly; and the rounded u64 maximum
+        // that schema fuzzing sent (2^64 as a decimal float).
+        assert_eq!(parse_safe_id("9007199254740992"), None);
+        assert_eq!(parse_safe_id("18446744073709552000"), None);
+        assert_eq!(parse_safe_id("-1"), None);
+        assert_eq!(parse_safe_id("1e3"), None);
+    }
 
     #[test]
     fn ids_are_hex_and_fixed_length() {

@@ -779,8 +779,8 @@ impl PersonDO {
         };
         let before: Option<u64> = match query.get("before") {
             Some(b) => Some(
-                b.parse()
-                    .map_err(|_| ApiError::invalid("before must be an item id"))?,
+                tessera_core::ids::parse_safe_id(b)
+                    .ok_or_else(|| ApiError::invalid("before must be an item id"))?,
             ),
             None => None,
         };

@@ -820,8 +820,18 @@ impl RoomDO {
         if !(1..=HISTORY_PAGE_MAX as u64).contains(&limit) {
             return Err(ApiError::invalid(format!("limit must be 1 to {HISTORY_PAGE_MAX}")).into());
         }
+        let seq = |k: &str| -> HttpResult<Option<u64>> {
+            query
+                .get(k)
+                .map(|v| {
+                    tessera_core::ids::parse_safe_id(v).ok_or_else(|| {
+                        ApiError::invalid(format!("{k} must be a message seq")).into()
+                    })
+                })
+                .transpose()
+        };
         let store = self.store();
-        let page = store.page(num("before")?, num("after")?, limit as u32, true)?;
+        let page = store.page(seq("before")?, seq("after")?, limit as u32, true)?;
         let ids: Vec<u64> = page.iter().map(|m| m.id).collect();
         let mut reactions = store.reactions_of(&ids)?;
         let messages: Vec<_> = page
