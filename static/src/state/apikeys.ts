@@ -3,7 +3,7 @@
  * (the key comes back once, in the answer), revoked. The secret is never kept
  * here: the view that asked for it shows it and lets it go.
  */
-import { signal } from '@preact/signals';
+import { signal } from '@preact/signals-core';
 import { api, ok } from '../api/client';
 import type { ApiKey, ApiKeyScope, CreatedApiKey } from '../api/types';
 
