@@ -29,7 +29,10 @@ export function connect(server, roomId, token, { since, protocols, ip } = {}) {
     async count(type, n, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       while (client.frames.filter((f) => f.type === type).length < n) {
-        if (Date.now() > deadline) throw new Error(`only ${client.frames.filter((f) => f.type === type).length}/${n} ${type} frames`);
+        if (Date.now() > deadline) {
+          const others = client.frames.filter((f) => f.type !== type).slice(-5);
+          throw new Error(`only ${client.frames.filter((f) => f.type === type).length}/${n} ${type} frames; the last others: ${JSON.stringify(others)}`);
+        }
         await new Promise((r) => setTimeout(r, 10));
       }
       return client.frames.filter((f) => f.type === type);
