@@ -39,8 +39,11 @@ test('SIGKILL mid-burst: every acknowledged message survives exactly once', asyn
   }
   const clients = await Promise.all(people.map((p) => join(server, room, p.token)));
   const frames = (i) => Array.from({ length: PER_PERSON }, (_, n) => ({ type: 'send', client_msg_id: `p${i}-m${n}`, body: `person ${i} message ${n}` }));
-  // First half of everyone's messages, all at once.
+  // First half of everyone's messages, all at once. Each person may write
+  // ten a second, counted when the server takes them: the second half waits
+  // a second after the first half's acks, not after its sending.
   clients.forEach((c, i) => frames(i).slice(0, 10).forEach((f) => c.send(f)));
+  await Promise.all(clients.map((c) => c.count('ack', 10, 20_000)));
   await sleep(1050);
   // Second half, and kill the server while it is arriving.
   clients.forEach((c, i) => frames(i).slice(10).forEach((f) => c.send(f)));
@@ -64,13 +67,14 @@ test('SIGKILL mid-burst: every acknowledged message survives exactly once', asyn
   }
   // Clients retry everything they sent; duplicates are recognised.
   const again = await Promise.all(people.map((p) => join(server, room, p.token)));
-  for (const [i, c] of again.entries()) {
+  await Promise.all(again.map(async (c, i) => {
     const fs = frames(i);
     fs.slice(0, 10).forEach((f) => c.send(f));
+    await c.count('ack', 10, 20_000);
     await sleep(1050);
     fs.slice(10).forEach((f) => c.send(f));
-  }
-  await Promise.all(again.map((c) => c.count('ack', PER_PERSON, 20_000)));
+    await c.count('ack', PER_PERSON, 20_000);
+  }));
   const final = await allMessages(server, room, owner.token);
   assert.equal(final.length, PEOPLE * PER_PERSON);
   assert.equal(new Set(final.map(key)).size, PEOPLE * PER_PERSON);
