@@ -50,6 +50,9 @@ pub struct RoomDO {
     pub(crate) writers: RefCell<HashMap<String, WebSocket>>,
     pub(crate) flush_scheduled: Cell<bool>,
     pub(crate) backup_alarm_set: Cell<bool>,
+    /// Whether this object lifetime has looked for approved actions a
+    /// restart interrupted (see `workflows::finish_approvals`).
+    pub(crate) approvals_finished: Cell<bool>,
     /// How often changed documents are backed up (`DOC_BACKUP_EVERY_MS`, a day).
     pub(crate) backup_every_ms: u64,
     /// The latest awareness message of each document socket (by connection).
@@ -221,6 +224,7 @@ impl DurableObject for RoomDO {
             writers: RefCell::new(HashMap::new()),
             flush_scheduled: Cell::new(false),
             backup_alarm_set: Cell::new(false),
+            approvals_finished: Cell::new(false),
             awareness: RefCell::new(HashMap::new()),
             last_doc_event: RefCell::new(HashMap::new()),
             doc_peers: RefCell::new(HashMap::new()),
@@ -298,7 +302,8 @@ impl DurableObject for RoomDO {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        self.flush_audit().await;
+        // Flushes the audit trail too.
+        self.finish_approvals().await;
         if let Err(e) = self.backup_docs().await {
             // Thrown errors make the runtime retry the alarm with backoff.
             worker::console_error!("document backup failed: {e}");
@@ -421,6 +426,7 @@ impl RoomDO {
             return Err(ApiError::Internal(format!("room schema: {e}")).into());
         }
         self.remember_room(&req)?;
+        self.finish_approvals().await;
         let url = req.url()?;
         let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
         let path: Vec<&str> = url.path().trim_matches('/').split('/').collect();
@@ -710,13 +716,7 @@ impl RoomDO {
             actor: message.message.author.clone(),
             data: serde_json::json!({ "message": message }),
         };
-        let at = crate::workflows::Attempt {
-            room_id: room_id.to_string(),
-            request_id: format!("ws-{}", message.seq),
-            if_match: None,
-            idempotency_key: None,
-            context: serde_json::Map::new(),
-        };
+        let at = crate::workflows::Attempt::new(room_id, format!("ws-{}", message.seq));
         self.react(vec![posted], &at).await;
         self.flush_audit().await;
     }

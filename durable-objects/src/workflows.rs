@@ -59,6 +59,9 @@ const APPROVALS_PAGE: usize = 100;
 const AUDIT_BATCH: usize = 50;
 /// When copying the audit trail to D1 fails, the alarm retries after this.
 const AUDIT_RETRY_SECS: u64 = 30;
+/// An approved action a restart interrupted runs again within this, if no
+/// request wakes the room sooner (see `finish_approvals`).
+const RESUME_SECS: u64 = 30;
 
 /// Who runs an action, and as what.
 pub(crate) struct Actor {
@@ -74,9 +77,24 @@ pub(crate) struct Attempt {
     pub idempotency_key: Option<String>,
     /// Recorded with the result: the rule or approval behind the attempt.
     pub context: serde_json::Map<String, Value>,
+    /// The run of an approved action that a restart interrupted: its effect
+    /// may already be in place (see [`Attempt::done_before`]).
+    pub resumed: bool,
 }
 
 impl Attempt {
+    /// An attempt outside a request's headers (a socket frame, a resumed run).
+    pub(crate) fn new(room_id: &str, request_id: String) -> Attempt {
+        Attempt {
+            room_id: room_id.to_string(),
+            request_id,
+            if_match: None,
+            idempotency_key: None,
+            context: serde_json::Map::new(),
+            resumed: false,
+        }
+    }
+
     pub(crate) fn with(&self, key: &str, value: Value) -> Attempt {
         let mut context = self.context.clone();
         context.insert(key.into(), value);
@@ -86,6 +104,20 @@ impl Attempt {
             if_match: None,
             idempotency_key: None,
             context,
+            resumed: self.resumed,
+        }
+    }
+
+    /// A resumed run finds the effect it was interrupted after: the refusal
+    /// that says so (`in_place`) means the action is done.
+    fn done_before(
+        &self,
+        result: HttpResult<()>,
+        in_place: impl Fn(&ApiError) -> bool,
+    ) -> HttpResult<()> {
+        match result {
+            Err(Failure(e)) if self.resumed && in_place(&e) => Ok(()),
+            other => other,
         }
     }
 }
@@ -208,13 +240,10 @@ impl RoomDO {
     /// The circumstances of a request from the Worker.
     pub(crate) fn attempt_of(&self, req: &Request) -> HttpResult<Attempt> {
         let h = |name: &str| req.headers().get(name);
-        Ok(Attempt {
-            room_id: self.room_id()?,
-            request_id: h("x-request-id")?.unwrap_or_default(),
-            if_match: h("if-match")?,
-            idempotency_key: h("idempotency-key")?,
-            context: serde_json::Map::new(),
-        })
+        let mut at = Attempt::new(&self.room_id()?, h("x-request-id")?.unwrap_or_default());
+        at.if_match = h("if-match")?;
+        at.idempotency_key = h("idempotency-key")?;
+        Ok(at)
     }
 
     /// The person behind a request from the Worker, and its circumstances.
@@ -362,7 +391,18 @@ impl RoomDO {
             "add_member" => {
                 let role: Role = text("role").parse()?;
                 let member = text("user_id");
-                members::add(&db()?, &at.room_id, actor.who.role, &member, role, now).await?;
+                at.done_before(
+                    members::add(&db()?, &at.room_id, actor.who.role, &member, role, now).await,
+                    |e| {
+                        matches!(
+                            e,
+                            ApiError::Conflict {
+                                code: "already_member",
+                                ..
+                            }
+                        )
+                    },
+                )?;
                 let notice = MemberNotice {
                     user_id: member,
                     role: Some(role),
@@ -377,7 +417,10 @@ impl RoomDO {
             }
             "remove_member" => {
                 let member = text("user_id");
-                members::remove(&db()?, &at.room_id, user, actor.who.role, &member).await?;
+                at.done_before(
+                    members::remove(&db()?, &at.room_id, user, actor.who.role, &member).await,
+                    |e| matches!(e, ApiError::NotFound("member")),
+                )?;
                 self.apply_member_notice(&MemberNotice {
                     user_id: member.clone(),
                     role: None,
@@ -392,9 +435,14 @@ impl RoomDO {
             "delete_file" => {
                 let id = text("id");
                 // Only this room's files: an id from elsewhere is not found.
-                self.store().file(&id)?.ok_or(ApiError::NotFound("file"))?;
-                crate::upload::discard(&self.env, &at.room_id, &id).await?;
-                self.file_removed(&id)?;
+                if self.store().file(&id)?.is_some() {
+                    crate::upload::discard(&self.env, &at.room_id, &id).await?;
+                    self.file_removed(&id)?;
+                } else {
+                    at.done_before(Err(ApiError::NotFound("file").into()), |e| {
+                        matches!(e, ApiError::NotFound("file"))
+                    })?;
+                }
                 Ok(Done {
                     status: 200,
                     body: j!({ "deleted": id }),
@@ -552,36 +600,122 @@ impl RoomDO {
             self.flush_audit().await;
             return Err(e.into());
         }
-        // Decided before it runs: a second decision meanwhile finds it closed.
+        // Decided before it runs: a second decision meanwhile finds it
+        // closed, and a restart before its result finishes it.
         self.save_approval(&approval)?;
-        let decided = at
-            .with("decision", j!(approval.status.as_str()))
-            .with("requested_by", j!(approval.requested_by));
-        let ((status, outcome), events) = if approve {
-            let result = self
-                .decide(&approver, &approval.action, &approval.args, &decided)
-                .await;
-            (
-                answer(&result),
-                result.map(|d| d.events).unwrap_or_default(),
-            )
+        let decided = decision_attempt(&approval, &at);
+        let result = if approve {
+            self.alarm_within(RESUME_SECS).await;
+            self.decide(&approver, &approval.action, &approval.args, &decided)
+                .await
         } else {
-            ((200, j!({ "rejected": true })), Vec::new())
+            Ok(Done {
+                status: 200,
+                body: j!({ "rejected": true }),
+                events: Vec::new(),
+            })
         };
+        let approval = self
+            .settle(&approver, approval, result, &at, &decided)
+            .await?;
+        self.flush_audit().await;
+        json(200, &j!({ "approval": approval }))
+    }
+
+    /// Keeps what a decision gave as the approval's result, with the one
+    /// audit entry of the decision, and lets rules react to it.
+    async fn settle(
+        &self,
+        approver: &Actor,
+        mut approval: Approval,
+        result: HttpResult<Done>,
+        at: &Attempt,
+        decided: &Attempt,
+    ) -> HttpResult<Approval> {
+        let (status, outcome) = answer(&result);
         approval.result = Some(j!({ "status": status, "outcome": outcome }));
         self.save_approval(&approval)?;
         self.audit(
-            &approver,
+            approver,
             &approval.action,
             &approval.args,
             status,
             outcome,
-            &decided,
+            decided,
         )?;
         self.record("approval_resolved", j!({ "approval": approval }))?;
-        self.react(events, &at).await;
+        let events = result.map(|d| d.events).unwrap_or_default();
+        self.react(events, at).await;
+        Ok(approval)
+    }
+
+    /// Finishes, once per object lifetime, the approved actions a restart
+    /// interrupted between their decision and their result: each runs again
+    /// as its approver with their current role, and an effect already in
+    /// place counts as done, so each runs exactly once. Called by the first
+    /// request and by the alarm; a failure leaves them to the next.
+    pub(crate) async fn finish_approvals(&self) {
+        if self.approvals_finished.replace(true) {
+            return;
+        }
+        if let Err(Failure(e)) = self.finish_interrupted().await {
+            worker::console_error!("finishing interrupted approvals failed: {e}");
+            self.approvals_finished.set(false);
+            self.alarm_within(RESUME_SECS).await;
+        }
         self.flush_audit().await;
-        json(200, &j!({ "approval": approval }))
+    }
+
+    async fn finish_interrupted(&self) -> HttpResult<()> {
+        let unfinished: Vec<Approval> = select_json(
+            &self.state.storage().sql(),
+            "SELECT data FROM approvals WHERE json_extract(data, '$.status') = 'approved'
+             AND json_extract(data, '$.result') IS NULL ORDER BY n",
+            None,
+        )?;
+        if unfinished.is_empty() {
+            return Ok(());
+        }
+        let room_id = self.room_id()?;
+        let db = self.env.d1("DB")?;
+        for approval in unfinished {
+            let mut at = Attempt::new(&room_id, format!("resume-{}", approval.id));
+            at.resumed = true;
+            let at = at.with("approval", j!(approval.id));
+            let decided = decision_attempt(&approval, &at);
+            let by = approval.resolved_by.clone().unwrap_or_default();
+            let (approver, result) = match members::identity(&db, &room_id, &by).await? {
+                Some(who) => {
+                    let approver = Actor {
+                        who,
+                        kind: ActorKind::User,
+                    };
+                    let result = self
+                        .decide(&approver, &approval.action, &approval.args, &decided)
+                        .await;
+                    (approver, result)
+                }
+                None => {
+                    // The audit names them; with no role in the room, nothing runs.
+                    let who = Identity {
+                        user_id: by,
+                        display_name: approval.resolved_by_name.clone().unwrap_or_default(),
+                        role: Role::Viewer,
+                    };
+                    let left = ApiError::forbidden(
+                        "the approver left the room before the approved action ran",
+                    );
+                    let approver = Actor {
+                        who,
+                        kind: ActorKind::User,
+                    };
+                    (approver, Err(left.into()))
+                }
+            };
+            self.settle(&approver, approval, result, &at, &decided)
+                .await?;
+        }
+        Ok(())
     }
 
     /// `GET /rules` (admins and owners).
@@ -717,10 +851,22 @@ impl RoomDO {
         };
         if let Err(Failure(e)) = copied {
             worker::console_error!("audit copy to D1 failed, retrying later: {e}");
-            let retry = std::time::Duration::from_secs(AUDIT_RETRY_SECS);
-            let _ = self.state.storage().set_alarm(retry).await;
-            self.backup_alarm_set.set(true);
+            self.alarm_within(AUDIT_RETRY_SECS).await;
         }
+    }
+
+    /// Makes the alarm ring within `secs` (sooner if it is set sooner), for
+    /// work that must be retried or finished without further traffic.
+    async fn alarm_within(&self, secs: u64) {
+        let storage = self.state.storage();
+        let due = crate::clock::now_ms() + secs * 1000;
+        let set = storage.get_alarm().await.ok().flatten();
+        if set.is_none_or(|at| at < 0 || at as u64 > due) {
+            let _ = storage
+                .set_alarm(std::time::Duration::from_secs(secs))
+                .await;
+        }
+        self.backup_alarm_set.set(true);
     }
 
     async fn copy_audit(&self) -> HttpResult<()> {
@@ -887,6 +1033,16 @@ pub(crate) fn answer(result: &HttpResult<Done>) -> (u16, Value) {
         Ok(done) => (done.status, done.body.clone()),
         Err(Failure(e)) => (e.status(), e.body()),
     }
+}
+
+/// The attempt of an approval's decision: what its audit entry records, and
+/// a key that makes an approved `send_message` post once however often it runs.
+fn decision_attempt(approval: &Approval, at: &Attempt) -> Attempt {
+    let mut decided = at
+        .with("decision", j!(approval.status.as_str()))
+        .with("requested_by", j!(approval.requested_by));
+    decided.idempotency_key = Some(format!("approval-{}", approval.id));
+    decided
 }
 
 fn event(trigger: Trigger, actor: &str, data: Value) -> Event {
