@@ -296,8 +296,8 @@ test('without an embedding provider semantic search says it is unavailable and f
   const room = await roomWith(server, owner);
   await post(server, room, owner, 'We plot charts of our datasets');
   const semantic = await search(server, owner, { q: 'visualize data', room, mode: 'semantic' });
-  assert.equal(semantic.status, 503);
-  assert.equal(semantic.body.error.code, 'unavailable');
+  assert.equal(semantic.status, 409);
+  assert.equal(semantic.body.error.code, 'semantic_unavailable');
   assert.match(semantic.body.error.message, /no embedding provider/);
   const hybrid = await search(server, owner, { q: 'charts', room, mode: 'hybrid' });
   assert.equal(hybrid.status, 200);

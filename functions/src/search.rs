@@ -84,7 +84,13 @@ pub async fn search(ctx: &Ctx, req: worker::Request) -> HttpResult<Response> {
     }
     let mut hits = match (r.mode, embedder) {
         (Mode::Semantic, None) => {
-            return Err(ApiError::Unavailable(embed::UNAVAILABLE.into()).into())
+            // Not a passing outage (that is the 503 below) but how this
+            // deployment is set up: the caller asks for what it does not offer.
+            return Err(ApiError::Conflict {
+                code: "semantic_unavailable",
+                message: embed::UNAVAILABLE.into(),
+            }
+            .into());
         }
         (Mode::Text, _) | (Mode::Hybrid, None) => {
             text(ctx, &target, &r, &qs, r.offset, take).await?
