@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, randomIp, register, startServer } from './harness.mjs';
 import { join } from './ws.mjs';
+import { rawDocSocket, sleep, textOf, updateMessage, Y } from './ydoc.mjs';
 
 const server = await startServer();
 
@@ -146,6 +147,69 @@ async function uploadSmallFile(who, roomId, name = 'notes.txt') {
   assert.equal(res.status, 201);
   return res.headers.get('location').split('/').pop();
 }
+
+test('an archived room is read-only for everyone: chat socket, messages, actions, documents, uploads; reading still works', async () => {
+  const { owner, member, roomId } = await setup();
+  const sock = await join(server, roomId, member.token);
+  sock.send({ type: 'send', client_msg_id: 'before', body: 'said before the archive' });
+  await sock.next((f) => f.type === 'ack');
+  const written = (text) => { const d = new Y.Doc(); d.getText('t').insert(0, text); return Y.encodeStateAsUpdate(d); };
+  const postUpdate = (update) => fetch(`${server.url}/api/v1/rooms/${roomId}/docs/notes/updates`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${member.token}`, 'content-type': 'application/octet-stream', 'cf-connecting-ip': randomIp() },
+    body: update,
+  });
+  assert.equal((await postUpdate(written('kept'))).status, 200);
+  const doc = await rawDocSocket(server, roomId, 'notes', member.token);
+
+  const archived = await act(roomId, owner, 'archive_room', {});
+  assert.equal(archived.status, 200, JSON.stringify(archived.body));
+  const isArchived = (r, what) => {
+    assert.equal(r.status, 409, `${what}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body.error.code, 'room_archived', what);
+  };
+  for (const [frame, what] of [
+    [{ type: 'send', client_msg_id: 'after', body: 'said after' }, 'send'],
+    [{ type: 'edit', id: 1, body: 'changed' }, 'edit'],
+    [{ type: 'react', id: 1, emoji: '👍' }, 'react'],
+    [{ type: 'typing' }, 'typing'],
+  ]) {
+    const from = sock.frames.length;
+    sock.send(frame);
+    const refused = await sock.next((f) => f.type === 'error', 5000, from);
+    assert.equal(refused.code, 'room_archived', what);
+  }
+  isArchived(await api(server, 'POST', `/api/v1/rooms/${roomId}/messages`, { token: owner.token, body: { body: 'over REST' }, headers: { 'idempotency-key': 'archived-1' } }), 'REST message');
+  isArchived(await act(roomId, owner, 'send_message', { body: 'as an action' }), 'send_message');
+  isArchived(await act(roomId, member, 'propose_activity', { title: 'x' }), 'propose_activity');
+  const update = await postUpdate(written('lost'));
+  assert.equal(update.status, 409);
+  assert.equal((await update.json()).error.code, 'room_archived');
+  isArchived(await api(server, 'POST', `/api/v1/rooms/${roomId}/docs`, { token: owner.token, body: { name: 'new' } }), 'new document');
+  isArchived(await api(server, 'DELETE', `/api/v1/rooms/${roomId}/docs/notes`, { token: owner.token }), 'deleting a document');
+  // A document socket opened before the archive no longer writes.
+  doc.ws.send(updateMessage(written('through the socket')));
+  const b64 = (v) => Buffer.from(v).toString('base64');
+  const upload = await fetch(`${server.url}/api/v1/uploads`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${owner.token}`, 'cf-connecting-ip': randomIp(), 'tus-resumable': '1.0.0',
+      'upload-length': '5', 'upload-metadata': `filename ${b64('late.txt')},room_id ${b64(roomId)}`,
+    },
+  });
+  assert.equal(upload.status, 409);
+  assert.equal((await upload.json()).error.code, 'room_archived');
+  await sleep(300);
+
+  const messages = await api(server, 'GET', `/api/v1/rooms/${roomId}/messages`, { token: member.token });
+  assert.equal(messages.status, 200);
+  assert.deepEqual(messages.body.messages.map((m) => [m.body, m.edited_at, Object.keys(m.reactions)]), [['said before the archive', null, []]]);
+  assert.equal(await textOf(server, roomId, 'notes', member.token), 'kept');
+  const files = await api(server, 'GET', `/api/v1/rooms/${roomId}/files`, { token: owner.token });
+  assert.deepEqual(files.body.files, []);
+  doc.ws.close();
+  sock.close();
+});
 
 test('the permission matrix: every action by every role over HTTP', async () => {
   const first = await setup();

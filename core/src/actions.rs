@@ -484,11 +484,8 @@ impl RoomState {
         now: u64,
     ) -> Result<Effect, ApiError> {
         validate_args(spec, args)?;
-        if self.settings.archived && spec.name != "send_message" {
-            return Err(ApiError::Conflict {
-                code: "room_archived",
-                message: "the room is archived".into(),
-            });
+        if self.settings.archived {
+            return Err(ApiError::room_archived());
         }
         let mut next = self.clone();
         let changes = match spec.name {

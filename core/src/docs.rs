@@ -440,6 +440,14 @@ impl Access {
             Some(Some(role)) => Access::of(role),
         }
     }
+
+    /// In an archived room nobody writes.
+    pub fn unless_archived(self, archived: bool) -> Self {
+        match self {
+            Access::Write if archived => Access::Read,
+            other => other,
+        }
+    }
 }
 
 /// What the room keeps in memory for one document socket: its budgets.
@@ -773,6 +781,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use yrs::{Doc, Text, Transact};
+
+    #[test]
+    fn an_archived_room_makes_every_document_socket_read_only() {
+        let owner = Access::now(Access::Write, Some(Some(Role::Owner)));
+        assert_eq!(owner.unless_archived(true), Access::Read);
+        assert_eq!(owner.unless_archived(false), Access::Write);
+        assert_eq!(Access::Removed.unless_archived(true), Access::Removed);
+    }
 
     fn client_edit(doc: &Doc, f: impl FnOnce(&yrs::TextRef, &mut yrs::TransactionMut)) -> Vec<u8> {
         let text = doc.get_or_insert_text("t");

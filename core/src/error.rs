@@ -203,6 +203,14 @@ impl ApiError {
         Self::Forbidden(message.into())
     }
 
+    /// A write to an archived room, which is read-only for everyone.
+    pub fn room_archived() -> Self {
+        Self::Conflict {
+            code: "room_archived",
+            message: "the room is archived: it can be read but not written in".into(),
+        }
+    }
+
     /// The JSON body every error response carries.
     pub fn body(&self) -> serde_json::Value {
         let mut error = serde_json::json!({ "code": self.code(), "message": self.to_string() });

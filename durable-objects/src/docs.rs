@@ -182,7 +182,17 @@ impl RoomDO {
             Some(user) => self.latest_role(user)?,
             None => None,
         };
-        Ok(Access::now(opened, latest))
+        Ok(Access::now(opened, latest).unless_archived(self.archived()))
+    }
+
+    /// Whether `who` may change documents now: by role, and not in an
+    /// archived room.
+    fn may_change_docs(&self, who: &Identity, permission: Permission) -> HttpResult<()> {
+        require(who.role, permission)?;
+        if self.archived() {
+            return Err(ApiError::room_archived().into());
+        }
+        Ok(())
     }
 
     /// A membership change reaches document sockets: stored first (sockets
@@ -241,7 +251,8 @@ impl RoomDO {
     ) -> HttpResult<Response> {
         validate_doc_name(name)?;
         let pair = WebSocketPair::new()?;
-        let access = Access::now(Access::of(who.role), self.latest_role(&who.user_id)?);
+        let access = Access::now(Access::of(who.role), self.latest_role(&who.user_id)?)
+            .unless_archived(self.archived());
         let refusal = if self.doc_store().tombstone(name)?.is_some() {
             Some((CLOSE_DOC_DELETED, "document deleted"))
         } else if access == Access::Removed {
@@ -631,7 +642,7 @@ impl RoomDO {
                 }),
             ),
             (Method::Post, []) => {
-                require(who.role, Permission::EditDocument)?;
+                self.may_change_docs(who, Permission::EditDocument)?;
                 let body: NewDoc = tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
                 validate_doc_name(&body.name)?;
                 if store.info(&body.name)?.is_some() {
@@ -658,7 +669,7 @@ impl RoomDO {
                 self.with_doc(name, |d| content(d, query))?
             }
             (Method::Delete, [name]) => {
-                require(who.role, Permission::ManageDocuments)?;
+                self.may_change_docs(who, Permission::ManageDocuments)?;
                 self.live_name(store, name)?;
                 // What was queued is written first, so that no later flush
                 // writes it again after the deletion.
@@ -677,7 +688,7 @@ impl RoomDO {
                 no_content()
             }
             (Method::Post, [name, "updates"]) => {
-                require(who.role, Permission::EditDocument)?;
+                self.may_change_docs(who, Permission::EditDocument)?;
                 self.live_name(store, name)?;
                 let body = req.bytes().await?;
                 let frame = update_message(&body);
@@ -702,7 +713,7 @@ impl RoomDO {
                 json(200, &info)
             }
             (Method::Post, [name, "versions"]) => {
-                require(who.role, Permission::EditDocument)?;
+                self.may_change_docs(who, Permission::EditDocument)?;
                 self.live_name(store, name)?;
                 let body: NewVersion = tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
                 let label = body.label.trim();
@@ -730,7 +741,7 @@ impl RoomDO {
                 content(&LiveDoc::load(&state, []).map_err(ApiError::from)?, query)
             }
             (Method::Delete, [name, "versions", v]) => {
-                require(who.role, Permission::ManageDocuments)?;
+                self.may_change_docs(who, Permission::ManageDocuments)?;
                 self.live_name(store, name)?;
                 let v: u64 = v.parse().map_err(|_| ApiError::NotFound("version"))?;
                 if !store.delete_version(name, v)? {
@@ -739,7 +750,7 @@ impl RoomDO {
                 no_content()
             }
             (Method::Post, [name, "versions", v, "restore"]) => {
-                require(who.role, Permission::EditDocument)?;
+                self.may_change_docs(who, Permission::EditDocument)?;
                 let state = self.version_state(store, name, v)?;
                 let body = req.bytes().await?;
                 let named = if body.is_empty() {

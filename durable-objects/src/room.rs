@@ -207,7 +207,7 @@ impl DurableObject for RoomDO {
         };
         let backup_every_ms =
             var(&env, "DOC_BACKUP_EVERY_MS").unwrap_or(crate::docs::DEFAULT_BACKUP_EVERY_MS);
-        Self {
+        let room = Self {
             state,
             env,
             limits,
@@ -237,7 +237,13 @@ impl DurableObject for RoomDO {
             last_touch_ms: Cell::new(0),
             search: crate::search::SearchState::new(search_index),
             schema_error,
+        };
+        // Read once per object lifetime; `archive_room` keeps it current.
+        match room.workflow_state() {
+            Ok(s) => room.chat.borrow_mut().set_archived(s.settings.archived),
+            Err(Failure(e)) => worker::console_error!("reading the room state failed: {e}"),
         }
+        room
     }
 
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
@@ -585,6 +591,7 @@ impl RoomDO {
                 200,
                 &serde_json::json!({ "closed": self.end_sessions(&end) }),
             ),
+            RoomCall::Archived => json(200, &serde_json::json!({ "archived": self.archived() })),
             RoomCall::Unread { user } => json(200, &read_state(&self.store(), &user)?),
         }
     }
@@ -641,6 +648,16 @@ impl RoomDO {
         }
         self.search_remove(tessera_core::search::Kind::File, id)?;
         Ok(())
+    }
+
+    /// Whether the room is archived: read-only for everyone.
+    pub(crate) fn archived(&self) -> bool {
+        self.chat.borrow().archived()
+    }
+
+    /// The room was archived: no socket or request writes from now on.
+    pub(crate) fn set_archived(&self) {
+        self.chat.borrow_mut().set_archived(true);
     }
 
     /// The room's id: named by every call from the Worker, and kept.

@@ -336,6 +336,9 @@ impl RoomDO {
             Effect::State(changes) => {
                 if !changes.is_empty() {
                     self.save_workflow(&state, &changes)?;
+                    if state.settings.archived {
+                        self.set_archived();
+                    }
                     self.record("collaboration_updated", state.updated_event(&changes))?;
                 }
                 let events = state.activity_events(&changes, user);

@@ -71,6 +71,12 @@ pub async fn create(ctx: &Ctx, req: Request) -> HttpResult<Response> {
     )?;
     let role = role_in(ctx, &upload.room_id, &user_id).await?;
     require(role, Permission::UploadFile)?;
+    // An archived room takes no files (refused before any byte is sent).
+    let answer: serde_json::Value =
+        room::call_room(&ctx.env, &upload.room_id, &RoomCall::Archived).await?;
+    if answer["archived"] == true {
+        return Err(ApiError::room_archived().into());
+    }
     let id = crypto::new_id()?;
     let now = now_secs();
     // One statement, so two uploads racing for the last of the quota cannot

@@ -43,6 +43,9 @@ pub enum RoomCall {
     Unread {
         user: String,
     },
+    /// Whether the room is archived, and so takes no writes (answers
+    /// `{"archived": bool}`): asked before an upload starts.
+    Archived,
 }
 
 /// The largest call body a room accepts.

@@ -152,6 +152,8 @@ pub trait RoomStore: ChatStore {
 pub struct Room {
     limits: ChatLimits,
     write_rate: Rate,
+    /// An archived room refuses every write (the room state's setting).
+    archived: bool,
     writes: HashMap<String, TokenBucket>,
     signals: HashMap<String, TokenBucket>,
 }
@@ -203,9 +205,19 @@ impl Room {
         Self {
             limits,
             write_rate,
+            archived: false,
             writes: HashMap::new(),
             signals: HashMap::new(),
         }
+    }
+
+    /// The room was archived (or, read from storage, is).
+    pub fn set_archived(&mut self, archived: bool) {
+        self.archived = archived;
+    }
+
+    pub fn archived(&self) -> bool {
+        self.archived
     }
 
     /// A socket `conn` opened (`others`: the room's chat sockets before it,
@@ -310,6 +322,13 @@ impl Room {
             to: conn.conn.clone(),
             frame,
         };
+        if self.archived && (frame.is_write() || matches!(frame, ClientFrame::Typing {})) {
+            out.push(send(ServerFrame::error(
+                &ApiError::room_archived(),
+                reference,
+            )));
+            return out;
+        }
         if let Some(limited) = self.limited(&conn.user_id, &frame, reference.clone(), now) {
             out.push(send(limited));
             return out;
@@ -385,6 +404,9 @@ impl Room {
         store: &mut S,
         now: u64,
     ) -> Result<Outcome, ApiError> {
+        if self.archived {
+            return Err(ApiError::room_archived());
+        }
         take(&mut self.writes, self.write_rate, &who.user_id, now).map_err(|wait_ms| {
             ApiError::RateLimited {
                 retry_after_secs: wait_ms.div_ceil(1000),

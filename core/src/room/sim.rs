@@ -390,6 +390,54 @@ fn typing_is_announced_when_it_starts_and_renewed_at_most_every_two_and_a_half_s
 }
 
 #[test]
+fn an_archived_room_refuses_every_write_and_keeps_reads() {
+    let mut sim = Sim::new();
+    let ada = sim.join("ada", Role::Owner);
+    let bob = sim.join("bob", Role::Member);
+    sim.send(ada, send_frame("m1", "before"));
+    sim.take(ada);
+    sim.take(bob);
+    sim.room.set_archived(true);
+    for frame in [
+        send_frame("m2", "after"),
+        json!({ "type": "edit", "id": 1, "body": "changed" }),
+        json!({ "type": "delete", "id": 1 }),
+        json!({ "type": "react", "id": 1, "emoji": "x" }),
+        json!({ "type": "unreact", "id": 1, "emoji": "x" }),
+        json!({ "type": "typing" }),
+    ] {
+        sim.send(ada, frame.clone());
+        let got = sim.take(ada);
+        assert_eq!(got.len(), 1, "{frame}");
+        assert_eq!(got[0]["code"], "room_archived", "{frame}");
+    }
+    assert!(sim.take(bob).is_empty(), "nothing reached the room");
+    assert!(sim
+        .room
+        .post(
+            &who("ada", Role::Owner),
+            ClientFrame::Send {
+                client_msg_id: "m3".into(),
+                body: "over HTTP".into(),
+                reply_to: None,
+                attachments: Vec::new(),
+            },
+            &mut sim.store,
+            sim.now
+        )
+        .is_err_and(|e| e.code() == "room_archived"));
+    sim.send(ada, json!({ "type": "ping", "nonce": "n" }));
+    assert_eq!(sim.take(ada)[0]["type"], "pong");
+    sim.send(bob, json!({ "type": "read", "seq": 1 }));
+    assert!(
+        sim.take(bob).iter().all(|f| f["type"] != "error"),
+        "read markers still move"
+    );
+    assert_eq!(sim.store.message(1).unwrap().unwrap().body, "before");
+    assert!(sim.store.message(2).unwrap().is_none());
+}
+
+#[test]
 fn viewers_cannot_type() {
     let mut sim = Sim::new();
     let vic = sim.join("vic", Role::Viewer);
