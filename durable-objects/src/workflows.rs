@@ -1005,7 +1005,18 @@ impl RoomDO {
                 });
                 vec![event(Trigger::MemberJoined, actor, data)]
             }
-            _ => Vec::new(),
+            (joined, role) => {
+                // Open clients update their member list, and the person their
+                // own role, without asking; a missed one reads the list again.
+                if !joined {
+                    self.broadcast(&tessera_core::protocol::ServerFrame::Event {
+                        event: "member_changed".into(),
+                        seq: None,
+                        data: j!({ "user_id": notice.user_id, "role": role }),
+                    });
+                }
+                Vec::new()
+            }
         }
     }
 }

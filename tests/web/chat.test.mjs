@@ -261,7 +261,15 @@ test('an owner changes a member\'s role; an archived room is read-only', async (
   await ada.page.getByRole('button', { name: 'Close members' }).click();
   await ada.page.getByRole('button', { name: 'Members', exact: true }).click();
   assert.equal(await role.inputValue(), 'admin', 'the server has the new role');
+  // Bob's open room takes his new role at once (the rooms list is re-read
+  // only every 20 s): as a viewer he has no composer, as a member again he has.
+  await bob.page.getByRole('link', { name: 'Launch plan' }).click();
+  await bob.page.getByRole('textbox', { name: /^Message / }).waitFor();
+  await role.selectOption('viewer');
+  await bob.page.getByRole('note').getByText('You are a viewer here').waitFor({ timeout: 5000 });
+  assert.equal(await bob.page.getByRole('textbox', { name: /^Message / }).count(), 0);
   await role.selectOption('member');
+  await bob.page.getByRole('textbox', { name: /^Message / }).waitFor({ timeout: 5000 });
   await ada.page.getByRole('button', { name: 'Close members' }).click();
 
   await ada.page.getByRole('link', { name: 'Second room' }).click();

@@ -500,7 +500,8 @@ export type paths = {
                         name?: string;
                         /** @enum {string} */
                         kind: "direct" | "group" | "project";
-                        topic?: string;
+                        /** @description The room's topic; null or absent: none. */
+                        topic?: string | null;
                         members?: string[];
                     };
                 };
@@ -622,8 +623,10 @@ export type paths = {
             requestBody: {
                 content: {
                     "application/json": {
-                        name?: string;
-                        topic?: string;
+                        /** @description null or absent: unchanged */
+                        name?: string | null;
+                        /** @description null or absent: unchanged; an empty string clears the topic */
+                        topic?: string | null;
                     };
                 };
             };
@@ -1113,6 +1116,7 @@ export type paths = {
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -1339,6 +1343,7 @@ export type paths = {
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
                 410: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -1572,6 +1577,7 @@ export type paths = {
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
                 410: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
@@ -1694,6 +1700,7 @@ export type paths = {
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
                 412: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
@@ -4193,7 +4200,7 @@ export type paths = {
                     limit?: number;
                     /** @description next_cursor of the previous page */
                     cursor?: string;
-                    /** @description Full text, embeddings only, or both fused by reciprocal rank */
+                    /** @description Full text, embeddings only, or both fused by reciprocal rank. `semantic` on a deployment without an embedding provider is refused with 409 `semantic_unavailable`; `hybrid` then ranks by text alone and says so in `semantic`. */
                     mode?: "text" | "semantic" | "hybrid";
                 };
                 header?: never;
@@ -4215,6 +4222,7 @@ export type paths = {
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
                 429: components["responses"]["RateLimited"];
                 500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
@@ -5136,6 +5144,21 @@ export type components = {
                 role: "owner" | "admin" | "member" | "viewer";
             };
         };
+        /** @description A member's role changed, or (role null) they left or were removed. Not replayed: a client that missed it reads the member list. */
+        EventMemberChanged: {
+            /** @constant */
+            type: "event";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "member_changed";
+            data: {
+                user_id: string;
+                /** @enum {string|null} */
+                role: "owner" | "admin" | "member" | "viewer" | null;
+            };
+        };
         EventJobProgress: {
             /** @constant */
             type: "event";
@@ -5162,7 +5185,7 @@ export type components = {
             data: components["schemas"]["JobEnvelope"];
         };
         /** @description The envelope for the rest of the product; `seq` is present on the events that belong to the replayable stream */
-        RoomEvent: components["schemas"]["EventDocChanged"] | components["schemas"]["EventUploadProgress"] | components["schemas"]["EventFileAdded"] | components["schemas"]["EventFileDeleted"] | components["schemas"]["EventCollaborationUpdated"] | components["schemas"]["EventApprovalRequested"] | components["schemas"]["EventApprovalResolved"] | components["schemas"]["EventMemberJoined"] | components["schemas"]["EventJobProgress"] | components["schemas"]["EventJobDone"];
+        RoomEvent: components["schemas"]["EventDocChanged"] | components["schemas"]["EventUploadProgress"] | components["schemas"]["EventFileAdded"] | components["schemas"]["EventFileDeleted"] | components["schemas"]["EventCollaborationUpdated"] | components["schemas"]["EventApprovalRequested"] | components["schemas"]["EventApprovalResolved"] | components["schemas"]["EventMemberJoined"] | components["schemas"]["EventMemberChanged"] | components["schemas"]["EventJobProgress"] | components["schemas"]["EventJobDone"];
         ServerHello: {
             /**
              * @description discriminator enum property added by openapi-typescript

@@ -289,6 +289,12 @@ export class RoomSession {
         this.setJob({ job_id: job.id, file_id: job.file_id, progress: job.progress, status: job.status, result: job.result, error: job.error });
         break;
       }
+      case 'member_changed': {
+        const me = this.me.value;
+        if (me && data.user_id === this.userId && typeof data.role === 'string') this.me.value = { ...me, role: data.role as Role };
+        this.membersChanged.value += 1;
+        break;
+      }
       case 'member_joined':
         this.membersChanged.value += 1;
         break;

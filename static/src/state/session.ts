@@ -13,7 +13,7 @@ import { RoomSession } from '../realtime/room';
 import * as drafts from './drafts';
 import { forgetAll as forgetDocs } from '../realtime/doc-cache';
 import { archived } from './room-admin';
-import { byId, get, patch } from './rooms';
+import { byId, get, patch, type Room } from './rooms';
 import { fail } from './toasts';
 
 export const outbox = signal<Outbox | null>(null);
@@ -66,6 +66,10 @@ export function open(roomId: string): RoomSession | null {
     })
     .catch(fail);
   archived(roomId).then((a) => { if (current.value === s && a) s.archived.value = true; }).catch(() => undefined);
+  // The rooms list (which other views read) learns the person's new role at once.
+  s.on(({ event, data }) => {
+    if (event === 'member_changed' && data.user_id === me.id && typeof data.role === 'string') patch(roomId, { role: data.role as Room['role'] });
+  });
   void s.start();
   return s;
 }

@@ -57,9 +57,9 @@ export function RoomView({ roomId, tab = null, message }: { roomId: string; tab?
       </section>
     );
   }
-  // The rooms list is re-read every 20 s and carries the current role; the socket
-  // does not announce role changes, so its `hello` is only the fallback.
-  const role = (room?.role as Member['role'] | undefined) ?? s.me.value?.role ?? null;
+  // The socket knows the current role (its `hello`, then `member_changed`);
+  // the rooms list is the fallback until it is connected.
+  const role = s.me.value?.role ?? (room?.role as Member['role'] | undefined) ?? null;
   const writable = atLeast(role, 'member') && !s.archived.value;
   const online = [...s.presence.value.values()].filter((p) => p.status === 'online' && p.user_id !== me.id);
   const F = files.value.value;
