@@ -239,8 +239,8 @@ impl DurableObject for RoomDO {
             schema_error,
         };
         // Read once per object lifetime; `archive_room` keeps it current.
-        match room.workflow_state() {
-            Ok(s) => room.chat.borrow_mut().set_archived(s.settings.archived),
+        match room.stored_archived() {
+            Ok(archived) => room.chat.borrow_mut().set_archived(archived),
             Err(Failure(e)) => worker::console_error!("reading the room state failed: {e}"),
         }
         room

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use tessera_core::actions::{
     audited_args, authorize, changed, decision_comment, spec, ActionSpec, Activity, ActorKind,
-    Approval, Change, Decision, Effect, Requested, Requester, RoomState,
+    Approval, Change, Decision, Effect, Requested, Requester, RoomSettings, RoomState,
 };
 use tessera_core::actor::{ChangedBy, LastChange};
 use tessera_core::approval_inbox::{settled_at, StatusFilter};
@@ -165,6 +165,21 @@ impl RoomDO {
         )?
         .pop();
         Ok(state)
+    }
+
+    /// Whether the stored settings say the room is archived: all a new object
+    /// lifetime needs of the state (not its activities and rules).
+    pub(crate) fn stored_archived(&self) -> HttpResult<bool> {
+        #[derive(Deserialize)]
+        struct Row {
+            settings: String,
+        }
+        let sql = self.state.storage().sql();
+        let rows: Vec<Row> = select(&sql, "SELECT settings FROM workflow WHERE id = 1", None)?;
+        Ok(match rows.first() {
+            Some(r) => serde_json::from_str::<RoomSettings>(&r.settings)?.archived,
+            None => false,
+        })
     }
 
     /// The room's rules, read from storage once and kept until one changes
