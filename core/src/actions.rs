@@ -920,7 +920,7 @@ pub fn decision_comment(body: &[u8]) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let parsed: DecisionBody = crate::api::parse_json(body, crate::api::JSON_BODY_LIMIT)?;
+    let parsed: DecisionBody = crate::api::parse_body(body, crate::api::JSON_BODY_LIMIT)?;
     let Some(comment) = parsed.comment.map(|c| c.trim().to_string()) else {
         return Ok(None);
     };

@@ -643,7 +643,7 @@ impl RoomDO {
             ),
             (Method::Post, []) => {
                 self.may_change_docs(who, Permission::EditDocument)?;
-                let body: NewDoc = tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
+                let body: NewDoc = tessera_core::api::parse_body(&req.bytes().await?, 4096)?;
                 validate_doc_name(&body.name)?;
                 if store.info(&body.name)?.is_some() {
                     return Err(ApiError::from(DocError::Exists).into());
@@ -715,7 +715,7 @@ impl RoomDO {
             (Method::Post, [name, "versions"]) => {
                 self.may_change_docs(who, Permission::EditDocument)?;
                 self.live_name(store, name)?;
-                let body: NewVersion = tessera_core::api::parse_json(&req.bytes().await?, 4096)?;
+                let body: NewVersion = tessera_core::api::parse_body(&req.bytes().await?, 4096)?;
                 let label = body.label.trim();
                 if label.is_empty() || label.chars().count() > 100 {
                     return Err(ApiError::invalid("label must be 1 to 100 characters").into());
@@ -756,7 +756,7 @@ impl RoomDO {
                 let named = if body.is_empty() {
                     None
                 } else {
-                    let r: Restore = tessera_core::api::parse_json(&body, 4096)?;
+                    let r: Restore = tessera_core::api::parse_body(&body, 4096)?;
                     if r.texts.is_empty() {
                         return Err(ApiError::invalid(
                             "name at least one root in `texts`, or send no body to restore every root",

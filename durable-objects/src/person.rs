@@ -13,7 +13,7 @@ use crate::http::{call_object, error_response, json, Failure, HttpResult};
 use crate::store::{create_schema, select};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use tessera_core::api::parse_json;
+use tessera_core::api::{parse_body, parse_json};
 use tessera_core::dates::day_of;
 use tessera_core::notify::email::{DigestRoom, DIGEST_ROOMS_MAX};
 use tessera_core::notify::inbox::{
@@ -332,7 +332,7 @@ impl PersonDO {
             }
             (Method::Get, ["inbox"]) => self.page(&query),
             (Method::Post, ["read"]) => {
-                let body: MarkRead = parse_json(&req.bytes().await?, 16 * 1024)?;
+                let body: MarkRead = parse_body(&req.bytes().await?, 16 * 1024)?;
                 if body.ids.len() > READ_IDS_MAX {
                     return Err(ApiError::invalid(format!("at most {READ_IDS_MAX} ids")).into());
                 }

@@ -454,13 +454,13 @@ impl RoomDO {
             (Method::Post, ["rules", "dry-run"]) => self.dry_run_rule(&mut req).await,
             (Method::Post, ["rules"]) => {
                 let args =
-                    tessera_core::rules::set_rule_args(Self::action_args(&mut req).await?, None)?;
+                    tessera_core::rules::set_rule_args(Self::rule_body(&mut req).await?, None)?;
                 self.serve_rule(&req, args).await
             }
             (Method::Patch, ["rules", id]) => {
                 let id = id.to_string();
                 let args = tessera_core::rules::set_rule_args(
-                    Self::action_args(&mut req).await?,
+                    Self::rule_body(&mut req).await?,
                     Some(&id),
                 )?;
                 self.serve_rule(&req, args).await
@@ -505,7 +505,7 @@ impl RoomDO {
                     .get("idempotency-key")?
                     .ok_or_else(|| ApiError::invalid("the Idempotency-Key header is required"))?;
                 let body: PostMessage =
-                    tessera_core::api::parse_json(&req.bytes().await?, self.limits.frame_bytes)?;
+                    tessera_core::api::parse_body(&req.bytes().await?, self.limits.frame_bytes)?;
                 let frame = ClientFrame::Send {
                     client_msg_id: key,
                     body: body.body,

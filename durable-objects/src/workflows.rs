@@ -298,11 +298,22 @@ impl RoomDO {
             .map_err(|Failure(e)| Failure(tessera_core::rules::as_rule_body(e)))
     }
 
-    /// Parses the JSON arguments of an action request.
+    /// Parses the JSON arguments of an action request (each action's own
+    /// checks decide what a `null` argument means).
     pub(crate) async fn action_args(req: &mut Request) -> HttpResult<Value> {
         Ok(tessera_core::api::parse_json(
             &req.bytes().await?,
             ARGS_LIMIT,
+        )?)
+    }
+
+    /// Parses a rule as the rule routes take it: no `null` members but its
+    /// condition, which is any JSONLogic value.
+    pub(crate) async fn rule_body(req: &mut Request) -> HttpResult<Value> {
+        Ok(tessera_core::api::parse_body_with(
+            &req.bytes().await?,
+            ARGS_LIMIT,
+            &["condition"],
         )?)
     }
 

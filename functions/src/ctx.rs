@@ -3,7 +3,7 @@
 
 use serde::de::DeserializeOwned;
 use std::cell::{Cell, RefCell};
-use tessera_core::api::{parse_json, Endpoint, Page, Route, JSON_BODY_LIMIT};
+use tessera_core::api::{parse_body, Endpoint, Page, Route, JSON_BODY_LIMIT};
 use tessera_core::notify::apikeys::{self, Scope};
 use tessera_core::rooms::Role;
 use tessera_core::ApiError;
@@ -124,9 +124,9 @@ pub async fn read_body_as(
 }
 
 /// Reads and parses a JSON body (see [`read_body`]); unknown fields are refused
-/// by the target types.
+/// by the target types, `null` members by `parse_body`.
 pub async fn read_json<T: DeserializeOwned>(req: &mut Request) -> HttpResult<T> {
-    Ok(parse_json(&read_body(req).await?, JSON_BODY_LIMIT)?)
+    Ok(parse_body(&read_body(req).await?, JSON_BODY_LIMIT)?)
 }
 
 /// Reads a JSON body that may be left out: no body (or an empty one) is
@@ -143,7 +143,7 @@ pub async fn read_optional_json<T: DeserializeOwned + Default>(req: &mut Request
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    Ok(parse_json(&body, JSON_BODY_LIMIT)?)
+    Ok(parse_body(&body, JSON_BODY_LIMIT)?)
 }
 
 /// `?limit=&cursor=` of a list request.

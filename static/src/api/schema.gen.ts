@@ -293,8 +293,7 @@ export type paths = {
             requestBody?: {
                 content: {
                     "application/json": {
-                        /** @description null is the same as leaving it out */
-                        refresh_token?: string | null;
+                        refresh_token?: string;
                         /** @default false */
                         everywhere?: boolean;
                     };
@@ -500,8 +499,7 @@ export type paths = {
                         name?: string;
                         /** @enum {string} */
                         kind: "direct" | "group" | "project";
-                        /** @description The room's topic; null or absent: none. */
-                        topic?: string | null;
+                        topic?: string;
                         members?: string[];
                     };
                 };
@@ -623,10 +621,8 @@ export type paths = {
             requestBody: {
                 content: {
                     "application/json": {
-                        /** @description null or absent: unchanged */
-                        name?: string | null;
-                        /** @description null or absent: unchanged; an empty string clears the topic */
-                        topic?: string | null;
+                        name?: string;
+                        topic?: string;
                     };
                 };
             };
@@ -4426,7 +4422,7 @@ export type paths = {
                     "application/json": {
                         name: string;
                         scope: components["schemas"]["ApiKeyScope"];
-                        expires_in_days?: number | null;
+                        expires_in_days?: number;
                     };
                 };
             };
