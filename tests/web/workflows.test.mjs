@@ -134,8 +134,14 @@ test("the AI's check-in is a digest with a proposal that reaches the inbox", asy
   await B.page.getByRole('article', { name: /^Daily check-in, / }).getByText('Approval request: waits for an owner').waitFor();
   assert.equal(await B.page.getByRole('button', { name: 'Check in now' }).count(), 0, 'members read the check-in; owners run it');
 
+  // A newer request waits too: the link must select the AI's, not the first.
+  const newer = await act(bob, 'remove_member', { user_id: ada.user.id });
+  assert.equal(newer.status, 202, JSON.stringify(newer.body));
   await proposal.getByRole('link', { name: 'Open in approvals' }).click();
+  await A.page.getByRole('article', { name: 'remove_member in Launch, asked by Bob' }).waitFor();
   const request = A.page.getByRole('article', { name: 'archive_room in Launch, asked by The AI' });
+  await A.page.waitForFunction((name) => document.activeElement?.getAttribute('aria-label') === name, 'archive_room in Launch, asked by The AI');
+  assert.match(await request.getAttribute('class'), /\bselected\b/);
   await request.getByText(/^Reason: .*done or cancelled/).waitFor();
   await request.getByLabel('Comment (optional)').fill('not yet');
   await request.focus();
@@ -143,6 +149,7 @@ test("the AI's check-in is a digest with a proposal that reaches the inbox", asy
   await request.getByRole('status').filter({ hasText: 'Rejected by Ada' }).waitFor();
   await open(A, 'ai');
   await A.page.getByRole('article', { name: /^Daily check-in/ }).getByText('Approval request: rejected (Ada: “not yet”)').waitFor();
+  assert.equal((await api(server, 'POST', `/api/v1/rooms/${roomId}/approvals/${newer.body.approval.id}/reject`, { token: ada.token })).status, 200);
   A.check();
   B.check();
 });

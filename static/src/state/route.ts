@@ -1,4 +1,4 @@
-/** The URL as app state: `/`, `/rooms/:id[/activities|ai|rules|audit]` (`?message=<id>` opens the chat at that message), `/rooms/:id/docs/:doc`, `/approvals`, `/invite/:code`, `/oidc/callback`. */
+/** The URL as app state: `/`, `/rooms/:id[/activities|ai|rules|audit]` (`?message=<id>` opens the chat at that message), `/rooms/:id/docs/:doc`, `/approvals[?request=<room>/<approval>]` (that request selected), `/invite/:code`, `/oidc/callback`. */
 import { computed, signal } from '@preact/signals-core';
 
 /** A room's screens beside the chat (views/RoomScreens.tsx). */
@@ -8,7 +8,7 @@ export type Route =
   | { name: 'home' }
   | { name: 'room'; id: string; tab?: RoomTab; message?: number }
   | { name: 'doc'; id: string; doc: string }
-  | { name: 'approvals' }
+  | { name: 'approvals'; request?: string }
   | { name: 'invite'; code: string }
   | { name: 'oidc' }
   | { name: 'missing' };
@@ -29,7 +29,10 @@ export function parse(url: string): Route {
   if (m) return { name: 'room', id: m[1]!, tab: m[2] as RoomTab };
   m = /^\/rooms\/([\w-]{1,64})\/docs\/([A-Za-z0-9._-]{1,128})\/?$/.exec(p);
   if (m) return { name: 'doc', id: m[1]!, doc: m[2]! };
-  if (p === '/approvals') return { name: 'approvals' };
+  if (p === '/approvals') {
+    const request = new URLSearchParams(search).get('request');
+    return request ? { name: 'approvals', request } : { name: 'approvals' };
+  }
   m = /^\/invite\/([\w-]{1,128})\/?$/.exec(p);
   if (m) return { name: 'invite', code: m[1]! };
   if (p === '/oidc/callback') return { name: 'oidc' };

@@ -50,7 +50,7 @@ export function App() {
       <main id="main" class="main" tabIndex={-1}>
         {r.name === 'room' ? <RoomView key={r.id} roomId={r.id} tab={r.tab ?? null} message={r.message} />
           : r.name === 'doc' ? <DocPage roomId={r.id} doc={r.doc} />
-          : r.name === 'approvals' ? <ApprovalsPage />
+          : r.name === 'approvals' ? <ApprovalsPage request={r.request} />
           : r.name === 'invite' ? <AcceptInvite code={r.code} />
           : r.name === 'missing' ? <section class="empty"><h1>Nothing here</h1><p>This address does not lead to a room.</p></section>
           : <Home />}

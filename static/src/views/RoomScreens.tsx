@@ -48,11 +48,11 @@ export function RoomScreen({ tab, ...p }: ScreenProps & { tab: RoomTab }) {
   return <p class="screen muted" role="status">Loading…</p>;
 }
 
-/** The approvals inbox (route /approvals). */
-export function ApprovalsPage() {
+/** The approvals inbox (route /approvals; `request`: `<room>/<approval>` to select). */
+export function ApprovalsPage({ request }: { request?: string | undefined }) {
   useEffect(() => { void work.load().catch(() => undefined); }, []);
   const W = work.value.value;
-  return W ? <W.ApprovalsInbox /> : <p class="screen muted" role="status">Loading…</p>;
+  return W ? <W.ApprovalsInbox request={request} /> : <p class="screen muted" role="status">Loading…</p>;
 }
 
 /** The requester hears the outcome of their request live, wherever they are in the room. */

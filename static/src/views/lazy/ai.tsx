@@ -66,7 +66,7 @@ export function AiScreen({ s, role }: ScreenProps) {
                 <li key={i} class="proposal">
                   <p><strong>{p.name}</strong> <span class="muted small">{p.reason}</span></p>
                   <p class="small">
-                    {p.approval ? <>Approval request: {STATUS[p.approval.status] ?? p.approval.status}{p.approval.resolved_by_name ? ` (${p.approval.resolved_by_name}${p.approval.comment ? `: “${p.approval.comment}”` : ''})` : ''} · <a href="/approvals" onClick={follow}>Open in approvals</a></>
+                    {p.approval ? <>Approval request: {STATUS[p.approval.status] ?? p.approval.status}{p.approval.resolved_by_name ? ` (${p.approval.resolved_by_name}${p.approval.comment ? `: “${p.approval.comment}”` : ''})` : ''} · <a href={`/approvals?request=${encodeURIComponent(`${s.roomId}/${p.approval.id}`)}`} onClick={follow}>Open in approvals</a></>
                       : p.status === null ? 'Not run yet.' : p.status < 300 ? 'Done.' : `Refused (${p.status}).`}
                   </p>
                 </li>

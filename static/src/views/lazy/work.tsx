@@ -155,10 +155,17 @@ const SCOPES: readonly { scope: Scope; label: string }[] = [
   { scope: 'mine', label: 'My requests' },
 ];
 
-/** The inbox: rooms' requests for their owners, newest first; A approves, R rejects the selected one. */
-export function ApprovalsInbox() {
+/** The inbox: rooms' requests for their owners, newest first; A approves, R rejects the selected one. `request` (`<room>/<approval>`, from a link) is selected once it is listed. */
+export function ApprovalsInbox({ request }: { request?: string | undefined }) {
   const me = user.value!.id;
   const selected = useSignal(0);
+  const linked = useRef(request);
+  useSignalEffect(() => {
+    const at = linked.current ? items.value.findIndex((i) => `${i.room_id}/${i.approval.id}` === linked.current) : -1;
+    if (at < 0) return;
+    selected.value = at;
+    linked.current = undefined;
+  });
   useEffect(() => {
     void loadInbox('owner', true);
     // There is no per-person stream of requests yet: re-read while the tab is visible.
