@@ -15,28 +15,21 @@
 //   * input: delay from each keystroke in the composer to the next frame while
 //     another person sends --rate messages/s into the same room.
 // Also prints the bundle per chunk (.tessera/web-build.json, written by the build).
-import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { api, launch, randomIp, register, ROOT } from '../../tests/harness.mjs';
 import { arg } from '../args.mjs';
+import { median, ms, openBrowser, pct, PROFILE, signedIn as signIn, throttle } from './browser.mjs';
 
 const RUNS = arg('runs', 5);
 const ROOMS = arg('rooms', 20);
 const HISTORY = arg('history', 10_000);
 const RATE = arg('rate', 50);
 const SECONDS = arg('seconds', 10);
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium-headless-shell';
-const PROFILE = { latency: 150, downloadThroughput: (1.6e6 / 8) * 0.9, uploadThroughput: (750e3 / 8) * 0.9, cpu: 4 };
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const ms = (x) => `${Math.round(x)} ms`;
 
 const server = await launch({ vars: { CHAT_RATE_PER_SEC: '100000' } });
-const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'] });
+const browser = await openBrowser();
 try {
   const ada = await register(server, 'Ada');
   const bob = await register(server, 'Bob');
@@ -61,20 +54,8 @@ try {
   }
   console.log(`seeded ${ROOMS} rooms, 60 messages, and ${HISTORY} in one room in ${ms(performance.now() - started)}`);
 
-  /**
-   * A browser context signed in as after an earlier visit: the refresh cookie
-   * and the stored account. Null when the server sets no cookie (then page
-   * loads cannot be signed in and only history and input are measured).
-   */
-  async function signedIn() {
-    const context = await browser.newContext({ baseURL: server.url, viewport: { width: 390, height: 844 }, extraHTTPHeaders: { 'cf-connecting-ip': randomIp() } });
-    const login = await context.request.post('/api/v1/auth/login', { headers: { 'x-tessera-session': 'cookie' }, data: { email: ada.email, password: ada.password } });
-    if (!login.ok()) throw new Error(`login ${login.status()}`);
-    const me = await login.json();
-    await context.addInitScript((u) => localStorage.setItem('tessera.account', u), JSON.stringify(me.user));
-    const cookie = (await context.cookies()).some((c) => c.name === 'tessera_refresh');
-    return { context, cookie };
-  }
+  // Without the cookie session page loads cannot be signed in: only history and input are measured.
+  const signedIn = () => signIn(browser, server, ada);
 
   /** Signs in through the form (no cookie session): the page is then on the app, unthrottled. */
   async function formSignIn(page) {
@@ -83,16 +64,6 @@ try {
     await page.getByLabel('Password').fill(ada.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('navigation', { name: 'Your rooms' }).waitFor();
-  }
-
-  async function throttle(page) {
-    const cdp = await page.context().newCDPSession(page);
-    await cdp.send('Network.enable');
-    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: PROFILE.latency, downloadThroughput: PROFILE.downloadThroughput, uploadThroughput: PROFILE.uploadThroughput });
-    await cdp.send('Emulation.setCPUThrottlingRate', { rate: PROFILE.cpu });
-    let bytes = 0;
-    cdp.on('Network.loadingFinished', (e) => { bytes += e.encodedDataLength; });
-    return { cdp, bytes: () => bytes };
   }
 
   /** Navigation start → the list shows every room and the room's newest message is on screen. */
