@@ -66,14 +66,17 @@ try {
     await page.getByRole('navigation', { name: 'Your rooms' }).waitFor();
   }
 
+  /** The room's newest message: the seeded chat's last, then each run's last flood message. */
+  let newest = 'message 59:';
+
   /** Navigation start → the list shows every room and the room's newest message is on screen. */
   async function load(page, room, rooms) {
     await page.goto(`/rooms/${room}`, { waitUntil: 'commit' });
-    await page.waitForFunction(({ n }) => {
+    await page.waitForFunction(({ n, last }) => {
       const links = document.querySelectorAll('nav[aria-label="Your rooms"] a').length;
-      const msgs = [...document.querySelectorAll('[role="log"] article .body')].some((b) => /message 59:/.test(b.textContent ?? ''));
+      const msgs = [...document.querySelectorAll('[role="log"] article .body')].some((b) => (b.textContent ?? '').startsWith(last));
       return links >= n && msgs;
-    }, { n: rooms }, { polling: 'raf', timeout: 60_000 });
+    }, { n: rooms, last: newest }, { polling: 'raf', timeout: 60_000 });
     return page.evaluate(() => performance.now());
   }
 
@@ -138,7 +141,7 @@ try {
     const ws = new WebSocket(`${server.url.replace('http', 'ws')}/api/v1/rooms/${last}/ws?token=${bob.token}`, { headers: { 'cf-connecting-ip': randomIp() } });
     await new Promise((r, j) => { ws.once('open', r); ws.once('error', j); });
     let sent = 0;
-    const flood = setInterval(() => { ws.send(JSON.stringify({ type: 'send', client_msg_id: `f-${run}-${sent}`, body: `flood ${sent}` })); sent += 1; }, 1000 / RATE);
+    const flood = setInterval(() => { ws.send(JSON.stringify({ type: 'send', client_msg_id: `f-${run}-${sent}`, body: `flood ${run}-${sent}` })); sent += 1; }, 1000 / RATE);
     const until = Date.now() + SECONDS * 1000;
     await box.click();
     while (Date.now() < until) {
@@ -146,6 +149,7 @@ try {
       await box.fill('');
     }
     clearInterval(flood);
+    newest = `flood ${run}-${sent - 1}`;
     ws.close();
     const lat = await page2.evaluate(() => window.__lat);
     results.input.push({ keys: lat.length, median: median(lat), p95: pct(lat, 95), max: Math.max(...lat), messages: sent });
