@@ -713,33 +713,27 @@ impl RoomDO {
             let at = at.with("approval", j!(approval.id));
             let decided = decision_attempt(&approval, &at);
             let by = approval.resolved_by.clone().unwrap_or_default();
-            let (approver, result) = match members::identity(&db, &room_id, &by).await? {
-                Some(who) => {
-                    let approver = Actor {
-                        who,
-                        kind: ActorKind::User,
-                    };
-                    let result = self
-                        .decide(&approver, &approval.action, &approval.args, &decided)
-                        .await;
-                    (approver, result)
+            let now = members::identity(&db, &room_id, &by).await?;
+            let member = now.is_some();
+            // One who left is named in the audit; with no role in the room, nothing runs.
+            let who = now.unwrap_or_else(|| Identity {
+                user_id: by,
+                display_name: approval.resolved_by_name.clone().unwrap_or_default(),
+                role: Role::Viewer,
+            });
+            let approver = Actor {
+                who,
+                kind: ActorKind::User,
+            };
+            let result = match member {
+                true => {
+                    self.decide(&approver, &approval.action, &approval.args, &decided)
+                        .await
                 }
-                None => {
-                    // The audit names them; with no role in the room, nothing runs.
-                    let who = Identity {
-                        user_id: by,
-                        display_name: approval.resolved_by_name.clone().unwrap_or_default(),
-                        role: Role::Viewer,
-                    };
-                    let left = ApiError::forbidden(
-                        "the approver left the room before the approved action ran",
-                    );
-                    let approver = Actor {
-                        who,
-                        kind: ActorKind::User,
-                    };
-                    (approver, Err(left.into()))
-                }
+                false => Err(ApiError::forbidden(
+                    "the approver left the room before the approved action ran",
+                )
+                .into()),
             };
             self.settle(&approver, approval, result, &at, &decided)
                 .await?;
