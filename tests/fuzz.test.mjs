@@ -439,7 +439,7 @@ test(`live fuzzing for ${SECONDS} s (seed ${SEED}): no 5xx, no panic, the second
 
   // Nothing refused was stored: the fuzzer's stored messages are ones it was acknowledged for.
   const unacked = history.filter((m) => m.author === fuzzer.user.id && !acked.has(m.client_msg_id));
-  check(unacked.length === 0, `every stored fuzz message was acknowledged (${unacked.length} were not)`);
+  check(unacked.length === 0, `every stored fuzz message was acknowledged (${unacked.length} were not: ${JSON.stringify(unacked.slice(0, 3))})`);
   const seeded = history.filter((m) => [...ids.viewerMessages, ids.message].includes(m.id));
   check(seeded.every((m) => !m.deleted && !m.edited_at), 'a member cannot edit or delete others’ messages');
   check(tally.responses_5xx === 0, `${tally.responses_5xx} answers with a 5xx`);

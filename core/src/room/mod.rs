@@ -66,6 +66,10 @@ pub struct Conn {
     /// Unix milliseconds until which the socket's last `typing` counts.
     pub typing_until: u64,
     pub strikes: u32,
+    /// The server closed this socket: frames the client sent before it
+    /// heard are still delivered, and are dropped unread.
+    #[serde(default)]
+    pub closing: bool,
 }
 
 impl Conn {
@@ -81,6 +85,7 @@ impl Conn {
             since_ms: now,
             typing_until: 0,
             strikes: 0,
+            closing: false,
         }
     }
 
@@ -306,6 +311,9 @@ impl Room {
         now: u64,
     ) -> Vec<Output> {
         let mut out = Vec::new();
+        if conn.closing {
+            return out;
+        }
         let frame = match input {
             Input::Text(text) => parse_client_frame(text, self.limits.frame_bytes),
             Input::Binary => Err(ApiError::invalid("frames must be JSON text")),
@@ -462,13 +470,9 @@ impl Room {
         conns
             .iter()
             .filter(|c| c.user_id == notice.user_id)
-            .map(|c| match notice.role {
-                Some(role) => Output::Save(Conn { role, ..c.clone() }),
-                None => Output::Close {
-                    to: c.conn.clone(),
-                    code: CLOSE_REMOVED,
-                    reason: "removed from the room",
-                },
+            .flat_map(|c| match notice.role {
+                Some(role) => vec![Output::Save(Conn { role, ..c.clone() })],
+                None => closing(c.clone(), CLOSE_REMOVED, "removed from the room"),
             })
             .collect()
     }
@@ -507,15 +511,22 @@ impl Room {
     }
 }
 
+/// The server closes `conn`, marked first so that what it sent meanwhile is dropped.
+fn closing(mut conn: Conn, code: u16, reason: &'static str) -> Vec<Output> {
+    conn.closing = true;
+    let to = conn.conn.clone();
+    vec![Output::Save(conn), Output::Close { to, code, reason }]
+}
+
 /// An invalid frame: the sender is told, and closed after [`MAX_STRIKES`].
 fn strike(conn: &mut Conn, e: &ApiError, out: &mut Vec<Output>) {
     conn.strikes += 1;
     if conn.strikes >= MAX_STRIKES {
-        out.push(Output::Close {
-            to: conn.conn.clone(),
-            code: CLOSE_POLICY,
-            reason: "too many invalid frames",
-        });
+        out.extend(closing(
+            conn.clone(),
+            CLOSE_POLICY,
+            "too many invalid frames",
+        ));
         return;
     }
     out.push(Output::Save(conn.clone()));

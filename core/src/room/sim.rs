@@ -353,6 +353,10 @@ fn invalid_frames_are_struck_and_the_twentieth_closes_the_socket() {
     );
     assert!(!sim.peers[ada].open);
     assert_eq!(sim.take(bob)[0]["users"][0]["status"], "offline");
+    // What Ada sent before she heard of the close is dropped, not stored unacknowledged.
+    sim.send(ada, send_frame("late", "after the close"));
+    assert!(sim.store.messages.is_empty());
+    assert!(sim.take(bob).is_empty());
 }
 
 #[test]
@@ -611,6 +615,9 @@ fn a_removed_member_is_closed_and_the_room_hears_they_left() {
         );
     }
     assert!(sim.peers[ada].open);
+    // A frame Bob sent before he heard is still delivered, and dropped.
+    sim.send(bob, send_frame("late", "still here?"));
+    assert!(sim.store.messages.is_empty());
     let seen = sim.take(ada);
     assert_eq!(seen.len(), 1, "offline once, when the last socket went");
     assert_eq!(seen[0]["users"][0]["user_id"], "bob");
