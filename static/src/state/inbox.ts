@@ -40,13 +40,12 @@ effect(() => {
 // While the socket is open the counts come live and the rooms list stops polling; when it drops, polling is the fallback.
 effect(() => { countsLive.value = sock.value?.state.value === 'open'; });
 
-let reread: Promise<void> | null = null;
-
 function setCounts(roomId: string, c: Counts): void {
   const room = byId.value.get(roomId);
   if (!room) {
-    // A room this list has not seen (added to it elsewhere): read the list again (unless its first read is under way).
-    if (loaded.value) reread ??= refresh().finally(() => { reread = null; });
+    // A room this list has not seen (added to it elsewhere): read the list again
+    // (before the first read has answered, every room is one it has not seen).
+    if (loaded.value) void refresh(true);
     return;
   }
   // The open room's badge is cleared as it is read (session.read); its ticks would only flicker.

@@ -27,7 +27,32 @@ export const countsLive = signal(false);
 const POLL_MS = 20_000;
 let timer: ReturnType<typeof setInterval> | undefined;
 
-export async function refresh(): Promise<void> {
+let reading: Promise<void> | null = null;
+let queued: Promise<void> | null = null;
+/** When the last read began, and how long it stands for a read asked for again. */
+let readAt = -Infinity;
+const FRESH_MS = 5_000;
+
+/**
+ * Reads the list. A read under way or begun in the last 5 s answers the
+ * call (on every page load the socket opens just after the first read, and
+ * would read it again), unless `fresh`: then a new read begins, after the
+ * one under way (a room the socket names that the list does not have is
+ * newer than the list).
+ */
+export function refresh(fresh = false): Promise<void> {
+  if (reading) {
+    if (!fresh) return reading;
+    queued ??= reading.then(() => { queued = null; return refresh(true); });
+    return queued;
+  }
+  if (!fresh && performance.now() - readAt < FRESH_MS) return Promise.resolve();
+  readAt = performance.now();
+  reading = read().finally(() => { reading = null; });
+  return reading;
+}
+
+async function read(): Promise<void> {
   try {
     const r = await ok(api.GET('/api/v1/rooms', { params: { query: { limit: 200 } } }));
     rooms.value = r.rooms;
@@ -65,6 +90,7 @@ effect(() => {
     rooms.value = [];
     loaded.value = false;
     kept = '';
+    readAt = -Infinity;
     return;
   }
   const id = user.value?.id;
