@@ -6,12 +6,13 @@
  * room's webhooks) and the workflow screens: work (activities board,
  * approvals inbox), admin (rules, audit) and ai (check-in digest, usage).
  * Each loads on first use; files, manage, docs and search are prefetched when
- * the browser is idle after a room opens, the editor when the documents list
+ * the browser is idle after a room is live, the editor when the documents list
  * opens.
  */
 import { signal, type Signal } from '@preact/signals';
 import { lazy } from '../state/version';
 import { fail } from '../state/toasts';
+import { whenIdle } from '../lib/idle';
 
 /** A lazy chunk's module as a signal, loaded once (a failed load may be tried again). */
 export interface Chunk<T> {
@@ -44,8 +45,6 @@ export const work = chunk(() => import('./lazy/work'));
 export const admin = chunk(() => import('./lazy/admin'));
 export const ai = chunk(() => import('./lazy/ai'));
 
-const idle = (cb: () => void) => ((window as { requestIdleCallback?: (cb: () => void) => void }).requestIdleCallback ?? ((f: () => void) => setTimeout(f, 1500)))(cb);
-
 export function prefetch(...which: ReadonlyArray<Chunk<unknown>>): void {
-  idle(() => { for (const c of which.length ? which : [files, manage, docs, search]) void c.load().catch(() => undefined); });
+  whenIdle(() => { for (const c of which.length ? which : [files, manage, docs, search]) void c.load().catch(() => undefined); }, 1500);
 }

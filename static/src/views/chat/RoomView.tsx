@@ -28,9 +28,12 @@ export function RoomView({ roomId, tab = null, message }: { roomId: string; tab?
   const dragging = useSignal(false);
   useEffect(() => {
     open(roomId);
-    prefetch();
   }, [roomId]);
   const s = current.value?.roomId === roomId ? current.value : null;
+  // Once the room is live (its socket said hello), not while it loads: the
+  // chunks would take connections, bandwidth and the main thread from it.
+  const live = s?.me.value != null;
+  useEffect(() => { if (live) prefetch(); }, [live]);
   useOutcomes(s, me.id);
   // `?message=` (a search hit, an inbox item, a push): jump there once, then drop it from the URL so the same link works again.
   useEffect(() => {
