@@ -7,6 +7,7 @@ import { options, render } from 'preact';
 import { start } from './api/auth';
 import { App } from './views/App';
 import { watchDeploys } from './state/version';
+import { warmUp } from './lib/format';
 import './styles/app.css';
 import './styles/notify-search.css';
 
@@ -18,4 +19,5 @@ const root = document.getElementById('app')!;
 root.textContent = '';
 render(<App />, root);
 void start().then(() => performance.mark('tessera:session'));
+warmUp();
 watchDeploys(import.meta.url);
