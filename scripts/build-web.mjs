@@ -143,8 +143,11 @@ function writeIndex(metafile) {
     `<script type="module" src="${url(entry)}"></script>`,
     ...preloads.map((p) => `<link rel="modulepreload" href="${url(p)}">`),
   ].filter(Boolean).join('\n    ');
+  // The icon inline: a request less while the first page loads (img-src allows data:).
+  const icon = `data:image/svg+xml,${encodeURIComponent(readFileSync(join(PUBLIC, 'favicon.svg'), 'utf8').trim())}`;
   const html = readFileSync(join(SRC, 'index.html'), 'utf8')
-    .replace('<!-- assets -->', head);
+    .replace('<!-- assets -->', head)
+    .replace('href="/favicon.svg"', `href="${icon}"`);
   writeFileSync(join(DIST, 'index.html'), html);
   return url(entry);
 }
@@ -172,6 +175,7 @@ async function build() {
     assetNames: 'assets/[name]-[hash]',
     metafile: true,
     legalComments: 'none',
+    loader: { '.svg': 'dataurl' },
     define: { 'process.env.NODE_ENV': '"production"' },
     logLevel: 'warning',
   });

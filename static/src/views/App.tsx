@@ -19,6 +19,7 @@ import { AccountButton, AccountDialog } from './rooms/AccountButton';
 import { InboxButton, InboxDialog } from './rooms/InboxButton';
 import { Icon } from './ui/Icon';
 import { WifiOff, RotateCw, X } from './icons';
+import logo from '../../public/favicon.svg';
 
 export function App() {
   const s = status.value;
@@ -42,7 +43,7 @@ export function App() {
       <Banners />
       <aside class="side" aria-label="Rooms">
         <header class="side-head">
-          <span class="brand"><img src="/favicon.svg" alt="" width="24" height="24" />Tessera</span>
+          <span class="brand"><img src={logo} alt="" width="24" height="24" />Tessera</span>
           <span class="side-tools"><InboxButton /><AccountButton /></span>
         </header>
         <RoomList />

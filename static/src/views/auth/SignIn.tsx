@@ -6,6 +6,7 @@ import { describe } from '../../api/errors';
 import { begin, config } from '../../api/oidc';
 import type { AuthConfig } from '../../api/types';
 import { route } from '../../state/route';
+import logo from '../../../public/favicon.svg';
 
 export function SignIn() {
   const mode = useSignal<'in' | 'up'>('in');
@@ -36,7 +37,7 @@ export function SignIn() {
   return (
     <main class="auth" id="main">
       <div class="auth-card">
-        <h1 class="brand big"><img src="/favicon.svg" alt="" width="36" height="36" />Tessera</h1>
+        <h1 class="brand big"><img src={logo} alt="" width="36" height="36" />Tessera</h1>
         <p class="muted">{invited ? 'Sign in or create an account to join the room you were invited to.' : 'Chat, documents and files with your team.'}</p>
         <div class="tabs" role="tablist" aria-label="Account">
           <button type="button" role="tab" id="tab-in" aria-controls="auth-panel" aria-selected={!up} class="tab" onClick={() => { mode.value = 'in'; error.value = null; }}>Sign in</button>
