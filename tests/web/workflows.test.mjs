@@ -89,7 +89,8 @@ test("a member's protected request is approved in the owner's inbox with a key p
   await log(B.page).waitFor();
   const asked = await act(bob, 'remove_member', { user_id: cid.user.id });
   assert.equal(asked.status, 202);
-  await A.page.getByRole('link', { name: 'Approvals', exact: true }).click();
+  // The owner's sidebar counts what waits for them, live.
+  await A.page.getByRole('link', { name: 'Approvals 1 waiting', exact: true }).click();
   const request = A.page.getByRole('article', { name: 'remove_member in Launch, asked by Bob' });
   await request.getByLabel('Arguments').getByText(cid.user.id).waitFor();
   await request.getByLabel('Comment (optional)').fill('Cid moved teams');
@@ -98,6 +99,7 @@ test("a member's protected request is approved in the owner's inbox with a key p
   await A.page.keyboard.press('a');
   await request.getByRole('status').filter({ hasText: 'Approved by Ada' }).waitFor();
   assert.equal(await request.getByRole('button', { name: /Approve/ }).count(), 0, 'a decided request offers no decision');
+  await A.page.getByRole('link', { name: 'Approvals', exact: true }).waitFor();
 
   // Bob hears it live in the room, and finds it under his requests.
   await B.page.getByRole('status').filter({ hasText: 'Your request remove_member was approved by Ada: “Cid moved teams”' }).waitFor();

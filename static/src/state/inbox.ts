@@ -11,6 +11,7 @@ import { status } from '../api/auth';
 import { api, ok } from '../api/client';
 import { isMeFrame, type Counts, type InboxItem, type MeClientFrame, type MeFrame } from '../realtime/me-protocol';
 import { Socket, wsUrl } from '../realtime/socket';
+import { countWaiting } from './approvals';
 import { byId, countsLive, loaded, patch, refresh } from './rooms';
 import { navigate, parse } from './route';
 import { current } from './session';
@@ -57,11 +58,14 @@ function onFrame(f: MeFrame): void {
   switch (f.type) {
     case 'hello':
       unreadItems.value = f.unread_items;
+      // Requests may have come or been decided while the socket was down.
+      void countWaiting();
       // The list itself is re-read when the socket opens (state/rooms.ts).
       for (const [id, c] of Object.entries(f.rooms)) setCounts(id, c);
       break;
     case 'item':
       unreadItems.value = f.unread_items;
+      if (f.item.kind === 'approval_requested' || f.item.kind === 'approval_decided') void countWaiting();
       if (items.value && !items.value.some((i) => i.id === f.item.id)) items.value = [f.item, ...items.value];
       break;
     case 'counts':

@@ -12,6 +12,7 @@ import { idbOutbox } from '../realtime/outbox-idb';
 import { RoomSession } from '../realtime/room';
 import * as drafts from './drafts';
 import { forgetAll as forgetDocs } from '../realtime/doc-cache';
+import { countWaiting } from './approvals';
 import { archived } from './room-admin';
 import { byId, get, patch, type Room } from './rooms';
 import { fail } from './toasts';
@@ -69,6 +70,7 @@ export function open(roomId: string): RoomSession | null {
   // The rooms list (which other views read) learns the person's new role at once.
   s.on(({ event, data }) => {
     if (event === 'member_changed' && data.user_id === me.id && typeof data.role === 'string') patch(roomId, { role: data.role as Room['role'] });
+    if (event === 'approval_requested' || event === 'approval_resolved') void countWaiting();
   });
   void s.start();
   return s;

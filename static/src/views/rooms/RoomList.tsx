@@ -5,6 +5,7 @@ import { follow, route } from '../../state/route';
 import { Icon } from '../ui/Icon';
 import { AtSign, Check, Hash, MessageSquarePlus, Search, UserIcon, Users } from '../icons';
 import { openSwitcher } from './QuickSwitcher';
+import { waiting } from '../../state/approvals';
 
 /** The new-room dialog is open (rendered by App, outside the list, which phones hide inside a room). */
 export const creating = signal(false);
@@ -37,6 +38,7 @@ export function RoomList() {
       </button>
       <a href="/approvals" onClick={follow} class="room-link" aria-current={r.name === 'approvals' ? 'page' : undefined}>
         <Icon node={Check} size={16} /><span class="room-name">Approvals</span>
+        {waiting.value > 0 && <span class="badge" aria-label={`${waiting.value} waiting`}>{waiting.value > 99 ? '99+' : waiting.value}</span>}
       </a>
       {listError.value && <p class="error small" role="alert">{listError.value}</p>}
       {!loaded.value && !listError.value && <p class="muted small" role="status">Loading rooms…</p>}
