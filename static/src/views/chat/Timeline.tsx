@@ -9,11 +9,12 @@
  * the layout (a forced layout per arriving message was most of the cost of a
  * busy room on a slow phone). `scrollTop` is 0 at the bottom, negative above.
  */
+import { Component, type JSX } from 'preact';
 import { useSignal } from '@preact/signals';
 import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
 import { dayLabel, names } from '../../lib/format';
 import type { Message, Role } from '../../realtime/protocol';
-import type { RoomSession } from '../../realtime/room';
+import type { JobSeen, RoomSession } from '../../realtime/room';
 import { atLeast, type Member } from '../../state/room-admin';
 import { read, unreadAfter } from '../../state/session';
 import { Icon } from '../ui/Icon';
@@ -26,6 +27,8 @@ const OFFSET_MS = new Date().getTimezoneOffset() * 60_000;
 /** The local day of a time, as a number (cheap enough to compare for every message on every render). */
 const dayOf = (ms: number) => Math.floor((ms - OFFSET_MS) / 86_400_000);
 const GROUP_MS = 5 * 60_000;
+/** Message ids per rendered block. */
+const BLOCK = 25;
 
 interface Props {
   s: RoomSession;
@@ -127,33 +130,37 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
   const moderator = atLeast(role, 'admin');
   const myName = authors.get(me) ?? s.me.value?.display_name ?? 'You';
 
-  const items = [];
-  let prev: Message | undefined;
-  for (const m of messages) {
-    const newDay = !prev || dayOf(prev.created_at) !== dayOf(m.created_at);
-    if (newDay) items.push(<div key={`d${m.id}`} class="day" role="separator" aria-label={dayLabel(m.created_at)}><span>{dayLabel(m.created_at)}</span></div>);
-    const isFirstUnread = m === firstUnread;
-    if (isFirstUnread) items.push(<div key="unread" class="unread-line" role="separator" aria-label="New messages"><span>New messages</span></div>);
-    const compact = !newDay && !isFirstUnread && !!prev && prev.author === m.author && !prev.deleted && m.created_at - prev.created_at < GROUP_MS && m.reply_to === null;
-    items.push(
-      <MessageItem
-        key={m.id}
-        m={m}
-        compact={compact}
-        focused={m.id === focus?.id}
-        quoted={m.reply_to !== null ? s.timeline.get(m.reply_to) ?? null : null}
+  // Blocks of messages by id: a message arriving, changed or read re-renders
+  // its block alone, not every message of a busy room's 400-message window.
+  const blocks = [];
+  const seenBy = seen.length ? names(seen) : null;
+  const job = s.jobs.value;
+  for (let i = 0; i < messages.length;) {
+    const bucket = Math.floor(messages[i]!.id / BLOCK);
+    let j = i + 1;
+    while (j < messages.length && Math.floor(messages[j]!.id / BLOCK) === bucket) j += 1;
+    const msgs = messages.slice(i, j);
+    const has = (m: Message | undefined) => (m && msgs.includes(m) ? m : undefined);
+    blocks.push(
+      <Block
+        key={bucket}
+        msgs={msgs}
+        prev={messages[i - 1]}
+        firstUnread={has(firstUnread)}
+        focusId={focus && msgs.some((m) => m.id === focus.id) ? focus.id : null}
+        mineLast={has(mineLast)}
+        seenBy={has(mineLast) ? seenBy : null}
         me={me}
         people={people}
-        mayWrite={writable}
-        mayDelete={writable && (m.author === me || moderator)}
-        seenBy={m === mineLast && seen.length ? names(seen) : null}
-        job={s.jobs.value}
+        writable={writable}
+        moderator={moderator}
+        job={job}
         s={s}
         onReply={onReply}
         onEdit={onEdit}
       />,
     );
-    prev = m;
+    i = j;
   }
 
   return (
@@ -168,7 +175,7 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
           <p class="muted small center start">This is the start of the room.</p>
         )}
         {!s.timeline.loaded && <p class="muted small center" role="status">Loading messages…</p>}
-        {items}
+        {blocks}
         {!hasNewer && outgoing.map((e) => <PendingItem key={e.client_msg_id} e={e} s={s} me={me} myName={myName} people={people} />)}
         </div>
       </div>
@@ -180,3 +187,71 @@ export function Timeline({ s, people, members, me, role, writable, onReply, onEd
     </div>
   );
 }
+
+interface BlockProps {
+  msgs: readonly Message[];
+  /** The message before the block: the first one's day line and grouping depend on it. */
+  prev: Message | undefined;
+  firstUnread: Message | undefined;
+  focusId: number | null;
+  mineLast: Message | undefined;
+  seenBy: string | null;
+  me: string;
+  people: ReadonlyMap<string, Person>;
+  writable: boolean;
+  moderator: boolean;
+  job: ReadonlyMap<string, JobSeen>;
+  s: RoomSession;
+  onReply(id: number): void;
+  onEdit(id: number, body: string): void;
+}
+
+const BLOCK_DATA: Array<keyof BlockProps> = ['prev', 'firstUnread', 'focusId', 'mineLast', 'seenBy', 'me', 'people', 'writable', 'moderator', 'job'];
+
+/** Consecutive messages with their day lines and the "New messages" line, re-rendered only when one of them changed. */
+class Block extends Component<BlockProps> {
+  /** The quoted message of each, as last rendered: an edit of a quoted message elsewhere shows here too. */
+  private quoted: Array<Message | null> = [];
+
+  override shouldComponentUpdate(next: BlockProps): boolean {
+    const { msgs } = this.props;
+    if (msgs.length !== next.msgs.length || msgs.some((m, i) => m !== next.msgs[i])) return true;
+    if (BLOCK_DATA.some((k) => next[k] !== this.props[k])) return true;
+    return next.msgs.some((m, i) => quotedOf(next.s, m) !== this.quoted[i]);
+  }
+
+  override render({ msgs, prev, firstUnread, focusId, mineLast, seenBy, me, people, writable, moderator, job, s, onReply, onEdit }: BlockProps) {
+    const items: JSX.Element[] = [];
+    this.quoted = msgs.map((m) => quotedOf(s, m));
+    let before = prev;
+    msgs.forEach((m, i) => {
+      const newDay = !before || dayOf(before.created_at) !== dayOf(m.created_at);
+      if (newDay) items.push(<div key={`d${m.id}`} class="day" role="separator" aria-label={dayLabel(m.created_at)}><span>{dayLabel(m.created_at)}</span></div>);
+      const isFirstUnread = m === firstUnread;
+      if (isFirstUnread) items.push(<div key="unread" class="unread-line" role="separator" aria-label="New messages"><span>New messages</span></div>);
+      const compact = !newDay && !isFirstUnread && !!before && before.author === m.author && !before.deleted && m.created_at - before.created_at < GROUP_MS && m.reply_to === null;
+      items.push(
+        <MessageItem
+          key={m.id}
+          m={m}
+          compact={compact}
+          focused={m.id === focusId}
+          quoted={this.quoted[i] ?? null}
+          me={me}
+          people={people}
+          mayWrite={writable}
+          mayDelete={writable && (m.author === me || moderator)}
+          seenBy={m === mineLast ? seenBy : null}
+          job={job}
+          s={s}
+          onReply={onReply}
+          onEdit={onEdit}
+        />,
+      );
+      before = m;
+    });
+    return <>{items}</>;
+  }
+}
+
+const quotedOf = (s: RoomSession, m: Message): Message | null => (m.reply_to !== null ? s.timeline.get(m.reply_to) ?? null : null);
