@@ -335,8 +335,12 @@ export class RoomSession {
   }
 
   private settle(): void {
-    const shown = new Set(this.timeline.messages.value.map((m) => m.client_msg_id));
-    this.outbox.settle((id, cid) => shown.has(cid) || this.timeline.get(id) !== undefined || this.timeline.hasNewer.value);
+    // Made only when something waits to settle: not for every message of a busy room.
+    let shown: Set<string> | undefined;
+    this.outbox.settle((id, cid) => {
+      shown ??= new Set(this.timeline.messages.value.map((m) => m.client_msg_id));
+      return shown.has(cid) || this.timeline.get(id) !== undefined || this.timeline.hasNewer.value;
+    });
   }
 
   private transmit(e: OutEntry): void {
