@@ -23,6 +23,8 @@ export const items = signal<readonly InboxItem[] | null>(null);
 export const nextBefore = signal<number | null>(null);
 
 const sock = signal<Socket<MeFrame, MeClientFrame> | null>(null);
+/** Counts the socket brought before the list's first read answered: that read may be older than they are. */
+const beforeList = new Map<string, Counts>();
 
 effect(() => {
   const signedIn = status.value === 'signed-in';
@@ -33,6 +35,7 @@ effect(() => {
     s.stop();
     sock.value = null;
     unreadItems.value = 0;
+    beforeList.clear();
     items.value = null;
     nextBefore.value = null;
   }
@@ -41,12 +44,19 @@ effect(() => {
 // While the socket is open the counts come live and the rooms list stops polling; when it drops, polling is the fallback.
 effect(() => { countsLive.value = sock.value?.state.value === 'open'; });
 
+effect(() => {
+  if (!loaded.value) return;
+  const pending = [...beforeList];
+  beforeList.clear();
+  for (const [id, c] of pending) setCounts(id, c);
+});
+
 function setCounts(roomId: string, c: Counts): void {
   const room = byId.value.get(roomId);
   if (!room) {
-    // A room this list has not seen (added to it elsewhere): read the list again
-    // (before the first read has answered, every room is one it has not seen).
+    // A room this list has not seen (added to it elsewhere): read the list again.
     if (loaded.value) void refresh(true);
+    else beforeList.set(roomId, c);
     return;
   }
   // The open room's badge is cleared as it is read (session.read); its ticks would only flicker.
