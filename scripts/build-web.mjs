@@ -12,6 +12,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statS
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { createHash } from 'node:crypto';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SRC = join(ROOT, 'static/src');
@@ -121,8 +122,8 @@ function checkBudgets(chunks) {
   return { initialJs, css, failures };
 }
 
-/** Writes index.html; returns the entry's URL, which names this build (an open tab compares it with version.json). */
-function writeIndex(metafile) {
+/** Writes index.html with `boot` inline; returns the entry's URL, which names this build (an open tab compares it with version.json). */
+function writeIndex(metafile, boot) {
   const outputs = metafile.outputs;
   const url = (f) => '/' + relative(DIST, join(ROOT, f)).split('\\').join('/');
   const entry = Object.keys(outputs).find((f) => outputs[f].entryPoint === 'static/src/main.tsx');
@@ -139,6 +140,7 @@ function writeIndex(metafile) {
   };
   walk(entry);
   const head = [
+    `<script>${boot}</script>`,
     css ? `<link rel="stylesheet" href="${url(css)}">` : '',
     `<script type="module" src="${url(entry)}"></script>`,
     ...preloads.map((p) => `<link rel="modulepreload" href="${url(p)}">`),
@@ -180,12 +182,25 @@ async function build() {
     logLevel: 'warning',
   });
   if (existsSync(PUBLIC)) cpSync(PUBLIC, DIST, { recursive: true });
+  // The inline script that begins a returning person's first requests
+  // (static/src/api/early.ts), allowed by its hash alone.
+  const boot = (await esbuild.build({
+    absWorkingDir: ROOT,
+    entryPoints: [join(SRC, 'boot.ts')],
+    bundle: true,
+    format: 'iife',
+    minify: true,
+    target: ['es2022', 'chrome111', 'firefox115', 'safari16.4'],
+    write: false,
+    legalComments: 'none',
+    logLevel: 'warning',
+  })).outputFiles[0].text.trim();
+  const bootHash = createHash('sha256').update(boot).digest('base64');
   const origins = connectOrigins();
-  if (origins.length) {
-    const headersFile = join(DIST, '_headers');
-    const text = readFileSync(headersFile, 'utf8').replace(/connect-src 'self'/, `connect-src 'self' ${origins.join(' ')}`);
-    writeFileSync(headersFile, text);
-  }
+  const headersFile = join(DIST, '_headers');
+  let headers = readFileSync(headersFile, 'utf8').replace(/script-src 'self'/, `script-src 'self' 'sha256-${bootHash}'`);
+  if (origins.length) headers = headers.replace(/connect-src 'self'/, `connect-src 'self' ${origins.join(' ')}`);
+  writeFileSync(headersFile, headers);
   await esbuild.build({
     absWorkingDir: ROOT,
     entryPoints: [join(SW, 'sw.ts')],
@@ -198,7 +213,7 @@ async function build() {
     logLevel: 'warning',
   });
   const serviceWorker = gz(readFileSync(join(DIST, 'sw.js')));
-  const entry = writeIndex(result.metafile);
+  const entry = writeIndex(result.metafile, boot);
   writeFileSync(join(DIST, 'version.json'), JSON.stringify({ entry }) + '\n');
   // The Worker serves /api/v1/openapi.json from here rather than carry it in its bundle.
   writeFileSync(join(DIST, 'openapi.json'), JSON.stringify(JSON.parse(readFileSync(join(ROOT, 'core/openapi.json'), 'utf8'))));

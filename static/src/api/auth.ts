@@ -11,16 +11,14 @@
 import { signal } from '@preact/signals-core';
 import type { User } from './types';
 import { ApiError, OFFLINE, networkError, readError } from './errors';
+import { ACCOUNT_KEY, REFRESH_LOCK, SESSION_HEADERS, dropEarly, takeGrant } from './early';
 
 export type { User };
 interface Grant { access_token: string; expires_in: number }
 interface SignedIn extends Grant { user: User }
 
-const ACCOUNT_KEY = 'tessera.account';
-const LOCK = 'tessera-refresh';
 /** Refresh this long before expiry, so a request never leaves with a token about to lapse. */
 const EARLY_MS = 60_000;
-const SESSION_HEADERS = { 'x-tessera-session': 'cookie' };
 
 export type Status = 'starting' | 'signed-out' | 'signed-in';
 export const status = signal<Status>('starting');
@@ -62,17 +60,22 @@ export function onSignOut(fn: (userId: string) => unknown): void {
 }
 
 async function post<T>(path: string, body?: unknown, bearer?: string): Promise<T> {
-  let res: Response;
   const headers: Record<string, string> = { ...SESSION_HEADERS };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (bearer) headers.authorization = `Bearer ${bearer}`;
+  return answer<T>(fetch(path, {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers,
+    body: body === undefined ? null : JSON.stringify(body),
+  }));
+}
+
+/** The body of a session route's answer, or its `ApiError`. */
+async function answer<T>(sent: Promise<Response>): Promise<T> {
+  let res: Response;
   try {
-    res = await fetch(path, {
-      method: 'POST',
-      credentials: 'same-origin',
-      headers,
-      body: body === undefined ? null : JSON.stringify(body),
-    });
+    res = await sent;
   } catch (e) {
     throw networkError(e);
   }
@@ -104,6 +107,7 @@ function enter(u: User): void {
 async function leave(wipe = false): Promise<void> {
   const was = user.value?.id ?? saved()?.id;
   access = null;
+  dropEarly();
   localStorage.removeItem(ACCOUNT_KEY);
   user.value = null;
   status.value = 'signed-out';
@@ -140,7 +144,9 @@ async function refresh(): Promise<string> {
     // While this tab waited for the lock, another one may have refreshed and told us.
     if (access && access.exp - Date.now() > EARLY_MS) return access.token;
     try {
-      const t = keep(await post<Grant>('/api/v1/auth/refresh'));
+      // The page's first refresh may have begun before this module loaded (api/early.ts).
+      const early = takeGrant();
+      const t = keep(await (early ? answer<Grant>(early) : post<Grant>('/api/v1/auth/refresh')));
       tell({ type: 'token', token: t, exp: access!.exp });
       return t;
     } catch (e) {
@@ -150,7 +156,7 @@ async function refresh(): Promise<string> {
       throw e;
     }
   };
-  return typeof navigator.locks?.request === 'function' ? navigator.locks.request(LOCK, run) : run();
+  return typeof navigator.locks?.request === 'function' ? navigator.locks.request(REFRESH_LOCK, run) : run();
 }
 
 /** The server refused a token this module thought valid (revoked elsewhere): try one refresh. */

@@ -5,6 +5,7 @@
 import createClient, { type Middleware } from 'openapi-fetch';
 import type { paths } from './schema.gen';
 import { rejected, token } from './auth';
+import { takeRead } from './early';
 import { fromResponse, networkError, readError } from './errors';
 
 const bearer: Middleware = {
@@ -18,7 +19,14 @@ const bearer: Middleware = {
   },
 };
 
-const send = (req: Request) => fetch(req).catch((e: unknown) => { throw networkError(e); });
+/** A first read the inline script began is answered from there (api/early.ts). */
+const send = async (req: Request): Promise<Response> => {
+  try {
+    return (await takeRead(req)) ?? (await fetch(req));
+  } catch (e) {
+    throw networkError(e);
+  }
+};
 
 export const api = createClient<paths>({ baseUrl: location.origin, fetch: send });
 api.use(bearer);
