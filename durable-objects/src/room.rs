@@ -18,7 +18,9 @@ use tessera_core::chat::{read_state, record_event, ChatLimits, ChatStore, HISTOR
 use tessera_core::docs::{DocLimits, LiveDoc, Peer, UpdateQueue};
 use tessera_core::protocol::{ClientFrame, Identity, ServerFrame};
 use tessera_core::ratelimit::{Rate, TokenBucket};
-use tessera_core::room::{Conn, Input, Output, Room, RoomCall, ROOM_CALL_BYTES_MAX};
+use tessera_core::room::{
+    ArchivedAnswer, Conn, Input, Output, Room, RoomCall, ROOM_CALL_BYTES_MAX,
+};
 use tessera_core::rooms::{MemberNotice, Role};
 use tessera_core::rules::{self, Event, Trigger};
 use tessera_core::ApiError;
@@ -591,7 +593,12 @@ impl RoomDO {
                 200,
                 &serde_json::json!({ "closed": self.end_sessions(&end) }),
             ),
-            RoomCall::Archived => json(200, &serde_json::json!({ "archived": self.archived() })),
+            RoomCall::Archived => json(
+                200,
+                &ArchivedAnswer {
+                    archived: self.archived(),
+                },
+            ),
             RoomCall::Unread { user } => json(200, &read_state(&self.store(), &user)?),
         }
     }

@@ -15,7 +15,7 @@ use tessera_core::files::{
     OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION,
 };
 use tessera_core::links::{sign, verify, LinkKey, LinkParams};
-use tessera_core::room::RoomCall;
+use tessera_core::room::{ArchivedAnswer, RoomCall};
 use tessera_core::rooms::{require, Permission, Role};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, no_content, Failure, HttpResult};
@@ -72,9 +72,9 @@ pub async fn create(ctx: &Ctx, req: Request) -> HttpResult<Response> {
     let role = role_in(ctx, &upload.room_id, &user_id).await?;
     require(role, Permission::UploadFile)?;
     // An archived room takes no files (refused before any byte is sent).
-    let answer: serde_json::Value =
+    let answer: ArchivedAnswer =
         room::call_room(&ctx.env, &upload.room_id, &RoomCall::Archived).await?;
-    if answer["archived"] == true {
+    if answer.archived {
         return Err(ApiError::room_archived().into());
     }
     let id = crypto::new_id()?;

@@ -43,9 +43,15 @@ pub enum RoomCall {
     Unread {
         user: String,
     },
-    /// Whether the room is archived, and so takes no writes (answers
-    /// `{"archived": bool}`): asked before an upload starts.
+    /// Whether the room is archived, and so takes no writes (answers an
+    /// [`ArchivedAnswer`]): asked before an upload starts.
     Archived,
+}
+
+/// A room's answer to [`RoomCall::Archived`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchivedAnswer {
+    pub archived: bool,
 }
 
 /// The largest call body a room accepts.

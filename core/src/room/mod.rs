@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 mod call;
-pub use call::{EndSessions, RoomCall, ROOM_CALL_BYTES_MAX};
+pub use call::{ArchivedAnswer, EndSessions, RoomCall, ROOM_CALL_BYTES_MAX};
 
 /// `typing`, `presence` and `read` frames per person (every socket of theirs
 /// together, so more sockets buy no more): bursts of 10, then 2 a second.
