@@ -440,6 +440,25 @@ pub fn audited_args(name: &str, args: &Value, allowed: bool) -> Value {
     Value::Object(out)
 }
 
+/// Whether `refusal` of action `name` says its effect is already in place:
+/// a run resumed after a crash (an approved action cut off mid-way) treats
+/// such a refusal as done, so the action runs once. Only actions whose
+/// effect is a state a refusal can name are listed.
+pub fn already_done(name: &str, refusal: &ApiError) -> bool {
+    match name {
+        "add_member" => matches!(
+            refusal,
+            ApiError::Conflict {
+                code: "already_member",
+                ..
+            }
+        ),
+        "remove_member" => matches!(refusal, ApiError::NotFound("member")),
+        "delete_file" => matches!(refusal, ApiError::NotFound("file")),
+        _ => false,
+    }
+}
+
 /// An action that is not a change of the room state: the room object or the
 /// Worker carries it out (messages, members, rules, files, the room).
 #[derive(Debug, Clone, PartialEq)]
@@ -1072,6 +1091,22 @@ mod tests {
             Effect::State(c) => c,
             other => panic!("expected a state change, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_resumed_action_is_done_when_its_refusal_names_the_effect_in_place() {
+        let already = ApiError::Conflict {
+            code: "already_member",
+            message: "already a member".into(),
+        };
+        assert!(already_done("add_member", &already));
+        assert!(already_done("remove_member", &ApiError::NotFound("member")));
+        assert!(already_done("delete_file", &ApiError::NotFound("file")));
+        // Another refusal, or the same refusal of another action, is an error still.
+        assert!(!already_done("add_member", &ApiError::NotFound("member")));
+        assert!(!already_done("remove_member", &already));
+        assert!(!already_done("delete_file", &ApiError::NotFound("member")));
+        assert!(!already_done("send_message", &ApiError::NotFound("file")));
     }
 
     #[test]

@@ -24,8 +24,8 @@ use serde_json::{json as j, Value};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use tessera_core::actions::{
-    audited_args, authorize, changed, decision_comment, spec, ActionSpec, Activity, ActorKind,
-    Approval, Change, Decision, Effect, Requested, Requester, RoomSettings, RoomState,
+    self, audited_args, authorize, changed, decision_comment, spec, ActionSpec, Activity,
+    ActorKind, Approval, Change, Decision, Effect, Requested, Requester, RoomSettings, RoomState,
 };
 use tessera_core::actor::{ChangedBy, LastChange};
 use tessera_core::approval_inbox::{settled_at, StatusFilter};
@@ -108,15 +108,11 @@ impl Attempt {
         }
     }
 
-    /// A resumed run finds the effect it was interrupted after: the refusal
-    /// that says so (`in_place`) means the action is done.
-    fn done_before(
-        &self,
-        result: HttpResult<()>,
-        in_place: impl Fn(&ApiError) -> bool,
-    ) -> HttpResult<()> {
+    /// A resumed run finds the effect of `action` it was interrupted after:
+    /// the refusal that says so (`actions::already_done`) means it is done.
+    fn done_before(&self, action: &str, result: HttpResult<()>) -> HttpResult<()> {
         match result {
-            Err(Failure(e)) if self.resumed && in_place(&e) => Ok(()),
+            Err(Failure(e)) if self.resumed && actions::already_done(action, &e) => Ok(()),
             other => other,
         }
     }
@@ -421,16 +417,8 @@ impl RoomDO {
                 let role: Role = text("role").parse()?;
                 let member = text("user_id");
                 at.done_before(
+                    name,
                     members::add(&db()?, &at.room_id, actor.who.role, &member, role, now).await,
-                    |e| {
-                        matches!(
-                            e,
-                            ApiError::Conflict {
-                                code: "already_member",
-                                ..
-                            }
-                        )
-                    },
                 )?;
                 let notice = MemberNotice {
                     user_id: member,
@@ -447,8 +435,8 @@ impl RoomDO {
             "remove_member" => {
                 let member = text("user_id");
                 at.done_before(
+                    name,
                     members::remove(&db()?, &at.room_id, user, actor.who.role, &member).await,
-                    |e| matches!(e, ApiError::NotFound("member")),
                 )?;
                 self.apply_member_notice(&MemberNotice {
                     user_id: member.clone(),
@@ -468,9 +456,7 @@ impl RoomDO {
                     crate::upload::discard(&self.env, &at.room_id, &id).await?;
                     self.file_removed(&id)?;
                 } else {
-                    at.done_before(Err(ApiError::NotFound("file").into()), |e| {
-                        matches!(e, ApiError::NotFound("file"))
-                    })?;
+                    at.done_before(name, Err(ApiError::NotFound("file").into()))?;
                 }
                 Ok(Done {
                     status: 200,
