@@ -1,7 +1,8 @@
 // The browser app's plain TypeScript modules in Node (no browser): the
 // Markdown-lite parser, the timeline's exactly-once stream, the outbox, the
 // socket frame guards against docs/protocol.md, search-as-you-type's
-// debounce and cancellation, the timeline's jump window, and the layering rule that
+// debounce and cancellation, the timeline's jump window, a page load's early
+// requests (api/early.ts), and the layering rule that
 // nothing below the views imports the view framework.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -396,4 +397,65 @@ test('a file job never moves back: late news of the same job is ignored, another
   const again = { ...queued, job_id: 'j2' };
   assert.equal(advance(done, again), again);
   assert.equal(advance(undefined, again), again);
+});
+
+test("a returning person's first requests: the refresh, then the first reads with its token, each handed over once", async () => {
+  const room = 'ab'.repeat(16);
+  const sent = [];
+  const saved = Object.fromEntries(['window', 'location', 'localStorage', 'navigator', 'fetch'].map((k) => [k, Object.getOwnPropertyDescriptor(globalThis, k)]));
+  const stub = (granted) => {
+    sent.length = 0;
+    Object.defineProperty(globalThis, 'window', { value: globalThis, configurable: true, writable: true });
+    Object.defineProperty(globalThis, 'location', { value: new URL(`http://app.test/rooms/${room}`), configurable: true, writable: true });
+    Object.defineProperty(globalThis, 'localStorage', { value: { getItem: (k) => (k === 'tessera.account' ? '{"id":"u1"}' : null) }, configurable: true, writable: true });
+    Object.defineProperty(globalThis, 'navigator', { value: {}, configurable: true, writable: true });
+    Object.defineProperty(globalThis, 'fetch', {
+      configurable: true,
+      writable: true,
+      value: async (path, init = {}) => {
+        sent.push({ path, method: init.method ?? 'GET', headers: init.headers ?? {} });
+        if (path === '/api/v1/auth/refresh') return granted ? Response.json({ access_token: 't1', expires_in: 900 }) : Response.json({ code: 'unauthorized' }, { status: 401 });
+        return Response.json({ path });
+      },
+    });
+  };
+  try {
+    const early = await load('api/early.ts');
+    stub(true);
+    early.begin();
+    const grant = early.takeGrant();
+    assert.equal((await grant).status, 200);
+    assert.equal(early.takeGrant(), null, 'the grant is handed over once');
+    const rooms = new Request(`http://app.test${early.ROOMS_FIRST_READ}`);
+    assert.deepEqual(await (await early.takeRead(rooms)).json(), { path: '/api/v1/rooms?limit=200' });
+    assert.equal(early.takeRead(rooms), null, 'a read is handed over once');
+    assert.equal(early.takeRead(new Request(`http://app.test/api/v1/rooms/${room}/messages?limit=50`, { method: 'POST', body: '{}' })), null, 'only a GET');
+    assert.equal(early.takeRead(new Request(`http://app.test/api/v1/rooms/${room}/messages?limit=20`)), null, 'only the same URL');
+    assert.ok(await early.takeRead(new Request(`http://app.test/api/v1/rooms/${room}/messages?limit=50`)));
+    assert.deepEqual(sent.map((s) => [s.method, s.path]), [['POST', '/api/v1/auth/refresh'], ['GET', '/api/v1/rooms?limit=200'], ['GET', `/api/v1/rooms/${room}/messages?limit=50`]]);
+    assert.equal(sent[0].headers['x-tessera-session'], 'cookie');
+    assert.ok(sent.slice(1).every((s) => s.headers.authorization === 'Bearer t1'), 'the reads carry the token the refresh gave');
+
+    // A refused refresh asks nothing more: the app's requests go out as usual.
+    stub(false);
+    early.begin();
+    assert.equal((await early.takeGrant()).status, 401);
+    assert.equal(await early.takeRead(rooms), null);
+    assert.deepEqual(sent.map((s) => s.path), ['/api/v1/auth/refresh']);
+    // Signed out: nothing is left to take.
+    early.dropEarly();
+    assert.equal(early.takeGrant(), null);
+
+    // Nobody was signed in here: nothing begins.
+    stub(true);
+    globalThis.localStorage = { getItem: () => null };
+    early.begin();
+    assert.equal(early.takeGrant(), null);
+    assert.deepEqual(sent, []);
+  } finally {
+    for (const [k, d] of Object.entries(saved)) {
+      if (d) Object.defineProperty(globalThis, k, d);
+      else delete globalThis[k];
+    }
+  }
 });
