@@ -4,6 +4,7 @@
  * against a sample event) and the audit log (filters by actor, kind, action
  * and time; the same filters as an NDJSON download).
  */
+import './initial';
 import { useSignal } from '@preact/signals';
 import { useEffect, useRef } from 'preact/hooks';
 import { ApiError, describe } from '../../api/errors';

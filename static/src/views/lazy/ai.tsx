@@ -4,6 +4,7 @@
  * its approval), "Check in now" for owners, and the room's AI usage against
  * its daily budget (owners).
  */
+import './initial';
 import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
 import { describe } from '../../api/errors';

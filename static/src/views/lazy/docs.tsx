@@ -4,6 +4,7 @@
  * author and time, a side-by-side diff against now, restore after a
  * confirmation). The editor itself is the editor chunk.
  */
+import './initial';
 import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
 import { describe } from '../../api/errors';

@@ -5,6 +5,7 @@
  * versions; viewers get a read-only editor; a document deleted meanwhile
  * offers to save this device's copy instead of bringing it back.
  */
+import './initial';
 import { useSignal } from '@preact/signals';
 import { useEffect, useRef } from 'preact/hooks';
 import * as Y from 'yjs';

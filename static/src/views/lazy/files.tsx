@@ -3,6 +3,7 @@
  * the upload manager, the upload tray with per-file and total progress, the
  * attachments of the message being written, and the room's files panel.
  */
+import './initial';
 import { useSignal } from '@preact/signals';
 import { useEffect, useMemo } from 'preact/hooks';
 import { user } from '../../api/auth';

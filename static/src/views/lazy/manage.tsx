@@ -4,6 +4,7 @@
  * (rename, topic, archive, delete, leave) and the account dialog (display
  * name, API keys, sign out, sign out everywhere).
  */
+import './initial';
 import { useSignal, type Signal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
 import { signOut, updated, user } from '../../api/auth';

@@ -6,6 +6,7 @@
  * shown once, rotation, test event, delivery log — and incoming webhooks —
  * the URL shown once, revoke).
  */
+import './initial';
 import { useEffect } from 'preact/hooks';
 import { useSignal, type Signal } from '@preact/signals';
 import { describe } from '../../api/errors';

@@ -5,6 +5,7 @@
  * snippets (matched runs in <mark>, built as text nodes). Opening a message
  * hit lands on the message in its room, with the history around it.
  */
+import './initial';
 import { useEffect } from 'preact/hooks';
 import { useSignal } from '@preact/signals';
 import { when } from '../../lib/format';

@@ -5,6 +5,7 @@
  * exact action and arguments; approve with A, reject with R, an optional
  * comment; the person's own requests with what became of them).
  */
+import './initial';
 import { useComputed, useSignal, useSignalEffect } from '@preact/signals';
 import { useEffect, useMemo, useRef } from 'preact/hooks';
 import { user } from '../../api/auth';
