@@ -89,6 +89,8 @@ try {
       const t = await throttle(page);
       results.load.cold.push(await load(page, last, ROOMS + 1));
       results.load.coldBytes.push(t.bytes());
+      // Closed first: left open in the room, it would share the CPU with the warm page and what follows.
+      await page.close();
       page2 = await context.newPage();
       const t2 = await throttle(page2);
       results.load.warm.push(await load(page2, last, ROOMS + 1));
