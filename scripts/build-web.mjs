@@ -154,6 +154,21 @@ function writeIndex(metafile, boot) {
   return url(entry);
 }
 
+const TARGET = ['es2022', 'chrome111', 'firefox115', 'safari16.4'];
+
+/** A classic script, one file without modules: the service worker, the inline boot script. */
+const classic = (entry, options) => esbuild.build({
+  absWorkingDir: ROOT,
+  entryPoints: [entry],
+  bundle: true,
+  format: 'iife',
+  minify: true,
+  target: TARGET,
+  legalComments: 'none',
+  logLevel: 'warning',
+  ...options,
+});
+
 async function build() {
   const started = performance.now();
   rmSync(DIST, { recursive: true, force: true });
@@ -168,7 +183,7 @@ async function build() {
     minify: true,
     // Maps carry the sources, and sources are not published: only watch builds (local dev) write them.
     sourcemap: args.has('--watch') ? 'linked' : false,
-    target: ['es2022', 'chrome111', 'firefox115', 'safari16.4'],
+    target: TARGET,
     jsx: 'automatic',
     jsxImportSource: 'preact',
     outdir: DIST,
@@ -184,34 +199,14 @@ async function build() {
   if (existsSync(PUBLIC)) cpSync(PUBLIC, DIST, { recursive: true });
   // The inline script that begins a returning person's first requests
   // (static/src/api/early.ts), allowed by its hash alone.
-  const boot = (await esbuild.build({
-    absWorkingDir: ROOT,
-    entryPoints: [join(SRC, 'boot.ts')],
-    bundle: true,
-    format: 'iife',
-    minify: true,
-    target: ['es2022', 'chrome111', 'firefox115', 'safari16.4'],
-    write: false,
-    legalComments: 'none',
-    logLevel: 'warning',
-  })).outputFiles[0].text.trim();
+  const boot = (await classic(join(SRC, 'boot.ts'), { write: false })).outputFiles[0].text.trim();
   const bootHash = createHash('sha256').update(boot).digest('base64');
   const origins = connectOrigins();
   const headersFile = join(DIST, '_headers');
   let headers = readFileSync(headersFile, 'utf8').replace(/script-src 'self'/, `script-src 'self' 'sha256-${bootHash}'`);
   if (origins.length) headers = headers.replace(/connect-src 'self'/, `connect-src 'self' ${origins.join(' ')}`);
   writeFileSync(headersFile, headers);
-  await esbuild.build({
-    absWorkingDir: ROOT,
-    entryPoints: [join(SW, 'sw.ts')],
-    bundle: true,
-    format: 'iife',
-    minify: true,
-    target: ['es2022', 'chrome111', 'firefox115', 'safari16.4'],
-    outfile: join(DIST, 'sw.js'),
-    legalComments: 'none',
-    logLevel: 'warning',
-  });
+  await classic(join(SW, 'sw.ts'), { outfile: join(DIST, 'sw.js') });
   const serviceWorker = gz(readFileSync(join(DIST, 'sw.js')));
   const entry = writeIndex(result.metafile, boot);
   writeFileSync(join(DIST, 'version.json'), JSON.stringify({ entry }) + '\n');
