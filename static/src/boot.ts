@@ -1,4 +1,4 @@
-/** The script inline in index.html (scripts/build-web.mjs): see api/early.ts. */
+/** The script index.html loads first, async (scripts/build-web.mjs): see api/early.ts. */
 import { begin } from './api/early';
 
 begin();

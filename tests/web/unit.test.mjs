@@ -405,6 +405,7 @@ test("a returning person's first requests: the refresh, then the first reads wit
   const saved = Object.fromEntries(['window', 'location', 'localStorage', 'navigator', 'fetch'].map((k) => [k, Object.getOwnPropertyDescriptor(globalThis, k)]));
   const stub = (granted) => {
     sent.length = 0;
+    delete globalThis.tesseraEarly;
     Object.defineProperty(globalThis, 'window', { value: globalThis, configurable: true, writable: true });
     Object.defineProperty(globalThis, 'location', { value: new URL(`http://app.test/rooms/${room}`), configurable: true, writable: true });
     Object.defineProperty(globalThis, 'localStorage', { value: { getItem: (k) => (k === 'tessera.account' ? '{"id":"u1"}' : null) }, configurable: true, writable: true });
@@ -445,6 +446,14 @@ test("a returning person's first requests: the refresh, then the first reads wit
     // Signed out: nothing is left to take.
     early.dropEarly();
     assert.equal(early.takeGrant(), null);
+
+    // The app asked first (the script came late): the script then begins nothing.
+    stub(true);
+    delete globalThis.tesseraEarly;
+    assert.equal(early.takeGrant(), null);
+    early.begin();
+    assert.deepEqual(sent, []);
+    early.dropEarly();
 
     // Nobody was signed in here: nothing begins.
     stub(true);

@@ -1,10 +1,11 @@
 /**
- * The first requests of a returning person's page load, begun by a script
- * inline in index.html (static/src/boot.ts) before the app's modules have
- * arrived: the session refresh, then the rooms list and the open room's
- * newest messages. On a slow phone the modules take about a second, and these
- * requests waited for them. The app takes each answer once (`takeGrant`,
- * `takeRead`); an answer it does not ask for is dropped.
+ * The first requests of a returning person's page load, begun by a small
+ * script that index.html loads first (static/src/boot.ts, async) before the
+ * app's modules have arrived: the session refresh, then the rooms list and
+ * the open room's newest messages. On a slow phone the modules take about a
+ * second, and these requests waited for them. The app takes each answer once
+ * (`takeGrant`, `takeRead`); an answer it does not ask for is dropped. Should
+ * the script run after the app has started, it does nothing.
  */
 
 /** Held on `window` between the inline script and the app. */
@@ -26,7 +27,7 @@ export const messagesFirstRead = (roomId: string) => `/api/v1/rooms/${roomId}/me
 
 /** Run by the inline script: begins the refresh and the first reads when someone was signed in here. */
 export function begin(): void {
-  if (!localStorage.getItem(ACCOUNT_KEY)) return;
+  if (window.tesseraEarly !== undefined || !localStorage.getItem(ACCOUNT_KEY)) return;
   // Ahead of the modules the page preloads meanwhile: over HTTP/1.1 these wait for one of six connections.
   const ask = () => fetch('/api/v1/auth/refresh', { method: 'POST', credentials: 'same-origin', headers: SESSION_HEADERS, priority: 'high' });
   // The lock is held until the answer's headers (and with them the new cookie) arrive.
@@ -44,6 +45,8 @@ export function begin(): void {
 /** The refresh the inline script began, once. */
 export function takeGrant(): Promise<Response> | null {
   const early = window.tesseraEarly;
+  // Asked before the script ran: it is too late for it now.
+  if (!early) window.tesseraEarly = { grant: null, reads: new Map() };
   const grant = early?.grant ?? null;
   if (early) early.grant = null;
   return grant;
