@@ -64,6 +64,21 @@ export async function launch({ vars = {}, persistDir, config } = {}) {
   } else if (!config) {
     migratedInto(dir);
   }
+  // A port found free may be taken before wrangler binds it (workerd's own
+  // listeners take ephemeral ports too): then it starts again on others.
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await serve(dir, persistDir, config, vars);
+    } catch (e) {
+      if (!(e instanceof PortTaken) || attempt === 3) throw e;
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+/** Starts wrangler dev on free ports and waits until it answers. */
+async function serve(dir, persistDir, config, vars) {
   const port = await freePort();
   const inspector = await freePort();
   const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
@@ -99,7 +114,10 @@ export async function launch({ vars = {}, persistDir, config } = {}) {
   };
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${logs}`);
+    if (child.exitCode !== null) {
+      const Failure = /Address already in use/.test(logs) ? PortTaken : Error;
+      throw new Failure(`wrangler dev exited early:\n${logs}`);
+    }
     try {
       const r = await fetch(`${url}/api/v1/health`, { headers: { 'cf-connecting-ip': randomIp() } });
       if (r.status === 200 || (config && r.status === 404)) break;
