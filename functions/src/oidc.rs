@@ -26,7 +26,7 @@ use tessera_core::jwt::{self, Registered};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{Failure, HttpResult};
 use tessera_durable_objects::webcrypto::{verify_jws, JwsKey};
-use worker::{Fetch, Url};
+use worker::{Fetch, Method, Request};
 
 const REFETCH_AFTER_SECS: u64 = 10;
 const CACHE_TTL_SECS: u64 = 3600;
@@ -123,9 +123,11 @@ async fn find_key(url: &str, kid: &str) -> HttpResult<Jwk> {
         return Ok(key);
     }
     if may_refetch {
-        let parsed =
-            Url::parse(url).map_err(|e| ApiError::Internal(format!("OIDC_JWKS_URL: {e}")))?;
-        let mut resp = Fetch::Url(parsed).send().await?;
+        // The runtime parses the address (the `url` crate here has no
+        // Unicode host names: see functions/Cargo.toml).
+        let req = Request::new(url, Method::Get)
+            .map_err(|e| ApiError::Internal(format!("OIDC_JWKS_URL: {e}")))?;
+        let mut resp = Fetch::Request(req).send().await?;
         if resp.status_code() != 200 {
             return Err(ApiError::Unavailable(format!(
                 "identity provider's JWKS answered {}",
