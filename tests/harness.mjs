@@ -54,9 +54,12 @@ function migratedInto(dir) {
 /**
  * Starts `wrangler dev` and waits until it answers. `persistDir` lets a caller
  * restart a server on the same state; `vars` become `--var` bindings; `config`
- * runs another worker (benchmarks' reference servers) instead of Tessera.
+ * runs another worker (benchmarks' reference servers) instead of Tessera;
+ * `services` ({ BINDING: path of a wrangler.toml }) runs other workers in the
+ * same session, each bound to Tessera as a service of that binding's name
+ * (test doubles of bindings wrangler dev cannot simulate).
  */
-export async function launch({ vars = {}, persistDir, config } = {}) {
+export async function launch({ vars = {}, persistDir, config, services } = {}) {
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'tessera-test-'));
   // A caller's own persistDir may hold state already: migrations apply to it as they would in production.
   if (!config && persistDir) {
@@ -68,7 +71,7 @@ export async function launch({ vars = {}, persistDir, config } = {}) {
   // listeners take ephemeral ports too): then it starts again on others.
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return await serve(dir, persistDir, config, vars);
+      return await serve(dir, persistDir, config, services, vars);
     } catch (e) {
       if (!(e instanceof PortTaken) || attempt === 3) throw e;
     }
@@ -77,13 +80,31 @@ export async function launch({ vars = {}, persistDir, config } = {}) {
 
 class PortTaken extends Error {}
 
+/**
+ * Tessera's wrangler.toml with service bindings added, written beside it
+ * (its paths are relative to where it is), followed by the services' own.
+ */
+function withServices(services) {
+  let toml = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
+  for (const [binding, path] of Object.entries(services)) {
+    const name = /^name\s*=\s*"([^"]+)"/m.exec(readFileSync(path, 'utf8'))?.[1];
+    if (!name) throw new Error(`${path} names no worker`);
+    toml += `\n[[services]]\nbinding = "${binding}"\nservice = "${name}"\n`;
+  }
+  const file = join(ROOT, `.wrangler-test-${process.pid}-${randomBytes(4).toString('hex')}.toml`);
+  writeFileSync(file, toml);
+  return file;
+}
+
 /** Starts wrangler dev on free ports and waits until it answers. */
-async function serve(dir, persistDir, config, vars) {
+async function serve(dir, persistDir, config, services, vars) {
   const port = await freePort();
   const inspector = await freePort();
   const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
     '--persist-to', dir, '--test-scheduled', '--show-interactive-dev-session=false'];
+  const generated = services && withServices(services);
   if (config) args.push('-c', config);
+  if (generated) for (const c of [generated, ...Object.values(services)]) args.push('-c', c);
   for (const [k, v] of Object.entries({ JWT_SECRET, ...vars })) args.push('--var', `${k}:${v}`);
   // Another worker's build command runs beside its own wrangler.toml.
   const cwd = config ? dirname(config) : ROOT;
@@ -116,6 +137,7 @@ async function serve(dir, persistDir, config, vars) {
   for (;;) {
     if (child.exitCode !== null) {
       const Failure = /Address already in use/.test(logs) ? PortTaken : Error;
+      if (generated) rmSync(generated, { force: true });
       throw new Failure(`wrangler dev exited early:\n${logs}`);
     }
     try {
@@ -124,6 +146,7 @@ async function serve(dir, persistDir, config, vars) {
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) {
       server.kill();
+      if (generated) rmSync(generated, { force: true });
       throw new Error(`wrangler dev did not become ready:\n${logs}`);
     }
     await sleep(200);
@@ -133,6 +156,7 @@ async function serve(dir, persistDir, config, vars) {
     // TESSERA_WORKER_LOGS=<dir> keeps each server's log (panics, errors) for a look afterwards.
     if (process.env.TESSERA_WORKER_LOGS) writeFileSync(join(process.env.TESSERA_WORKER_LOGS, `worker-${port}.log`), logs);
     if (!persistDir) rmSync(dir, { recursive: true, force: true });
+    if (generated) rmSync(generated, { force: true });
   };
   return server;
 }

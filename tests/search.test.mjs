@@ -6,6 +6,10 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join as joinPath } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as Y from 'yjs';
 import { api, freePort, randomIp, register, startServer, until } from './harness.mjs';
 import { join } from './ws.mjs';
@@ -62,6 +66,62 @@ const embedServer = createServer((req, res) => {
 await new Promise((r) => embedServer.listen(embedPort, '127.0.0.1', r));
 after(() => embedServer.close());
 
+// ---- the Vectorize test double ---------------------------------------------
+// wrangler dev simulates no Vectorize index, so tests/vectorize/worker.mjs
+// stands in for one as the service VECTORIZE and forwards every call here,
+// where the index is kept (cosine, the `room` metadata filter, Vectorize's
+// limits) and every call is seen.
+const vectorIndex = { vectors: new Map(), queries: [], deleted: [], failing: false };
+const cosine = (a, b) => {
+  let dot = 0; let na = 0; let nb = 0;
+  for (let i = 0; i < a.length; i += 1) { dot += a[i] * b[i]; na += a[i] ** 2; nb += b[i] ** 2; }
+  return dot / Math.sqrt(na * nb || 1);
+};
+const indexPort = await freePort();
+const indexServer = createServer((req, res) => {
+  let raw = '';
+  req.on('data', (d) => { raw += d; });
+  req.on('end', () => {
+    const args = JSON.parse(raw);
+    const answer = (status, body) => { res.writeHead(status, { 'content-type': 'application/json' }); res.end(JSON.stringify(body)); };
+    if (vectorIndex.failing) return answer(500, 'VECTOR_QUERY_ERROR (code = 40006): the index is down');
+    if (req.url === '/upsert') {
+      for (const v of args.vectors) {
+        if (v.values.length !== DIMS || typeof v.metadata?.room !== 'string' || v.id.length > 64) return answer(400, `bad vector ${v.id}`);
+        vectorIndex.vectors.set(v.id, v);
+      }
+      return answer(200, { mutationId: String(vectorIndex.vectors.size) });
+    }
+    if (req.url === '/deleteByIds') {
+      for (const id of args.ids) vectorIndex.vectors.delete(id);
+      vectorIndex.deleted.push(...args.ids);
+      return answer(200, { mutationId: 'd' });
+    }
+    const { vector, options } = args;
+    vectorIndex.queries.push(options);
+    const rooms = options.filter?.room?.$in;
+    if (vector.length !== DIMS || !Array.isArray(rooms) || options.topK > 100 || JSON.stringify(options.filter).length > 2048) {
+      return answer(400, 'VECTOR_QUERY_ERROR: a query Vectorize refuses');
+    }
+    const matches = [...vectorIndex.vectors.values()]
+      .filter((v) => rooms.includes(v.metadata.room))
+      .map((v) => ({ id: v.id, score: cosine(vector, v.values) }))
+      .sort((a, b) => b.score - a.score)
+      .slice(0, options.topK);
+    return answer(200, { count: matches.length, matches });
+  });
+});
+await new Promise((r) => indexServer.listen(indexPort, '127.0.0.1', r));
+after(() => indexServer.close());
+const indexConfig = joinPath(mkdtempSync(joinPath(tmpdir(), 'tessera-vectorize-')), 'wrangler.toml');
+writeFileSync(indexConfig, [
+  'name = "tessera-test-vectorize"',
+  `main = ${JSON.stringify(fileURLToPath(new URL('./vectorize/worker.mjs', import.meta.url)))}`,
+  'compatibility_date = "2025-09-01"',
+  '[vars]',
+  `INDEX_URL = "http://127.0.0.1:${indexPort}"`,
+].join('\n'));
+
 const server = await startServer();
 const semanticServer = await startServer({
   vars: {
@@ -70,6 +130,14 @@ const semanticServer = await startServer({
     EMBED_KEY: 'sk-embed',
     AI_ROOM_DAILY_TOKENS: '5000',
   },
+});
+const vectorizeServer = await startServer({
+  vars: {
+    AI_PROVIDERS: JSON.stringify([{ kind: 'openai', base_url: `http://127.0.0.1:${embedPort}/v1`, model: 'unused-chat',
+      embedding_model: 'test-embed', key: 'EMBED_KEY', timeout_ms: 2000 }]),
+    EMBED_KEY: 'sk-embed',
+  },
+  services: { VECTORIZE: indexConfig },
 });
 
 // ---- helpers ------------------------------------------------------------
@@ -340,6 +408,61 @@ test('semantic search through a scripted embeddings server ranks a paraphrase ab
   assert.equal(across.body.results[0].id, String(paraphrase.id));
   assert.equal(across.body.results[0].room_name, 'Search room');
   assert.ok(project.id);
+});
+
+test('with a Vectorize index bound, it proposes the candidates across the caller\'s rooms only, learns of deletes, and its outage is told', async () => {
+  const srv = vectorizeServer;
+  const owner = await register(srv, 'Owner');
+  const stranger = await register(srv, 'Stranger');
+  const room = await roomWith(srv, owner);
+  const elsewhere = await roomWith(srv, stranger);
+  const paraphrase = await post(srv, room, owner, 'We plot charts of our datasets with d3');
+  const unrelated = await post(srv, room, owner, 'Pizza for lunch on Friday');
+  await post(srv, elsewhere, stranger, 'Their charts of datasets, plotted');
+  const inIndex = (r) => [...vectorIndex.vectors.keys()].filter((id) => id.startsWith(`${r}:`));
+  await until('every message upserted to the index', () => inIndex(room).length === 2 && inIndex(elsewhere).length === 1);
+  assert.ok([...vectorIndex.vectors.values()].every((v) => v.id === `${v.metadata.room}:${v.id.split(':')[1]}`));
+
+  const found = await search(srv, owner, { q: 'projects that visualize data', room, mode: 'semantic' });
+  assert.equal(found.status, 200, JSON.stringify(found.body));
+  assert.equal(found.body.semantic.index, 'vectorize');
+  assert.deepEqual(ids(found), [`message:${paraphrase.id}`, `message:${unrelated.id}`]);
+  assert.deepEqual(vectorIndex.queries.at(-1).filter, { room: { $in: [room] } });
+
+  // Across rooms: one query, filtered on the caller's rooms; the stranger's
+  // near match is not proposed, so it cannot be found.
+  const across = await search(srv, owner, { q: 'visualize data', mode: 'semantic' });
+  assert.deepEqual(vectorIndex.queries.at(-1).filter, { room: { $in: [room] } });
+  assert.deepEqual(across.body.results.map((h) => h.room_id), [room, room]);
+
+  // A deleted message is not found, and the index is told to forget it.
+  const sock = await join(srv, room, owner.token);
+  sock.send({ type: 'delete', id: unrelated.id });
+  await sock.next((f) => f.type === 'message_deleted');
+  sock.close();
+  const beforeDelete = inIndex(room);
+  assert.deepEqual(ids(await search(srv, owner, { q: 'pizza lunch', room, mode: 'semantic' })), [`message:${paraphrase.id}`]);
+  await until('the deleted message\'s vector forgotten', () => vectorIndex.deleted.some((id) => beforeDelete.includes(id)));
+  assert.equal(inIndex(room).length, 1);
+
+  // Only what the index proposes is scored: without the room's vectors
+  // there, nothing is found, though the room still holds them.
+  for (const id of inIndex(room)) vectorIndex.vectors.delete(id);
+  assert.deepEqual(ids(await search(srv, owner, { q: 'visualize data', room, mode: 'semantic' })), []);
+
+  // The index down: semantic search says so; hybrid answers with full text.
+  vectorIndex.failing = true;
+  try {
+    const down = await search(srv, owner, { q: 'charts', room, mode: 'semantic' });
+    assert.equal(down.status, 503);
+    assert.equal(down.body.error.code, 'unavailable');
+    assert.match(down.body.error.message, /vector index failed/);
+    const hybrid = await search(srv, owner, { q: 'charts', room, mode: 'hybrid' });
+    assert.equal(hybrid.status, 200);
+    assert.deepEqual(ids(hybrid), [`message:${paraphrase.id}`]);
+  } finally {
+    vectorIndex.failing = false;
+  }
 });
 
 test("embedding calls count against the room's daily AI budget", async () => {

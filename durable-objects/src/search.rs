@@ -2,8 +2,9 @@
 //! written in the same synchronous turn as the change they index (a message
 //! is searchable the moment its send is acknowledged), an outbox of those
 //! changes copied to D1's cross-room index, documents re-indexed once their
-//! edits settle, and the embeddings of semantic search with their
-//! brute-force cosine top-k. The SQL and every rule are in
+//! edits settle, and the embeddings of semantic search with their cosine
+//! top-k: over all of them, or over the candidates a Vectorize index
+//! proposed. The SQL and every rule are in
 //! `tessera_core::search`; this module runs them.
 //!
 //! Upkeep (the D1 copy, settled documents, embeddings) is a queue task
@@ -23,7 +24,7 @@ use tessera_core::chat::ChatStore;
 use tessera_core::protocol::ServerFrame;
 use tessera_core::search::index::{coalesce, Change, Entry, Kind, Upkeep};
 use tessera_core::search::sql::{self, Arg, Found, Hit, Row, Scope, Statement};
-use tessera_core::search::{embed, rank, Request};
+use tessera_core::search::{embed, rank, vectorize, Request};
 use tessera_core::ApiError;
 use worker::{D1Database, D1PreparedStatement, Method, SqlStorage, SqlStorageValue as V};
 
@@ -128,6 +129,10 @@ struct SemanticAsk {
     /// The normalised query vector, encoded (`embed::encode`), base64.
     vector: String,
     take: u32,
+    /// The items a vector index proposed (`tessera_core::search::vectorize`):
+    /// only they are scored. Absent, every stored vector is.
+    #[serde(default)]
+    only: Option<Vec<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -379,7 +384,11 @@ impl RoomDO {
                     .ok()
                     .and_then(|b| embed::decode(&b))
                     .ok_or_else(|| ApiError::invalid("vector is not an encoded vector"))?;
-                let stored: Vec<(i64, Vec<u8>)> = exec(&sql, &sql::vectors(&r, &ask.model))?
+                let only = ask.only.as_deref();
+                if only.is_some_and(|ids| ids.len() > vectorize::TOP_K_MAX as usize) {
+                    return Err(ApiError::invalid("only names too many items").into());
+                }
+                let stored: Vec<(i64, Vec<u8>)> = exec(&sql, &sql::vectors(&r, &ask.model, only))?
                     .raw()
                     .filter_map(|row| match row.ok()?.as_slice() {
                         [V::Integer(id), V::Blob(b)] => Some((*id, b.clone())),
@@ -406,7 +415,18 @@ impl RoomDO {
                         found.push(row.into_hit(false, Found::Semantic)?);
                     }
                 }
-                json(200, &serde_json::json!({ "hits": found }))
+                // Proposed items that are gone: the index may forget them.
+                let gone: Vec<i64> = match only {
+                    Some(ids) if !ids.is_empty() => exec(&sql, &sql::gone(ids))?
+                        .raw()
+                        .filter_map(|row| match row.ok()?.as_slice() {
+                            [V::Integer(id)] => Some(*id),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                json(200, &serde_json::json!({ "hits": found, "gone": gone }))
             }
             (Method::Post, ["maintain"]) => {
                 let unsettled_ms = self.reindex_docs(now_ms().saturating_sub(SETTLE_MS))?;

@@ -19,6 +19,7 @@ mod search;
 mod sessions;
 mod tokens;
 mod users;
+mod vectorize;
 mod webhooks;
 mod workflows;
 

@@ -6,7 +6,8 @@
 //! outboxes and filtered by the caller's memberships in the same query, so
 //! a person removed from a room stops finding it at once. Semantic search
 //! embeds the query through the AI provider chain (charged to the rooms
-//! searched) and asks the room objects for their nearest vectors; hybrid
+//! searched) and asks the room objects for their nearest vectors (among the
+//! candidates of the Vectorize index, when one is bound); hybrid
 //! fuses both lists by reciprocal rank. Everything else is
 //! `tessera_core::search`.
 
@@ -16,6 +17,7 @@ use crate::ai::{
 };
 use crate::ctx::{arg, now_ms, Ctx};
 use crate::tokens::authenticate;
+use crate::vectorize;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
@@ -56,6 +58,9 @@ enum Target {
 #[derive(Deserialize)]
 struct Hits {
     hits: Vec<Hit>,
+    /// Of the candidates a vector index proposed, those deleted since.
+    #[serde(default)]
+    gone: Vec<i64>,
 }
 
 pub async fn search(ctx: &Ctx, req: worker::Request) -> HttpResult<Response> {
@@ -79,8 +84,12 @@ pub async fn search(ctx: &Ctx, req: worker::Request) -> HttpResult<Response> {
     let embedder = embed::provider(&chain);
     let take = r.limit + 1;
     let mut semantic = json!({ "available": embedder.is_some() });
-    if embedder.is_none() {
-        semantic["reason"] = json!(embed::UNAVAILABLE);
+    match embedder {
+        None => semantic["reason"] = json!(embed::UNAVAILABLE),
+        Some(_) => {
+            let index = vectorize::bound(&ctx.env).map_or("rooms", |_| "vectorize");
+            semantic["index"] = json!(index);
+        }
     }
     let mut hits = match (r.mode, embedder) {
         (Mode::Semantic, None) => {
@@ -103,11 +112,12 @@ pub async fn search(ctx: &Ctx, req: worker::Request) -> HttpResult<Response> {
         }
         (Mode::Hybrid, Some(p)) => {
             let by_text = text(ctx, &target, &r, &qs, 0, FUSE_DEPTH).await?;
-            match query_vector(&ctx.env, p, &target, &user, &r).await {
-                Ok(vector) => {
-                    let by_meaning = nearest(ctx, &target, &qs, p, &vector, FUSE_DEPTH).await?;
-                    fused(by_text, by_meaning, r.offset, take)
-                }
+            let by_meaning = match query_vector(&ctx.env, p, &target, &user, &r).await {
+                Ok(vector) => nearest(ctx, &target, &qs, p, &vector, FUSE_DEPTH).await,
+                Err(e) => Err(e),
+            };
+            match by_meaning {
+                Ok(by_meaning) => fused(by_text, by_meaning, r.offset, take),
                 // Full text still answers; the reason is given.
                 Err(e) => {
                     semantic = json!({ "available": false, "reason": e.0.to_string() });
@@ -275,7 +285,9 @@ async fn query_vector(
         })
 }
 
-/// The stored vectors nearest to `vector`, best first, from each room asked.
+/// The stored vectors nearest to `vector`, best first, from each room asked:
+/// of all its vectors, or of the candidates the Vectorize index proposed
+/// for it when the deployment has one (rooms with none are not asked).
 async fn nearest(
     ctx: &Ctx,
     target: &Target,
@@ -284,29 +296,58 @@ async fn nearest(
     vector: &[f32],
     take: u32,
 ) -> HttpResult<Vec<Hit>> {
-    let body =
-        json!({ "model": embed::model_label(p), "vector": encode_vector(vector), "take": take });
     let rooms = rooms_of(ctx, target).await?;
-    let path = format!("/search/semantic?{qs}");
-    let calls = rooms.iter().map(|(id, _, headers)| {
-        room::call_json::<Hits>(
-            &ctx.env,
-            id,
-            Method::Post,
-            &path,
-            headers.clone(),
-            Some(&body),
-        )
+    let index = vectorize::bound(&ctx.env);
+    let asks: Vec<_> = match &index {
+        Some(index) => {
+            let proposed = {
+                let ids: Vec<&str> = rooms.iter().map(|(id, _, _)| id.as_str()).collect();
+                index.nearest(vector, &ids, take).await?
+            };
+            rooms
+                .into_iter()
+                .zip(proposed)
+                .filter(|(_, only)| !only.is_empty())
+                .map(|(room, only)| (room, Some(only)))
+                .collect()
+        }
+        None => rooms.into_iter().map(|room| (room, None)).collect(),
+    };
+    let path = &format!("/search/semantic?{qs}");
+    let calls = asks.iter().map(|((id, _, headers), only)| {
+        let mut body =
+            json!({ "model": embed::model_label(p), "vector": encode_vector(vector), "take": take });
+        if let Some(only) = only {
+            body["only"] = json!(only);
+        }
+        async move {
+            room::call_json::<Hits>(&ctx.env, id, Method::Post, path, headers.clone(), Some(&body))
+                .await
+        }
     });
     let mut found = Vec::new();
-    for ((id, name, _), answer) in rooms
-        .iter()
-        .zip(futures_util::future::join_all(calls).await)
+    let mut gone = Vec::new();
+    for (((id, name, _), _), answer) in asks.iter().zip(futures_util::future::join_all(calls).await)
     {
-        for mut h in answer?.hits {
+        let answer = answer?;
+        if !answer.gone.is_empty() {
+            gone.push((id, answer.gone));
+        }
+        for mut h in answer.hits {
             h.room_id = id.clone();
             h.room_name = name.clone();
             found.push(h);
+        }
+    }
+    if let Some(index) = &index {
+        // The gone are only never found again: a failure here loses nothing.
+        let forgetting = gone.iter().map(|(id, items)| index.forget(id, items));
+        for e in futures_util::future::join_all(forgetting)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+        {
+            worker::console_log!("vector index cleanup: {e}");
         }
     }
     found.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -436,6 +477,17 @@ pub async fn upkeep(env: &Env, room_id: &str) -> HttpResult<()> {
             // The provider failed (its calls are recorded): the next change tries again.
             return Ok(());
         };
+        // Upserted first: an item the room stores is in the index, and a
+        // failure here retries the task before the room marks it embedded.
+        if let Some(index) = vectorize::bound(env) {
+            let items: Vec<(i64, &[f32])> = pending
+                .items
+                .iter()
+                .zip(&e.vectors)
+                .map(|(item, v)| (item.id, v.as_slice()))
+                .collect();
+            index.put(room_id, &items).await?;
+        }
         let vectors: Vec<StoredVector> = pending
             .items
             .iter()

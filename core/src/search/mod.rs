@@ -2,8 +2,9 @@
 //! check-ins: what is indexed ([`index`]), the tokenising rules ([`text`]),
 //! the query syntax and its safe FTS5 form ([`query`]), the SQL both indexes
 //! run ([`sql`]: the room object's SQLite and D1 share it), highlighted
-//! snippets ([`snippet`]), ranking and fusion ([`rank`]) and the embeddings
-//! of semantic search ([`embed`]). `docs/search.md` tells the design.
+//! snippets ([`snippet`]), ranking and fusion ([`rank`]), the embeddings
+//! of semantic search ([`embed`]) and the Vectorize index that may propose
+//! their candidates ([`vectorize`]). `docs/search.md` tells the design.
 //!
 //! This module also reads a search request's parameters
 //! (`GET /api/v1/search?q=&room=&kind=&from=&after=&before=&limit=&cursor=&mode=`).
@@ -15,6 +16,7 @@ pub mod rank;
 pub mod snippet;
 pub mod sql;
 pub mod text;
+pub mod vectorize;
 
 use crate::ApiError;
 pub use index::Kind;

@@ -187,8 +187,7 @@ fn filters(req: &Request, scope: Scope, args: &mut Vec<Arg>) -> String {
         }
     }
     if !req.kinds.is_empty() {
-        let marks = vec!["?"; req.kinds.len()].join(", ");
-        sql.push_str(&format!(" AND i.kind IN ({marks})"));
+        sql.push_str(&format!(" AND i.kind IN ({})", marks(req.kinds.len())));
         args.extend(req.kinds.iter().map(|k| Arg::from(k.as_str())));
     }
     if let Some(from) = &req.from {
@@ -257,11 +256,16 @@ pub fn search(req: &Request, scope: Scope, now_ms: u64, offset: u32, limit: u32)
     stmt(sql, args)
 }
 
-/// The room's embeddings of `model` that pass the request's filters:
-/// rows of (item id, vector bytes).
-pub fn vectors(req: &Request, model: &str) -> Statement {
+/// The room's embeddings of `model` that pass the request's filters, of
+/// the items `only` names when a vector index proposed them: rows of (item
+/// id, vector bytes).
+pub fn vectors(req: &Request, model: &str, only: Option<&[i64]>) -> Statement {
     let mut args = vec![model.into()];
-    let filters = filters(req, Scope::Room, &mut args);
+    let mut filters = filters(req, Scope::Room, &mut args);
+    if let Some(ids) = only {
+        filters.push_str(&format!(" AND v.item IN ({})", marks(ids.len())));
+        args.extend(ids.iter().map(|id| Arg::Int(*id)));
+    }
     stmt(
         format!(
             "SELECT v.item AS id, v.data AS data FROM search_vectors v JOIN search_items i ON i.id = v.item
@@ -271,9 +275,26 @@ pub fn vectors(req: &Request, model: &str) -> Statement {
     )
 }
 
+/// Which of `ids` (not empty) name no item any more (deleted since their
+/// vectors were sent to a vector index): rows of (id).
+pub fn gone(ids: &[i64]) -> Statement {
+    let values = vec!["(?)"; ids.len()].join(", ");
+    stmt(
+        format!(
+            "WITH proposed(id) AS (VALUES {values})
+             SELECT id FROM proposed WHERE id NOT IN (SELECT id FROM search_items)"
+        ),
+        ids.iter().map(|id| Arg::Int(*id)).collect(),
+    )
+}
+
+fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
 /// Items by id, unhighlighted (semantic hits): rows for [`Row`].
 pub fn rows_by_id(ids: &[i64]) -> Statement {
-    let marks = vec!["?"; ids.len()].join(", ");
+    let marks = marks(ids.len());
     stmt(
         format!(
             "SELECT i.id AS id, i.room_id AS room_id, '' AS room_name, i.kind AS kind, i.ref_id AS ref_id,
@@ -784,7 +805,7 @@ pub(crate) mod tests {
         // A change makes the embedding stale: it goes with the old text.
         index(&c, "", entry(Kind::Message, "1", "x", "beta", 6));
         assert_eq!(pending(&c), 1);
-        let s = vectors(&request("anything"), "m");
+        let s = vectors(&request("anything"), "m", None);
         assert_eq!(
             c.prepare(&s.sql)
                 .unwrap()
@@ -795,6 +816,61 @@ pub(crate) mod tests {
         );
         let hits = rows(&c, &rows_by_id(&[id])).unwrap();
         assert_eq!(hits[0].snippet, "beta");
+    }
+
+    #[test]
+    fn proposed_items_are_narrowed_to_stored_vectors_and_the_gone_are_named() {
+        let c = db();
+        for (n, body) in ["alpha", "beta", "gamma"].iter().enumerate() {
+            index(&c, "", entry(Kind::Message, &n.to_string(), "x", body, 5));
+        }
+        let items: Vec<(i64, i64)> = c
+            .prepare("SELECT id, at FROM search_items ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for (id, at) in &items {
+            run(&c, &store_vector(*id, *at as u64, "m", vec![0; 8]));
+        }
+        let ids = |s: &Statement| -> Vec<i64> {
+            c.prepare(&s.sql)
+                .unwrap()
+                .query_map(rusqlite::params_from_iter(values(&s.args)), |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let (first, second) = (items[0].0, items[1].0);
+        assert_eq!(
+            ids(&vectors(&request("anything"), "m", Some(&[first, 999]))),
+            vec![first]
+        );
+        assert_eq!(ids(&vectors(&request("anything"), "m", None)).len(), 3);
+        assert_eq!(
+            ids(&vectors(&request("anything"), "other", Some(&[first]))),
+            Vec::<i64>::new()
+        );
+        index(&c, "", entry(Kind::Message, "1", "x", "beta again", 6));
+        assert_eq!(
+            ids(&vectors(&request("anything"), "m", Some(&[first, second]))),
+            vec![first],
+            "an edited item's old vector is not a candidate"
+        );
+        assert_eq!(ids(&gone(&[first, second, 999])), vec![999]);
+        for s in apply(
+            "",
+            &Change::Remove {
+                kind: Kind::Message,
+                id: "0".into(),
+            },
+            false,
+            true,
+        ) {
+            run(&c, &s);
+        }
+        assert_eq!(ids(&gone(&[first, second])), vec![first]);
     }
 
     fn word() -> impl Strategy<Value = String> {

@@ -5588,6 +5588,11 @@ export type components = {
             semantic: {
                 available: boolean;
                 reason?: string;
+                /**
+                 * @description Where the nearest vectors are looked up when semantic search is available: each room object's own vectors, or the deployment's Vectorize index (which proposes the candidates the rooms then score)
+                 * @enum {string}
+                 */
+                index?: "rooms" | "vectorize";
             };
         };
         OidcConfig: {
