@@ -314,15 +314,24 @@ async fn nearest(
         None => rooms.into_iter().map(|room| (room, None)).collect(),
     };
     let path = &format!("/search/semantic?{qs}");
+    // Encoded once: the same query goes to every room asked.
+    let ask =
+        json!({ "model": embed::model_label(p), "vector": encode_vector(vector), "take": take });
     let calls = asks.iter().map(|((id, _, headers), only)| {
-        let mut body =
-            json!({ "model": embed::model_label(p), "vector": encode_vector(vector), "take": take });
+        let mut body = ask.clone();
         if let Some(only) = only {
             body["only"] = json!(only);
         }
         async move {
-            room::call_json::<Hits>(&ctx.env, id, Method::Post, path, headers.clone(), Some(&body))
-                .await
+            room::call_json::<Hits>(
+                &ctx.env,
+                id,
+                Method::Post,
+                path,
+                headers.clone(),
+                Some(&body),
+            )
+            .await
         }
     });
     let mut found = Vec::new();
