@@ -43,28 +43,40 @@ function embedText(text) {
   if (v.every((x) => x === 0)) v[DIMS - 1] = 1;
   return v;
 }
-const embedder = { requests: [] };
-const embedPort = await freePort();
-const embedServer = createServer((req, res) => {
-  let raw = '';
-  req.on('data', (d) => { raw += d; });
-  req.on('end', () => {
-    const body = JSON.parse(raw);
-    embedder.requests.push({ path: req.url, auth: req.headers.authorization, body });
-    res.writeHead(200, { 'content-type': 'application/json' });
-    if (req.url !== '/v1/embeddings' || body.model !== 'test-embed' || !Array.isArray(body.input)) {
-      res.writeHead(400);
-      return res.end(JSON.stringify({ error: { message: 'unexpected request' } }));
-    }
-    // Answered out of order: the client must sort by index.
-    const data = body.input.map((t, index) => ({ object: 'embedding', index, embedding: embedText(t) })).reverse();
-    // "expensive" texts report a large usage (the budget test).
-    const tokens = body.input.some((t) => t.includes('expensive')) ? 10_000 : body.input.length * 5;
-    res.end(JSON.stringify({ object: 'list', data, usage: { prompt_tokens: tokens, total_tokens: tokens } }));
+/** A local HTTP server answering each JSON request with `handle(path, body, headers)` → [status, body]; its port. */
+async function scripted(handle) {
+  const port = await freePort();
+  const srv = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (d) => { raw += d; });
+    req.on('end', () => {
+      const [status, body] = handle(req.url, JSON.parse(raw), req.headers);
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    });
   });
+  await new Promise((r) => srv.listen(port, '127.0.0.1', r));
+  after(() => srv.close());
+  return port;
+}
+
+const embedder = { requests: [] };
+const embedPort = await scripted((path, body, headers) => {
+  embedder.requests.push({ path, auth: headers.authorization, body });
+  if (path !== '/v1/embeddings' || body.model !== 'test-embed' || !Array.isArray(body.input)) {
+    return [400, { error: { message: 'unexpected request' } }];
+  }
+  // Answered out of order: the client must sort by index.
+  const data = body.input.map((t, index) => ({ object: 'embedding', index, embedding: embedText(t) })).reverse();
+  // "expensive" texts report a large usage (the budget test).
+  const tokens = body.input.some((t) => t.includes('expensive')) ? 10_000 : body.input.length * 5;
+  return [200, { object: 'list', data, usage: { prompt_tokens: tokens, total_tokens: tokens } }];
 });
-await new Promise((r) => embedServer.listen(embedPort, '127.0.0.1', r));
-after(() => embedServer.close());
+const embeddings = {
+  AI_PROVIDERS: JSON.stringify([{ kind: 'openai', base_url: `http://127.0.0.1:${embedPort}/v1`, model: 'unused-chat',
+    embedding_model: 'test-embed', key: 'EMBED_KEY', timeout_ms: 2000 }]),
+  EMBED_KEY: 'sk-embed',
+};
 
 // ---- the Vectorize test double ---------------------------------------------
 // wrangler dev simulates no Vectorize index, so tests/vectorize/worker.mjs
@@ -77,42 +89,33 @@ const cosine = (a, b) => {
   for (let i = 0; i < a.length; i += 1) { dot += a[i] * b[i]; na += a[i] ** 2; nb += b[i] ** 2; }
   return dot / Math.sqrt(na * nb || 1);
 };
-const indexPort = await freePort();
-const indexServer = createServer((req, res) => {
-  let raw = '';
-  req.on('data', (d) => { raw += d; });
-  req.on('end', () => {
-    const args = JSON.parse(raw);
-    const answer = (status, body) => { res.writeHead(status, { 'content-type': 'application/json' }); res.end(JSON.stringify(body)); };
-    if (vectorIndex.failing) return answer(500, 'VECTOR_QUERY_ERROR (code = 40006): the index is down');
-    if (req.url === '/upsert') {
-      for (const v of args.vectors) {
-        if (v.values.length !== DIMS || typeof v.metadata?.room !== 'string' || v.id.length > 64) return answer(400, `bad vector ${v.id}`);
-        vectorIndex.vectors.set(v.id, v);
-      }
-      return answer(200, { mutationId: String(vectorIndex.vectors.size) });
+const indexPort = await scripted((path, args) => {
+  if (vectorIndex.failing) return [500, 'VECTOR_QUERY_ERROR (code = 40006): the index is down'];
+  if (path === '/upsert') {
+    for (const v of args.vectors) {
+      if (v.values.length !== DIMS || typeof v.metadata?.room !== 'string' || v.id.length > 64) return [400, `bad vector ${v.id}`];
+      vectorIndex.vectors.set(v.id, v);
     }
-    if (req.url === '/deleteByIds') {
-      for (const id of args.ids) vectorIndex.vectors.delete(id);
-      vectorIndex.deleted.push(...args.ids);
-      return answer(200, { mutationId: 'd' });
-    }
-    const { vector, options } = args;
-    vectorIndex.queries.push(options);
-    const rooms = options.filter?.room?.$in;
-    if (vector.length !== DIMS || !Array.isArray(rooms) || options.topK > 100 || JSON.stringify(options.filter).length > 2048) {
-      return answer(400, 'VECTOR_QUERY_ERROR: a query Vectorize refuses');
-    }
-    const matches = [...vectorIndex.vectors.values()]
-      .filter((v) => rooms.includes(v.metadata.room))
-      .map((v) => ({ id: v.id, score: cosine(vector, v.values) }))
-      .sort((a, b) => b.score - a.score)
-      .slice(0, options.topK);
-    return answer(200, { count: matches.length, matches });
-  });
+    return [200, { mutationId: String(vectorIndex.vectors.size) }];
+  }
+  if (path === '/deleteByIds') {
+    for (const id of args.ids) vectorIndex.vectors.delete(id);
+    vectorIndex.deleted.push(...args.ids);
+    return [200, { mutationId: 'd' }];
+  }
+  const { vector, options } = args;
+  vectorIndex.queries.push(options);
+  const rooms = options.filter?.room?.$in;
+  if (vector.length !== DIMS || !Array.isArray(rooms) || options.topK > 100 || JSON.stringify(options.filter).length > 2048) {
+    return [400, 'VECTOR_QUERY_ERROR: a query Vectorize refuses'];
+  }
+  const matches = [...vectorIndex.vectors.values()]
+    .filter((v) => rooms.includes(v.metadata.room))
+    .map((v) => ({ id: v.id, score: cosine(vector, v.values) }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, options.topK);
+  return [200, { count: matches.length, matches }];
 });
-await new Promise((r) => indexServer.listen(indexPort, '127.0.0.1', r));
-after(() => indexServer.close());
 const indexConfig = joinPath(mkdtempSync(joinPath(tmpdir(), 'tessera-vectorize-')), 'wrangler.toml');
 writeFileSync(indexConfig, [
   'name = "tessera-test-vectorize"',
@@ -123,22 +126,8 @@ writeFileSync(indexConfig, [
 ].join('\n'));
 
 const server = await startServer();
-const semanticServer = await startServer({
-  vars: {
-    AI_PROVIDERS: JSON.stringify([{ kind: 'openai', base_url: `http://127.0.0.1:${embedPort}/v1`, model: 'unused-chat',
-      embedding_model: 'test-embed', key: 'EMBED_KEY', timeout_ms: 2000 }]),
-    EMBED_KEY: 'sk-embed',
-    AI_ROOM_DAILY_TOKENS: '5000',
-  },
-});
-const vectorizeServer = await startServer({
-  vars: {
-    AI_PROVIDERS: JSON.stringify([{ kind: 'openai', base_url: `http://127.0.0.1:${embedPort}/v1`, model: 'unused-chat',
-      embedding_model: 'test-embed', key: 'EMBED_KEY', timeout_ms: 2000 }]),
-    EMBED_KEY: 'sk-embed',
-  },
-  services: { VECTORIZE: indexConfig },
-});
+const semanticServer = await startServer({ vars: { ...embeddings, AI_ROOM_DAILY_TOKENS: '5000' } });
+const vectorizeServer = await startServer({ vars: embeddings, services: { VECTORIZE: indexConfig } });
 
 // ---- helpers ------------------------------------------------------------
 async function roomWith(srv, owner, ...people) {
