@@ -8,12 +8,16 @@
 // client sends its share and every client (the sender too) receives every
 // message; fan-out latency is receive time minus send time, over all
 // deliveries. Then, with 100 clients, rates rise until p99 passes 50 ms or a
-// delivery is lost: the last rate that held is the sustained maximum.
+// delivery is lost: the last rate that held is the sustained maximum. Both
+// servers run for the whole benchmark and the targets take turns run by run.
+// CPU per delivered message is the server's CPU time (every process of its
+// wrangler dev, read from /proc) over the deliveries, warm-up included.
 import WebSocket from 'ws';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { api, launch, randomIp, register, ROOT } from '../../tests/harness.mjs';
 import { arg } from '../args.mjs';
+import { cpuOf } from '../cpu.mjs';
 
 const RUNS = arg('runs', 3);
 const SECONDS = arg('seconds', 5);
@@ -40,11 +44,13 @@ async function measure(clients, rate, seconds, tag) {
   const lat = [];
   let window = { from: Infinity, to: -Infinity };
   const received = new Map();
+  let delivered = 0;
   for (const c of clients) {
     c.ws.removeAllListeners('message');
     c.ws.on('message', (data) => {
       const m = BODY_T.exec(data.toString());
       if (!m) return;
+      delivered += 1;
       const t = Number(m[1]);
       if (t >= window.from && t <= window.to) {
         lat.push(now() - t);
@@ -78,7 +84,7 @@ async function measure(clients, rate, seconds, tag) {
   // "lost": not delivered within the 1.5 s drain after the last send.
   const expected = stamps.length * clients.length;
   lat.sort((a, b) => a - b);
-  return { sent: stamps.length, deliveries: lat.length, lost: expected - lat.length, p50: pct(lat, 50), p99: pct(lat, 99) };
+  return { sent: stamps.length, deliveries: lat.length, delivered, lost: expected - lat.length, p50: pct(lat, 50), p99: pct(lat, 99) };
 }
 
 /** Targets: how to make a room with `n` connected clients, and close it. */
@@ -105,64 +111,71 @@ function jsRoom(server) {
   };
 }
 
-async function suite(name, makeRoom) {
-  const rows = [];
-  for (const n of [10, 100]) {
-    for (const rate of [50, 500]) {
-      const runs = [];
-      for (let r = 0; r < RUNS; r += 1) {
-        const clients = await makeRoom(n);
-        runs.push(await measure(clients, rate, SECONDS, `${name}-${n}-${rate}-${r}`));
-        clients.forEach((c) => c.ws.terminate());
-      }
-      const row = {
-        target: name, clients: n, rate,
-        p50: median(runs.map((x) => x.p50)), p99: median(runs.map((x) => x.p99)),
-        lost: runs.reduce((a, x) => a + x.lost, 0), runs,
-      };
-      console.log(`${name} ${n} clients ${rate}/s: p50 ${row.p50.toFixed(2)} ms, p99 ${row.p99.toFixed(2)} ms, lost ${row.lost}`);
-      rows.push(row);
-    }
-  }
-  const maxima = [];
-  for (let r = 0; r < RUNS; r += 1) {
-    let best = 0;
-    for (const rate of [100, 200, 300, 400, 500, 750, 1000, 1500, 2000]) {
-      const clients = await makeRoom(100);
-      const m = await measure(clients, rate, 3, `${name}-max-${r}-${rate}`);
-      clients.forEach((c) => c.ws.terminate());
-      console.log(`${name} 100 clients ${rate}/s: p99 ${m.p99.toFixed(2)} ms, lost ${m.lost}`);
-      if (m.p99 > 50 || m.lost > 0) break;
-      best = rate;
-    }
-    maxima.push(best);
-  }
-  return { rows, max_rate: median(maxima), maxima };
+/** One measured stretch on a fresh room of `n` clients, with the server's CPU per delivered message. */
+async function stretch(target, n, rate, seconds, tag) {
+  const clients = await target.makeRoom(n);
+  const before = cpuOf(target.server.pid).all;
+  const m = await measure(clients, rate, seconds, tag);
+  m.cpu_us_per_delivery = ((cpuOf(target.server.pid).all - before) * 1e6) / Math.max(1, m.delivered);
+  clients.forEach((c) => c.ws.terminate());
+  return m;
 }
 
-const results = { date: new Date().toISOString(), runs: RUNS, seconds: SECONDS, suites: {} };
 const ts = await launch({ vars: { CHAT_RATE_PER_SEC: '100000' } });
+const js = await launch({ config: join(ROOT, 'bench/chat/js-room/wrangler.toml') });
+const results = { date: new Date().toISOString(), runs: RUNS, seconds: SECONDS, suites: {} };
 try {
   const people = [];
   for (let i = 0; i < 100; i += 1) people.push(await register(ts, `Bench${i}`));
-  results.suites.tessera = await suite('tessera', await tessera(ts, people));
+  const targets = {
+    tessera: { server: ts, makeRoom: await tessera(ts, people) },
+    partyserver: { server: js, makeRoom: jsRoom(js) },
+  };
+  for (const name of Object.keys(targets)) results.suites[name] = { rows: [], maxima: [] };
+  for (const n of [10, 100]) {
+    for (const rate of [50, 500]) {
+      const runs = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
+      for (let r = 0; r < RUNS; r += 1) {
+        for (const [name, target] of Object.entries(targets)) {
+          runs[name].push(await stretch(target, n, rate, SECONDS, `${name}-${n}-${rate}-${r}`));
+        }
+      }
+      for (const [name, rs] of Object.entries(runs)) {
+        const row = {
+          target: name, clients: n, rate,
+          p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)),
+          cpu_us_per_delivery: median(rs.map((x) => x.cpu_us_per_delivery)),
+          lost: rs.reduce((a, x) => a + x.lost, 0), runs: rs,
+        };
+        console.log(`${name} ${n} clients ${rate}/s: p50 ${row.p50.toFixed(2)} ms, p99 ${row.p99.toFixed(2)} ms, CPU ${row.cpu_us_per_delivery.toFixed(0)} µs/delivery, lost ${row.lost}`);
+        results.suites[name].rows.push(row);
+      }
+    }
+  }
+  for (let r = 0; r < RUNS; r += 1) {
+    for (const [name, target] of Object.entries(targets)) {
+      let best = 0;
+      for (const rate of [25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000]) {
+        const m = await stretch(target, 100, rate, 3, `${name}-max-${r}-${rate}`);
+        console.log(`${name} 100 clients ${rate}/s: p99 ${m.p99.toFixed(2)} ms, CPU ${m.cpu_us_per_delivery.toFixed(0)} µs/delivery, lost ${m.lost}`);
+        if (m.p99 > 50 || m.lost > 0) break;
+        best = rate;
+      }
+      results.suites[name].maxima.push(best);
+    }
+  }
+  for (const suite of Object.values(results.suites)) suite.max_rate = median(suite.maxima);
 } finally {
-  await ts.cleanup();
-}
-const js = await launch({ config: join(ROOT, 'bench/chat/js-room/wrangler.toml') });
-try {
-  results.suites.partyserver = await suite('partyserver', jsRoom(js));
-} finally {
-  await js.cleanup();
+  await Promise.all([ts.cleanup(), js.cleanup()]);
 }
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
 const out = join(ROOT, 'bench/results', `chat-${Date.now()}.json`);
 writeFileSync(out, JSON.stringify(results, null, 1));
-console.log('\n| clients | msg/s | Tessera p50 | Tessera p99 | partyserver p50 | partyserver p99 | lost (T/JS) |');
-console.log('|---|---|---|---|---|---|---|');
+console.log('\n| clients | msg/s | Tessera p50 | Tessera p99 | partyserver p50 | partyserver p99 | CPU µs per delivery (T/JS) | lost (T/JS) |');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const [i, t] of results.suites.tessera.rows.entries()) {
   const j = results.suites.partyserver.rows[i];
-  console.log(`| ${t.clients} | ${t.rate} | ${t.p50.toFixed(2)} ms | ${t.p99.toFixed(2)} ms | ${j.p50.toFixed(2)} ms | ${j.p99.toFixed(2)} ms | ${t.lost}/${j.lost} |`);
+  console.log(`| ${t.clients} | ${t.rate} | ${t.p50.toFixed(2)} ms | ${t.p99.toFixed(2)} ms | ${j.p50.toFixed(2)} ms | ${j.p99.toFixed(2)} ms | ${t.cpu_us_per_delivery.toFixed(0)} / ${j.cpu_us_per_delivery.toFixed(0)} | ${t.lost}/${j.lost} |`);
 }
 console.log(`\nhighest sustained rate, 100 clients, p99 ≤ 50 ms, no loss: Tessera ${results.suites.tessera.max_rate}/s (runs ${results.suites.tessera.maxima}), partyserver ${results.suites.partyserver.max_rate}/s (runs ${results.suites.partyserver.maxima})`);
 console.log(`raw results: ${out}`);

@@ -19,6 +19,7 @@ import * as Y from 'yjs';
 import { api, freePort, launch, register, ROOT } from '../../tests/harness.mjs';
 import { frame, median, openWs, replayYjs, sendAll, sleep, trace, updatesFor } from './replay.mjs';
 import { arg } from '../args.mjs';
+import { cpuOf } from '../cpu.mjs';
 
 const RUNS = arg('runs', 3);
 const EDITS = arg('edits', trace.txns.length);
@@ -48,12 +49,12 @@ for (const [mode, { updates, final }] of Object.entries(modes)) {
 // Every server runs for the whole benchmark and the targets take turns, run by
 // run, so that a slow spell of the shared machine falls on all of them alike.
 // The per-socket message rate is lifted: the replay sends as fast as it can.
-const tessera = await launch({ vars: { DOC_RATE_PER_SEC: '1000000' } });
+const tessera = await launch({ vars: { DOC_RATE_PER_SEC: '1000000', DOC_STATS: '1' } });
 const jsWorker = await launch({ config: join(ROOT, 'bench/docs/js-worker/wrangler.toml') });
 const rustFloor = await launch({ config: join(ROOT, 'bench/docs/rust-floor/wrangler.toml') });
 const wsPort = await freePort();
 const wsServer = spawn(process.execPath, [join(ROOT, 'node_modules/@y/websocket-server/src/server.js')], {
-  env: { ...process.env, HOST: '127.0.0.1', PORT: String(wsPort) }, stdio: 'ignore',
+  env: { ...process.env, HOST: '127.0.0.1', PORT: String(wsPort) }, stdio: 'ignore', detached: true,
 });
 const ws = (server) => server.url.replace('http', 'ws');
 try {
@@ -67,8 +68,18 @@ try {
       t.token = owner.token;
       const room = (await api(tessera, 'POST', '/api/v1/rooms', { token: owner.token, body: { name: 'bench', kind: 'group' } })).body.id;
       const url = `${ws(tessera)}/api/v1/rooms/${room}/docs/paper?token=${owner.token}`;
+      const logged = tessera.logs.length;
       const ms = await replayYjs(url, url, updates, final, () => ({ 'cf-connecting-ip': `198.18.${r}.${Math.floor(Math.random() * 250)}` }));
-      await sleep(300);
+      // What the write path did, which the room logs when its last document socket closes.
+      const STATS = /doc stats: (\d+) flushes, (\d+) updates, (\d+) rows, (\d+) snapshots/;
+      let stats;
+      for (let i = 0; i < 100 && !(stats = STATS.exec(tessera.logs.slice(logged))); i += 1) await sleep(100);
+      if (!stats) throw new Error('the room logged no doc stats within 10 s of the replay');
+      const [flushes, stored, rows, snapshots] = stats.slice(1).map(Number);
+      if (stored !== updates.length) throw new Error(`the room stored ${stored} updates of ${updates.length}`);
+      (t.flushes ??= []).push(flushes);
+      (t.rows ??= []).push(rows);
+      (t.snapshots ??= []).push(snapshots);
       const list = await api(tessera, 'GET', `/api/v1/rooms/${room}/docs`, { token: owner.token });
       (t.stored_bytes ??= []).push(list.body.docs[0].bytes);
       t.room = room;
@@ -85,13 +96,21 @@ try {
       return replayYjs(url, url, updates, final);
     },
   };
+  // The process group whose CPU each target costs (y-partyserver shares the JS floor's).
+  const groups = { tessera: tessera.pid, floor: jsWorker.pid, 'rust floor': rustFloor.pid, 'y-partyserver': jsWorker.pid, 'y-websocket-server': wsServer.pid };
   for (const [mode, data] of Object.entries(modes)) {
-    for (const name of Object.keys(targets)) results.modes[mode].targets[name] = { ms: [] };
+    for (const name of Object.keys(targets)) results.modes[mode].targets[name] = { ms: [], cpu_us: [], workerd_cpu_us: [] };
     for (let r = 0; r < RUNS; r += 1) {
       for (const [name, run] of Object.entries(targets)) {
         const t = results.modes[mode].targets[name];
+        const before = cpuOf(groups[name]);
         t.ms.push(await run(mode, data, r, t));
-        console.log(`${mode}, run ${r + 1}: ${name} ${t.ms.at(-1).toFixed(0)} ms`);
+        const after = cpuOf(groups[name]);
+        // Per message sent: every process of the server (wrangler, its proxy, workerd), and workerd alone.
+        t.cpu_us.push(((after.all - before.all) * 1e6) / data.updates.length);
+        t.workerd_cpu_us.push(((after.workerd - before.workerd) * 1e6) / data.updates.length);
+        const rows = t.rows ? `, ${t.flushes.at(-1)} flushes, ${t.rows.at(-1)} rows, ${t.snapshots.at(-1)} snapshots` : '';
+        console.log(`${mode}, run ${r + 1}: ${name} ${t.ms.at(-1).toFixed(0)} ms, CPU ${t.cpu_us.at(-1).toFixed(0)} µs/message (workerd ${t.workerd_cpu_us.at(-1).toFixed(0)})${rows}`);
       }
     }
   }
@@ -138,11 +157,16 @@ try {
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
 const out = join(ROOT, 'bench/results', `docs-${Date.now()}.json`);
 writeFileSync(out, JSON.stringify(results, null, 1));
-console.log('\n| mode | updates | Tessera | floor (JS) | floor (Rust) | y-partyserver | y-websocket-server | Tessera / floor |');
-console.log('|---|---|---|---|---|---|---|---|');
+const names = ['tessera', 'floor', 'rust floor', 'y-partyserver', 'y-websocket-server'];
+console.log(`\n| mode | updates | ${names.join(' | ')} | Tessera / Rust floor |`);
+console.log(`|---|---|${names.map(() => '---|').join('')}---|`);
 for (const [mode, m] of Object.entries(results.modes)) {
-  const med = (k) => median(m.targets[k].ms);
-  const cell = (k) => `${(med(k) / 1000).toFixed(2)} s (${Math.round(m.updates / (med(k) / 1000))}/s)`;
-  console.log(`| ${mode} | ${m.updates} | ${cell('tessera')} | ${cell('floor')} | ${cell('rust floor')} | ${cell('y-partyserver')} | ${cell('y-websocket-server')} | ${(med('tessera') / med('floor')).toFixed(2)}× |`);
+  const med = (k, f = 'ms') => median(m.targets[k][f]);
+  // Replay time, then CPU per message (workerd's; y-websocket-server's whole process).
+  const cell = (k) => `${(med(k) / 1000).toFixed(2)} s, ${med(k, k === 'y-websocket-server' ? 'cpu_us' : 'workerd_cpu_us').toFixed(0)} µs`;
+  const ratio = `${(med('tessera') / med('rust floor')).toFixed(2)}× time, ${(med('tessera', 'workerd_cpu_us') / med('rust floor', 'workerd_cpu_us')).toFixed(2)}× CPU`;
+  console.log(`| ${mode} | ${m.updates} | ${names.map(cell).join(' | ')} | ${ratio} |`);
+  const t = m.targets.tessera;
+  console.log(`Tessera, ${mode}: per 1,000 updates ${((median(t.flushes) * 1000) / m.updates).toFixed(1)} flushes, ${((median(t.rows) * 1000) / m.updates).toFixed(1)} rows; ${median(t.snapshots)} snapshots`);
 }
 console.log(`raw results: ${out}`);

@@ -21,10 +21,10 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from 'node:os';
 import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import * as Y from 'yjs';
 import { api, launch, randomIp, register, ROOT } from '../../tests/harness.mjs';
 import { arg } from '../args.mjs';
+import { cpuOf } from '../cpu.mjs';
 
 const MESSAGES = arg('messages', 100_000);
 const ROOMS = arg('rooms', 50);
@@ -177,21 +177,6 @@ async function latency(server, owner, rooms) {
   return rows;
 }
 
-/** CPU seconds of every process in a process group (wrangler and workerd). */
-function cpuOf(pgid) {
-  const tick = Number(execFileSync('getconf', ['CLK_TCK']).toString());
-  let total = 0;
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) !== pgid) continue;
-      total += (Number(fields[11]) + Number(fields[12])) / tick;
-    } catch { /* gone */ }
-  }
-  return total;
-}
-
 /** Bytes of the search tables and rows of `counted` in the SQLite files under `dir`. */
 function storedBytes(dir, counted) {
   const files = [];
@@ -232,12 +217,12 @@ async function cost(servers) {
     const ws = await open(`${server.url.replace('http', 'ws')}/api/v1/rooms/${room}/ws?token=${owner.token}`);
     await sendAll(ws, ['warm up'], { tag: 'warm' });
     await sleep(2000);
-    const cpu0 = cpuOf(server.pid);
+    const cpu0 = cpuOf(server.pid).all;
     const bodies = Array.from({ length: COST }, () => sentence(20));
     const times = await sendAll(ws, bodies, { window: 1, rate: 100, tag: 'cost' });
     // Let the outbox reach D1 before the bytes are counted.
     await sleep(5000);
-    const cpu = cpuOf(server.pid) - cpu0;
+    const cpu = cpuOf(server.pid).all - cpu0;
     ws.close();
     out[name] = {
       p50: pct(times, 50),

@@ -345,6 +345,17 @@ impl RoomDO {
         for effect in effects {
             match effect {
                 DocEffect::Reply(reply) => {
+                    // The answer to a SyncStep1 holds the document as it is in
+                    // memory: what it holds must be stored before it is sent.
+                    if self.pending.borrow().holds(name)
+                        && self.flush_docs().await.iter().any(|f| f == name)
+                    {
+                        ws.close(
+                            Some(1011),
+                            Some("the document could not be stored; reconnect to re-sync"),
+                        )?;
+                        return Ok(());
+                    }
                     let _ = send_js(&ws, &bytes_js(&reply));
                 }
                 DocEffect::Persist(update) => {
@@ -419,6 +430,8 @@ impl RoomDO {
         let now = now_ms();
         let store = self.doc_store();
         let mut failed = Vec::new();
+        let mut stats = self.doc_stats.get();
+        stats.flushes += 1;
         for (name, burst) in batch.bursts() {
             let groups = merge_burst(&burst);
             let rows: Vec<&[u8]> = groups.iter().map(|(_, u)| u.as_slice()).collect();
@@ -427,20 +440,24 @@ impl RoomDO {
                     store.write_burst(name, doc, &rows, now, &self.doc_limits)
                 })
                 .and_then(|r| r);
-            if let Err(e) = written {
-                worker::console_error!("writing document {name} failed: {e}");
-                self.docs.borrow_mut().remove(name);
-                for (conn, _) in &burst {
-                    if let Some(ws) = conn.and_then(|c| senders.remove(c)) {
-                        let _ = ws.close(
-                            Some(1011),
-                            Some("the update could not be stored; reconnect to re-sync"),
-                        );
+            let stored = match written {
+                Ok(stored) => stored,
+                Err(e) => {
+                    worker::console_error!("writing document {name} failed: {e}");
+                    self.docs.borrow_mut().remove(name);
+                    for (conn, _) in &burst {
+                        if let Some(ws) = conn.and_then(|c| senders.remove(c)) {
+                            let _ = ws.close(
+                                Some(1011),
+                                Some("the update could not be stored; reconnect to re-sync"),
+                            );
+                        }
                     }
+                    failed.push(name.to_string());
+                    continue;
                 }
-                failed.push(name.to_string());
-                continue;
-            }
+            };
+            stats.burst(burst.len(), rows.len(), stored);
             // The document's sockets are looked up once per flush, not per update.
             let targets = self.doc_sockets(name);
             for (conn, update) in &groups {
@@ -450,6 +467,7 @@ impl RoomDO {
             self.doc_changed(name, now);
             self.search_doc_changed(name, now);
         }
+        self.doc_stats.set(stats);
         self.ensure_backup_alarm().await;
         failed
     }
@@ -579,6 +597,9 @@ impl RoomDO {
         if !others {
             self.flush_docs().await;
             self.docs.borrow_mut().remove(name);
+            if self.log_doc_stats {
+                worker::console_log!("{}", self.doc_stats.get());
+            }
         }
         Ok(())
     }

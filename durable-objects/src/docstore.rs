@@ -183,6 +183,7 @@ impl DocStore {
             worker::Error::RustError(format!("stored document {doc} does not load: {e}"))
         })?;
         live.stored_bytes = info.bytes as usize;
+        live.snapshot_bytes = info.bytes.saturating_sub(info.tail_bytes);
         live.tail_updates = info.tail_updates;
         live.tail_bytes = info.tail_bytes;
         Ok(Some(live))
@@ -200,7 +201,7 @@ impl DocStore {
         rows: &[&[u8]],
         now_ms: u64,
         limits: &DocLimits,
-    ) -> worker::Result<()> {
+    ) -> worker::Result<StoreAs> {
         let plan = plan_write(live, rows, limits);
         let appended: &[&[u8]] = match plan {
             StoreAs::Append => rows,
@@ -228,10 +229,10 @@ impl DocStore {
             StoreAs::Append => {
                 live.tail_updates += appended.len() as u64;
                 live.tail_bytes += bytes as u64;
-                Ok(())
             }
-            StoreAs::Snapshot => self.compact(doc, live, limits),
+            StoreAs::Snapshot => self.compact(doc, live, limits)?,
         }
+        Ok(plan)
     }
 
     /// Creates an empty document (a deliberate creation: it also lifts a

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use tessera_core::chat::{read_state, record_event, ChatLimits, ChatStore, HISTORY_PAGE_MAX};
-use tessera_core::docs::{DocLimits, LiveDoc, Peer, UpdateQueue};
+use tessera_core::docs::{DocLimits, FlushStats, LiveDoc, Peer, UpdateQueue};
 use tessera_core::protocol::{ClientFrame, Identity, ServerFrame};
 use tessera_core::ratelimit::{Rate, TokenBucket};
 use tessera_core::room::{
@@ -51,6 +51,10 @@ pub struct RoomDO {
     /// broadcast skips: one handle per socket, not per update.
     pub(crate) writers: RefCell<HashMap<String, WebSocket>>,
     pub(crate) flush_scheduled: Cell<bool>,
+    /// The write path's counts, logged when a document's last socket closes
+    /// if `DOC_STATS` is set (the document benchmark reads them).
+    pub(crate) doc_stats: Cell<FlushStats>,
+    pub(crate) log_doc_stats: bool,
     pub(crate) backup_alarm_set: Cell<bool>,
     /// Whether this object lifetime has looked for approved actions a
     /// restart interrupted (see `workflows::finish_approvals`).
@@ -209,6 +213,7 @@ impl DurableObject for RoomDO {
         };
         let backup_every_ms =
             var(&env, "DOC_BACKUP_EVERY_MS").unwrap_or(crate::docs::DEFAULT_BACKUP_EVERY_MS);
+        let log_doc_stats = var::<String>(&env, "DOC_STATS").is_some();
         let room = Self {
             state,
             env,
@@ -225,6 +230,8 @@ impl DurableObject for RoomDO {
             pending: RefCell::new(UpdateQueue::default()),
             writers: RefCell::new(HashMap::new()),
             flush_scheduled: Cell::new(false),
+            doc_stats: Cell::new(FlushStats::default()),
+            log_doc_stats,
             backup_alarm_set: Cell::new(false),
             approvals_finished: Cell::new(false),
             awareness: RefCell::new(HashMap::new()),
