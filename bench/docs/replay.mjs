@@ -53,11 +53,17 @@ export function openWs(url, headers = {}) {
   });
 }
 
-/** Sends every frame, keeping the socket's buffer bounded. */
+/** Sends every frame, keeping the socket's buffer bounded; fails if the server stops reading for 30 s. */
 export async function sendAll(ws, frames) {
   for (const f of frames) {
     ws.send(f);
-    if (ws.bufferedAmount > 1 << 20) while (ws.bufferedAmount > 1 << 18) await sleep(1);
+    if (ws.bufferedAmount <= 1 << 20) continue;
+    let [last, since] = [ws.bufferedAmount, Date.now()];
+    while (ws.bufferedAmount > 1 << 18) {
+      if (ws.bufferedAmount !== last) [last, since] = [ws.bufferedAmount, Date.now()];
+      if (Date.now() - since > 30_000) throw new Error(`the server stopped reading (${last} bytes unsent, socket state ${ws.readyState})`);
+      await sleep(1);
+    }
   }
 }
 

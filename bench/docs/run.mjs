@@ -29,9 +29,11 @@ async function replayFloor(url, updates) {
   const frames = updates.map(frame);
   const t0 = performance.now();
   await sendAll(w, frames);
+  const deadline = Date.now() + 600_000;
   for (;;) {
     const count = await new Promise((resolve) => { w.once('message', (d) => resolve(Number(d.toString()))); w.send('count?'); });
     if (count >= frames.length) break;
+    if (Date.now() > deadline) throw new Error(`the floor counted ${count} of ${frames.length}`);
     await sleep(5);
   }
   const ms = performance.now() - t0;
