@@ -449,7 +449,7 @@ pub fn already_done(name: &str, refusal: &ApiError) -> bool {
         "add_member" => matches!(
             refusal,
             ApiError::Conflict {
-                code: "already_member",
+                code: crate::error::code::ALREADY_MEMBER,
                 ..
             }
         ),
@@ -532,7 +532,7 @@ impl RoomState {
                 let mut a = self.activity(args)?.clone();
                 if a.status != ActivityStatus::Proposed {
                     return Err(ApiError::Conflict {
-                        code: "invalid_transition",
+                        code: crate::error::code::INVALID_TRANSITION,
                         message: "only proposed activities take votes".into(),
                     });
                 }
@@ -681,7 +681,7 @@ impl RoomState {
     fn propose(&mut self, args: &Value, actor: &str, now: u64) -> Result<Vec<Change>, ApiError> {
         if self.activities.len() >= ACTIVITIES_MAX {
             return Err(ApiError::Conflict {
-                code: "too_many_activities",
+                code: crate::error::code::TOO_MANY_ACTIVITIES,
                 message: format!("a room holds at most {ACTIVITIES_MAX} activities"),
             });
         }
@@ -719,7 +719,7 @@ impl RoomState {
             ),
             None if self.rules.len() >= RULES_MAX => {
                 return Err(ApiError::Conflict {
-                    code: "too_many_rules",
+                    code: crate::error::code::TOO_MANY_RULES,
                     message: format!("a room holds at most {RULES_MAX} rules"),
                 })
             }
@@ -829,7 +829,7 @@ impl RoomState {
 
 fn transition_error(from: ActivityStatus, to: ActivityStatus) -> ApiError {
     ApiError::Conflict {
-        code: "invalid_transition",
+        code: crate::error::code::INVALID_TRANSITION,
         message: format!(
             "an activity cannot go from {} to {}",
             from.as_str(),
@@ -996,7 +996,7 @@ impl Approval {
         let waiting = pending().count();
         if waiting >= PENDING_APPROVALS_MAX {
             return Err(ApiError::Conflict {
-                code: "too_many_approvals",
+                code: crate::error::code::TOO_MANY_APPROVALS,
                 message: format!(
                     "the room already has {PENDING_APPROVALS_MAX} requests waiting for an owner"
                 ),
@@ -1061,7 +1061,7 @@ impl Approval {
         self.expire(now);
         if self.status != ApprovalStatus::Pending {
             return Err(ApiError::Conflict {
-                code: "approval_closed",
+                code: crate::error::code::APPROVAL_CLOSED,
                 message: "this approval was already decided or has expired".into(),
             });
         }

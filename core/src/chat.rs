@@ -4,11 +4,14 @@
 //! Durable Object's SQLite), so the engine runs natively in tests against
 //! [`MemStore`] and in the Room Durable Object against SQLite.
 
+pub use crate::protocol::{ReadMarker, StoredMessage};
+pub use crate::rooms::ReadState;
+
 use crate::files::FileRef;
-use crate::protocol::{ClientFrame, Identity, MessageView, ServerFrame};
+use crate::protocol::{ClientFrame, Identity, ServerFrame};
 use crate::rooms::{can, require, Permission};
 use crate::ApiError;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// Bounds on what one person can put into a room. Configurable per deployment.
@@ -40,60 +43,6 @@ pub const CLIENT_MSG_ID_MAX: usize = 64;
 pub const HELLO_READS_MAX: u32 = 100;
 pub const EMOJI_MAX_BYTES: usize = 32;
 pub const HISTORY_PAGE_MAX: u32 = 200;
-
-/// The stored form of a message (reactions live apart).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredMessage {
-    pub id: u64,
-    pub author: String,
-    pub author_name: String,
-    pub client_msg_id: String,
-    pub body: String,
-    pub reply_to: Option<u64>,
-    /// User ids of the people mentioned (and `"ai"` for the AI teammate).
-    pub mentions: Vec<String>,
-    /// Files of this room, as they were when the message was sent.
-    pub attachments: Vec<FileRef>,
-    /// Unix milliseconds.
-    pub created_at: u64,
-    pub edited_at: Option<u64>,
-    pub deleted: bool,
-}
-
-impl StoredMessage {
-    /// The message as clients see it. A deleted message is a tombstone: its
-    /// id, author and time, `deleted: true`, and nothing of what it said.
-    pub fn view(&self, reactions: BTreeMap<String, Vec<String>>) -> MessageView {
-        MessageView {
-            message: self.clone(),
-            seq: self.id,
-            reactions: if self.deleted {
-                BTreeMap::new()
-            } else {
-                reactions
-            },
-        }
-    }
-}
-
-/// Where one person stands in a room: their read marker, the room's head, and
-/// what arrived after the marker from others (`mentions`: of those, the
-/// messages that mention them). Fields are `null` when the room object could
-/// not be asked (a rooms list still answers).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReadState {
-    pub read_seq: Option<u64>,
-    pub head_seq: Option<u64>,
-    pub unread: Option<u64>,
-    pub mentions: Option<u64>,
-}
-
-/// Someone's read marker: every event up to `seq` has been seen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReadMarker {
-    pub user_id: String,
-    pub seq: u64,
-}
 
 /// Whether `m` counts as unread for `user` whose marker is at `read`:
 /// a live message from someone else after the marker.
@@ -538,7 +487,7 @@ fn react<S: ChatStore>(
         let existing = store.reactions(id).map_err(store_err)?;
         if !existing.contains_key(&emoji) && existing.len() >= limits.reactions_per_message {
             return Err(ApiError::Conflict {
-                code: "too_many_reactions",
+                code: crate::error::code::TOO_MANY_REACTIONS,
                 message: format!(
                     "a message holds at most {} different reactions",
                     limits.reactions_per_message
@@ -603,8 +552,7 @@ pub fn prune_upto(seq: u64, retained: u64) -> Option<u64> {
     (seq.is_multiple_of(100) && seq > retained).then(|| seq - retained)
 }
 
-/// An in-memory [`ChatStore`] (and [`RoomStore`](crate::room::RoomStore)) for
-/// tests and tools.
+/// An in-memory [`ChatStore`] (and, in `room`, `RoomStore`) for tests and tools.
 #[derive(Debug, Default, Clone)]
 pub struct MemStore {
     pub messages: BTreeMap<u64, StoredMessage>,
@@ -737,37 +685,6 @@ impl ChatStore for MemStore {
     }
     fn file(&self, id: &str) -> Result<Option<FileRef>, Self::Error> {
         Ok(self.files.get(id).cloned())
-    }
-}
-
-impl crate::room::RoomStore for MemStore {
-    fn oldest_seq(&self) -> Result<u64, Self::Error> {
-        Ok(self.events.keys().next().copied().unwrap_or(0))
-    }
-    fn events_after(&self, after: u64) -> Result<Vec<String>, Self::Error> {
-        Ok(self
-            .events
-            .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
-            .map(|(_, f)| f.to_json())
-            .collect())
-    }
-    fn known_people(&self, limit: u32) -> Result<Vec<(String, String, u64)>, Self::Error> {
-        let mut people: Vec<(String, String, u64)> = self
-            .people
-            .iter()
-            .map(|(id, name)| {
-                let seen = self.seen.get(id).copied().unwrap_or(0);
-                (id.clone(), name.clone(), seen)
-            })
-            .collect();
-        people.sort_by_key(|p| std::cmp::Reverse(p.2));
-        people.truncate(limit as usize);
-        Ok(people)
-    }
-    fn remember_person(&mut self, user: &str, name: &str, now_ms: u64) -> Result<(), Self::Error> {
-        self.people.insert(user.to_string(), name.to_string());
-        self.seen.insert(user.to_string(), now_ms);
-        Ok(())
     }
 }
 

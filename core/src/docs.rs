@@ -172,27 +172,27 @@ impl From<DocError> for ApiError {
         match e {
             DocError::MessageTooLarge(limit) => ApiError::PayloadTooLarge { limit },
             DocError::DocTooLarge(_) => ApiError::Conflict {
-                code: "document_too_large",
+                code: crate::error::code::DOCUMENT_TOO_LARGE,
                 message,
             },
             DocError::TooManyDocuments(_) => ApiError::Conflict {
-                code: "too_many_documents",
+                code: crate::error::code::TOO_MANY_DOCUMENTS,
                 message,
             },
             DocError::TooManyVersions(_) => ApiError::Conflict {
-                code: "too_many_versions",
+                code: crate::error::code::TOO_MANY_VERSIONS,
                 message,
             },
             DocError::TooManyTypes(_) => ApiError::Conflict {
-                code: "too_many_types",
+                code: crate::error::code::TOO_MANY_TYPES,
                 message,
             },
             DocError::Exists => ApiError::Conflict {
-                code: "document_exists",
+                code: crate::error::code::DOCUMENT_EXISTS,
                 message,
             },
             DocError::Deleted => ApiError::Gone {
-                code: "document_deleted",
+                code: crate::error::code::DOCUMENT_DELETED,
                 message,
             },
             DocError::TooManyMessages | DocError::TooManySyncRequests => ApiError::RateLimited {

@@ -8,6 +8,46 @@
 use crate::actor::LastChange;
 use thiserror::Error;
 
+/// The machine-readable codes that the variants carrying a `code` use, and
+/// those of socket error frames, so that every code a client may meet is named
+/// here (the variants' own codes are in [`ApiError::code`]).
+pub mod code {
+    pub const AI_RATE_LIMITED: &str = "ai_rate_limited";
+    pub const AI_UNAVAILABLE: &str = "ai_unavailable";
+    pub const ALREADY_MEMBER: &str = "already_member";
+    pub const APPROVAL_CLOSED: &str = "approval_closed";
+    pub const DIRECT_ROOM: &str = "direct_room";
+    pub const DOCUMENT_DELETED: &str = "document_deleted";
+    pub const DOCUMENT_EXISTS: &str = "document_exists";
+    pub const DOCUMENT_TOO_LARGE: &str = "document_too_large";
+    pub const EMAIL_TAKEN: &str = "email_taken";
+    pub const INVALID_TRANSITION: &str = "invalid_transition";
+    pub const INVITE_EXPIRED: &str = "invite_expired";
+    pub const INVITE_USED_UP: &str = "invite_used_up";
+    pub const LAST_OWNER: &str = "last_owner";
+    pub const OFFSET_MISMATCH: &str = "offset_mismatch";
+    pub const RATE_LIMITED: &str = "rate_limited";
+    pub const RULE_CHAIN_LIMIT: &str = "rule_chain_limit";
+    pub const SEMANTIC_UNAVAILABLE: &str = "semantic_unavailable";
+    pub const TOO_MANY_ACTIVITIES: &str = "too_many_activities";
+    pub const TOO_MANY_API_KEYS: &str = "too_many_api_keys";
+    pub const TOO_MANY_APPROVALS: &str = "too_many_approvals";
+    pub const TOO_MANY_DOCUMENTS: &str = "too_many_documents";
+    pub const TOO_MANY_INVITES: &str = "too_many_invites";
+    pub const TOO_MANY_REACTIONS: &str = "too_many_reactions";
+    pub const TOO_MANY_RULES: &str = "too_many_rules";
+    pub const TOO_MANY_SUBSCRIPTIONS: &str = "too_many_subscriptions";
+    pub const TOO_MANY_TYPES: &str = "too_many_types";
+    pub const TOO_MANY_VERSIONS: &str = "too_many_versions";
+    pub const TOO_MANY_WEBHOOKS: &str = "too_many_webhooks";
+    pub const TUS_VERSION_UNSUPPORTED: &str = "tus_version_unsupported";
+    pub const UNSUPPORTED_FILE_TYPE: &str = "unsupported_file_type";
+    pub const UPLOAD_COMPLETE: &str = "upload_complete";
+    pub const UPLOAD_EXISTS: &str = "upload_exists";
+    pub const UPLOAD_EXPIRED: &str = "upload_expired";
+    pub const UPLOAD_LOCKED: &str = "upload_locked";
+}
+
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ApiError {
     #[error("request body is not valid JSON: {0}")]

@@ -3,7 +3,7 @@
 //! sends, and the parsing that turns untrusted text into a typed frame or a clear
 //! error.
 
-use crate::chat::{ReadMarker, StoredMessage};
+use crate::files::FileRef;
 use crate::rooms::Role;
 use crate::ApiError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -252,6 +252,48 @@ impl ServerFrame {
         // Serialising these plain types cannot fail: no maps with non-string keys.
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// The stored form of a message (reactions live apart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    pub id: u64,
+    pub author: String,
+    pub author_name: String,
+    pub client_msg_id: String,
+    pub body: String,
+    pub reply_to: Option<u64>,
+    /// User ids of the people mentioned (and `"ai"` for the AI teammate).
+    pub mentions: Vec<String>,
+    /// Files of this room, as they were when the message was sent.
+    pub attachments: Vec<FileRef>,
+    /// Unix milliseconds.
+    pub created_at: u64,
+    pub edited_at: Option<u64>,
+    pub deleted: bool,
+}
+
+impl StoredMessage {
+    /// The message as clients see it. A deleted message is a tombstone: its
+    /// id, author and time, `deleted: true`, and nothing of what it said.
+    pub fn view(&self, reactions: BTreeMap<String, Vec<String>>) -> MessageView {
+        MessageView {
+            message: self.clone(),
+            seq: self.id,
+            reactions: if self.deleted {
+                BTreeMap::new()
+            } else {
+                reactions
+            },
+        }
+    }
+}
+
+/// Someone's read marker: every event up to `seq` has been seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadMarker {
+    pub user_id: String,
+    pub seq: u64,
 }
 
 #[cfg(test)]

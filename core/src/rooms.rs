@@ -88,6 +88,18 @@ pub struct RoomInfo {
     pub member_count: u32,
 }
 
+/// Where one person stands in a room: their read marker, the room's head, and
+/// what arrived after the marker from others (`mentions`: of those, the
+/// messages that mention them). Fields are `null` when the room object could
+/// not be asked (a rooms list still answers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadState {
+    pub read_seq: Option<u64>,
+    pub head_seq: Option<u64>,
+    pub unread: Option<u64>,
+    pub mentions: Option<u64>,
+}
+
 /// A room in `GET /api/v1/rooms` and `GET /api/v1/rooms/{id}`: with where
 /// the caller stands in its chat (asked of the room's object).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,7 +107,7 @@ pub struct RoomWithReads {
     #[serde(flatten)]
     pub room: RoomInfo,
     #[serde(flatten)]
-    pub reads: crate::chat::ReadState,
+    pub reads: ReadState,
 }
 
 /// A member as the member list shows them.
@@ -260,7 +272,7 @@ impl MemberChange {
     /// The refusal to leave a room without an owner.
     pub fn last_owner() -> ApiError {
         ApiError::Conflict {
-            code: "last_owner",
+            code: crate::error::code::LAST_OWNER,
             message: "the last owner cannot leave or be demoted; make someone else owner first"
                 .into(),
         }
@@ -455,7 +467,7 @@ impl CreateInvite {
         require(creator, Permission::CreateInvite)?;
         if kind == RoomKind::Direct {
             return Err(ApiError::Conflict {
-                code: "direct_room",
+                code: crate::error::code::DIRECT_ROOM,
                 message: "a direct room has exactly two people; nobody can be invited".into(),
             });
         }
@@ -488,13 +500,13 @@ pub fn check_invite_usable(
 ) -> Result<(), ApiError> {
     if now >= expires_at {
         return Err(ApiError::Gone {
-            code: "invite_expired",
+            code: crate::error::code::INVITE_EXPIRED,
             message: "this invite has expired".into(),
         });
     }
     if uses >= max_uses {
         return Err(ApiError::Gone {
-            code: "invite_used_up",
+            code: crate::error::code::INVITE_USED_UP,
             message: "this invite has been used as often as it allows".into(),
         });
     }

@@ -81,7 +81,7 @@ async fn changeable(db: &D1Database, room_id: &str) -> HttpResult<()> {
     let kind: RoomKind = kind.ok_or(ApiError::NotFound("room"))?.parse()?;
     if kind == RoomKind::Direct {
         return Err(ApiError::Conflict {
-            code: "direct_room",
+            code: tessera_core::error::code::DIRECT_ROOM,
             message: "a direct room has exactly two people; its membership cannot change".into(),
         }
         .into());
@@ -138,7 +138,7 @@ pub async fn add(
         .await?;
     if changes(&inserted)? == 0 {
         return Err(ApiError::Conflict {
-            code: "already_member",
+            code: tessera_core::error::code::ALREADY_MEMBER,
             message: "this user is already a member".into(),
         }
         .into());

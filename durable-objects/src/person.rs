@@ -373,7 +373,7 @@ impl PersonDO {
                 let known = self.subscriptions()?;
                 if known.len() >= SUBSCRIPTIONS_MAX && !known.iter().any(|(k, _)| *k == id) {
                     return Err(ApiError::Conflict {
-                        code: "too_many_subscriptions",
+                        code: tessera_core::error::code::TOO_MANY_SUBSCRIPTIONS,
                         message: format!("at most {SUBSCRIPTIONS_MAX} push subscriptions"),
                     }
                     .into());

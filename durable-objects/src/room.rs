@@ -724,10 +724,11 @@ impl RoomDO {
         self.touched();
         if let Err(e) = self.ask_ai_if_mentioned(&message.message).await {
             let (code, retry_after) = match e {
-                ApiError::RateLimited { retry_after_secs } => {
-                    ("ai_rate_limited", Some(retry_after_secs as f64))
-                }
-                _ => ("ai_unavailable", None),
+                ApiError::RateLimited { retry_after_secs } => (
+                    tessera_core::error::code::AI_RATE_LIMITED,
+                    Some(retry_after_secs as f64),
+                ),
+                _ => (tessera_core::error::code::AI_UNAVAILABLE, None),
             };
             send(
                 ws,

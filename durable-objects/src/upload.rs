@@ -19,9 +19,10 @@ use crate::store::{create_schema, select};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use std::cell::Cell;
+use tessera_core::files::call::{UploadCall, UPLOAD_CALL_HEADER};
 use tessera_core::files::{
-    http_date, parse_checksum, parse_u64_header, progress_due, take_part, BodyHasher, FileRef,
-    NewUpload, Phase, UploadState, BUFFER_ROW_BYTES, PART_BYTES,
+    http_date, parse_checksum, progress_due, take_part, BodyHasher, FileRef, NewUpload, Phase,
+    UploadState, BUFFER_ROW_BYTES, PART_BYTES,
 };
 use tessera_core::room::RoomCall;
 use tessera_core::ApiError;
@@ -52,29 +53,21 @@ pub struct UploadDO {
     schema_error: Option<String>,
 }
 
-/// What the Worker asks for at creation.
-#[derive(Deserialize)]
-struct Create {
-    id: String,
-    uploader: String,
-    upload: NewUpload,
-    expiry_secs: u64,
-}
-
-/// Calls an upload's object (named by the file id). `path` includes any query.
+/// Makes a call to an upload's object (named by the file id); `body` is a
+/// PATCH's byte stream.
 pub async fn call(
     env: &Env,
     id: &str,
-    method: Method,
-    path: &str,
-    headers: worker::Headers,
+    call: &UploadCall,
     body: Option<wasm_bindgen::JsValue>,
 ) -> HttpResult<Response> {
     let stub = env
         .durable_object("UPLOADS")?
         .id_from_name(id)?
         .get_stub()?;
-    crate::http::call_object(stub, method, path, headers, body).await
+    let headers = worker::Headers::new();
+    headers.set(UPLOAD_CALL_HEADER, &call.to_header()?)?;
+    crate::http::call_object(stub, Method::Post, "/call", headers, body).await
 }
 
 /// Erases a finished file's metadata, bytes and upload object; the caller
@@ -89,15 +82,7 @@ pub async fn discard(env: &Env, room_id: &str, id: &str) -> HttpResult<()> {
         .delete(tessera_core::files::r2_key(room_id, id))
         .await?;
     // The upload object only answers 404 once its state is gone.
-    let _ = call(
-        env,
-        id,
-        Method::Delete,
-        "/upload",
-        worker::Headers::new(),
-        None,
-    )
-    .await;
+    let _ = call(env, id, &UploadCall::Terminate, None).await;
     Ok(())
 }
 
@@ -177,51 +162,67 @@ impl UploadDO {
 
     async fn serve(&self, req: Request) -> HttpResult<Response> {
         self.schema_ready()?;
-        let path = req.path();
-        match (req.method(), path.as_str()) {
-            (Method::Post, "/create") => self.create(req).await,
-            (Method::Get, "/state") => self.status().await,
-            (Method::Patch, "/patch") => {
+        let call = UploadCall::from_header(req.headers().get(UPLOAD_CALL_HEADER)?.as_deref())?;
+        match call {
+            UploadCall::Create {
+                id,
+                uploader,
+                upload,
+                expiry_secs,
+            } => self.create(id, uploader, &upload, expiry_secs).await,
+            UploadCall::State => self.status().await,
+            UploadCall::Patch {
+                offset,
+                content_type,
+                content_length,
+                checksum,
+            } => {
                 if self.busy.replace(true) {
                     return Err(ApiError::Locked {
-                        code: "upload_locked",
+                        code: tessera_core::error::code::UPLOAD_LOCKED,
                         message: "another PATCH of this upload is in progress".into(),
                     }
                     .into());
                 }
-                let result = self.patch(req).await;
+                let result = self
+                    .patch(req, offset, content_type, content_length, checksum)
+                    .await;
                 self.busy.set(false);
                 result
             }
-            (Method::Delete, "/upload") => self.terminate().await,
-            _ => Err(ApiError::NoRoute.into()),
+            UploadCall::Terminate => self.terminate().await,
         }
     }
 
-    async fn create(&self, mut req: Request) -> HttpResult<Response> {
-        let c: Create = tessera_core::api::parse_json(&req.bytes().await?, 16 * 1024)?;
+    async fn create(
+        &self,
+        id: String,
+        uploader: String,
+        upload: &NewUpload,
+        expiry_secs: u64,
+    ) -> HttpResult<Response> {
         if self.load()?.is_some() {
             return Err(ApiError::Conflict {
-                code: "upload_exists",
+                code: tessera_core::error::code::UPLOAD_EXISTS,
                 message: "this upload already exists".into(),
             }
             .into());
         }
         let now = now_secs();
-        let key = tessera_core::files::r2_key(&c.upload.room_id, &c.id);
+        let key = tessera_core::files::r2_key(&upload.room_id, &id);
         let multipart = self
             .bucket()?
             .create_multipart_upload(key)
             .execute()
             .await?;
         let limits = tessera_core::files::FileLimits {
-            upload_expiry_secs: c.expiry_secs,
+            upload_expiry_secs: expiry_secs,
             ..Default::default()
         };
         let st = UploadState::new(
-            c.id,
-            c.uploader,
-            &c.upload,
+            id,
+            uploader,
+            upload,
             multipart.upload_id().await,
             now,
             &limits,
@@ -259,21 +260,18 @@ impl UploadDO {
         self.tus_response(200, &st)
     }
 
-    async fn patch(&self, mut req: Request) -> HttpResult<Response> {
+    /// A PATCH: `offset` and the rest as the client's headers gave them.
+    async fn patch(
+        &self,
+        mut req: Request,
+        offset: u64,
+        content_type: Option<String>,
+        content_length: Option<u64>,
+        checksum: Option<String>,
+    ) -> HttpResult<Response> {
         let mut st = self.existing()?;
-        let h = req.headers();
-        let offset = parse_u64_header("Upload-Offset", h.get("upload-offset")?.as_deref())?;
-        let content_length = h
-            .get("content-length")?
-            .map(|v| parse_u64_header("Content-Length", Some(&v)))
-            .transpose()?;
-        st.check_patch(
-            h.get("content-type")?.as_deref(),
-            offset,
-            content_length,
-            now_secs(),
-        )?;
-        let checksum = parse_checksum(h.get("upload-checksum")?.as_deref())?;
+        st.check_patch(content_type.as_deref(), offset, content_length, now_secs())?;
+        let checksum = parse_checksum(checksum.as_deref())?;
         let mut hasher = checksum.as_ref().map(|c| BodyHasher::new(c.algorithm));
         let multipart = self.multipart(&st)?;
         let mut buffer = self.load_buffer()?;
@@ -498,7 +496,7 @@ impl UploadDO {
         let st = self.existing()?;
         if self.busy.get() {
             return Err(ApiError::Locked {
-                code: "upload_locked",
+                code: tessera_core::error::code::UPLOAD_LOCKED,
                 message: "a PATCH of this upload is in progress".into(),
             }
             .into());

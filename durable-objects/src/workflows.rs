@@ -800,7 +800,7 @@ impl RoomDO {
                 );
                 if !cascade.take_effect() {
                     let e = ApiError::Conflict {
-                        code: "rule_chain_limit",
+                        code: tessera_core::error::code::RULE_CHAIN_LIMIT,
                         message: format!(
                             "one event may cause at most {} rule effects; the rest were not run",
                             tessera_core::rules::EFFECTS_PER_EVENT_MAX

@@ -195,7 +195,7 @@ pub async fn register(ctx: &Ctx, mut req: Request) -> HttpResult<Response> {
         .await?;
     if changes(&inserted)? == 0 {
         return Err(ApiError::Conflict {
-            code: "email_taken",
+            code: tessera_core::error::code::EMAIL_TAKEN,
             message: "an account with this email already exists".into(),
         }
         .into());

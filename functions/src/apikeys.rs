@@ -162,7 +162,7 @@ pub async fn create(ctx: &Ctx, mut req: Request) -> HttpResult<Response> {
         .await?;
     if changes(&inserted)? == 0 {
         return Err(ApiError::Conflict {
-            code: "too_many_api_keys",
+            code: tessera_core::error::code::TOO_MANY_API_KEYS,
             message: format!("you have {KEYS_PER_PERSON_MAX} API keys; revoke some first"),
         }
         .into());

@@ -9,10 +9,11 @@ use crate::ctx::{arg, changes, now_secs, page, Ctx};
 use crate::rooms::role_in;
 use crate::tokens::authenticate;
 use serde::Deserialize;
+use tessera_core::files::call::UploadCall;
 use tessera_core::files::{
     self, attachment_param, check_delete, check_tus_resumable, download_headers, etag,
-    if_none_match, new_upload, parse_range, room_prefix, FileInfo, FileLimits, FileList, FileUsage,
-    OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION,
+    if_none_match, new_upload, parse_range, parse_u64_header, room_prefix, FileInfo, FileLimits,
+    FileList, FileUsage, OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION,
 };
 use tessera_core::links::{sign, verify, LinkKey, LinkParams};
 use tessera_core::room::{ArchivedAnswer, RoomCall};
@@ -110,21 +111,13 @@ pub async fn create(ctx: &Ctx, req: Request) -> HttpResult<Response> {
     if changes(&inserted)? == 0 {
         return Err(quota_refusal(ctx, &upload.room_id, &user_id, upload.length, &limits).await);
     }
-    let body = serde_json::json!({
-        "id": id,
-        "uploader": user_id,
-        "upload": upload,
-        "expiry_secs": limits.upload_expiry_secs,
-    });
-    let created = upload::call(
-        &ctx.env,
-        &id,
-        Method::Post,
-        "/create",
-        Headers::new(),
-        Some(js_sys::Uint8Array::from(serde_json::to_vec(&body)?.as_slice()).into()),
-    )
-    .await;
+    let call = UploadCall::Create {
+        id: id.clone(),
+        uploader: user_id,
+        upload,
+        expiry_secs: limits.upload_expiry_secs,
+    };
+    let created = upload::call(&ctx.env, &id, &call, None).await;
     let mut created = match created {
         Ok(r) if r.status_code() == 201 => r,
         other => {
@@ -149,9 +142,7 @@ pub async fn create(ctx: &Ctx, req: Request) -> HttpResult<Response> {
         if patched.status_code() < 300 {
             created = patched;
         } else {
-            let current =
-                upload::call(&ctx.env, &id, Method::Get, "/state", Headers::new(), None).await?;
-            created = current;
+            created = upload::call(&ctx.env, &id, &UploadCall::State, None).await?;
         }
     }
     let headers = created.headers().clone();
@@ -204,15 +195,16 @@ async fn quota_refusal(
 
 /// Forwards a PATCH body (a stream) to the upload's object.
 async fn forward_patch(ctx: &Ctx, req: &Request, id: &str, offset: &str) -> HttpResult<Response> {
-    let headers = Headers::new();
-    headers.set("upload-offset", offset)?;
-    for name in ["content-type", "content-length", "upload-checksum"] {
-        if let Some(v) = header(req, name)? {
-            headers.set(name, &v)?;
-        }
-    }
+    let call = UploadCall::Patch {
+        offset: parse_u64_header("Upload-Offset", Some(offset))?,
+        content_type: header(req, "content-type")?,
+        content_length: header(req, "content-length")?
+            .map(|v| parse_u64_header("Content-Length", Some(&v)))
+            .transpose()?,
+        checksum: header(req, "upload-checksum")?,
+    };
     let body = req.inner().body().map(Into::into);
-    upload::call(&ctx.env, id, Method::Patch, "/patch", headers, body).await
+    upload::call(&ctx.env, id, &call, body).await
 }
 
 /// An upload as its uploader reaches it.
@@ -251,7 +243,7 @@ async fn upload_access(ctx: &Ctx, req: &Request, id: &str) -> HttpResult<(Access
 /// tus `HEAD /api/v1/uploads/{id}`.
 pub async fn status(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
     upload_access(ctx, &req, id).await?;
-    upload::call(&ctx.env, id, Method::Get, "/state", Headers::new(), None).await
+    upload::call(&ctx.env, id, &UploadCall::State, None).await
 }
 
 /// tus `PATCH /api/v1/uploads/{id}`: the uploader must still be allowed to
@@ -275,15 +267,7 @@ pub async fn terminate(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response
         remove(ctx, &access.room_id, id).await?;
         return no_content();
     }
-    let resp = upload::call(
-        &ctx.env,
-        id,
-        Method::Delete,
-        "/upload",
-        Headers::new(),
-        None,
-    )
-    .await?;
+    let resp = upload::call(&ctx.env, id, &UploadCall::Terminate, None).await?;
     if resp.status_code() >= 300 {
         return Ok(resp);
     }

@@ -372,7 +372,7 @@ pub async fn remove_member(
 /// Refusal when a room has as many usable invites as it may.
 fn too_many_invites() -> ApiError {
     ApiError::Conflict {
-        code: "too_many_invites",
+        code: tessera_core::error::code::TOO_MANY_INVITES,
         message: format!(
             "this room has {INVITES_LIVE_MAX} invites that can still be used; revoke some first"
         ),
@@ -528,7 +528,7 @@ pub async fn accept_invite(ctx: &Ctx, req: Request, code: &str) -> HttpResult<Re
         .await?;
     if results.get(1).map(changes).transpose()?.unwrap_or(0) == 0 {
         return Err(ApiError::Gone {
-            code: "invite_used_up",
+            code: tessera_core::error::code::INVITE_USED_UP,
             message: "this invite has been used as often as it allows".into(),
         }
         .into());

@@ -96,7 +96,7 @@ pub async fn search(ctx: &Ctx, req: worker::Request) -> HttpResult<Response> {
             // Not a passing outage (that is the 503 below) but how this
             // deployment is set up: the caller asks for what it does not offer.
             return Err(ApiError::Conflict {
-                code: "semantic_unavailable",
+                code: tessera_core::error::code::SEMANTIC_UNAVAILABLE,
                 message: embed::UNAVAILABLE.into(),
             }
             .into());

@@ -177,7 +177,7 @@ async fn refuse_past(
         .await?;
     if count.unwrap_or(0) as usize >= max {
         return Err(ApiError::Conflict {
-            code: "too_many_webhooks",
+            code: tessera_core::error::code::TOO_MANY_WEBHOOKS,
             message: format!("a room has at most {max} {what}"),
         }
         .into());

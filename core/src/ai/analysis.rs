@@ -134,7 +134,7 @@ fn extension(name: &str) -> String {
 pub fn extract_text(name: &str, content_type: &str, head: &[u8]) -> Result<String, ApiError> {
     let ext = extension(name);
     let unsupported = |why: String| ApiError::Conflict {
-        code: "unsupported_file_type",
+        code: crate::error::code::UNSUPPORTED_FILE_TYPE,
         message: why,
     };
     if ext == "pdf" || content_type == "application/pdf" {

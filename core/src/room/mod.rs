@@ -152,6 +152,37 @@ pub trait RoomStore: ChatStore {
     fn remember_person(&mut self, user: &str, name: &str, now_ms: u64) -> Result<(), Self::Error>;
 }
 
+impl RoomStore for crate::chat::MemStore {
+    fn oldest_seq(&self) -> Result<u64, Self::Error> {
+        Ok(self.events.keys().next().copied().unwrap_or(0))
+    }
+    fn events_after(&self, after: u64) -> Result<Vec<String>, Self::Error> {
+        Ok(self
+            .events
+            .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+            .map(|(_, f)| f.to_json())
+            .collect())
+    }
+    fn known_people(&self, limit: u32) -> Result<Vec<(String, String, u64)>, Self::Error> {
+        let mut people: Vec<(String, String, u64)> = self
+            .people
+            .iter()
+            .map(|(id, name)| {
+                let seen = self.seen.get(id).copied().unwrap_or(0);
+                (id.clone(), name.clone(), seen)
+            })
+            .collect();
+        people.sort_by_key(|p| std::cmp::Reverse(p.2));
+        people.truncate(limit as usize);
+        Ok(people)
+    }
+    fn remember_person(&mut self, user: &str, name: &str, now_ms: u64) -> Result<(), Self::Error> {
+        self.people.insert(user.to_string(), name.to_string());
+        self.seen.insert(user.to_string(), now_ms);
+        Ok(())
+    }
+}
+
 /// A room's chat sockets: the limits and the per-person rate buckets.
 #[derive(Debug, Clone)]
 pub struct Room {
@@ -503,7 +534,7 @@ impl Room {
             Ok(())
         };
         limited.err().map(|(message, wait_ms)| ServerFrame::Error {
-            code: "rate_limited".into(),
+            code: crate::error::code::RATE_LIMITED.into(),
             message,
             reference,
             retry_after: Some(wait_ms as f64 / 1000.0),

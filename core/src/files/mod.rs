@@ -6,6 +6,8 @@
 //! The Upload Durable Object and the Worker only move bytes; every decision about
 //! them is made here.
 
+pub mod call;
+
 use crate::rooms::{can, require, Permission, Role};
 use crate::ApiError;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -157,13 +159,13 @@ pub fn check_tus_resumable(header: Option<&str>) -> Result<(), ApiError> {
     match header.map(str::trim) {
         Some(TUS_VERSION) => Ok(()),
         Some(other) => Err(ApiError::PreconditionFailed {
-            code: "tus_version_unsupported",
+            code: crate::error::code::TUS_VERSION_UNSUPPORTED,
             message: format!(
                 "Tus-Resumable {other} is not supported; this server speaks {TUS_VERSION}"
             ),
         }),
         None => Err(ApiError::PreconditionFailed {
-            code: "tus_version_unsupported",
+            code: crate::error::code::TUS_VERSION_UNSUPPORTED,
             message: format!(
                 "the Tus-Resumable header is required (this server speaks {TUS_VERSION})"
             ),
@@ -529,7 +531,7 @@ impl UploadState {
         match self.phase {
             Phase::Terminated => Err(ApiError::NotFound("upload")),
             Phase::Expired => Err(ApiError::Gone {
-                code: "upload_expired",
+                code: crate::error::code::UPLOAD_EXPIRED,
                 message: "this upload expired before it was finished; start a new one".into(),
             }),
             _ => Ok(()),
@@ -547,7 +549,7 @@ impl UploadState {
         self.check_exists()?;
         if self.phase == Phase::Receiving && now_secs >= self.expires_at {
             return Err(ApiError::Gone {
-                code: "upload_expired",
+                code: crate::error::code::UPLOAD_EXPIRED,
                 message: "this upload expired before it was finished; start a new one".into(),
             });
         }
@@ -559,7 +561,7 @@ impl UploadState {
         }
         if offset != self.offset {
             return Err(ApiError::Conflict {
-                code: "offset_mismatch",
+                code: crate::error::code::OFFSET_MISMATCH,
                 message: format!(
                     "Upload-Offset is {offset} but the upload is at {}; ask with HEAD and resume from there",
                     self.offset
@@ -568,7 +570,7 @@ impl UploadState {
         }
         if self.phase != Phase::Receiving {
             return Err(ApiError::Conflict {
-                code: "upload_complete",
+                code: crate::error::code::UPLOAD_COMPLETE,
                 message: "every byte of this upload was already received".into(),
             });
         }
