@@ -16,6 +16,8 @@ use crate::room::RoomDO;
 use crate::store::select;
 use serde::Deserialize;
 use serde_json::Value;
+use std::cell::RefCell;
+use std::rc::Rc;
 use tessera_core::chat::StoredMessage;
 use tessera_core::notify::fanout::{self, Delivery};
 use tessera_core::notify::jobs::{message_id, Job};
@@ -83,6 +85,14 @@ struct HookRow {
     events: String,
 }
 
+/// What the room keeps in memory for notifications: its webhooks, read from
+/// storage once per object lifetime and replaced when the Worker sets them,
+/// so that a message does not read them (every message asks for its hooks).
+#[derive(Default)]
+pub struct NotifyState {
+    hooks: RefCell<Option<Rc<[Hook]>>>,
+}
+
 impl RoomDO {
     /// `POST /webhooks`: the enabled hooks of the room, replacing the list.
     pub(crate) async fn set_webhooks(&self, req: &mut Request) -> HttpResult<Response> {
@@ -91,6 +101,8 @@ impl RoomDO {
             return Err(tessera_core::ApiError::invalid("too many hooks").into());
         }
         let sql = self.state.storage().sql();
+        // Forgotten first: if a write below fails, the next message reads storage.
+        self.notify.hooks.replace(None);
         sql.exec("DELETE FROM webhooks", None)?;
         for h in &body.hooks {
             sql.exec(
@@ -101,7 +113,9 @@ impl RoomDO {
                 ],
             )?;
         }
-        json(200, &serde_json::json!({ "hooks": body.hooks.len() }))
+        let count = body.hooks.len();
+        self.notify.hooks.replace(Some(body.hooks.into()));
+        json(200, &serde_json::json!({ "hooks": count }))
     }
 
     /// `POST /watch`: a person's `/me` socket opened (`on`) or its last one
@@ -235,17 +249,28 @@ impl RoomDO {
 
     /// The hooks that chose `event`.
     fn hooks_for(&self, event: EventType) -> Vec<String> {
-        let rows: Vec<HookRow> = select(
-            &self.state.storage().sql(),
-            "SELECT id, events FROM webhooks",
-            None,
-        )
-        .unwrap_or_default();
-        rows.into_iter()
-            .filter(|r| {
-                serde_json::from_str::<Vec<EventType>>(&r.events).is_ok_and(|e| e.contains(&event))
-            })
-            .map(|r| r.id)
+        let cached = self.notify.hooks.borrow().clone();
+        let hooks = cached.unwrap_or_else(|| {
+            let rows: Vec<HookRow> = select(
+                &self.state.storage().sql(),
+                "SELECT id, events FROM webhooks",
+                None,
+            )
+            .unwrap_or_default();
+            let hooks: Rc<[Hook]> = rows
+                .into_iter()
+                .map(|r| Hook {
+                    events: serde_json::from_str(&r.events).unwrap_or_default(),
+                    id: r.id,
+                })
+                .collect();
+            self.notify.hooks.replace(Some(hooks.clone()));
+            hooks
+        });
+        hooks
+            .iter()
+            .filter(|h| h.events.contains(&event))
+            .map(|h| h.id.clone())
             .collect()
     }
 
@@ -260,12 +285,11 @@ impl RoomDO {
             .and_then(|id| self.store_message(id))
             .map(|parent| parent.author);
         let deliveries = fanout::for_message(&room_id, m, replied.as_deref());
-        let data = serde_json::json!({ "message": m });
         self.queue_webhooks(
             &room_id,
             EventType::MessagePosted,
             &m.id.to_string(),
-            &data,
+            || serde_json::json!({ "message": m }),
             m.created_at,
         );
         if deliveries.is_empty() {
@@ -287,7 +311,7 @@ impl RoomDO {
         };
         let now = crate::clock::now_ms();
         if let Some(kind) = EventType::of_room_event(event) {
-            self.queue_webhooks(&room_id, kind, &format!("e{seq}"), data, now);
+            self.queue_webhooks(&room_id, kind, &format!("e{seq}"), || data.clone(), now);
         }
         if !matches!(
             event,
@@ -322,7 +346,7 @@ impl RoomDO {
                 &room_id,
                 EventType::CheckinDone,
                 &what,
-                data,
+                || data.clone(),
                 crate::clock::now_ms(),
             );
         }
@@ -334,13 +358,20 @@ impl RoomDO {
     }
 
     /// One queued delivery per hook that chose the event; the same message id
-    /// for every hook and attempt.
-    fn queue_webhooks(&self, room_id: &str, event: EventType, what: &str, data: &Value, at: u64) {
+    /// for every hook and attempt. `data` is built only if a hook wants it.
+    fn queue_webhooks(
+        &self,
+        room_id: &str,
+        event: EventType,
+        what: &str,
+        data: impl FnOnce() -> Value,
+        at: u64,
+    ) {
         let hooks = self.hooks_for(event);
         if hooks.is_empty() {
             return;
         }
-        let body = payload(event, room_id, at, data);
+        let body = payload(event, room_id, at, &data());
         let msg_id = message_id(room_id, what);
         let jobs: Vec<Job> = hooks
             .into_iter()

@@ -82,6 +82,8 @@ pub struct RoomDO {
     last_touch_ms: Cell<u64>,
     /// The search index's upkeep (see `search`).
     pub(crate) search: crate::search::SearchState,
+    /// The webhooks, cached (see `notify`).
+    pub(crate) notify: crate::notify::NotifyState,
     schema_error: Option<String>,
 }
 
@@ -245,6 +247,7 @@ impl DurableObject for RoomDO {
             ai_bucket: RefCell::new(None),
             last_touch_ms: Cell::new(0),
             search: crate::search::SearchState::new(search_index),
+            notify: crate::notify::NotifyState::default(),
             schema_error,
         };
         // Read once per object lifetime; `archive_room` keeps it current.
