@@ -347,9 +347,7 @@ impl RoomDO {
                 DocEffect::Reply(reply) => {
                     // The answer to a SyncStep1 holds the document as it is in
                     // memory: what it holds must be stored before it is sent.
-                    if self.pending.borrow().holds(name)
-                        && self.flush_docs().await.iter().any(|f| f == name)
-                    {
+                    if self.pending.borrow().holds(name) && !self.flushed(name).await {
                         ws.close(
                             Some(1011),
                             Some("the document could not be stored; reconnect to re-sync"),
@@ -635,8 +633,13 @@ impl RoomDO {
     }
 
     /// Writes what is queued, answering 503 if `name`'s write failed.
+    /// Flushes; whether `name`'s queued updates (if any) are now stored.
+    async fn flushed(&self, name: &str) -> bool {
+        !self.flush_docs().await.iter().any(|f| f == name)
+    }
+
     async fn flush_or_fail(&self, name: &str) -> HttpResult<()> {
-        if self.flush_docs().await.iter().any(|f| f == name) {
+        if !self.flushed(name).await {
             return Err(ApiError::Unavailable(
                 "the change could not be stored; nothing was changed, retry".into(),
             )
