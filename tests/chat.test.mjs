@@ -150,6 +150,9 @@ test('a deleted message is gone from replay, history and GET; replay shows edite
   a.send(sendFrame('s2', 'first draft'));
   const [one, two] = await a.count('ack', 2);
   a.send({ type: 'edit', id: one.id, body: 'oops, hunter3 too' });
+  // Two sockets: the room takes their frames in either order unless the
+  // reaction waits for the edit.
+  await b.next((f) => f.type === 'message_edited' && f.id === one.id);
   b.send({ type: 'react', id: one.id, emoji: '👀' });
   await a.next((f) => f.type === 'reaction');
   a.send({ type: 'delete', id: one.id });
