@@ -72,7 +72,10 @@ pub trait ChatStore {
         emoji: &str,
         on: bool,
     ) -> Result<bool, Self::Error>;
-    fn insert_message(&mut self, m: &StoredMessage) -> Result<(), Self::Error>;
+    /// Stores a new message; returns false, storing nothing, when its author
+    /// already has a message with its `client_msg_id` (the idempotency check
+    /// is the insert's own, not a read before it).
+    fn insert_message(&mut self, m: &StoredMessage) -> Result<bool, Self::Error>;
     fn update_message(&mut self, m: &StoredMessage) -> Result<(), Self::Error>;
     /// Appends a frame of the replayable stream under `seq` (= head + 1).
     fn append_event(&mut self, seq: u64, frame: &ServerFrame) -> Result<(), Self::Error>;
@@ -332,6 +335,26 @@ pub fn record_event<S: ChatStore>(
     })
 }
 
+/// A send's checks: its attachments resolved and its mentions, or why it is refused.
+fn checked_send<S: ChatStore>(
+    store: &S,
+    body: &str,
+    reply_to: Option<u64>,
+    attachments: Vec<String>,
+    limits: &ChatLimits,
+) -> Result<(Vec<FileRef>, Vec<String>), ApiError> {
+    let attachments = resolve_attachments(store, attachments, limits)?;
+    if attachments.is_empty() {
+        validate_body(body, limits)?;
+    } else {
+        validate_body_text(body, limits)?;
+    }
+    if let Some(parent) = reply_to {
+        live_message(store, parent)?;
+    }
+    Ok((attachments, resolve_mentions(store, body)?))
+}
+
 /// Applies one frame from `actor` at `now_ms`. Nothing is written when it fails.
 /// Typing, presence and ping concern sockets, not storage: the caller handles them.
 pub fn apply<S: ChatStore>(
@@ -351,31 +374,30 @@ pub fn apply<S: ChatStore>(
         } => {
             require(actor.role, Permission::SendMessage)?;
             validate_client_msg_id(&client_msg_id)?;
-            if let Some(m) = store
-                .message_by_client_id(&actor.user_id, &client_msg_id)
-                .map_err(store_err)?
-            {
-                out.reply.push(ServerFrame::Ack {
-                    client_msg_id,
-                    id: m.id,
-                    seq: m.id,
-                    duplicate: true,
-                });
-                return Ok(out);
-            }
-            let attachments = resolve_attachments(store, attachments, limits)?;
-            if attachments.is_empty() {
-                validate_body(&body, limits)?;
-            } else {
-                validate_body_text(&body, limits)?;
-            }
-            if let Some(parent) = reply_to {
-                live_message(store, parent)?;
-            }
-            let mentions = resolve_mentions(store, &body)?;
-            let seq = store.head_seq().map_err(store_err)? + 1;
+            // A repeat of a stored send is acknowledged as that message, even
+            // if it would be refused now: the store is asked only when the
+            // send fails its checks or its insert finds the id taken.
+            let duplicate = |store: &S| -> Result<Option<ServerFrame>, ApiError> {
+                Ok(store
+                    .message_by_client_id(&actor.user_id, &client_msg_id)
+                    .map_err(store_err)?
+                    .map(|m| ServerFrame::Ack {
+                        client_msg_id: client_msg_id.clone(),
+                        id: m.id,
+                        seq: m.id,
+                        duplicate: true,
+                    }))
+            };
+            let (attachments, mentions) =
+                match checked_send(store, &body, reply_to, attachments, limits) {
+                    Ok(checked) => checked,
+                    Err(e) => {
+                        out.reply.push(duplicate(store)?.ok_or(e)?);
+                        return Ok(out);
+                    }
+                };
             let message = StoredMessage {
-                id: seq,
+                id: store.head_seq().map_err(store_err)? + 1,
                 author: actor.user_id.clone(),
                 author_name: actor.display_name.clone(),
                 client_msg_id: client_msg_id.clone(),
@@ -387,7 +409,14 @@ pub fn apply<S: ChatStore>(
                 edited_at: None,
                 deleted: false,
             };
-            store.insert_message(&message).map_err(store_err)?;
+            if !store.insert_message(&message).map_err(store_err)? {
+                let ack = duplicate(store)?.ok_or_else(|| {
+                    ApiError::Internal("a message id was taken but is not found".into())
+                })?;
+                out.reply.push(ack);
+                return Ok(out);
+            }
+            let seq = message.id;
             let frame = ServerFrame::Message {
                 seq,
                 message: message.view(BTreeMap::new()),
@@ -611,9 +640,15 @@ impl ChatStore for MemStore {
         }
         Ok(true)
     }
-    fn insert_message(&mut self, m: &StoredMessage) -> Result<(), Self::Error> {
+    fn insert_message(&mut self, m: &StoredMessage) -> Result<bool, Self::Error> {
+        if self
+            .message_by_client_id(&m.author, &m.client_msg_id)?
+            .is_some()
+        {
+            return Ok(false);
+        }
         self.messages.insert(m.id, m.clone());
-        Ok(())
+        Ok(true)
     }
     fn update_message(&mut self, m: &StoredMessage) -> Result<(), Self::Error> {
         self.messages.insert(m.id, m.clone());
@@ -757,6 +792,41 @@ mod tests {
         assert_eq!(s.messages.len(), 1);
         // The same id from someone else is a different message.
         run(&mut s, &who("b", Role::Member), send("same", "b's")).unwrap();
+        assert_eq!(s.messages.len(), 2);
+    }
+
+    #[test]
+    fn a_repeat_that_would_now_be_refused_is_still_acked_as_the_stored_message() {
+        let mut s = MemStore::default();
+        let a = who("a", Role::Member);
+        run(&mut s, &a, send("parent", "first")).unwrap();
+        let reply = ClientFrame::Send {
+            client_msg_id: "r".into(),
+            body: "a reply".into(),
+            reply_to: Some(1),
+            attachments: vec![],
+        };
+        run(&mut s, &a, reply.clone()).unwrap();
+        run(&mut s, &a, ClientFrame::Delete { id: 1 }).unwrap();
+        // The parent is gone, so a new reply to it is refused; the repeat is not new.
+        let again = run(&mut s, &a, reply).unwrap();
+        assert_eq!(
+            again.reply,
+            vec![ServerFrame::Ack {
+                client_msg_id: "r".into(),
+                id: 2,
+                seq: 2,
+                duplicate: true
+            }]
+        );
+        assert!(again.broadcast.is_empty());
+        let fresh = ClientFrame::Send {
+            client_msg_id: "r2".into(),
+            body: "a reply".into(),
+            reply_to: Some(1),
+            attachments: vec![],
+        };
+        assert_eq!(run(&mut s, &a, fresh).unwrap_err().code(), "not_found");
         assert_eq!(s.messages.len(), 2);
     }
 

@@ -14,6 +14,7 @@ use crate::store::{create_schema, SqlChatStore, SCHEMA};
 use serde::Deserialize;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use tessera_core::chat::{read_state, record_event, ChatLimits, ChatStore, HISTORY_PAGE_MAX};
 use tessera_core::docs::{DocLimits, FlushStats, LiveDoc, Peer, UpdateQueue};
 use tessera_core::protocol::{ClientFrame, Identity, ServerFrame};
@@ -71,7 +72,7 @@ pub struct RoomDO {
     /// read from storage once per object lifetime (see `docs::doc_access`).
     pub(crate) member_roles: RefCell<Option<HashMap<String, Option<Role>>>>,
     /// The room's rules, cached (see `workflows`).
-    pub(crate) rules: RefCell<Option<std::rc::Rc<[tessera_core::rules::Rule]>>>,
+    pub(crate) rules: RefCell<Option<Rc<[tessera_core::rules::Rule]>>>,
     /// The room's id, as every call from the Worker names it (kept in storage
     /// for the alarm and the sockets).
     room: RefCell<Option<String>>,
@@ -84,6 +85,9 @@ pub struct RoomDO {
     pub(crate) search: crate::search::SearchState,
     /// The webhooks, cached (see `notify`).
     pub(crate) notify: crate::notify::NotifyState,
+    /// The stream's head seq, shared by the stores this object makes
+    /// (`store::SqlChatStore::head`); storage erased, it is read again.
+    head_seq: Rc<Cell<Option<u64>>>,
     schema_error: Option<String>,
 }
 
@@ -248,6 +252,7 @@ impl DurableObject for RoomDO {
             last_touch_ms: Cell::new(0),
             search: crate::search::SearchState::new(search_index),
             notify: crate::notify::NotifyState::default(),
+            head_seq: Rc::default(),
             schema_error,
         };
         // Read once per object lifetime; `archive_room` keeps it current.
@@ -435,6 +440,7 @@ impl RoomDO {
         SqlChatStore {
             index: self.search.enabled,
             sql: self.state.storage().sql(),
+            head: Rc::clone(&self.head_seq),
             retained: self.limits.retained_events,
         }
     }
@@ -565,6 +571,7 @@ impl RoomDO {
                 self.purge_doc_backups().await?;
                 self.state.storage().delete_alarm().await?;
                 self.state.storage().delete_all().await?;
+                self.head_seq.set(None);
                 ok()
             }
             RoomCall::FileAdded { file, uploader } => {

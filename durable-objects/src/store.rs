@@ -2,7 +2,9 @@
 
 use crate::http::HttpResult;
 use serde::Deserialize;
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use tessera_core::chat::{
     mention_handle, prune_upto, ChatStore, MessageEvent, ReadMarker, StoredMessage,
 };
@@ -103,6 +105,9 @@ pub(crate) fn create_schema(sql: &SqlStorage, schemas: &[&str]) -> Result<(), St
 
 pub struct SqlChatStore {
     pub sql: SqlStorage,
+    /// The newest event's seq as the object last read or wrote it (`None`:
+    /// not known yet): a send reads it once per object, not once per message.
+    pub head: Rc<Cell<Option<u64>>>,
     /// Whether messages are indexed for search as they are written.
     pub index: bool,
     /// Events older than the newest `retained` are pruned (messages stay).
@@ -287,7 +292,12 @@ impl ChatStore for SqlChatStore {
     type Error = worker::Error;
 
     fn head_seq(&self) -> worker::Result<u64> {
-        self.one_seq("SELECT MAX(seq) AS seq FROM events")
+        if let Some(seq) = self.head.get() {
+            return Ok(seq);
+        }
+        let seq = self.one_seq("SELECT MAX(seq) AS seq FROM events")?;
+        self.head.set(Some(seq));
+        Ok(seq)
     }
 
     fn message(&self, id: u64) -> worker::Result<Option<StoredMessage>> {
@@ -323,10 +333,11 @@ impl ChatStore for SqlChatStore {
         Ok(cursor.rows_written() > 0)
     }
 
-    fn insert_message(&mut self, m: &StoredMessage) -> worker::Result<()> {
-        self.sql.exec(
+    fn insert_message(&mut self, m: &StoredMessage) -> worker::Result<bool> {
+        let inserted = self.sql.exec(
             &format!(
-                "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (author, client_msg_id) DO NOTHING RETURNING id"
             ),
             vec![
                 int(m.id),
@@ -342,11 +353,14 @@ impl ChatStore for SqlChatStore {
                 int(m.deleted.into()),
             ],
         )?;
+        if inserted.raw().next().is_none() {
+            return Ok(false);
+        }
         // Searchable in the same turn as it is stored (and acknowledged).
         if self.index {
             crate::search::write(&self.sql, &Change::of_message(m), true)?;
         }
-        Ok(())
+        Ok(true)
     }
 
     fn update_message(&mut self, m: &StoredMessage) -> worker::Result<()> {
@@ -372,6 +386,7 @@ impl ChatStore for SqlChatStore {
             "INSERT INTO events (seq, frame) VALUES (?, ?)",
             vec![int(seq), V::from(frame.to_json())],
         )?;
+        self.head.set(Some(seq));
         if let Some(upto) = prune_upto(seq, self.retained) {
             self.sql
                 .exec("DELETE FROM events WHERE seq <= ?", vec![int(upto)])?;
