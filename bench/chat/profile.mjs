@@ -1,14 +1,17 @@
-// Tessera's chat room under load, profiled or timed:
+// Tessera's chat room under load, profiled, timed, or A/B against another build:
 //
-//   node bench/chat/profile.mjs [--clients 10] [--rate 500] [--seconds 5] [--runs N]
+//   node bench/chat/profile.mjs [--clients 10] [--rate 500] [--seconds 5]
+//   node bench/chat/profile.mjs --runs N [--other ../tessera-before]
 //
 // One room of `clients` sockets at `rate` messages/s in total (as in run.mjs).
 // Without --runs, one stretch runs under V8's sampling profiler (build without
-// wasm-opt for function names, see ../profiler.mjs); with --runs N, N stretches
-// run without it and print p50/p99 and the server's CPU per delivery, for
-// comparing a change against its parent on the same machine.
+// wasm-opt for function names, see ../profiler.mjs). With --runs N, N
+// stretches run without it and print p50/p99 and the server's CPU per
+// delivery; with --other too, that checkout's build (../checkout.mjs) takes
+// turns with this one, run by run, for comparing a change with its parent.
 import { launch, register } from '../../tests/harness.mjs';
 import { arg } from '../args.mjs';
+import { launchCheckout } from '../checkout.mjs';
 import { profiled } from '../profiler.mjs';
 import { median, stretch, tessera } from './fanout.mjs';
 
@@ -16,24 +19,36 @@ const CLIENTS = arg('clients', 10);
 const RATE = arg('rate', 500);
 const SECONDS = arg('seconds', 5);
 const RUNS = arg('runs', 0);
+const OTHER = arg('other');
+const vars = { CHAT_RATE_PER_SEC: '100000' };
 
-const server = await launch({ vars: { CHAT_RATE_PER_SEC: '100000' } });
+const servers = { this: await launch({ vars }) };
+if (OTHER) servers.other = await launchCheckout(OTHER, vars);
 try {
-  const people = [];
-  for (let i = 0; i < CLIENTS; i += 1) people.push(await register(server, `Bench${i}`));
-  const target = { server, makeRoom: await tessera(server, people) };
+  const targets = {};
+  for (const [name, server] of Object.entries(servers)) {
+    const people = [];
+    for (let i = 0; i < CLIENTS; i += 1) people.push(await register(server, `Bench${i}`));
+    targets[name] = { server, makeRoom: await tessera(server, people) };
+  }
   const line = (m) => `p50 ${m.p50.toFixed(2)} ms, p99 ${m.p99.toFixed(2)} ms, CPU ${m.cpu_us_per_delivery.toFixed(0)} µs/delivery, lost ${m.lost}`;
   if (RUNS) {
-    const runs = [];
+    const runs = Object.fromEntries(Object.keys(targets).map((k) => [k, []]));
     for (let r = 0; r < RUNS; r += 1) {
-      runs.push(await stretch(target, CLIENTS, RATE, SECONDS, `run-${r}`));
-      console.log(`run ${r + 1}: ${line(runs.at(-1))}`);
+      const order = Object.keys(targets);
+      if (r % 2) order.reverse();
+      for (const name of order) {
+        runs[name].push(await stretch(targets[name], CLIENTS, RATE, SECONDS, `${name}-${r}`));
+        console.log(`run ${r + 1} ${name}: ${line(runs[name].at(-1))}`);
+      }
     }
-    console.log(`median of ${RUNS}: p50 ${median(runs.map((m) => m.p50)).toFixed(2)} ms, p99 ${median(runs.map((m) => m.p99)).toFixed(2)} ms, CPU ${median(runs.map((m) => m.cpu_us_per_delivery)).toFixed(0)} µs/delivery`);
+    for (const [name, rs] of Object.entries(runs)) {
+      console.log(`${name}, median of ${RUNS}: p50 ${median(rs.map((m) => m.p50)).toFixed(2)} ms, p99 ${median(rs.map((m) => m.p99)).toFixed(2)} ms, CPU ${median(rs.map((m) => m.cpu_us_per_delivery)).toFixed(0)} µs/delivery`);
+    }
   } else {
-    const m = await profiled(server, 'chat', () => stretch(target, CLIENTS, RATE, SECONDS, 'profile'));
+    const m = await profiled(servers.this, 'chat', () => stretch(targets.this, CLIENTS, RATE, SECONDS, 'profile'));
     console.log(`${CLIENTS} clients at ${RATE}/s: ${line(m)}`);
   }
 } finally {
-  await server.cleanup();
+  await Promise.all(Object.values(servers).map((s) => s.cleanup()));
 }

@@ -6,11 +6,8 @@
 //
 // Each run replays the first N edits of the trace into a new room until a
 // second socket holds the final text; medians are printed.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { api, launch, register } from '../../tests/harness.mjs';
+import { launchCheckout } from '../checkout.mjs';
 import { median, replayYjs, updatesFor } from './replay.mjs';
 import { arg } from '../args.mjs';
 
@@ -20,10 +17,8 @@ const { updates, final } = updatesFor(arg('edits', 20_000), 1);
 const runs = arg('runs', 5);
 const vars = { DOC_RATE_PER_SEC: '1000000' };
 
-const otherDir = mkdtempSync(join(tmpdir(), 'tessera-ab-'));
-execFileSync('wrangler', ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', otherDir], { cwd: other, stdio: 'pipe' });
 const servers = {
-  other: await launch({ config: join(other, 'wrangler.toml'), persistDir: otherDir, vars }),
+  other: await launchCheckout(other, vars),
   this: await launch({ vars }),
 };
 try {
