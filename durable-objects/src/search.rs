@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use tessera_core::ai::Task;
 use tessera_core::chat::ChatStore;
 use tessera_core::protocol::ServerFrame;
-use tessera_core::search::index::{coalesce, Change, Entry, Kind, Upkeep};
+use tessera_core::search::index::{Change, Entry, Kind, Upkeep};
 use tessera_core::search::sql::{self, Arg, Found, Hit, Row, Scope, Statement};
 use tessera_core::search::{embed, rank, vectorize, Request};
 use tessera_core::ApiError;
@@ -30,7 +30,7 @@ use worker::{D1Database, D1PreparedStatement, Method, SqlStorage, SqlStorageValu
 
 /// A document is re-indexed once no edit came for this long.
 pub const SETTLE_MS: u64 = 2_000;
-/// Outbox rows copied to D1 per batch (three statements each at most).
+/// Outbox rows copied to D1 per batch.
 const OUTBOX_BATCH: u64 = 50;
 /// Largest file text or vector batch the Worker sends.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -90,7 +90,7 @@ pub fn d1_statement(db: &D1Database, s: &Statement) -> worker::Result<D1Prepared
 /// Writes a change to the room's index and its outbox (in the caller's turn).
 /// `fresh`: the item was never indexed (a new message).
 pub(crate) fn write(sql: &SqlStorage, change: &Change, fresh: bool) -> worker::Result<()> {
-    for s in sql::apply("", change, fresh, true) {
+    for s in sql::apply(change, fresh) {
         exec(sql, &s)?;
     }
     let json =
@@ -328,12 +328,10 @@ impl RoomDO {
                 .iter()
                 .map(|r| serde_json::from_str(&r.change))
                 .collect::<Result<_, _>>()?;
-            let mut batch = Vec::new();
-            for change in coalesce(changes) {
-                for s in sql::apply(&room, &change, false, false) {
-                    batch.push(d1_statement(&db, &s)?);
-                }
-            }
+            let batch = sql::copy(&room, changes)
+                .iter()
+                .map(|s| d1_statement(&db, s))
+                .collect::<Result<Vec<_>, _>>()?;
             db.batch(batch).await?;
             sql.exec(
                 "DELETE FROM search_outbox WHERE seq <= ?",

@@ -90,44 +90,45 @@ fn item_args(room: &str, kind: Kind, id: &str) -> Vec<Arg> {
     vec![room.into(), kind.as_str().into(), id.into()]
 }
 
-/// What the room object (`vectors`) or D1 writes for a change in `room`.
-/// `fresh` says the item cannot have been indexed before (a new message),
-/// which spares the deletes.
-pub fn apply(room: &str, change: &Change, fresh: bool, vectors: bool) -> Vec<Statement> {
+/// The room id of the room object's own rows.
+const OWN: &str = "";
+
+/// What the room object writes in its own index for a change. `fresh` says
+/// the item cannot have been indexed before (a new message), which spares
+/// the deletes.
+pub fn apply(change: &Change, fresh: bool) -> Vec<Statement> {
     let (kind, id) = change.key();
     let mut out = Vec::with_capacity(4);
     if !fresh {
-        if vectors {
-            out.push(stmt(
-                format!("DELETE FROM search_vectors WHERE item IN ({ITEM})"),
-                item_args(room, kind, id),
-            ));
-        }
+        out.push(stmt(
+            format!("DELETE FROM search_vectors WHERE item IN ({ITEM})"),
+            item_args(OWN, kind, id),
+        ));
         out.push(stmt(
             format!("DELETE FROM search_text WHERE rowid IN ({ITEM})"),
-            item_args(room, kind, id),
+            item_args(OWN, kind, id),
         ));
     }
     match change {
-        Change::Put(e) => out.extend(put(room, e)),
+        Change::Put(e) => out.extend(put(e)),
         Change::Remove { .. } => out.push(stmt(
             "DELETE FROM search_items WHERE room_id = ? AND kind = ? AND ref_id = ?",
-            item_args(room, kind, id),
+            item_args(OWN, kind, id),
         )),
     }
     out
 }
 
-fn put(room: &str, e: &Entry) -> [Statement; 2] {
+fn put(e: &Entry) -> [Statement; 2] {
     let mut text_args = vec![e.title.as_str().into(), e.body.as_str().into()];
-    text_args.extend(item_args(room, e.kind, &e.id));
+    text_args.extend(item_args(OWN, e.kind, &e.id));
     [
         stmt(
             "INSERT INTO search_items (room_id, kind, ref_id, at, author, seq) VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT (room_id, kind, ref_id) DO UPDATE SET at = excluded.at,
                author = excluded.author, seq = excluded.seq",
             vec![
-                room.into(),
+                OWN.into(),
                 e.kind.as_str().into(),
                 e.id.as_str().into(),
                 e.at.into(),
@@ -141,6 +142,88 @@ fn put(room: &str, e: &Entry) -> [Statement; 2] {
             text_args,
         ),
     ]
+}
+
+/// Largest JSON argument of one copy statement: D1 bounds a bound value at
+/// 2 MB, and an item's text is at most about half of this once escaped.
+const COPY_CHUNK_BYTES: usize = 1_000_000;
+
+/// The item of a change as `json_each` reads it in [`copy`].
+fn copy_item(change: &Change) -> serde_json::Value {
+    let (kind, id) = change.key();
+    match change {
+        Change::Put(e) => serde_json::json!({
+            "k": kind.as_str(), "i": id, "p": 1, "t": e.title, "b": e.body,
+            "a": e.at, "u": e.author, "s": e.seq,
+        }),
+        Change::Remove { .. } => serde_json::json!({ "k": kind.as_str(), "i": id, "p": 0 }),
+    }
+}
+
+/// What D1 writes for a batch of the outbox's changes in `room`, oldest
+/// first, coalesced to the last per item: four statements per megabyte, the
+/// changes passed as one JSON argument that `json_each` reads, where
+/// [`apply`] takes three statements per change. D1 bounds a statement at 100
+/// arguments, and in `wrangler dev` each statement costs the thread the room
+/// runs on.
+pub fn copy(room: &str, changes: Vec<Change>) -> Vec<Statement> {
+    // CROSS JOIN keeps the batch the outer loop, each item one index
+    // lookup; left to itself SQLite scans the room's every row per batch.
+    const KEY: &str = "s.room_id = ? AND s.kind = json_extract(j.value, '$.k') \
+                       AND s.ref_id = json_extract(j.value, '$.i')";
+    let mut chunks: Vec<String> = Vec::new();
+    let mut items: Vec<String> = Vec::new();
+    let mut size = 0;
+    for change in super::index::coalesce(changes) {
+        let item = copy_item(&change).to_string();
+        if !items.is_empty() && size + item.len() > COPY_CHUNK_BYTES {
+            chunks.push(format!("[{}]", items.join(",")));
+            items.clear();
+            size = 0;
+        }
+        size += item.len() + 1;
+        items.push(item);
+    }
+    if !items.is_empty() {
+        chunks.push(format!("[{}]", items.join(",")));
+    }
+    let mut out = Vec::with_capacity(chunks.len() * 4);
+    for json in chunks {
+        out.push(stmt(
+            format!(
+                "DELETE FROM search_text WHERE rowid IN
+                 (SELECT s.id FROM json_each(?) j CROSS JOIN search_items s ON {KEY})"
+            ),
+            vec![json.as_str().into(), room.into()],
+        ));
+        out.push(stmt(
+            format!(
+                "DELETE FROM search_items WHERE id IN
+                 (SELECT s.id FROM json_each(?) j CROSS JOIN search_items s ON {KEY}
+                  WHERE json_extract(j.value, '$.p') = 0)"
+            ),
+            vec![json.as_str().into(), room.into()],
+        ));
+        out.push(stmt(
+            "INSERT INTO search_items (room_id, kind, ref_id, at, author, seq)
+             SELECT ?, json_extract(value, '$.k'), json_extract(value, '$.i'),
+               json_extract(value, '$.a'), json_extract(value, '$.u'), json_extract(value, '$.s')
+             FROM json_each(?) WHERE json_extract(value, '$.p') = 1
+             ON CONFLICT (room_id, kind, ref_id) DO UPDATE SET at = excluded.at,
+               author = excluded.author, seq = excluded.seq",
+            vec![room.into(), json.as_str().into()],
+        ));
+        out.push(stmt(
+            format!(
+                "INSERT INTO search_text (rowid, title, body)
+                 SELECT s.id, json_extract(j.value, '$.t'), json_extract(j.value, '$.b')
+                 FROM json_each(?) j CROSS JOIN search_items s ON {KEY}
+                 WHERE json_extract(j.value, '$.p') = 1"
+            ),
+            vec![json.as_str().into(), room.into()],
+        ));
+    }
+    out
 }
 
 /// Who an item is by: a row of (author).
@@ -479,8 +562,15 @@ pub(crate) mod tests {
         }
     }
 
+    /// Indexes an entry as the room object (`room` is `""`) or D1 does.
     pub(crate) fn index(c: &rusqlite::Connection, room: &str, e: Entry) {
-        for s in apply(room, &Change::Put(e), false, room.is_empty()) {
+        let change = Change::Put(e);
+        let statements = if room.is_empty() {
+            apply(&change, false)
+        } else {
+            copy(room, vec![change])
+        };
+        for s in statements {
             run(c, &s);
         }
     }
@@ -578,13 +668,11 @@ pub(crate) mod tests {
         assert!(find(&c, "first ", Scope::Room).is_empty());
         assert_eq!(find(&c, "second ", Scope::Room), vec!["1"]);
         for s in apply(
-            "",
             &Change::Remove {
                 kind: Kind::Message,
                 id: "1".into(),
             },
             false,
-            true,
         ) {
             run(&c, &s);
         }
@@ -860,13 +948,11 @@ pub(crate) mod tests {
         );
         assert_eq!(ids(&gone(&[first, second, 999])), vec![999]);
         for s in apply(
-            "",
             &Change::Remove {
                 kind: Kind::Message,
                 id: "0".into(),
             },
             false,
-            true,
         ) {
             run(&c, &s);
         }
@@ -888,6 +974,136 @@ pub(crate) mod tests {
             Just("東京".to_string()),
             any::<String>(),
         ]
+    }
+
+    /// What D1 holds for `room`: (kind, ref_id) → (at, author, seq, title,
+    /// body), and how many text rows it has in all.
+    fn copied(c: &rusqlite::Connection, room: &str) -> (Model, i64) {
+        let mut q = c
+            .prepare(
+                "SELECT s.kind, s.ref_id, s.at, s.author, s.seq, t.title, t.body
+                 FROM search_items s JOIN search_text t ON t.rowid = s.id WHERE s.room_id = ?",
+            )
+            .unwrap();
+        let held = q
+            .query_map([room], |r| {
+                Ok((
+                    (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                    (
+                        r.get::<_, i64>(2)? as u64,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<i64>>(4)?.map(|s| s as u64),
+                        r.get::<_, String>(5)?,
+                        r.get::<_, String>(6)?,
+                    ),
+                ))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let texts = c
+            .query_row("SELECT COUNT(*) FROM search_text", [], |r| r.get(0))
+            .unwrap();
+        (held, texts)
+    }
+
+    type Model =
+        std::collections::BTreeMap<(String, String), (u64, String, Option<u64>, String, String)>;
+
+    #[test]
+    fn a_batch_larger_than_a_bound_value_is_copied_in_chunks() {
+        let c = db();
+        let big = |id: &str| Entry {
+            body: "word ".repeat(crate::search::index::TEXT_MAX_BYTES / 5),
+            ..entry(Kind::Document, id, id, "", NOW)
+        };
+        let changes: Vec<Change> = (0..9).map(|i| Change::Put(big(&format!("d{i}")))).collect();
+        let statements = copy("r1", changes);
+        assert!(statements.len() > 4, "{} statements", statements.len());
+        for s in &statements {
+            for a in &s.args {
+                if let Arg::Text(t) = a {
+                    assert!(
+                        t.len() <= COPY_CHUNK_BYTES,
+                        "an argument of {} bytes",
+                        t.len()
+                    );
+                }
+            }
+            run(&c, s);
+        }
+        assert_eq!(copied(&c, "r1").0.len(), 9);
+    }
+
+    #[test]
+    fn a_copy_looks_each_item_up_by_its_key() {
+        let c = db();
+        let e = entry(Kind::Message, "1", "t", "b", NOW);
+        for s in copy("r1", vec![Change::Put(e)]) {
+            let mut q = c.prepare(&format!("EXPLAIN QUERY PLAN {}", s.sql)).unwrap();
+            let plan: Vec<String> = q
+                .query_map(rusqlite::params_from_iter(values(&s.args)), |r| r.get(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            for step in plan
+                .iter()
+                .filter(|p| p.contains(" s ") || p.contains("search_items"))
+            {
+                assert!(
+                    step.contains("ref_id=?") || step.contains("PRIMARY KEY"),
+                    "{step} in {}",
+                    s.sql
+                );
+            }
+        }
+    }
+
+    proptest! {
+        /// However the outbox's changes fall into batches, D1 ends up holding
+        /// each item's last put unless it was removed after, with one item
+        /// and one text row per item, and another room's rows untouched.
+        #[test]
+        fn batched_copies_hold_each_items_last_state(
+            steps in proptest::collection::vec((0..4usize, any::<bool>(), any::<bool>(), "[a-zé ]{0,12}", 0..3usize), 1..40),
+        ) {
+            let c = db();
+            index(&c, "other", entry(Kind::Message, "1", "kept", "kept", NOW));
+            let mut model = Model::new();
+            let mut batch = Vec::new();
+            for (n, (id, message, put, text, cut)) in steps.into_iter().enumerate() {
+                let kind = if message { Kind::Message } else { Kind::Document };
+                let id = id.to_string();
+                let change = if put {
+                    let e = entry(kind, &id, &text, &text, n as u64);
+                    model.insert(
+                        (kind.as_str().to_string(), id),
+                        (e.at, e.author.clone(), e.seq, e.title.clone(), e.body.clone()),
+                    );
+                    Change::Put(e)
+                } else {
+                    model.remove(&(kind.as_str().to_string(), id.clone()));
+                    Change::Remove { kind, id }
+                };
+                batch.push(change);
+                if cut == 0 {
+                    for s in copy("r1", std::mem::take(&mut batch)) {
+                        run(&c, &s);
+                    }
+                }
+            }
+            for s in copy("r1", batch) {
+                run(&c, &s);
+            }
+            let (held, texts) = copied(&c, "r1");
+            prop_assert_eq!(&held, &model);
+            prop_assert_eq!(texts, model.len() as i64 + 1);
+            let items: i64 = c
+                .query_row("SELECT COUNT(*) FROM search_items WHERE room_id = 'r1'", [], |r| r.get(0))
+                .unwrap();
+            prop_assert_eq!(items, model.len() as i64);
+            prop_assert_eq!(copied(&c, "other").0.len(), 1);
+        }
     }
 
     proptest! {
