@@ -105,10 +105,16 @@ test('a reply, a reaction, an edit and a delete reach the other side', async () 
   await reply.getByRole('button', { name: 'React with 👍' }).click();
   await message(bob.page, 'Friday works').getByRole('button', { name: '👍 1' }).waitFor();
 
-  // ↑ in the empty composer edits one's last message.
+  // ↑ in the empty composer edits one's last message. The box holds its text
+  // once it is named for the edit: what is typed at once is not overwritten.
   const box = ada.page.getByRole('textbox', { name: /^Message / });
   await box.click();
-  await box.press('ArrowUp');
+  const held = await box.evaluate((el) => new Promise((resolve) => {
+    new MutationObserver((_, o) => { o.disconnect(); resolve({ name: el.getAttribute('aria-label'), value: el.value }); })
+      .observe(el, { attributes: true, attributeFilter: ['aria-label'] });
+    el.dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowUp', bubbles: true, cancelable: true }));
+  }));
+  assert.deepEqual(held, { name: 'Edit message', value: 'Ship on Friday?' });
   const edit = ada.page.getByRole('textbox', { name: 'Edit message' });
   await edit.fill('Ship on Monday?');
   await edit.press('Enter');

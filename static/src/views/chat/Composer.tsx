@@ -5,7 +5,7 @@
  * and the AI; files can be attached by picker, paste or drop.
  */
 import { useSignal, type Signal } from '@preact/signals';
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
 import { user } from '../../api/auth';
 import { handleOf, plain } from '../../lib/markdown';
 import type { RoomSession } from '../../realtime/room';
@@ -44,11 +44,15 @@ export function Composer({ s, members, editing, replyTo, roomName }: {
   }, [s.roomId]);
 
   // Entering an edit keeps the draft aside and brings it back afterwards.
+  // The box holds the message in the same frame that names it for the edit
+  // (a layout effect, and the element written, not only the signal, whose
+  // render is a frame later): after paint, it overwrote what was typed at once.
   const edit = editing.value;
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (edit) {
       saved.current ??= { body: text.value, reply_to: replyTo.value };
       text.value = edit.body;
+      if (area.current) area.current.value = edit.body;
       area.current?.focus();
     } else if (saved.current) {
       text.value = saved.current.body;
