@@ -175,6 +175,9 @@ test('a sent message is found by the next request; edits by their new words only
   await sock.next((f) => f.type === 'message_edited');
   assert.deepEqual(ids(await search(server, owner, { q: 'budget', room })), []);
   assert.deepEqual(ids(await search(server, owner, { q: 'forecast', room })), [`message:${m.id}`]);
+  // Across rooms too, before the delete: so the delete below has a row to remove there.
+  await until('the edit in the cross-room index', async () => ids(await search(server, owner, { q: 'forecast' })).includes(`message:${m.id}`));
+  assert.deepEqual(ids(await search(server, owner, { q: 'budget' })), []);
 
   // Deleted: never found again, in the room or across rooms.
   sock.send({ type: 'delete', id: m.id });
