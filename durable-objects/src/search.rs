@@ -30,12 +30,6 @@ use worker::{D1Database, D1PreparedStatement, Method, SqlStorage, SqlStorageValu
 
 /// A document is re-indexed once no edit came for this long.
 pub const SETTLE_MS: u64 = 2_000;
-/// Outbox rows copied to D1 per batch, and the bytes of changes a batch
-/// takes once it has one (a document's or file's text is up to 256 KB).
-/// Under `wrangler dev` batches of 50 stalled the room 120–170 ms at p99
-/// (BENCHMARKS.md): each D1 batch is a round trip and a commit.
-const OUTBOX_BATCH: u64 = 500;
-const OUTBOX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest file text or vector batch the Worker sends.
 const BODY_LIMIT: usize = 1024 * 1024;
 
@@ -319,19 +313,7 @@ impl RoomDO {
         let db = self.env.d1("DB")?;
         let mut copied = 0;
         loop {
-            let rows: Vec<Pending> = sql
-                .exec(
-                    "SELECT seq, change FROM (
-                       SELECT seq, change, SUM(length(CAST(change AS BLOB))) OVER (ORDER BY seq)
-                         - length(CAST(change AS BLOB)) AS before
-                       FROM search_outbox ORDER BY seq LIMIT ?)
-                     WHERE before < ?",
-                    vec![
-                        crate::store::int(OUTBOX_BATCH),
-                        crate::store::int(OUTBOX_BATCH_BYTES),
-                    ],
-                )?
-                .to_array()?;
+            let rows: Vec<Pending> = exec(&sql, &sql::outbox_batch())?.to_array()?;
             let Some(last) = rows.last().map(|r| r.seq) else {
                 return Ok(copied);
             };

@@ -226,6 +226,25 @@ pub fn copy(room: &str, changes: Vec<Change>) -> Vec<Statement> {
     out
 }
 
+/// Outbox rows a copy to D1 takes at most, and the bytes of changes it takes
+/// once it has one (a document's or file's text is up to 256 KB). Under
+/// `wrangler dev` batches of 50 stalled the room 120–170 ms at p99
+/// (BENCHMARKS.md): each D1 batch is a round trip and a commit.
+pub const OUTBOX_BATCH: u64 = 500;
+pub const OUTBOX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The oldest outbox rows for one copy: rows of (seq, change).
+pub fn outbox_batch() -> Statement {
+    stmt(
+        "SELECT seq, change FROM (
+           SELECT seq, change, SUM(length(CAST(change AS BLOB))) OVER (ORDER BY seq)
+             - length(CAST(change AS BLOB)) AS before
+           FROM search_outbox ORDER BY seq LIMIT ?)
+         WHERE before < ?",
+        vec![OUTBOX_BATCH.into(), OUTBOX_BATCH_BYTES.into()],
+    )
+}
+
 /// Who an item is by: a row of (author).
 pub fn author_of(kind: Kind, id: &str) -> Statement {
     stmt(
@@ -1057,6 +1076,40 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_outbox_batch_is_bounded_by_rows_and_bytes_and_takes_at_least_one() {
+        let c = db();
+        let seqs = |c: &rusqlite::Connection| -> Vec<i64> {
+            let s = outbox_batch();
+            let mut q = c.prepare(&s.sql).unwrap();
+            q.query_map(rusqlite::params_from_iter(values(&s.args)), |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let put = |c: &rusqlite::Connection, bytes: usize| {
+            c.execute(
+                "INSERT INTO search_outbox (change) VALUES (?)",
+                ["é".repeat(bytes / 2)],
+            )
+            .unwrap();
+        };
+        let big = OUTBOX_BATCH_BYTES as usize;
+        put(&c, 10);
+        put(&c, big);
+        put(&c, 10);
+        assert_eq!(seqs(&c), vec![1, 2], "bytes are counted, not characters");
+        c.execute("DELETE FROM search_outbox WHERE seq <= 2", [])
+            .unwrap();
+        for _ in 0..OUTBOX_BATCH + 5 {
+            put(&c, 10);
+        }
+        assert_eq!(seqs(&c).len() as u64, OUTBOX_BATCH);
+        c.execute("DELETE FROM search_outbox", []).unwrap();
+        put(&c, 2 * big);
+        assert_eq!(seqs(&c).len(), 1, "one row over the bound still goes");
     }
 
     proptest! {
