@@ -44,18 +44,21 @@ export function Composer({ s, members, editing, replyTo, roomName }: {
   }, [s.roomId]);
 
   // Entering an edit keeps the draft aside and brings it back afterwards.
-  // The box holds the message in the same frame that names it for the edit
-  // (a layout effect, and the element written, not only the signal, whose
-  // render is a frame later): after paint, it overwrote what was typed at once.
+  // The box holds its new text in the same frame that renames it (a layout
+  // effect, and the element written, not only the signal, whose render is a
+  // frame later): after paint, it overwrote what was typed at once.
   const edit = editing.value;
+  const fill = (body: string) => {
+    text.value = body;
+    if (area.current) area.current.value = body;
+  };
   useLayoutEffect(() => {
     if (edit) {
       saved.current ??= { body: text.value, reply_to: replyTo.value };
-      text.value = edit.body;
-      if (area.current) area.current.value = edit.body;
+      fill(edit.body);
       area.current?.focus();
     } else if (saved.current) {
-      text.value = saved.current.body;
+      fill(saved.current.body);
       saved.current = null;
     }
   }, [edit?.id]);
