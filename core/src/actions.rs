@@ -954,6 +954,9 @@ pub fn decision_comment(body: &[u8]) -> Result<Option<String>, ApiError> {
 }
 
 impl ApprovalStatus {
+    pub const ALL: [ApprovalStatus; 4] =
+        [Self::Pending, Self::Approved, Self::Rejected, Self::Expired];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -961,6 +964,10 @@ impl ApprovalStatus {
             Self::Rejected => "rejected",
             Self::Expired => "expired",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
     }
 }
 
@@ -1081,6 +1088,17 @@ impl Approval {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn approval_statuses_are_the_columns_and_the_apis() {
+        let names = ApprovalStatus::ALL.map(ApprovalStatus::as_str);
+        let migration = include_str!("../../migrations/0007_approvals_and_audit_filters.sql");
+        crate::migrations::assert_check(migration, "status", &names);
+        for s in ApprovalStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+            assert_eq!(ApprovalStatus::parse(s.as_str()), Some(s));
+        }
+    }
 
     fn run(s: &mut RoomState, name: &str, args: Value) -> Result<Effect, ApiError> {
         s.run(spec(name)?, &args, "u1", 100)

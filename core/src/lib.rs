@@ -20,6 +20,8 @@ pub mod hmac;
 pub mod ids;
 pub mod jwt;
 pub mod links;
+#[cfg(test)]
+mod migrations;
 pub mod notify;
 pub mod presence;
 pub mod protocol;

@@ -752,12 +752,7 @@ fn workflow_values() {
         "UsageReport",
         &UsageReport::of("2026-05-01", vec![usage], 1000),
     );
-    for status in [
-        JobStatus::Queued,
-        JobStatus::Running,
-        JobStatus::Done,
-        JobStatus::Failed,
-    ] {
+    for status in JobStatus::ALL {
         s.check("JobEnvelope", &json!({ "job": job(status) }));
         s.check("FileAnalysis", &FileAnalysis::of(&job(status)));
     }

@@ -38,6 +38,8 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    pub const ALL: [JobStatus; 4] = [Self::Queued, Self::Running, Self::Done, Self::Failed];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
@@ -370,6 +372,16 @@ fn structure(name: &str, text: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn job_statuses_are_the_columns_and_the_apis() {
+        let names = JobStatus::ALL.map(JobStatus::as_str);
+        let migration = include_str!("../../../migrations/0005_ai.sql");
+        crate::migrations::assert_check(migration, "status", &names);
+        for s in JobStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
 
     #[test]
     fn a_recurring_heading_is_one_key_point() {

@@ -108,6 +108,18 @@ pub enum FileStatus {
     Expired,
 }
 
+impl FileStatus {
+    pub const ALL: [FileStatus; 3] = [Self::Uploading, Self::Ready, Self::Expired];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Uploading => "uploading",
+            Self::Ready => "ready",
+            Self::Expired => "expired",
+        }
+    }
+}
+
 /// A file as the API shows it (a D1 row; times in unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileInfo {
@@ -898,6 +910,16 @@ pub fn progress_due(last_ms: Option<u64>, now_ms: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_statuses_are_the_columns_and_the_apis() {
+        let names = FileStatus::ALL.map(FileStatus::as_str);
+        let migration = include_str!("../../../migrations/0002_files.sql");
+        crate::migrations::assert_check(migration, "status", &names);
+        for s in FileStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
 
     #[test]
     fn download_is_1_or_absent() {

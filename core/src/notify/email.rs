@@ -66,6 +66,28 @@ impl Provider {
     }
 }
 
+/// Where an email stands in the mail log (the `email_log.status` column):
+/// claimed by a task, sent, or settled without sending. Only ever written (a
+/// claim looks at whether a row came back, not at its status), so no parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailStatus {
+    Sending,
+    Sent,
+    Skipped,
+}
+
+impl EmailStatus {
+    pub const ALL: [EmailStatus; 3] = [Self::Sending, Self::Sent, Self::Skipped];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
 /// One email to send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Email {
@@ -273,6 +295,13 @@ pub fn is_one_click(body: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn email_statuses_are_the_column() {
+        let names = EmailStatus::ALL.map(EmailStatus::as_str);
+        let migration = include_str!("../../../migrations/0006_notify.sql");
+        crate::migrations::assert_check(migration, "status", &names);
+    }
 
     fn item() -> NewItem {
         NewItem {
