@@ -52,20 +52,15 @@ pub fn settled_at(a: &Approval) -> u64 {
 impl StatusFilter {
     /// `?status=` of an approvals list (the room's own and the inbox).
     pub fn parse(value: Option<&str>) -> Result<Self, ApiError> {
-        use ApprovalStatus::*;
         Ok(match value {
             None => Self::All,
             Some("resolved") => Self::Resolved,
-            Some("pending") => Self::Only(Pending),
-            Some("approved") => Self::Only(Approved),
-            Some("rejected") => Self::Only(Rejected),
-            Some("expired") => Self::Only(Expired),
-            Some(_) => {
-                return Err(ApiError::invalid_at(
+            Some(s) => Self::Only(ApprovalStatus::parse(s).ok_or_else(|| {
+                ApiError::invalid_at(
                     "status",
                     "`status` must be pending, approved, rejected, expired or resolved",
-                ))
-            }
+                )
+            })?),
         })
     }
 
@@ -150,16 +145,17 @@ impl ApprovalInboxQuery {
         let window = "a.settled_at > ?2 - ?3";
         match self.status {
             StatusFilter::All => sql.push_str(window),
-            StatusFilter::Only(ApprovalStatus::Pending) => {
-                sql.push_str("a.status = 'pending' AND a.settled_at > ?2")
-            }
-            StatusFilter::Only(ApprovalStatus::Expired) => {
-                sql.push_str("a.status = 'pending' AND a.settled_at <= ?2 AND ");
-                sql.push_str(window);
-            }
             StatusFilter::Only(s) => {
-                params.push(Param::Text(s.as_str().into()));
-                sql.push_str(&format!("a.status = ?{} AND {window}", params.len()));
+                use ApprovalStatus::*;
+                // A copy stays pending when its request expires undecided:
+                // what tells the two apart is whether it settled yet.
+                let (stored, settled) = match s {
+                    Pending => (Pending, "a.settled_at > ?2".to_string()),
+                    Expired => (Pending, format!("a.settled_at <= ?2 AND {window}")),
+                    decided => (decided, window.to_string()),
+                };
+                params.push(Param::Text(stored.as_str().into()));
+                sql.push_str(&format!("a.status = ?{} AND {settled}", params.len()));
             }
             StatusFilter::Resolved => {
                 sql.push_str("a.settled_at <= ?2 AND ");
@@ -264,17 +260,28 @@ mod tests {
         assert!(sql.starts_with(
             "SELECT a.n, a.room_id, r.name AS room_name, a.data FROM approvals a JOIN rooms r ON r.id = a.room_id \
              JOIN memberships m ON m.room_id = a.room_id AND m.user_id = ?1 AND m.role = 'owner' WHERE \
-             a.status = 'pending' AND a.settled_at > ?2"
+             a.status = ?4 AND a.settled_at > ?2"
         ), "{sql}");
-        assert!(sql.ends_with("ORDER BY a.n DESC LIMIT ?4"), "{sql}");
+        assert!(sql.ends_with("ORDER BY a.n DESC LIMIT ?5"), "{sql}");
         assert_eq!(
             params,
             [
                 Param::Text("u1".into()),
                 Param::Int(1000),
                 Param::Int(RESOLVED_WINDOW_SECS),
+                Param::Text("pending".into()),
                 Param::Int(51)
             ]
+        );
+        let (sql, params) = query(&[("status", "expired")]).unwrap().sql("u1", 1000);
+        assert!(
+            sql.contains("a.status = ?4 AND a.settled_at <= ?2 AND a.settled_at > ?2 - ?3"),
+            "{sql}"
+        );
+        assert_eq!(
+            params[3],
+            Param::Text("pending".into()),
+            "expiry is read, not stored"
         );
         let (sql, params) = query(&[("scope", "mine"), ("status", "approved"), ("cursor", "9")])
             .unwrap()

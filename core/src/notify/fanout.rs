@@ -10,6 +10,7 @@
 //! person who asked, finished jobs to who started them.
 
 use super::inbox::{excerpt, Kind, NewItem};
+use crate::ai::analysis::JobStatus;
 use crate::chat::StoredMessage;
 use serde_json::Value;
 
@@ -142,7 +143,7 @@ pub fn for_event(
                 return Vec::new();
             };
             let text = match str_of(j, "error") {
-                Some(e) if status == "failed" => format!("analysis failed: {e}"),
+                Some(e) if status == JobStatus::Failed.as_str() => format!("analysis failed: {e}"),
                 _ => format!("analysis {status}"),
             };
             vec![Delivery {
