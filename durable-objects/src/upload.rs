@@ -21,8 +21,8 @@ use serde::Deserialize;
 use std::cell::Cell;
 use tessera_core::files::call::{UploadCall, UPLOAD_CALL_HEADER};
 use tessera_core::files::{
-    http_date, parse_checksum, progress_due, take_part, BodyHasher, FileRef, NewUpload, Phase,
-    UploadState, BUFFER_ROW_BYTES, PART_BYTES,
+    http_date, parse_checksum, progress_due, take_part, BodyHasher, FileRef, FileStatus, NewUpload,
+    Phase, UploadState, BUFFER_ROW_BYTES, PART_BYTES,
 };
 use tessera_core::room::RoomCall;
 use tessera_core::ApiError;
@@ -441,14 +441,16 @@ impl UploadDO {
         let db = self.env.d1("DB")?;
         let result = db
             .prepare(
-                "UPDATE files SET status = 'ready', sha256 = ?2, content_type = ?3, completed_at = ?4
-                 WHERE id = ?1 AND status IN ('uploading', 'ready')",
+                "UPDATE files SET status = ?5, sha256 = ?2, content_type = ?3, completed_at = ?4
+                 WHERE id = ?1 AND status IN (?6, ?5)",
             )
             .bind(&[
                 arg(&st.id),
                 arg(&st.sha256.hex()),
                 arg(&file.content_type),
                 arg(now_secs()),
+                arg(FileStatus::Ready.as_str()),
+                arg(FileStatus::Uploading.as_str()),
             ])?
             .run()
             .await?;
@@ -542,8 +544,12 @@ impl UploadDO {
         let _ = self.multipart(st)?.abort().await;
         self.env
             .d1("DB")?
-            .prepare("UPDATE files SET status = 'expired' WHERE id = ?1 AND status = 'uploading'")
-            .bind(&[arg(&st.id)])?
+            .prepare("UPDATE files SET status = ?2 WHERE id = ?1 AND status = ?3")
+            .bind(&[
+                arg(&st.id),
+                arg(FileStatus::Expired.as_str()),
+                arg(FileStatus::Uploading.as_str()),
+            ])?
             .run()
             .await?;
         st.phase = Phase::Expired;

@@ -17,6 +17,7 @@ use tessera_core::ai::checkin::{parse, prompt, Refused, RoomPlan, ROOMS_PER_TASK
 use tessera_core::ai::providers::{ProviderConfig, ProviderKind};
 use tessera_core::ai::{builtin, CallRecord, DigestFile, Prompt, RoomDigest, Task};
 use tessera_core::dates::day_of;
+use tessera_core::files::FileStatus;
 use tessera_core::rooms::Role;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json as respond, HttpResult};
@@ -90,10 +91,10 @@ async fn digest(env: &Env, room_id: &str, day: &str, request_id: &str) -> HttpRe
     .await?;
     digest.files = db
         .prepare(
-            "SELECT id, name, size, sha256, created_at FROM files WHERE room_id = ?1 AND status = 'ready'
+            "SELECT id, name, size, sha256, created_at FROM files WHERE room_id = ?1 AND status = ?2
              ORDER BY created_at DESC LIMIT 100",
         )
-        .bind(&[arg(room_id)])?
+        .bind(&[arg(room_id), arg(FileStatus::Ready.as_str())])?
         .all()
         .await?
         .results::<DigestFile>()?;

@@ -13,7 +13,8 @@ use tessera_core::files::call::UploadCall;
 use tessera_core::files::{
     self, attachment_param, check_delete, check_tus_resumable, download_headers, etag,
     if_none_match, new_upload, parse_range, parse_u64_header, room_prefix, FileInfo, FileLimits,
-    FileList, FileUsage, OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION,
+    FileList, FileStatus, FileUsage, OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS,
+    TUS_VERSION,
 };
 use tessera_core::links::{sign, verify, LinkKey, LinkParams};
 use tessera_core::room::{ArchivedAnswer, RoomCall};
@@ -88,7 +89,7 @@ pub async fn create(ctx: &Ctx, req: Request) -> HttpResult<Response> {
         .db()?
         .prepare(format!(
             "INSERT INTO files (id, room_id, uploader_id, name, declared_type, size, status, r2_key, created_at, expires_at)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, 'uploading', ?7, ?8, ?9
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?12, ?7, ?8, ?9
              WHERE (SELECT COALESCE(SUM(size), 0) FROM files WHERE room_id = ?2 AND {held}) + ?6 <= ?10
                AND (SELECT COALESCE(SUM(size), 0) FROM files WHERE room_id = ?2 AND uploader_id = ?3
                     AND {held}) + ?6 <= ?11"
@@ -105,6 +106,7 @@ pub async fn create(ctx: &Ctx, req: Request) -> HttpResult<Response> {
             arg(now + limits.upload_expiry_secs),
             arg(limits.room_quota_bytes),
             arg(limits.member_quota_bytes),
+            arg(FileStatus::Uploading.as_str()),
         ])?
         .run()
         .await?;
@@ -151,9 +153,11 @@ pub async fn create(ctx: &Ctx, req: Request) -> HttpResult<Response> {
 }
 
 /// The bytes that count against a quota, `now` being the parameter that holds
-/// the time: finished files and uploads that have not expired.
+/// the time: finished files and uploads that have not expired. The statuses
+/// are written in (constants, not input) so that callers bind only their own.
 fn held(now: &str) -> String {
-    format!("(status = 'ready' OR (status = 'uploading' AND expires_at > {now}))")
+    let (ready, uploading) = (FileStatus::Ready.as_str(), FileStatus::Uploading.as_str());
+    format!("(status = '{ready}' OR (status = '{uploading}' AND expires_at > {now}))")
 }
 
 #[derive(Deserialize)]
@@ -212,7 +216,7 @@ async fn forward_patch(ctx: &Ctx, req: &Request, id: &str, offset: &str) -> Http
 struct Access {
     uploader_id: String,
     room_id: String,
-    status: String,
+    status: FileStatus,
     role: Option<String>,
 }
 
@@ -262,7 +266,7 @@ pub async fn patch(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
 /// listed without its bytes).
 pub async fn terminate(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response> {
     let (access, role) = upload_access(ctx, &req, id).await?;
-    if access.status == "ready" {
+    if access.status == FileStatus::Ready {
         check_delete(true, role)?;
         remove(ctx, &access.room_id, id).await?;
         return no_content();
@@ -273,7 +277,7 @@ pub async fn terminate(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response
     }
     #[derive(Deserialize)]
     struct Gone {
-        status: String,
+        status: FileStatus,
     }
     let gone: Option<Gone> = ctx
         .db()?
@@ -282,7 +286,7 @@ pub async fn terminate(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response
         .first(None)
         .await?;
     // It finished meanwhile: the room listed it, and must drop it again.
-    if gone.is_some_and(|g| g.status == "ready") {
+    if gone.is_some_and(|g| g.status == FileStatus::Ready) {
         tell_removed(ctx, &access.room_id, id).await?;
     }
     no_content()
@@ -304,9 +308,9 @@ pub async fn file_for(ctx: &Ctx, id: &str, user_id: &str) -> HttpResult<(FileInf
         .prepare(format!(
             "SELECT {FILE_COLUMNS}, m.role FROM files f
              JOIN memberships m ON m.room_id = f.room_id AND m.user_id = ?2
-             WHERE f.id = ?1 AND f.status = 'ready'"
+             WHERE f.id = ?1 AND f.status = ?3"
         ))
-        .bind(&[arg(id), arg(user_id)])?
+        .bind(&[arg(id), arg(user_id), arg(FileStatus::Ready.as_str())])?
         .first(None)
         .await?
         .filter(|f: &Found| ctx.key_allows_room(&f.file.room_id))
@@ -342,11 +346,16 @@ pub async fn list(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response
         .db()?
         .prepare(format!(
             "SELECT {FILE_COLUMNS} FROM files f
-             WHERE f.room_id = ?1 AND f.status = 'ready'
+             WHERE f.room_id = ?1 AND f.status = ?4
                AND (?3 IS NULL OR (f.created_at, f.id) < (SELECT created_at, id FROM files WHERE id = ?3))
              ORDER BY f.created_at DESC, f.id DESC LIMIT ?2"
         ))
-        .bind(&[arg(room_id), arg(page.limit + 1), arg(page.cursor.as_ref())])?
+        .bind(&[
+            arg(room_id),
+            arg(page.limit + 1),
+            arg(page.cursor.as_ref()),
+            arg(FileStatus::Ready.as_str()),
+        ])?
         .all()
         .await?
         .results()?;

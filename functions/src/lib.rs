@@ -305,8 +305,11 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             db.prepare("DELETE FROM invites WHERE expires_at < ?1 OR uses >= max_uses")
                 .bind(&[arg(now)])?,
             // Expired uploads answer 410 for a week (their objects say so), then go.
-            db.prepare("DELETE FROM files WHERE status = 'expired' AND expires_at < ?1")
-                .bind(&[arg(now.saturating_sub(7 * 24 * 3600))])?,
+            db.prepare("DELETE FROM files WHERE status = ?2 AND expires_at < ?1")
+                .bind(&[
+                    arg(now.saturating_sub(7 * 24 * 3600)),
+                    arg(tessera_core::files::FileStatus::Expired.as_str()),
+                ])?,
             // The inbox lists settled requests for 30 days (each room keeps its own).
             db.prepare("DELETE FROM approvals WHERE settled_at < ?1")
                 .bind(&[arg(now.saturating_sub(
