@@ -19,7 +19,7 @@ use tessera_core::ai::analysis::{
 };
 use tessera_core::ai::providers::ProviderKind;
 use tessera_core::ai::{answered_by, CallRecord, Task};
-use tessera_core::files::FileInfo;
+use tessera_core::files::{FileInfo, FileStatus};
 use tessera_core::room::RoomCall;
 use tessera_core::rooms::Role;
 use tessera_core::ApiError;
@@ -33,7 +33,7 @@ struct JobRow {
     room_id: String,
     file_id: String,
     kind: String,
-    status: String,
+    status: JobStatus,
     progress: u32,
     result: Option<String>,
     error: Option<String>,
@@ -46,7 +46,6 @@ struct JobRow {
 impl JobRow {
     fn job(self) -> HttpResult<Job> {
         Ok(Job {
-            status: serde_json::from_value(Value::String(self.status))?,
             result: self
                 .result
                 .as_deref()
@@ -56,6 +55,7 @@ impl JobRow {
             room_id: self.room_id,
             file_id: self.file_id,
             kind: self.kind,
+            status: self.status,
             progress: self.progress,
             error: self.error,
             attempts: self.attempts,
@@ -122,10 +122,14 @@ async fn start(ctx: &Ctx, file: &FileInfo, user_id: &str) -> HttpResult<(Job, bo
     let db = ctx.db()?;
     let running: Option<JobRow> = db
         .prepare(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.file_id = ?1 AND j.status IN ('queued', 'running')
+            "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.file_id = ?1 AND j.status IN (?2, ?3)
              ORDER BY j.created_at DESC LIMIT 1"
         ))
-        .bind(&[arg(&file.id)])?
+        .bind(&[
+            arg(&file.id),
+            arg(JobStatus::Queued.as_str()),
+            arg(JobStatus::Running.as_str()),
+        ])?
         .first(None)
         .await?;
     if let Some(row) = running {
@@ -148,9 +152,16 @@ async fn start(ctx: &Ctx, file: &FileInfo, user_id: &str) -> HttpResult<(Job, bo
     };
     db.prepare(
         "INSERT INTO jobs (id, room_id, file_id, kind, status, progress, attempts, created_by, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 'analyze', 'queued', 0, 0, ?4, ?5, ?5)",
+         VALUES (?1, ?2, ?3, 'analyze', ?6, 0, 0, ?4, ?5, ?5)",
     )
-    .bind(&[arg(&job.id), arg(&job.room_id), arg(&job.file_id), arg(user_id), arg(now)])?
+    .bind(&[
+        arg(&job.id),
+        arg(&job.room_id),
+        arg(&job.file_id),
+        arg(user_id),
+        arg(now),
+        arg(job.status.as_str()),
+    ])?
     .run()
     .await?;
     let task = Task::Analyze {
@@ -214,9 +225,9 @@ pub async fn file_analysis(ctx: &Ctx, file_id: &str) -> HttpResult<Option<FileAn
         .db()?
         .prepare(format!(
             "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.file_id = ?1
-             ORDER BY j.status = 'done' DESC, j.created_at DESC LIMIT 1"
+             ORDER BY j.status = ?2 DESC, j.created_at DESC LIMIT 1"
         ))
-        .bind(&[arg(file_id)])?
+        .bind(&[arg(file_id), arg(JobStatus::Done.as_str())])?
         .first(None)
         .await?;
     Ok(row
@@ -338,8 +349,8 @@ async fn analyse(env: &Env, job: &mut Job) -> HttpResult<Analysis> {
     }
     let file: Option<File> = env
         .d1("DB")?
-        .prepare("SELECT name, content_type, declared_type, size FROM files WHERE id = ?1 AND room_id = ?2 AND status = 'ready'")
-        .bind(&[arg(&job.file_id), arg(&job.room_id)])?
+        .prepare("SELECT name, content_type, declared_type, size FROM files WHERE id = ?1 AND room_id = ?2 AND status = ?3")
+        .bind(&[arg(&job.file_id), arg(&job.room_id), arg(FileStatus::Ready.as_str())])?
         .first(None)
         .await?;
     let Some(file) = file else {
