@@ -8,7 +8,7 @@ use crate::room_object::{is_upgrade, socket_token, SUBPROTOCOL};
 use crate::tokens::{authenticate, caller_for_token};
 use serde::Deserialize;
 use tessera_core::notify::email::{
-    self, check_unsubscribe, unsubscribe_key, DigestRoom, Provider, Unsubscribe,
+    self, check_unsubscribe, unsubscribe_key, DigestRoom, EmailStatus, Provider, Unsubscribe,
 };
 use tessera_core::notify::inbox::NewItem;
 use tessera_core::ApiError;
@@ -182,7 +182,7 @@ pub async fn send_digest(
         })
         .collect();
     if named.is_empty() {
-        return finish(env, &key, "skipped", Some("no room to list")).await;
+        return finish(env, &key, EmailStatus::Skipped, Some("no room to list")).await;
     }
     let message = email::digest(
         &out.to,
@@ -219,11 +219,11 @@ async fn claim(
     let now = now_secs();
     let claimed: Option<String> = db
         .prepare(
-            "INSERT INTO email_log (key, user_id, status, attempts, updated_at) VALUES (?1, ?2, 'sending', 1, ?3)
+            "INSERT INTO email_log (key, user_id, status, attempts, updated_at) VALUES (?1, ?2, ?4, 1, ?3)
              ON CONFLICT (key) DO UPDATE SET attempts = attempts + 1, updated_at = ?3
-             WHERE email_log.status = 'sending' RETURNING status",
+             WHERE email_log.status = ?4 RETURNING status",
         )
-        .bind(&[arg(key), arg(user_id), arg(now)])?
+        .bind(&[arg(key), arg(user_id), arg(now), arg(EmailStatus::Sending.as_str())])?
         .first(Some("status"))
         .await?;
     if claimed.is_none() {
@@ -233,7 +233,7 @@ async fn claim(
         finish(
             env,
             key,
-            "skipped",
+            EmailStatus::Skipped,
             Some("EMAIL_PROVIDER is not configured"),
         )
         .await?;
@@ -246,7 +246,7 @@ async fn claim(
         .first(None)
         .await?;
     let Some(to) = recipient.and_then(|r| r.email) else {
-        finish(env, key, "skipped", Some("no email address")).await?;
+        finish(env, key, EmailStatus::Skipped, Some("no email address")).await?;
         return Ok(None);
     };
     let app_url = env_var(env, "APP_URL").unwrap_or_else(|| DEFAULT_APP_URL.into());
@@ -283,7 +283,7 @@ async fn send(env: &Env, out: &Outgoing, message: &email::Email) -> HttpResult<(
         .await?;
     let status = resp.status_code();
     if (200..300).contains(&status) {
-        finish(env, &out.key, "sent", None).await?;
+        finish(env, &out.key, EmailStatus::Sent, None).await?;
         return Ok(());
     }
     let detail = resp.text().await.unwrap_or_default();
@@ -292,10 +292,10 @@ async fn send(env: &Env, out: &Outgoing, message: &email::Email) -> HttpResult<(
 }
 
 /// Records how an email ended in the mail log.
-async fn finish(env: &Env, key: &str, status: &str, detail: Option<&str>) -> HttpResult<()> {
+async fn finish(env: &Env, key: &str, status: EmailStatus, detail: Option<&str>) -> HttpResult<()> {
     env.d1("DB")?
         .prepare("UPDATE email_log SET status = ?2, error = ?3, updated_at = ?4 WHERE key = ?1")
-        .bind(&[arg(key), arg(status), arg(detail), arg(now_secs())])?
+        .bind(&[arg(key), arg(status.as_str()), arg(detail), arg(now_secs())])?
         .run()
         .await?;
     Ok(())
