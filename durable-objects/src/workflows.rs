@@ -25,7 +25,8 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use tessera_core::actions::{
     self, audited_args, authorize, changed, decision_comment, spec, ActionSpec, Activity,
-    ActorKind, Approval, Change, Decision, Effect, Requested, Requester, RoomSettings, RoomState,
+    ActorKind, Approval, ApprovalStatus, Change, Decision, Effect, Requested, Requester,
+    RoomSettings, RoomState,
 };
 use tessera_core::actor::{ChangedBy, LastChange};
 use tessera_core::approval_inbox::{settled_at, StatusFilter};
@@ -684,9 +685,9 @@ impl RoomDO {
     async fn finish_interrupted(&self) -> HttpResult<()> {
         let unfinished: Vec<Approval> = select_json(
             &self.state.storage().sql(),
-            "SELECT data FROM approvals WHERE json_extract(data, '$.status') = 'approved'
+            "SELECT data FROM approvals WHERE json_extract(data, '$.status') = ?
              AND json_extract(data, '$.result') IS NULL ORDER BY n",
-            None,
+            vec![V::from(ApprovalStatus::Approved.as_str())],
         )?;
         if unfinished.is_empty() {
             return Ok(());
