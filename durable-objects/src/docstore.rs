@@ -9,7 +9,7 @@ use tessera_core::docs::{plan_write, DocLimits, LiveDoc, StoreAs};
 use tessera_core::rooms::Role;
 use worker::{SqlStorage, SqlStorageValue as V};
 
-use crate::store::int;
+use crate::sql::int;
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS docs (

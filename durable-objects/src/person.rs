@@ -10,7 +10,7 @@
 
 use crate::config::{allow_private_urls, env_var};
 use crate::http::{call_object, error_response, json, Failure, HttpResult};
-use crate::store::{create_schema, select};
+use crate::sql::{create_schema, select};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use tessera_core::api::{parse_body, parse_json};
@@ -23,6 +23,7 @@ use tessera_core::notify::inbox::{
 use tessera_core::notify::jobs::Job;
 use tessera_core::notify::prefs::{decide, Prefs, PrefsPatch, Reach};
 use tessera_core::notify::webpush::{self, Subscription, SUBSCRIPTIONS_MAX, TTL_SECS};
+use tessera_core::room::EndSessions;
 use tessera_core::ApiError;
 use worker::{
     durable_object, DurableObject, Env, Fetch, Headers, Method, Request, RequestInit, Response,
@@ -93,6 +94,27 @@ pub async fn call(
         body,
     )
     .await
+}
+
+/// Tells the person's object to close their `/me` sockets of ended sessions.
+pub async fn end_sessions(env: &Env, end: &EndSessions) -> HttpResult<()> {
+    let body = serde_json::to_vec(end)?;
+    let resp = call(
+        env,
+        &end.user_id,
+        Method::Post,
+        crate::sessions::END_PATH,
+        Some(body),
+    )
+    .await?;
+    if resp.status_code() >= 300 {
+        return Err(ApiError::Internal(format!(
+            "the person's object answered {} to ending sessions",
+            resp.status_code()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Hands a WebSocket upgrade to a person's object; `protocol` is echoed, and
@@ -546,7 +568,7 @@ impl PersonDO {
             return;
         };
         let body = serde_json::json!({ "user_id": user_id, "on": on });
-        let answer: HttpResult<Answer> = crate::room::call_json(
+        let answer: HttpResult<Answer> = crate::room_client::call_json(
             &self.env,
             room_id,
             Method::Post,

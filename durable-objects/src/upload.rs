@@ -14,8 +14,8 @@ use crate::clock::{now_ms, now_secs};
 use crate::d1::arg;
 use crate::docstore::blobs;
 use crate::http::{no_content, Failure, HttpResult};
-use crate::room;
-use crate::store::{create_schema, select};
+use crate::room_client;
+use crate::sql::{create_schema, select};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use std::cell::Cell;
@@ -463,7 +463,7 @@ impl UploadDO {
             file,
             uploader: st.uploader.clone(),
         };
-        let _: serde_json::Value = room::call_room(&self.env, &st.room_id, &added).await?;
+        let _: serde_json::Value = room_client::call_room(&self.env, &st.room_id, &added).await?;
         Ok(())
     }
 
@@ -486,7 +486,7 @@ impl UploadDO {
             }),
         };
         let told: HttpResult<serde_json::Value> =
-            room::call_room(&self.env, &st.room_id, &event).await;
+            room_client::call_room(&self.env, &st.room_id, &event).await;
         if let Err(Failure(e)) = told {
             worker::console_error!("upload progress not delivered: {e:?}");
         }

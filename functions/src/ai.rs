@@ -26,7 +26,7 @@ use tessera_core::dates::day_of;
 use tessera_core::rooms::Role;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, HttpResult};
-use tessera_durable_objects::room;
+use tessera_durable_objects::room_client;
 use worker::{
     AbortController, D1Database, D1PreparedStatement, Delay, Env, Fetch, Headers, Method, Request,
     RequestInit, Response,
@@ -414,7 +414,7 @@ pub async fn room_call<T: DeserializeOwned>(
     let headers = Headers::new();
     headers.set("x-tessera-identity", &ai_identity().to_header())?;
     headers.set("x-request-id", request_id)?;
-    room::call_json(env, room_id, method, path, headers, body).await
+    room_client::call_json(env, room_id, method, path, headers, body).await
 }
 
 /// Audits calls in the room and posts what they produced (see the object's

@@ -1,6 +1,6 @@
-//! `/api/v1/me/keys`: a person's API keys (created, listed, revoked), and
-//! authenticating a request made with one: `tokens::caller_for_token` hands
-//! every `tsk_` bearer token here, so keys are accepted wherever an access
+//! `/api/v1/me/keys`: a person's API keys (created, listed, revoked). A
+//! request made with a key is authenticated where every bearer token is
+//! (`tokens::caller_for_token`), so keys are accepted wherever an access
 //! token is, HTTP and sockets alike. What a key may do is decided in
 //! `tessera_core::notify::apikeys`.
 //!
@@ -11,59 +11,12 @@
 use crate::crypto::random_bytes;
 use crate::ctx::{arg, changes, now_secs, read_json, Ctx};
 use crate::sessions;
-use crate::tokens::{authenticate, Caller};
+use crate::tokens::authenticate;
 use serde::Deserialize;
-use tessera_core::notify::apikeys::{
-    self, stored_scope, CreateKey, KeyInfo, StoredKey, KEYS_PER_PERSON_MAX, TOUCH_EVERY_SECS,
-};
+use tessera_core::notify::apikeys::{self, stored_scope, CreateKey, KeyInfo, KEYS_PER_PERSON_MAX};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, no_content, HttpResult};
 use worker::{Request, Response};
-
-/// The caller behind an API key, if the key may make this request (see
-/// `apikeys::admit`); its scope stays on the context for the handlers.
-pub async fn caller_for_key(ctx: &Ctx, token: &str) -> HttpResult<Caller> {
-    let (id, secret_hash) = apikeys::parse(token)?;
-    let key: StoredKey = ctx
-        .db()?
-        .prepare(
-            "SELECT k.user_id, k.scope, k.expires_at, k.last_used_at
-             FROM api_keys k JOIN users u ON u.id = k.user_id
-             WHERE k.id = ?1 AND k.secret_hash = ?2",
-        )
-        .bind(&[arg(&id), arg(&secret_hash)])?
-        .first(None)
-        .await?
-        .ok_or_else(|| ApiError::InvalidToken("this API key is unknown or was revoked".into()))?;
-    let now = now_secs();
-    let room = ctx.path_room.borrow().clone();
-    let admitted = apikeys::admit(&key, ctx.endpoint.get(), room.as_deref(), now)?;
-    if admitted.touch {
-        // Conditional: isolates racing on one key write it once.
-        let touched = ctx
-            .db()?
-            .prepare(
-                "UPDATE api_keys SET last_used_at = ?2
-                 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
-            )
-            .bind(&[
-                arg(&id),
-                arg(now),
-                arg(now.saturating_sub(TOUCH_EVERY_SECS)),
-            ])?
-            .run()
-            .await;
-        if let Err(e) = touched {
-            worker::console_error!("recording the use of API key {id}: {e}");
-        }
-    }
-    *ctx.key_scope.borrow_mut() = Some(admitted.scope);
-    *ctx.user.borrow_mut() = Some(key.user_id.clone());
-    Ok(Caller {
-        user_id: key.user_id,
-        session: Some(id),
-    })
-}
 
 #[derive(Deserialize)]
 struct Row {

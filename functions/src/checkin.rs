@@ -206,7 +206,7 @@ pub async fn read(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response
     let user_id = authenticate(ctx, &req).await?;
     crate::rooms::role_in(ctx, room_id, &user_id).await?;
     let day = crate::ctx::query_day(&req)?;
-    tessera_durable_objects::room::call(
+    tessera_durable_objects::room_client::call(
         &ctx.env,
         room_id,
         Method::Get,

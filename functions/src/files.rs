@@ -21,7 +21,7 @@ use tessera_core::room::{ArchivedAnswer, RoomCall};
 use tessera_core::rooms::{require, Permission, Role};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, no_content, Failure, HttpResult};
-use tessera_durable_objects::{room, upload};
+use tessera_durable_objects::{room_client, upload};
 use worker::{Env, Headers, Method, Range, Request, Response, ResponseBuilder};
 
 /// The tus headers every answer under `/api/v1/uploads` carries, and what
@@ -75,7 +75,7 @@ pub async fn create(ctx: &Ctx, req: Request) -> HttpResult<Response> {
     require(role, Permission::UploadFile)?;
     // An archived room takes no files (refused before any byte is sent).
     let answer: ArchivedAnswer =
-        room::call_room(&ctx.env, &upload.room_id, &RoomCall::Archived).await?;
+        room_client::call_room(&ctx.env, &upload.room_id, &RoomCall::Archived).await?;
     if answer.archived {
         return Err(ApiError::room_archived().into());
     }
@@ -469,7 +469,7 @@ pub async fn remove(ctx: &Ctx, room_id: &str, id: &str) -> HttpResult<()> {
 
 async fn tell_removed(ctx: &Ctx, room_id: &str, id: &str) -> HttpResult<()> {
     let removed = RoomCall::FileRemoved { id: id.to_string() };
-    let _: serde_json::Value = room::call_room(&ctx.env, room_id, &removed).await?;
+    let _: serde_json::Value = room_client::call_room(&ctx.env, room_id, &removed).await?;
     Ok(())
 }
 

@@ -24,7 +24,7 @@ use tessera_core::room::RoomCall;
 use tessera_core::rooms::Role;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json as respond, HttpResult};
-use tessera_durable_objects::room;
+use tessera_durable_objects::room_client;
 use worker::{Env, Range, Request, Response};
 
 #[derive(Deserialize)]
@@ -263,7 +263,7 @@ async fn progress(env: &Env, job: &mut Job, percent: u32) -> HttpResult<()> {
         event: "job_progress".into(),
         data,
     };
-    let _: serde_json::Value = room::call_room(env, &job.room_id, &progress).await?;
+    let _: serde_json::Value = room_client::call_room(env, &job.room_id, &progress).await?;
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use tessera_core::rooms::MemberNotice;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::HttpResult;
 use tessera_durable_objects::members;
-use tessera_durable_objects::room;
+use tessera_durable_objects::room_client;
 use tessera_durable_objects::sessions::SESSION_ID_HEADER;
 use worker::{Headers, Method, Request, Response};
 
@@ -90,7 +90,7 @@ async fn upgrade(ctx: &Ctx, req: &Request, room_id: &str, path: &str) -> HttpRes
     if echo_protocol {
         headers.set("x-tessera-protocol", SUBPROTOCOL)?;
     }
-    room::call(&ctx.env, room_id, Method::Get, path, headers, None).await
+    room_client::call(&ctx.env, room_id, Method::Get, path, headers, None).await
 }
 
 pub async fn socket(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
@@ -148,7 +148,7 @@ pub async fn docs(
     } else {
         format!("/docs/{sub}{query}")
     };
-    room::call(&ctx.env, room_id, req.method(), &path, headers, body).await
+    room_client::call(&ctx.env, room_id, req.method(), &path, headers, body).await
 }
 
 pub async fn list_messages(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
@@ -156,7 +156,7 @@ pub async fn list_messages(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult
     let headers = identity_headers(ctx, room_id, &user_id).await?;
     let url = req.url()?;
     let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
-    room::call(
+    room_client::call(
         &ctx.env,
         room_id,
         Method::Get,
@@ -170,7 +170,7 @@ pub async fn list_messages(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult
 pub async fn get_message(ctx: &Ctx, req: Request, room_id: &str, id: &str) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
     let headers = identity_headers(ctx, room_id, &user_id).await?;
-    room::call(
+    room_client::call(
         &ctx.env,
         room_id,
         Method::Get,
@@ -191,7 +191,7 @@ pub async fn post_message(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpRes
         .ok_or_else(|| ApiError::invalid("the Idempotency-Key header is required"))?;
     headers.set("idempotency-key", &key)?;
     let body = crate::ctx::read_body(&mut req).await?;
-    room::call(
+    room_client::call(
         &ctx.env,
         room_id,
         Method::Post,
@@ -205,13 +205,13 @@ pub async fn post_message(ctx: &Ctx, mut req: Request, room_id: &str) -> HttpRes
 /// Tells the room about a membership change (see `MemberNotice`).
 pub async fn member_changed(ctx: &Ctx, room_id: &str, notice: MemberNotice) -> HttpResult<()> {
     let _: serde_json::Value =
-        room::call_room(&ctx.env, room_id, &RoomCall::Member(notice)).await?;
+        room_client::call_room(&ctx.env, room_id, &RoomCall::Member(notice)).await?;
     Ok(())
 }
 
 /// Closes the room's sockets and erases its object storage.
 pub async fn purge(env: &worker::Env, room_id: &str) -> HttpResult<()> {
-    let _: serde_json::Value = room::call_room(env, room_id, &RoomCall::Purge).await?;
+    let _: serde_json::Value = room_client::call_room(env, room_id, &RoomCall::Purge).await?;
     Ok(())
 }
 
@@ -219,7 +219,7 @@ pub async fn purge(env: &worker::Env, room_id: &str) -> HttpResult<()> {
 /// an unknown state (nulls) rather than failing a whole rooms list.
 pub async fn read_state(ctx: &Ctx, room_id: &str, user_id: &str) -> ReadState {
     let user = user_id.to_string();
-    room::call_room(&ctx.env, room_id, &RoomCall::Unread { user })
+    room_client::call_room(&ctx.env, room_id, &RoomCall::Unread { user })
         .await
         .unwrap_or_default()
 }

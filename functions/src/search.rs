@@ -31,10 +31,10 @@ use tessera_core::search::sql::{self, Found, Hit, Row, Scope};
 use tessera_core::search::{Mode, Request};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json as respond, HttpResult};
-use tessera_durable_objects::room;
-use tessera_durable_objects::search::{
+use tessera_durable_objects::room::search::{
     ask_upkeep, d1_statement, encode_vector, Maintained, StoredVector, Unembedded,
 };
+use tessera_durable_objects::room_client;
 use worker::{Env, Headers, Method, Response};
 
 /// Rooms a cross-room semantic search asks at most (one call each): the
@@ -176,7 +176,8 @@ async fn text(
         Target::Room { id, headers, .. } => {
             let path = format!("/search/text?{qs}&at={offset}&take={take}");
             let found: Hits =
-                room::call_json(&ctx.env, id, Method::Get, &path, headers.clone(), None).await?;
+                room_client::call_json(&ctx.env, id, Method::Get, &path, headers.clone(), None)
+                    .await?;
             // The room object's rows are its own (room id ""): named here.
             Ok(found
                 .hits
@@ -323,7 +324,7 @@ async fn nearest(
             body["only"] = json!(only);
         }
         async move {
-            room::call_json::<Hits>(
+            room_client::call_json::<Hits>(
                 &ctx.env,
                 id,
                 Method::Post,
@@ -447,7 +448,7 @@ async fn send_embeddings(
 /// edited); then its items without an embedding are embedded, within its
 /// AI budget.
 pub async fn upkeep(env: &Env, room_id: &str) -> HttpResult<()> {
-    let done: Maintained = room::call_json(
+    let done: Maintained = room_client::call_json(
         env,
         room_id,
         Method::Post,
@@ -470,7 +471,7 @@ pub async fn upkeep(env: &Env, room_id: &str) -> HttpResult<()> {
     for _ in 0..EMBED_BATCHES_PER_TASK {
         let path = format!("/search/unembedded?limit={}", embed::BATCH_MAX);
         let pending: Pending =
-            room::call_json(env, room_id, Method::Get, &path, Headers::new(), None).await?;
+            room_client::call_json(env, room_id, Method::Get, &path, Headers::new(), None).await?;
         if pending.items.is_empty() {
             return Ok(());
         }
@@ -508,7 +509,7 @@ pub async fn upkeep(env: &Env, room_id: &str) -> HttpResult<()> {
             })
             .collect();
         let body = json!({ "model": embed::model_label(p), "vectors": vectors });
-        let _: serde_json::Value = room::call_json(
+        let _: serde_json::Value = room_client::call_json(
             env,
             room_id,
             Method::Post,
@@ -532,7 +533,7 @@ pub async fn file_text(env: &Env, room_id: &str, file_id: &str, text: &str) -> H
         end -= 1;
     }
     let text = &text[..end];
-    room::tell(
+    room_client::tell(
         env,
         room_id,
         "/search/file-text",

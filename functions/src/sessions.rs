@@ -18,7 +18,8 @@ use serde::Deserialize;
 use tessera_core::auth::refresh_token_digest;
 use tessera_core::ApiError;
 use tessera_durable_objects::http::HttpResult;
-use tessera_durable_objects::sessions::{end_for_person, end_in_room, EndSessions};
+use tessera_durable_objects::sessions::EndSessions;
+use tessera_durable_objects::{person, room_client};
 
 const ROOMS_AT_ONCE: usize = 20;
 
@@ -94,7 +95,7 @@ pub async fn close_sockets(ctx: &Ctx, user_id: &str, session: Option<&str>) -> H
         session: session.map(str::to_string),
     };
     let mut failed = 0;
-    if let Err(e) = end_for_person(&ctx.env, &end).await {
+    if let Err(e) = person::end_sessions(&ctx.env, &end).await {
         worker::console_error!("the /me sockets were not told of a sign-out: {:?}", e.0);
         failed += 1;
     }
@@ -102,7 +103,7 @@ pub async fn close_sockets(ctx: &Ctx, user_id: &str, session: Option<&str>) -> H
         let told = join_all(
             batch
                 .iter()
-                .map(|r| end_in_room(&ctx.env, &r.room_id, &end)),
+                .map(|r| room_client::end_sessions(&ctx.env, &r.room_id, &end)),
         )
         .await;
         for (room, result) in batch.iter().zip(told) {

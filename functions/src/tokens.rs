@@ -17,6 +17,7 @@ use tessera_core::auth::{
     TOKEN_AUDIENCE, TOKEN_ISSUER,
 };
 use tessera_core::jwt::{self, Audience, Expect, Registered};
+use tessera_core::notify::apikeys::{self, StoredKey, TOUCH_EVERY_SECS};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::HttpResult;
 use worker::Request;
@@ -201,14 +202,14 @@ fn verify_own(ctx: &Ctx, token: &jwt::Token<'_>) -> HttpResult<(String, String)>
     Ok((subject, token.claims::<SessionClaim>()?.sid))
 }
 
-/// The caller behind a bearer token: an API key (`tsk_…`, see `apikeys`),
+/// The caller behind a bearer token: an API key (`tsk_…`),
 /// ours (HS256, with its session), or an external OIDC provider's when one is
 /// configured (the user is provisioned on first sight). Refused when the
 /// account is gone, the session signed out, or (external tokens) the person
 /// signed out everywhere after it was issued.
 pub async fn caller_for_token(ctx: &Ctx, token: &str) -> HttpResult<Caller> {
-    if tessera_core::notify::apikeys::is_api_key(token) {
-        return crate::apikeys::caller_for_key(ctx, token).await;
+    if apikeys::is_api_key(token) {
+        return caller_for_key(ctx, token).await;
     }
     let parsed = jwt::parse(token)?;
     let (user_id, session, issued_at) = match parsed.header.alg.as_str() {
@@ -254,6 +255,51 @@ pub async fn caller_for_token(ctx: &Ctx, token: &str) -> HttpResult<Caller> {
     }
     *ctx.user.borrow_mut() = Some(user_id.clone());
     Ok(Caller { user_id, session })
+}
+
+/// The caller behind an API key, if the key may make this request (see
+/// `apikeys::admit`); its scope stays on the context for the handlers.
+async fn caller_for_key(ctx: &Ctx, token: &str) -> HttpResult<Caller> {
+    let (id, secret_hash) = apikeys::parse(token)?;
+    let key: StoredKey = ctx
+        .db()?
+        .prepare(
+            "SELECT k.user_id, k.scope, k.expires_at, k.last_used_at
+             FROM api_keys k JOIN users u ON u.id = k.user_id
+             WHERE k.id = ?1 AND k.secret_hash = ?2",
+        )
+        .bind(&[arg(&id), arg(&secret_hash)])?
+        .first(None)
+        .await?
+        .ok_or_else(|| ApiError::InvalidToken("this API key is unknown or was revoked".into()))?;
+    let now = now_secs();
+    let room = ctx.path_room.borrow().clone();
+    let admitted = apikeys::admit(&key, ctx.endpoint.get(), room.as_deref(), now)?;
+    if admitted.touch {
+        // Conditional: isolates racing on one key write it once.
+        let touched = ctx
+            .db()?
+            .prepare(
+                "UPDATE api_keys SET last_used_at = ?2
+                 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
+            )
+            .bind(&[
+                arg(&id),
+                arg(now),
+                arg(now.saturating_sub(TOUCH_EVERY_SECS)),
+            ])?
+            .run()
+            .await;
+        if let Err(e) = touched {
+            worker::console_error!("recording the use of API key {id}: {e}");
+        }
+    }
+    *ctx.key_scope.borrow_mut() = Some(admitted.scope);
+    *ctx.user.borrow_mut() = Some(key.user_id.clone());
+    Ok(Caller {
+        user_id: key.user_id,
+        session: Some(id),
+    })
 }
 
 /// The caller of a request, by its `Authorization: Bearer` header.

@@ -22,7 +22,7 @@ use tessera_core::rooms::{require, Permission, Role};
 use tessera_core::ApiError;
 use tessera_durable_objects::config::allow_private_urls;
 use tessera_durable_objects::http::{json, no_content, HttpResult};
-use tessera_durable_objects::{members, room};
+use tessera_durable_objects::{members, room_client};
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
 
 /// Delivery log rows kept per hook (older ones are dropped as new ones come).
@@ -126,7 +126,7 @@ async fn sync_room(env: &Env, room_id: &str) -> HttpResult<()> {
             serde_json::json!({ "id": r.id, "events": events })
         })
         .collect();
-    room::tell(
+    room_client::tell(
         env,
         room_id,
         "/webhooks",
@@ -535,7 +535,7 @@ async fn disable(env: &Env, hook: &HookRow, last_status: Option<u16>) -> HttpRes
             item: item.clone(),
         })
         .collect();
-    tessera_durable_objects::notify::deliver_to_members(env, &hook.room_id, deliveries).await
+    tessera_durable_objects::room::notify::deliver_to_members(env, &hook.room_id, deliveries).await
 }
 
 #[derive(Deserialize)]
@@ -676,7 +676,7 @@ pub async fn post_incoming(ctx: &Ctx, mut req: Request, token: &str) -> HttpResu
     };
     headers.set("idempotency-key", &key)?;
     let body = serde_json::to_vec(&serde_json::json!({ "body": msg.text }))?;
-    let resp = room::call(
+    let resp = room_client::call(
         &ctx.env,
         &row.room_id,
         Method::Post,

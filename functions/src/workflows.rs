@@ -17,7 +17,7 @@ use tessera_core::audit::AuditQuery;
 use tessera_core::rooms::{require, Permission};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, HttpResult};
-use tessera_durable_objects::room;
+use tessera_durable_objects::room_client;
 use wasm_bindgen::JsValue;
 use worker::{Headers, Request, Response, ResponseBuilder};
 
@@ -50,7 +50,7 @@ pub async fn forward(
         .strip_prefix(&format!("/api/v1/rooms/{room_id}"))
         .ok_or(ApiError::NoRoute)?;
     let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
-    room::call(
+    room_client::call(
         &ctx.env,
         room_id,
         req.method(),

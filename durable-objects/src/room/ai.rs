@@ -10,10 +10,10 @@
 //! so a repeated or retried run adds nothing; members read it with the
 //! approvals its proposals became (`GET /ai/checkin?day=`).
 
+use super::workflows::{Actor, Attempt};
+use super::RoomDO;
 use crate::http::{json, HttpResult};
-use crate::room::RoomDO;
-use crate::store::{select_json, upsert_json};
-use crate::workflows::{Actor, Attempt};
+use crate::sql::{select_json, upsert_json};
 use serde::Deserialize;
 use serde_json::{json as j, Value};
 use std::collections::BTreeMap;
@@ -295,7 +295,7 @@ impl RoomDO {
             let mut at = at.with("reason", j!(p.reason));
             at.idempotency_key = Some(format!("checkin-{}-{i}", record.day));
             let result = self.attempt(&ai_actor(), &p.name, &p.args, &at).await;
-            let (status, outcome) = crate::workflows::answer(&result);
+            let (status, outcome) = super::workflows::answer(&result);
             record.actions.push(Outcome {
                 name: p.name.clone(),
                 args: p.args.clone(),

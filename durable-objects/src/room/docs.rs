@@ -24,11 +24,11 @@
 //! re-sends it on reconnect (sync step 1/2); a REST write that was not stored
 //! answers 503.
 
+use super::{send_js, socket_response, socket_tags, RoomDO, Tags};
 use crate::clock::now_ms;
 use crate::docstore::{DocStore, VersionInfo};
 use crate::http::{json, no_content, HttpResult};
 use crate::r2::delete_prefix;
-use crate::room::{send_js, socket_response, socket_tags, RoomDO, Tags};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;

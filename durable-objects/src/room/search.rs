@@ -11,10 +11,10 @@
 //! (`Task::Index`) asked for at most once a second per room (`Upkeep`): the
 //! Worker's consumer calls `POST /search/maintain` and makes the embeddings.
 
+use super::RoomDO;
 use crate::clock::now_ms;
 use crate::d1::arg;
 use crate::http::{json, HttpResult};
-use crate::room::RoomDO;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
@@ -230,7 +230,7 @@ impl RoomDO {
         let marked = self.state.storage().sql().exec(
             "INSERT INTO search_dirty (doc, changed_at) VALUES (?, ?)
              ON CONFLICT (doc) DO UPDATE SET changed_at = excluded.changed_at",
-            vec![V::from(name), crate::store::int(now)],
+            vec![V::from(name), crate::sql::int(now)],
         );
         match marked {
             Ok(_) => self.search_changed(SETTLE_MS),
@@ -286,7 +286,7 @@ impl RoomDO {
             write(&sql, &change, false)?;
             sql.exec(
                 "DELETE FROM search_dirty WHERE doc = ? AND changed_at = ?",
-                vec![V::from(d.doc.as_str()), crate::store::int(d.changed_at)],
+                vec![V::from(d.doc.as_str()), crate::sql::int(d.changed_at)],
             )?;
         }
         Ok(next)
@@ -328,7 +328,7 @@ impl RoomDO {
             db.batch(batch).await?;
             sql.exec(
                 "DELETE FROM search_outbox WHERE seq <= ?",
-                vec![crate::store::int(last)],
+                vec![crate::sql::int(last)],
             )?;
             copied += rows.len() as u64;
         }
@@ -357,7 +357,7 @@ impl RoomDO {
         };
         match (req.method(), path) {
             (Method::Get, ["text"]) => {
-                crate::room::identity(&req)?;
+                super::identity(&req)?;
                 let r = request()?;
                 // What this room shows is current: documents edited a moment
                 // ago are indexed before they are searched.
@@ -366,7 +366,7 @@ impl RoomDO {
                 json(200, &serde_json::json!({ "hits": found }))
             }
             (Method::Post, ["semantic"]) => {
-                crate::room::identity(&req)?;
+                super::identity(&req)?;
                 let r = request()?;
                 let ask: SemanticAsk =
                     tessera_core::api::parse_json(&req.bytes().await?, BODY_LIMIT)?;

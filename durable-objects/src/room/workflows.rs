@@ -14,11 +14,11 @@
 //! older copy never overwrites a newer one), where the inbox across rooms
 //! reads them (`tessera_core::inbox`).
 
+use super::{identity, RoomDO};
 use crate::d1::arg;
 use crate::http::{json, Failure, HttpResult};
 use crate::members;
-use crate::room::{identity, RoomDO};
-use crate::store::{int, select, select_json, upsert_json};
+use crate::sql::{int, select, select_json, upsert_json};
 use serde::Deserialize;
 use serde_json::{json as j, Value};
 use std::collections::BTreeMap;

@@ -6,15 +6,30 @@
 //! Only the Worker reaches this object. It authenticates the caller and checks
 //! membership first, then passes the identity in `x-tessera-*` headers that it
 //! sets itself; a client cannot forge them.
+//!
+//! The object's parts live in its submodules, each an `impl RoomDO` over the
+//! state declared here: documents (`docs`), workflows and approvals
+//! (`workflows`), the AI teammate (`ai`), notifications (`notify`), search
+//! (`search`), ending sessions (`sessions`) and the chat store (`store`).
+//! Other objects and the Worker reach a room through `crate::room_client`.
+
+mod ai;
+mod docs;
+pub mod notify;
+pub mod search;
+mod sessions;
+mod store;
+mod workflows;
 
 use crate::clock::now_ms;
 use crate::docstore;
-use crate::http::{call_object, error_response, json, Failure, HttpResult};
-use crate::store::{create_schema, SqlChatStore, SCHEMA};
+use crate::http::{error_response, json, Failure, HttpResult};
+use crate::sql::create_schema;
 use serde::Deserialize;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
+use store::{SqlChatStore, SCHEMA};
 use tessera_core::chat::{read_state, record_event, ChatLimits, ChatStore, HISTORY_PAGE_MAX};
 use tessera_core::docs::{DocLimits, FlushStats, LiveDoc, Peer, UpdateQueue};
 use tessera_core::protocol::{ClientFrame, Identity, ServerFrame};
@@ -26,7 +41,7 @@ use tessera_core::rooms::{MemberNotice, Role};
 use tessera_core::rules::{self, Event, Trigger};
 use tessera_core::ApiError;
 use worker::{
-    durable_object, DurableObject, Env, Headers, Method, Request, Response, State, WebSocket,
+    durable_object, DurableObject, Env, Method, Request, Response, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair,
 };
 
@@ -82,86 +97,13 @@ pub struct RoomDO {
     /// When the room last told D1 it was active (see `touched`).
     last_touch_ms: Cell<u64>,
     /// The search index's upkeep (see `search`).
-    pub(crate) search: crate::search::SearchState,
+    pub(crate) search: search::SearchState,
     /// The webhooks, cached (see `notify`).
-    pub(crate) notify: crate::notify::NotifyState,
+    pub(crate) notify: notify::NotifyState,
     /// The stream's head seq, shared by the stores this object makes
     /// (`store::SqlChatStore::head`); storage erased, it is read again.
     head_seq: Rc<Cell<Option<u64>>>,
     schema_error: Option<String>,
-}
-
-/// Calls a room's object (from the Worker or another object). `path` includes
-/// any query string.
-pub async fn call(
-    env: &Env,
-    room_id: &str,
-    method: Method,
-    path: &str,
-    headers: Headers,
-    body: Option<Vec<u8>>,
-) -> HttpResult<Response> {
-    let stub = env
-        .durable_object("ROOMS")?
-        .id_from_name(room_id)?
-        .get_stub()?;
-    // Every call names the room, so the object knows which one it is.
-    headers.set("x-tessera-room", room_id)?;
-    let body = body.map(|b| js_sys::Uint8Array::from(b.as_slice()).into());
-    call_object(stub, method, path, headers, body).await
-}
-
-/// Makes a typed call to a room's object and reads its JSON answer.
-pub async fn call_room<T: serde::de::DeserializeOwned>(
-    env: &Env,
-    room_id: &str,
-    call: &RoomCall,
-) -> HttpResult<T> {
-    let body = serde_json::to_value(call)?;
-    call_json(
-        env,
-        room_id,
-        Method::Post,
-        "/call",
-        Headers::new(),
-        Some(&body),
-    )
-    .await
-}
-
-/// Tells a room something as JSON at `path` (announcements from other objects).
-pub async fn tell(
-    env: &Env,
-    room_id: &str,
-    path: &str,
-    body: &serde_json::Value,
-) -> HttpResult<()> {
-    let _: serde_json::Value =
-        call_json(env, room_id, Method::Post, path, Headers::new(), Some(body)).await?;
-    Ok(())
-}
-
-/// Calls a room with an optional JSON body and reads its JSON answer; any
-/// answer but 2xx is an internal error (these calls come from our own code).
-pub async fn call_json<T: serde::de::DeserializeOwned>(
-    env: &Env,
-    room_id: &str,
-    method: Method,
-    path: &str,
-    headers: Headers,
-    body: Option<&serde_json::Value>,
-) -> HttpResult<T> {
-    let body = body.map(serde_json::to_vec).transpose()?;
-    let mut resp = call(env, room_id, method, path, headers, body).await?;
-    if resp.status_code() >= 300 {
-        let detail = resp.text().await.unwrap_or_default();
-        return Err(ApiError::Internal(format!(
-            "room {path} answered {}: {detail}",
-            resp.status_code()
-        ))
-        .into());
-    }
-    Ok(resp.json().await?)
 }
 
 fn var<T: std::str::FromStr>(env: &Env, name: &str) -> Option<T> {
@@ -185,18 +127,18 @@ impl DurableObject for RoomDO {
             &[
                 SCHEMA,
                 docstore::SCHEMA,
-                crate::workflows::SCHEMA,
-                crate::ai::SCHEMA,
-                crate::notify::SCHEMA,
+                workflows::SCHEMA,
+                ai::SCHEMA,
+                notify::SCHEMA,
                 tessera_core::search::sql::SCHEMA,
                 tessera_core::search::sql::ROOM_SCHEMA,
             ],
         )
         .err();
-        let ai_rate = crate::ai::replies_rate(
+        let ai_rate = ai::replies_rate(
             var::<f64>(&env, "AI_REPLIES_PER_MIN")
                 .filter(|r| *r >= 1.0)
-                .unwrap_or(crate::ai::DEFAULT_REPLIES_PER_MIN),
+                .unwrap_or(ai::DEFAULT_REPLIES_PER_MIN),
         );
         let search_index = var::<String>(&env, "SEARCH_INDEX").as_deref() != Some("off");
         let doc_defaults = DocLimits::default();
@@ -218,7 +160,7 @@ impl DurableObject for RoomDO {
             ..doc_defaults
         };
         let backup_every_ms =
-            var(&env, "DOC_BACKUP_EVERY_MS").unwrap_or(crate::docs::DEFAULT_BACKUP_EVERY_MS);
+            var(&env, "DOC_BACKUP_EVERY_MS").unwrap_or(docs::DEFAULT_BACKUP_EVERY_MS);
         let log_doc_stats = var::<String>(&env, "DOC_STATS").is_some();
         let room = Self {
             state,
@@ -250,8 +192,8 @@ impl DurableObject for RoomDO {
             ai_rate,
             ai_bucket: RefCell::new(None),
             last_touch_ms: Cell::new(0),
-            search: crate::search::SearchState::new(search_index),
-            notify: crate::notify::NotifyState::default(),
+            search: search::SearchState::new(search_index),
+            notify: notify::NotifyState::default(),
             head_seq: Rc::default(),
             schema_error,
         };
@@ -758,7 +700,7 @@ impl RoomDO {
             actor: message.message.author.clone(),
             data: serde_json::json!({ "message": message }),
         };
-        let at = crate::workflows::Attempt::new(room_id, format!("ws-{}", message.seq));
+        let at = workflows::Attempt::new(room_id, format!("ws-{}", message.seq));
         self.react(vec![posted], &at).await;
         self.flush_audit().await;
     }

@@ -11,9 +11,9 @@
 //! number of new messages by others, at most one tick per room per second
 //! whatever the message rate, to at most [`WATCHERS_MAX`] watchers.
 
+use super::RoomDO;
 use crate::http::{json, HttpResult};
-use crate::room::RoomDO;
-use crate::store::select;
+use crate::sql::select;
 use serde::Deserialize;
 use serde_json::Value;
 use std::cell::RefCell;

@@ -1,6 +1,6 @@
 //! The Room Durable Object's SQLite schema and the [`ChatStore`] over it.
 
-use crate::http::HttpResult;
+use crate::sql::{int, select};
 use serde::Deserialize;
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -54,55 +54,6 @@ CREATE TABLE IF NOT EXISTS files (
 );
 ";
 
-/// The rows of a query, deserialised.
-pub(crate) fn select<T: serde::de::DeserializeOwned>(
-    sql: &SqlStorage,
-    query: &str,
-    args: impl Into<Option<Vec<V>>>,
-) -> worker::Result<Vec<T>> {
-    sql.exec(query, args)?.to_array()
-}
-
-#[derive(Deserialize)]
-struct JsonRow {
-    data: String,
-}
-
-/// Rows that keep a JSON document in a `data` column, deserialised.
-pub(crate) fn select_json<T: serde::de::DeserializeOwned>(
-    sql: &SqlStorage,
-    query: &str,
-    args: impl Into<Option<Vec<V>>>,
-) -> HttpResult<Vec<T>> {
-    Ok(select::<JsonRow>(sql, query, args)?
-        .iter()
-        .map(|r| serde_json::from_str(&r.data))
-        .collect::<Result<_, _>>()?)
-}
-
-/// Stores `value` as JSON under `key`: `upsert` takes the key, then the document.
-pub(crate) fn upsert_json(
-    sql: &SqlStorage,
-    upsert: &str,
-    key: &str,
-    value: &impl serde::Serialize,
-) -> HttpResult<()> {
-    sql.exec(
-        upsert,
-        vec![V::from(key), V::from(serde_json::to_string(value)?)],
-    )?;
-    Ok(())
-}
-
-/// Creates an object's tables once, when the object starts; the error (if
-/// any) is kept and answered to every request rather than panicking.
-pub(crate) fn create_schema(sql: &SqlStorage, schemas: &[&str]) -> Result<(), String> {
-    schemas
-        .iter()
-        .try_for_each(|schema| sql.exec(schema, None).map(|_| ()))
-        .map_err(|e| e.to_string())
-}
-
 pub struct SqlChatStore {
     pub sql: SqlStorage,
     /// The newest event's seq as the object last read or wrote it (`None`:
@@ -149,10 +100,6 @@ impl From<Row> for StoredMessage {
 
 /// Ids and seqs stay below 2^53 so they survive JavaScript numbers.
 const MAX_SAFE_ID: u64 = (1 << 53) - 1;
-
-pub fn int(v: u64) -> V {
-    V::Integer(v as i64)
-}
 
 const MESSAGE_COLUMNS: &str =
     "id, author, author_name, client_msg_id, body, reply_to, mentions, attachments, created_at, edited_at, deleted";
@@ -358,7 +305,7 @@ impl ChatStore for SqlChatStore {
         }
         // Searchable in the same turn as it is stored (and acknowledged).
         if self.index {
-            crate::search::write(&self.sql, &Change::of_message(m), true)?;
+            super::search::write(&self.sql, &Change::of_message(m), true)?;
         }
         Ok(true)
     }
@@ -376,7 +323,7 @@ impl ChatStore for SqlChatStore {
             ],
         )?;
         if self.index {
-            crate::search::write(&self.sql, &Change::of_message(m), false)?;
+            super::search::write(&self.sql, &Change::of_message(m), false)?;
         }
         Ok(())
     }
