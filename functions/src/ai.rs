@@ -49,7 +49,7 @@ pub fn chain(env: &Env) -> HttpResult<Vec<ProviderConfig>> {
 /// AI use of the day (today, UTC, by default) per provider, and its budget.
 pub async fn usage(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
-    if crate::rooms::role_in(ctx, room_id, &user_id).await? != Role::Owner {
+    if crate::access::role_in(ctx, room_id, &user_id).await? != Role::Owner {
         return Err(ApiError::forbidden("only an owner reads the room's AI usage").into());
     }
     let day = crate::ctx::query_day(&req)?;

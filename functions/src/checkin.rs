@@ -204,7 +204,7 @@ async fn carry_out(
 /// without one.
 pub async fn read(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
-    crate::rooms::role_in(ctx, room_id, &user_id).await?;
+    crate::access::role_in(ctx, room_id, &user_id).await?;
     let day = crate::ctx::query_day(&req)?;
     tessera_durable_objects::room_client::call(
         &ctx.env,
@@ -221,7 +221,7 @@ pub async fn read(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response
 /// one the room already has today.
 pub async fn run_now(ctx: &Ctx, req: Request, room_id: &str) -> HttpResult<Response> {
     let user_id = authenticate(ctx, &req).await?;
-    if crate::rooms::role_in(ctx, room_id, &user_id).await? != Role::Owner {
+    if crate::access::role_in(ctx, room_id, &user_id).await? != Role::Owner {
         return Err(ApiError::forbidden("only an owner can run the check-in").into());
     }
     let day = day_of(now_secs());

@@ -4,9 +4,9 @@
 //! through to it without being buffered here. Downloads stream from R2 with
 //! ranges and entity tags, typed by what the bytes are, not what they claimed.
 
+use crate::access::{file_access, file_for, role_in, FILE_COLUMNS};
 use crate::crypto;
 use crate::ctx::{arg, changes, now_secs, page, Ctx};
-use crate::rooms::role_in;
 use crate::tokens::authenticate;
 use serde::Deserialize;
 use tessera_core::files::call::UploadCall;
@@ -290,43 +290,6 @@ pub async fn terminate(ctx: &Ctx, req: Request, id: &str) -> HttpResult<Response
         tell_removed(ctx, &access.room_id, id).await?;
     }
     no_content()
-}
-
-const FILE_COLUMNS: &str = "f.id, f.room_id, f.uploader_id, f.name, f.content_type, f.declared_type, f.size, f.sha256, f.status, f.created_at, f.completed_at";
-
-/// A finished file and `user_id`'s role in its room; 404 unless they are a
-/// member now.
-pub async fn file_for(ctx: &Ctx, id: &str, user_id: &str) -> HttpResult<(FileInfo, Role)> {
-    #[derive(Deserialize)]
-    struct Found {
-        #[serde(flatten)]
-        file: FileInfo,
-        role: Role,
-    }
-    let found: Found = ctx
-        .db()?
-        .prepare(format!(
-            "SELECT {FILE_COLUMNS}, m.role FROM files f
-             JOIN memberships m ON m.room_id = f.room_id AND m.user_id = ?2
-             WHERE f.id = ?1 AND f.status = ?3"
-        ))
-        .bind(&[arg(id), arg(user_id), arg(FileStatus::Ready.as_str())])?
-        .first(None)
-        .await?
-        .filter(|f: &Found| ctx.key_allows_room(&f.file.room_id))
-        .ok_or(ApiError::NotFound("file"))?;
-    Ok((found.file, found.role))
-}
-
-/// A file and the caller's role in its room; 404 unless they are a member.
-pub async fn file_access(
-    ctx: &Ctx,
-    req: &Request,
-    id: &str,
-) -> HttpResult<(FileInfo, Role, String)> {
-    let user_id = authenticate(ctx, req).await?;
-    let (file, role) = file_for(ctx, id, &user_id).await?;
-    Ok((file, role, user_id))
 }
 
 /// The file, with its AI analysis (`analysis`: see `jobs::file_analysis`).

@@ -6,9 +6,9 @@
 //! queue; after `JOB_ATTEMPTS_MAX` tries, or at once for a file that cannot
 //! be analysed, the job is failed with the reason.
 
+use crate::access::{file_access, file_for};
 use crate::ai::{account, ask_checked, chain, record_in_room, require_budget};
 use crate::ctx::{arg, now_secs, read_json, Ctx};
-use crate::files::{file_access, file_for};
 use crate::tokens::authenticate;
 use serde::Deserialize;
 use serde_json::{json, Value};

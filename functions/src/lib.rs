@@ -3,6 +3,7 @@
 //! housekeeping. Handlers live in one module per concept and stay thin: the rules
 //! are in `tessera-core`.
 
+mod access;
 mod accounts;
 mod ai;
 mod apikeys;

@@ -2,6 +2,7 @@
 //! stored in D1. A caller who is not a member of a room gets 404 for it, exactly as
 //! for a room that does not exist, so room ids cannot be probed.
 
+use crate::access::{member_role, membership, role_in, ROOM_COLUMNS};
 use crate::ctx::{arg, changes, now_secs, page, read_json, Ctx};
 use crate::tokens::authenticate;
 use crate::{crypto, room_object};
@@ -15,50 +16,6 @@ use tessera_core::ApiError;
 use tessera_durable_objects::http::{json, no_content, HttpResult};
 use tessera_durable_objects::members;
 use worker::{Env, Request, Response};
-
-/// A room as its member `m` sees it. A direct room is named for the other
-/// person (their display name now), as chat apps show one; the stored name
-/// stays for when that person is gone.
-const ROOM_COLUMNS: &str =
-    "r.id, r.kind, r.topic, r.created_by, r.created_at, r.updated_at, m.role,
-     CASE WHEN r.kind = 'direct' THEN COALESCE(
-       (SELECT u.display_name FROM memberships o JOIN users u ON u.id = o.user_id
-        WHERE o.room_id = r.id AND o.user_id <> m.user_id LIMIT 1), r.name)
-     ELSE r.name END AS name,
-     (SELECT COUNT(*) FROM memberships c WHERE c.room_id = r.id) AS member_count";
-
-/// The caller's membership of a room (the room with their role); 404 when
-/// the room is absent or not theirs.
-pub async fn membership(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<RoomInfo> {
-    if !ctx.key_allows_room(room_id) {
-        return Err(ApiError::NotFound("room").into());
-    }
-    Ok(ctx
-        .db()?
-        .prepare(format!(
-            "SELECT {ROOM_COLUMNS} FROM rooms r JOIN memberships m ON m.room_id = r.id
-             WHERE r.id = ?1 AND m.user_id = ?2"
-        ))
-        .bind(&[arg(room_id), arg(user_id)])?
-        .first(None)
-        .await?
-        .ok_or(ApiError::NotFound("room"))?)
-}
-
-/// `user_id`'s role in a room; none when an API key of theirs does not reach it.
-pub async fn member_role(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Option<Role>> {
-    if !ctx.key_allows_room(room_id) {
-        return Ok(None);
-    }
-    members::role(&ctx.db()?, room_id, user_id).await
-}
-
-/// The caller's role in a room; 404 for non-members, as for a missing room.
-pub async fn role_in(ctx: &Ctx, room_id: &str, user_id: &str) -> HttpResult<Role> {
-    Ok(member_role(ctx, room_id, user_id)
-        .await?
-        .ok_or(ApiError::NotFound("room"))?)
-}
 
 #[derive(Serialize)]
 struct RoomList {

@@ -71,7 +71,7 @@ pub async fn search(ctx: &Ctx, req: worker::Request) -> HttpResult<Response> {
     let qs = url.query().unwrap_or_default().to_string();
     let target = match &r.room {
         Some(id) => {
-            let m = crate::rooms::membership(ctx, id, &user).await?;
+            let m = crate::access::membership(ctx, id, &user).await?;
             Target::Room {
                 id: id.clone(),
                 name: m.name,

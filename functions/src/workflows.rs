@@ -5,9 +5,9 @@
 //! `workflows` module); the Worker checks membership, passes the caller's
 //! identity and serves the audit log and the inbox from D1.
 
+use crate::access::role_in;
 use crate::ctx::{arg, now_secs, read_body, Ctx};
 use crate::room_object::identity_headers;
-use crate::rooms::role_in;
 use crate::tokens::authenticate;
 use serde::{Deserialize, Serialize};
 use tessera_core::actions::offered;
