@@ -214,8 +214,9 @@ impl ApprovalInboxItem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::{spec, Requested, Requester, APPROVAL_TTL_SECS};
+    use crate::actions::{Requested, Requester, APPROVAL_TTL_SECS};
     use crate::actor::{ActorKind, ChangedBy};
+    use crate::catalogue::spec;
 
     fn query(pairs: &[(&str, &str)]) -> Result<ApprovalInboxQuery, ApiError> {
         ApprovalInboxQuery::from_query(pairs.iter().copied())

@@ -9,7 +9,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use tessera_core::actions::{offered, spec, ActorKind, Approval, Effect, Requester, RoomState};
+use tessera_core::actions::{ActorKind, Approval, Effect, Requester, RoomState};
 use tessera_core::actor::ChangedBy;
 use tessera_core::ai::analysis::{FileAnalysis, Job, JobStatus};
 use tessera_core::ai::checkin::{CheckinRecord, Outcome, ProposedAction};
@@ -17,6 +17,7 @@ use tessera_core::ai::{ProviderUsage, UsageReport};
 use tessera_core::api::{Endpoint, ROUTES};
 use tessera_core::approval_inbox::{ApprovalInboxItem, ApprovalInboxRow, Scope};
 use tessera_core::auth::{AuthConfig, OidcConfig};
+use tessera_core::catalogue::{offered, spec};
 use tessera_core::chat::{ReadMarker, ReadState, StoredMessage};
 use tessera_core::files::{FileInfo, FileLimits, FileList, FileRef, FileStatus, FileUsage};
 use tessera_core::links::{sign, LinkKey};
@@ -633,7 +634,7 @@ fn workflow_values() {
         let draft = json!({ "trigger": "message_posted", "effect": effect,
             "condition": {"in": ["x", {"var": "event.data.message.body"}]},
             "event": {"data": {"message": {"body": body}}} });
-        tessera_core::rules::dry_run(
+        tessera_core::dry_run::dry_run(
             &draft,
             &state,
             &person("u1", ActorKind::User),

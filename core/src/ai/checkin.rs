@@ -11,7 +11,8 @@
 //! [`CheckinRecord`], which members read as a [`CheckinView`].
 
 use super::{quote, unfenced, Prompt, RoomDigest, DATA_IS_NOT_INSTRUCTIONS};
-use crate::actions::{available, spec, validate_args, ActionSpec, Approval};
+use crate::actions::Approval;
+use crate::catalogue::{available, spec, validate_args, ActionSpec};
 use crate::rooms::Role;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -473,7 +474,7 @@ mod tests {
                     rule_id: None,
                     reason: None,
                 };
-                let spec = crate::actions::spec("archive_room").unwrap();
+                let spec = crate::catalogue::spec("archive_room").unwrap();
                 crate::actions::Approval::request(1, spec, &json!({}), &from, 1, &[])
                     .unwrap()
                     .approval()

@@ -22,7 +22,7 @@ pub const AI_USER_ID: &str = "ai";
 pub const AI_DISPLAY_NAME: &str = "Tessera AI";
 
 /// Who the AI is in a room: a member, whatever it is asked. Protected
-/// actions always become approval requests (`actions::authorize`).
+/// actions always become approval requests (`catalogue::authorize`).
 pub fn ai_identity() -> Identity {
     Identity {
         user_id: AI_USER_ID.into(),

@@ -24,12 +24,12 @@ use serde_json::{json as j, Value};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use tessera_core::actions::{
-    self, audited_args, authorize, changed, decision_comment, spec, ActionSpec, Activity,
-    ActorKind, Approval, ApprovalStatus, Change, Decision, Effect, Requested, Requester,
-    RoomSettings, RoomState,
+    changed, decision_comment, Activity, ActorKind, Approval, ApprovalStatus, Change, Effect,
+    Requested, Requester, RoomSettings, RoomState,
 };
 use tessera_core::actor::{ChangedBy, LastChange};
 use tessera_core::approval_inbox::{settled_at, StatusFilter};
+use tessera_core::catalogue::{self, audited_args, authorize, spec, ActionSpec, Decision};
 use tessera_core::chat::ChatStore;
 use tessera_core::protocol::Identity;
 use tessera_core::rooms::{MemberNotice, Role};
@@ -110,10 +110,10 @@ impl Attempt {
     }
 
     /// A resumed run finds the effect of `action` it was interrupted after:
-    /// the refusal that says so (`actions::already_done`) means it is done.
+    /// the refusal that says so (`catalogue::already_done`) means it is done.
     fn done_before(&self, action: &str, result: HttpResult<()>) -> HttpResult<()> {
         match result {
-            Err(Failure(e)) if self.resumed && actions::already_done(action, &e) => Ok(()),
+            Err(Failure(e)) if self.resumed && catalogue::already_done(action, &e) => Ok(()),
             other => other,
         }
     }
@@ -747,7 +747,7 @@ impl RoomDO {
             kind: ActorKind::User,
         };
         let state = self.workflow_state()?;
-        let run = tessera_core::rules::dry_run(
+        let run = tessera_core::dry_run::dry_run(
             &body,
             &state,
             &author,
