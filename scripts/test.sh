@@ -14,6 +14,8 @@ cargo fmt --all --check
 step "cargo clippy (native and wasm32)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p tessera-functions --target wasm32-unknown-unknown -- -D warnings
+step "no import cycles between a crate's modules"
+node scripts/module-cycles.mjs
 step "cargo test"
 cargo test --workspace
 step "browser app: API types, tsc, build with budgets"
