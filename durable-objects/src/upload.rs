@@ -22,7 +22,7 @@ use std::cell::Cell;
 use tessera_core::files::call::{UploadCall, UPLOAD_CALL_HEADER};
 use tessera_core::files::{
     http_date, parse_checksum, progress_due, take_part, BodyHasher, FileRef, FileStatus, NewUpload,
-    Phase, UploadState, BUFFER_ROW_BYTES, PART_BYTES,
+    Phase, Step, UploadState, BUFFER_ROW_BYTES, PART_BYTES,
 };
 use tessera_core::room::RoomCall;
 use tessera_core::ApiError;
@@ -37,8 +37,6 @@ CREATE TABLE IF NOT EXISTS parts (number INTEGER PRIMARY KEY, etag TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS buffer (start INTEGER PRIMARY KEY, bytes BLOB NOT NULL);
 ";
 
-/// How long an expired upload still answers 410 before its state is erased.
-const EXPIRED_KEPT_SECS: u64 = 7 * 24 * 3600;
 /// When finishing fails (D1 or the room unreachable), the alarm retries after this.
 const RETRY_SECS: u64 = 30;
 
@@ -253,7 +251,7 @@ impl UploadDO {
     async fn status(&self) -> HttpResult<Response> {
         let mut st = self.existing()?;
         st.check_exists()?;
-        if let Err(e) = self.advance(&mut st).await {
+        if let Err(e) = self.run_steps(&mut st, false).await {
             worker::console_error!("finishing upload {} failed: {:?}", st.id, e.0);
             self.retry_later().await?;
         }
@@ -322,7 +320,7 @@ impl UploadDO {
         self.commit(&st, &buffer, &mut stored)?;
         self.report_progress(&st).await;
         if st.is_complete() {
-            if let Err(e) = self.advance(&mut st).await {
+            if let Err(e) = self.run_steps(&mut st, false).await {
                 self.retry_later().await?;
                 return Err(e);
             }
@@ -368,49 +366,61 @@ impl UploadDO {
         self.save(st)
     }
 
-    /// Moves a fully received upload on: the last part and the R2 object, then
-    /// the metadata and the room. Each step is recorded, so a retry resumes
-    /// where a failure stopped.
-    async fn advance(&self, st: &mut UploadState) -> HttpResult<()> {
-        if st.phase == Phase::Receiving && st.is_complete() {
-            let buffer = self.load_buffer()?;
-            if st.length == 0 {
-                self.bucket()?
-                    .put(&st.r2_key, Vec::<u8>::new())
-                    .execute()
-                    .await?;
-                // An empty object needs no parts; the empty multipart upload goes.
-                let _ = self.multipart(st)?.abort().await;
-            } else {
-                let multipart = self.multipart(st)?;
-                if !buffer.is_empty() {
-                    let number = st.parts + 1;
-                    let etag = multipart.upload_part(number as u16, buffer).await?.etag();
-                    st.parts = number;
-                    self.commit(
-                        st,
-                        &[],
-                        &mut Stored {
-                            rows_len: 0,
-                            parts: vec![(number, etag)],
-                        },
-                    )?;
+    /// Runs the upload's due steps (`UploadState::next_step`), each recorded
+    /// before the next, so a retry resumes where a failure stopped. A request
+    /// runs only the finishing steps; the alarm runs every step due and is
+    /// then set for the next one.
+    async fn run_steps(&self, st: &mut UploadState, from_alarm: bool) -> HttpResult<()> {
+        loop {
+            match st.next_step(now_secs()) {
+                Step::StoreObject => self.store_object(st).await?,
+                Step::Finish => {
+                    self.finish(st).await?;
+                    st.phase = Phase::Done;
+                    self.save(st)?;
+                    self.state.storage().delete_alarm().await?;
                 }
-                multipart.complete(self.parts()?).await?;
+                Step::Idle => return Ok(()),
+                _ if !from_alarm => return Ok(()),
+                Step::Expire => self.expire(st).await?,
+                Step::Forget => return Ok(self.state.storage().delete_all().await?),
+                Step::WaitUntil(at) => return Ok(self.alarm_at(at).await?),
             }
-            st.phase = Phase::Stored;
-            let sql = self.sql();
-            sql.exec("DELETE FROM parts", None)?;
-            sql.exec("DELETE FROM buffer", None)?;
-            self.save(st)?;
         }
-        if st.phase == Phase::Stored {
-            self.finish(st).await?;
-            st.phase = Phase::Done;
-            self.save(st)?;
-            self.state.storage().delete_alarm().await?;
+    }
+
+    /// Every byte is in: the last part and the complete R2 object.
+    async fn store_object(&self, st: &mut UploadState) -> HttpResult<()> {
+        let buffer = self.load_buffer()?;
+        if st.length == 0 {
+            self.bucket()?
+                .put(&st.r2_key, Vec::<u8>::new())
+                .execute()
+                .await?;
+            // An empty object needs no parts; the empty multipart upload goes.
+            let _ = self.multipart(st)?.abort().await;
+        } else {
+            let multipart = self.multipart(st)?;
+            if !buffer.is_empty() {
+                let number = st.parts + 1;
+                let etag = multipart.upload_part(number as u16, buffer).await?.etag();
+                st.parts = number;
+                self.commit(
+                    st,
+                    &[],
+                    &mut Stored {
+                        rows_len: 0,
+                        parts: vec![(number, etag)],
+                    },
+                )?;
+            }
+            multipart.complete(self.parts()?).await?;
         }
-        Ok(())
+        st.phase = Phase::Stored;
+        let sql = self.sql();
+        sql.exec("DELETE FROM parts", None)?;
+        sql.exec("DELETE FROM buffer", None)?;
+        self.save(st)
     }
 
     fn parts(&self) -> HttpResult<Vec<UploadedPart>> {
@@ -521,21 +531,7 @@ impl UploadDO {
         let Some(mut st) = self.load()? else {
             return Ok(());
         };
-        let now = now_secs();
-        match st.phase {
-            Phase::Receiving if st.is_complete() => self.advance(&mut st).await,
-            Phase::Receiving if now >= st.expires_at => self.expire(&mut st).await,
-            Phase::Receiving => {
-                self.alarm_at(st.expires_at).await?;
-                Ok(())
-            }
-            Phase::Stored => self.advance(&mut st).await,
-            Phase::Expired => {
-                self.state.storage().delete_all().await?;
-                Ok(())
-            }
-            Phase::Done | Phase::Terminated => Ok(()),
-        }
+        self.run_steps(&mut st, true).await
     }
 
     /// Frees everything an unfinished upload holds: its R2 parts, its buffer,
@@ -556,9 +552,7 @@ impl UploadDO {
         let sql = self.sql();
         sql.exec("DELETE FROM parts", None)?;
         sql.exec("DELETE FROM buffer", None)?;
-        self.save(st)?;
-        self.alarm_at(now_secs() + EXPIRED_KEPT_SECS).await?;
-        Ok(())
+        self.save(st)
     }
 
     async fn retry_later(&self) -> worker::Result<()> {

@@ -629,6 +629,50 @@ impl UploadState {
     pub fn is_complete(&self) -> bool {
         self.offset == self.length
     }
+
+    /// The upload's next step at `now_secs`. Every byte received wins over
+    /// the expiry: an upload whose last PATCH was stored is finished, not
+    /// aborted, however late its finishing runs.
+    pub fn next_step(&self, now_secs: u64) -> Step {
+        match self.phase {
+            Phase::Receiving if self.is_complete() => Step::StoreObject,
+            Phase::Receiving if now_secs >= self.expires_at => Step::Expire,
+            Phase::Receiving => Step::WaitUntil(self.expires_at),
+            Phase::Stored => Step::Finish,
+            Phase::Expired => {
+                let forget = self.expires_at.saturating_add(EXPIRED_KEPT_SECS);
+                if now_secs >= forget {
+                    Step::Forget
+                } else {
+                    Step::WaitUntil(forget)
+                }
+            }
+            Phase::Done | Phase::Terminated => Step::Idle,
+        }
+    }
+}
+
+/// How long after its expiry an expired upload is remembered (its `HEAD`
+/// answers 410 rather than 404).
+pub const EXPIRED_KEPT_SECS: u64 = 7 * 24 * 3600;
+
+/// What an upload's object does next, decided from its state and the time
+/// alone ([`UploadState::next_step`]), so its requests and its alarm run the
+/// same steps and the alarm is only ever set for the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Every byte is in: write the last part and complete the R2 object.
+    StoreObject,
+    /// The object is in R2: write the file's metadata to D1, tell the room.
+    Finish,
+    /// Not finished in time: abort it and free what it holds.
+    Expire,
+    /// Expired long enough ago: erase the upload's object.
+    Forget,
+    /// Nothing is due before this time (Unix seconds): the alarm's time.
+    WaitUntil(u64),
+    /// Finished or ended: nothing more is due.
+    Idle,
 }
 
 /// Where a file's bytes live in R2.
@@ -1119,6 +1163,43 @@ mod tests {
             now,
             &FileLimits::default(),
         )
+    }
+
+    #[test]
+    fn an_upload_steps_through_its_phases_by_the_clock() {
+        let mut s = upload_of(10, 100);
+        let expiry = s.expires_at;
+        assert_eq!(s.next_step(100), Step::WaitUntil(expiry));
+        assert_eq!(s.next_step(expiry), Step::Expire);
+        s.offset = 10;
+        // Complete wins over late: the bytes were acknowledged.
+        assert_eq!(s.next_step(expiry + 1), Step::StoreObject);
+        s.phase = Phase::Stored;
+        assert_eq!(s.next_step(expiry + 1), Step::Finish);
+        for ended in [Phase::Done, Phase::Terminated] {
+            s.phase = ended;
+            assert_eq!(s.next_step(u64::MAX), Step::Idle);
+        }
+        s.offset = 3;
+        s.phase = Phase::Expired;
+        let forget = expiry + EXPIRED_KEPT_SECS;
+        assert_eq!(s.next_step(expiry), Step::WaitUntil(forget));
+        assert_eq!(s.next_step(forget), Step::Forget);
+    }
+
+    proptest! {
+        /// A wait is always for a later time, and at that time something is
+        /// due: the alarm never rings for nothing, nor loops without waiting.
+        #[test]
+        fn a_wait_ends_in_a_step(length in 0u64..20, offset in 0u64..20, phase in 0usize..5, created in 0u64..1_000_000, now in 0u64..3_000_000) {
+            let mut s = upload_of(length, created);
+            s.offset = offset.min(length);
+            s.phase = [Phase::Receiving, Phase::Stored, Phase::Done, Phase::Terminated, Phase::Expired][phase];
+            if let Step::WaitUntil(at) = s.next_step(now) {
+                prop_assert!(at > now);
+                prop_assert!(!matches!(s.next_step(at), Step::WaitUntil(_) | Step::Idle));
+            }
+        }
     }
 
     #[test]
