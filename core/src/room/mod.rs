@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 mod call;
+pub mod timers;
 pub use call::{ArchivedAnswer, EndSessions, RoomCall, ROOM_CALL_BYTES_MAX};
 
 /// `typing`, `presence` and `read` frames per person (every socket of theirs

@@ -38,6 +38,7 @@ use tessera_core::docs::{
     CLOSE_DOC_DELETED, TEXT_ROOT,
 };
 use tessera_core::protocol::{Identity, ServerFrame};
+use tessera_core::room::timers::Timer;
 use tessera_core::room::CLOSE_REMOVED;
 use tessera_core::rooms::{require, MemberNotice, Permission, Role};
 use tessera_core::ApiError;
@@ -466,7 +467,7 @@ impl RoomDO {
             self.search_doc_changed(name, now);
         }
         self.doc_stats.set(stats);
-        self.ensure_backup_alarm().await;
+        self.ensure_backup().await;
         failed
     }
 
@@ -485,21 +486,11 @@ impl RoomDO {
         }
     }
 
-    /// Sets the backup alarm unless this object already knows one is set
-    /// (asked of storage once per object lifetime, not per write).
-    async fn ensure_backup_alarm(&self) {
-        if self.backup_alarm_set.get() {
-            return;
-        }
-        let storage = self.state.storage();
-        self.backup_alarm_set.set(true);
-        if let Ok(None) = storage.get_alarm().await {
-            // An integer alarm time is an offset from now, not a date.
-            let every = Duration::from_millis(self.backup_every_ms);
-            if let Err(e) = storage.set_alarm(every).await {
-                worker::console_error!("setting the backup alarm failed: {e}");
-            }
-        }
+    /// Asks for a backup within the backup interval, unless one is already
+    /// due (an in-memory check once the timers are read: nothing per write).
+    async fn ensure_backup(&self) {
+        self.schedule(Timer::Backup, Duration::from_millis(self.backup_every_ms))
+            .await;
     }
 
     fn backup_bucket(&self) -> worker::Result<(Bucket, String)> {
@@ -549,8 +540,7 @@ impl RoomDO {
             }
             store.mark_backed_up(&info.name, now)?;
         }
-        // The next change sets the next alarm.
-        self.backup_alarm_set.set(false);
+        // The next change asks for the next backup.
         Ok(())
     }
 
@@ -564,8 +554,7 @@ impl RoomDO {
         .await;
         if let Err(e) = purged {
             worker::console_error!("removing the backups of {name} failed, retrying later: {e}");
-            self.backup_alarm_set.set(false);
-            self.ensure_backup_alarm().await;
+            self.ensure_backup().await;
         }
     }
 

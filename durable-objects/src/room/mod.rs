@@ -19,6 +19,7 @@ pub mod notify;
 pub mod search;
 mod sessions;
 mod store;
+mod timers;
 mod workflows;
 
 use crate::clock::now_ms;
@@ -34,6 +35,7 @@ use tessera_core::chat::{read_state, record_event, ChatLimits, ChatStore, HISTOR
 use tessera_core::docs::{DocLimits, FlushStats, LiveDoc, Peer, UpdateQueue};
 use tessera_core::protocol::{ClientFrame, Identity, ServerFrame};
 use tessera_core::ratelimit::{Rate, TokenBucket};
+use tessera_core::room::timers::Timer;
 use tessera_core::room::{
     ArchivedAnswer, Conn, Input, Output, Room, RoomCall, ROOM_CALL_BYTES_MAX,
 };
@@ -48,6 +50,8 @@ use worker::{
 /// Writes per second per person (bursts of as many), unless `CHAT_RATE_PER_SEC` says otherwise.
 const DEFAULT_WRITE_RATE: f64 = 10.0;
 pub const CLOSE_ROOM_DELETED: u16 = 4004;
+/// A failed backup is tried again after this.
+const BACKUP_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 /// How often a busy room tells D1 it is active.
 const TOUCH_EVERY_MS: u64 = 60_000;
 
@@ -71,7 +75,8 @@ pub struct RoomDO {
     /// if `DOC_STATS` is set (the document benchmark reads them).
     pub(crate) doc_stats: Cell<FlushStats>,
     pub(crate) log_doc_stats: bool,
-    pub(crate) backup_alarm_set: Cell<bool>,
+    /// The room's deadlines (see `timers`), read once per object lifetime.
+    pub(crate) timers: RefCell<Option<tessera_core::room::timers::Timers>>,
     /// Whether this object lifetime has looked for approved actions a
     /// restart interrupted (see `workflows::finish_approvals`).
     pub(crate) approvals_finished: Cell<bool>,
@@ -130,6 +135,7 @@ impl DurableObject for RoomDO {
                 workflows::SCHEMA,
                 ai::SCHEMA,
                 notify::SCHEMA,
+                timers::SCHEMA,
                 tessera_core::search::sql::SCHEMA,
                 tessera_core::search::sql::ROOM_SCHEMA,
             ],
@@ -180,7 +186,7 @@ impl DurableObject for RoomDO {
             flush_scheduled: Cell::new(false),
             doc_stats: Cell::new(FlushStats::default()),
             log_doc_stats,
-            backup_alarm_set: Cell::new(false),
+            timers: RefCell::new(None),
             approvals_finished: Cell::new(false),
             awareness: RefCell::new(HashMap::new()),
             last_doc_event: RefCell::new(HashMap::new()),
@@ -267,14 +273,20 @@ impl DurableObject for RoomDO {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        // Flushes the audit trail too.
+        let due = self.expired_timers()?;
+        // Interrupted approvals and the audit copy (it flushes it too) are
+        // retried whichever timer rang: both are cheap when nothing waits.
         self.finish_approvals().await;
-        if let Err(e) = self.backup_docs().await {
-            // Thrown errors make the runtime retry the alarm with backoff.
-            worker::console_error!("document backup failed: {e}");
-            return Err(e);
+        // An alarm with nothing due was set before the timers were kept
+        // (deployed rooms): it backs up, as every alarm did then.
+        if due.is_empty() || due.contains(&Timer::Backup) {
+            if let Err(e) = self.backup_docs().await {
+                worker::console_error!("document backup failed, retrying later: {e}");
+                self.schedule(Timer::Backup, BACKUP_RETRY).await;
+            }
         }
-        Response::ok("backed up")
+        self.alarm_for_next().await?;
+        Response::ok("done")
     }
 }
 
@@ -514,6 +526,7 @@ impl RoomDO {
                 self.state.storage().delete_alarm().await?;
                 self.state.storage().delete_all().await?;
                 self.head_seq.set(None);
+                self.forget_timers();
                 ok()
             }
             RoomCall::FileAdded { file, uploader } => {

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::{json as j, Value};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::time::Duration;
 use tessera_core::actions::{
     changed, decision_comment, Activity, ActorKind, Approval, ApprovalStatus, Change, Effect,
     Requested, Requester, RoomSettings, RoomState,
@@ -32,6 +33,7 @@ use tessera_core::approval_inbox::{settled_at, StatusFilter};
 use tessera_core::catalogue::{self, audited_args, authorize, spec, ActionSpec, Decision};
 use tessera_core::chat::ChatStore;
 use tessera_core::protocol::Identity;
+use tessera_core::room::timers::Timer;
 use tessera_core::rooms::{MemberNotice, Role};
 use tessera_core::rules::{plan, Cascade, Event, Rule, Trigger};
 use tessera_core::ApiError;
@@ -59,10 +61,10 @@ const APPROVALS_PAGE: usize = 100;
 /// Audit entries copied to D1 per batch.
 const AUDIT_BATCH: usize = 50;
 /// When copying the audit trail to D1 fails, the alarm retries after this.
-const AUDIT_RETRY_SECS: u64 = 30;
+const AUDIT_RETRY: Duration = Duration::from_secs(30);
 /// An approved action a restart interrupted runs again within this, if no
 /// request wakes the room sooner (see `finish_approvals`).
-const RESUME_SECS: u64 = 30;
+const RESUME: Duration = Duration::from_secs(30);
 
 /// Who runs an action, and as what.
 pub(crate) struct Actor {
@@ -621,7 +623,7 @@ impl RoomDO {
         self.save_approval(&approval)?;
         let decided = decision_attempt(&approval, &at);
         let result = if approve {
-            self.alarm_within(RESUME_SECS).await;
+            self.schedule(Timer::Resume, RESUME).await;
             self.decide(&approver, &approval.action, &approval.args, &decided)
                 .await
         } else {
@@ -677,7 +679,7 @@ impl RoomDO {
         if let Err(Failure(e)) = self.finish_interrupted().await {
             worker::console_error!("finishing interrupted approvals failed: {e}");
             self.approvals_finished.set(false);
-            self.alarm_within(RESUME_SECS).await;
+            self.schedule(Timer::Resume, RESUME).await;
         }
         self.flush_audit().await;
     }
@@ -861,22 +863,8 @@ impl RoomDO {
         };
         if let Err(Failure(e)) = copied {
             worker::console_error!("audit copy to D1 failed, retrying later: {e}");
-            self.alarm_within(AUDIT_RETRY_SECS).await;
+            self.schedule(Timer::AuditRetry, AUDIT_RETRY).await;
         }
-    }
-
-    /// Makes the alarm ring within `secs` (sooner if it is set sooner), for
-    /// work that must be retried or finished without further traffic.
-    async fn alarm_within(&self, secs: u64) {
-        let storage = self.state.storage();
-        let due = crate::clock::now_ms() + secs * 1000;
-        let set = storage.get_alarm().await.ok().flatten();
-        if set.is_none_or(|at| at < 0 || at as u64 > due) {
-            let _ = storage
-                .set_alarm(std::time::Duration::from_secs(secs))
-                .await;
-        }
-        self.backup_alarm_set.set(true);
     }
 
     async fn copy_audit(&self) -> HttpResult<()> {

@@ -1,0 +1,93 @@
+//! The room's side of `tessera_core::room::timers`: each timer's deadline is
+//! a row (read once per object lifetime), the platform alarm is set when core
+//! says so, and the alarm runs what is due, then rings again for the next.
+
+use super::RoomDO;
+use crate::clock::now_ms;
+use crate::sql::{int, select};
+use serde::Deserialize;
+use std::time::Duration;
+use tessera_core::room::timers::{Schedule, Timer, Timers};
+use worker::SqlStorageValue as V;
+
+pub const SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS timers (timer TEXT PRIMARY KEY, due INTEGER NOT NULL);";
+
+impl RoomDO {
+    fn with_timers<R>(&self, f: impl FnOnce(&mut Timers) -> R) -> worker::Result<R> {
+        let mut cached = self.timers.borrow_mut();
+        let timers = match &mut *cached {
+            Some(timers) => timers,
+            None => {
+                #[derive(Deserialize)]
+                struct Row {
+                    timer: Timer,
+                    due: u64,
+                }
+                let rows: Vec<Row> = select(
+                    &self.state.storage().sql(),
+                    "SELECT timer, due FROM timers",
+                    None,
+                )?;
+                cached.insert(Timers::from_rows(
+                    rows.into_iter().map(|r| (r.timer, r.due)),
+                ))
+            }
+        };
+        Ok(f(timers))
+    }
+
+    /// Asks for `timer` within `after` from now (sooner if it is already set
+    /// sooner). A failure to store it is logged: the work it stands for is
+    /// retried by the next request that needs it.
+    pub(crate) async fn schedule(&self, timer: Timer, after: Duration) {
+        let at = now_ms() + after.as_millis() as u64;
+        let stored = async {
+            let schedule = self.with_timers(|t| t.set(timer, at))?;
+            if schedule != Schedule::Unchanged {
+                self.state.storage().sql().exec(
+                    "INSERT INTO timers (timer, due) VALUES (?, ?)
+                     ON CONFLICT (timer) DO UPDATE SET due = excluded.due",
+                    vec![V::from(timer.as_str()), int(at)],
+                )?;
+            }
+            if schedule == Schedule::StoreAndAlarm {
+                // A duration is an offset from now, not a date.
+                self.state.storage().set_alarm(after).await?;
+            }
+            Ok::<(), worker::Error>(())
+        };
+        if let Err(e) = stored.await {
+            worker::console_error!("setting the {} timer failed: {e}", timer.as_str());
+        }
+    }
+
+    /// The timers due now, whose rows are gone (work that fails asks again).
+    pub(crate) fn expired_timers(&self) -> worker::Result<Vec<Timer>> {
+        let due = self.with_timers(|t| t.expired(now_ms()))?;
+        for timer in &due {
+            self.state.storage().sql().exec(
+                "DELETE FROM timers WHERE timer = ?",
+                vec![V::from(timer.as_str())],
+            )?;
+        }
+        Ok(due)
+    }
+
+    /// After the alarm's work: it rings again when the next timer is due.
+    pub(crate) async fn alarm_for_next(&self) -> worker::Result<()> {
+        if let Some(at) = self.with_timers(|t| t.poll_timeout())? {
+            let after = at.saturating_sub(now_ms());
+            self.state
+                .storage()
+                .set_alarm(Duration::from_millis(after))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The room's storage was erased: no timer is set.
+    pub(crate) fn forget_timers(&self) {
+        *self.timers.borrow_mut() = Some(Timers::default());
+    }
+}
