@@ -4,7 +4,6 @@
 pub mod clock;
 pub mod config;
 pub mod d1;
-mod docstore;
 pub mod http;
 pub mod members;
 pub mod person;

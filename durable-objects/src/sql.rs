@@ -1,6 +1,7 @@
 //! Helpers over an object's SQLite storage shared by every object: rows read
 //! into types, JSON documents kept in a `data` column, schema creation that
-//! reports rather than panics, and integers as SQLite takes them.
+//! reports rather than panics, integers as SQLite takes them, and BLOB columns
+//! read as bytes.
 
 use crate::http::HttpResult;
 use serde::Deserialize;
@@ -57,4 +58,15 @@ pub fn create_schema(sql: &SqlStorage, schemas: &[&str]) -> Result<(), String> {
 
 pub fn int(v: u64) -> V {
     V::Integer(v as i64)
+}
+
+/// The first column of every row, as bytes (a query that selects one BLOB).
+pub fn blobs(cursor: worker::SqlCursor) -> worker::Result<Vec<Vec<u8>>> {
+    cursor
+        .raw()
+        .map(|row| match row?.into_iter().next() {
+            Some(V::Blob(b)) => Ok(b),
+            _ => Err(worker::Error::RustError("expected a BLOB column".into())),
+        })
+        .collect()
 }

@@ -12,10 +12,9 @@
 
 use crate::clock::{now_ms, now_secs};
 use crate::d1::arg;
-use crate::docstore::blobs;
 use crate::http::{no_content, Failure, HttpResult};
 use crate::room_client;
-use crate::sql::{create_schema, select};
+use crate::sql::{blobs, create_schema, select};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use std::cell::Cell;

@@ -24,9 +24,9 @@
 //! re-sends it on reconnect (sync step 1/2); a REST write that was not stored
 //! answers 503.
 
+use super::docstore::{DocStore, VersionInfo};
 use super::{send_js, socket_response, socket_tags, RoomDO, Tags};
 use crate::clock::now_ms;
-use crate::docstore::{DocStore, VersionInfo};
 use crate::http::{json, no_content, HttpResult};
 use crate::r2::delete_prefix;
 use serde::{Deserialize, Serialize};

@@ -10,11 +10,15 @@
 //! The object's parts live in its submodules, each an `impl RoomDO` over the
 //! state declared here: documents (`docs`), workflows and approvals
 //! (`workflows`), the AI teammate (`ai`), notifications (`notify`), search
-//! (`search`), ending sessions (`sessions`) and the chat store (`store`).
-//! Other objects and the Worker reach a room through `crate::room_client`.
+//! (`search`), ending sessions (`sessions`) and the alarm's deadlines
+//! (`timers`); its storage is the chat store (`store`) and the document store
+//! (`docstore`), so every SQL statement of the room's own database is in this
+//! folder (the search index's are `tessera_core::search::sql`). Other objects
+//! and the Worker reach a room through `crate::room_client`.
 
 mod ai;
 mod docs;
+mod docstore;
 pub mod notify;
 pub mod search;
 mod sessions;
@@ -23,7 +27,6 @@ mod timers;
 mod workflows;
 
 use crate::clock::now_ms;
-use crate::docstore;
 use crate::http::{error_response, json, Failure, HttpResult};
 use crate::sql::create_schema;
 use serde::Deserialize;

@@ -9,7 +9,7 @@ use tessera_core::docs::{plan_write, DocLimits, LiveDoc, StoreAs};
 use tessera_core::rooms::Role;
 use worker::{SqlStorage, SqlStorageValue as V};
 
-use crate::sql::int;
+use crate::sql::{blobs, int};
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS docs (
@@ -100,17 +100,6 @@ fn count(sql: &SqlStorage, query: &str, args: Vec<V>) -> worker::Result<u64> {
 
 pub struct DocStore {
     pub sql: SqlStorage,
-}
-
-/// The first column of every row, as bytes (a query that selects one BLOB).
-pub(crate) fn blobs(cursor: worker::SqlCursor) -> worker::Result<Vec<Vec<u8>>> {
-    cursor
-        .raw()
-        .map(|row| match row?.into_iter().next() {
-            Some(V::Blob(b)) => Ok(b),
-            _ => Err(worker::Error::RustError("expected a BLOB column".into())),
-        })
-        .collect()
 }
 
 impl DocStore {
