@@ -355,7 +355,7 @@ mod tests {
     #[test]
     fn a_resumed_action_is_done_when_its_refusal_names_the_effect_in_place() {
         let already = ApiError::Conflict {
-            code: "already_member",
+            code: crate::error::code::ALREADY_MEMBER,
             message: "already a member".into(),
         };
         assert!(already_done("add_member", &already));
