@@ -6,12 +6,8 @@
 //! so, and when the alarm rings runs what [`Timers::expired`] hands back and
 //! sets the alarm again for [`Timers::poll_timeout`].
 
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-
 /// Work a room object does when its time comes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timer {
     /// Documents changed since their last backup go to R2 (and the backups
     /// of deleted ones are removed).
@@ -23,13 +19,19 @@ pub enum Timer {
 }
 
 impl Timer {
-    /// The timer's name as its row stores it (its serde name).
+    pub const ALL: [Timer; 3] = [Timer::Backup, Timer::AuditRetry, Timer::Resume];
+
+    /// The timer's name as its row stores it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Backup => "backup",
             Self::AuditRetry => "audit_retry",
             Self::Resume => "resume",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<Timer> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
     }
 }
 
@@ -44,10 +46,11 @@ pub enum Schedule {
     StoreAndAlarm,
 }
 
-/// Each timer's deadline (milliseconds since the epoch).
+/// Each timer's deadline (milliseconds since the epoch), by `Timer::ALL`'s
+/// order (an array, not a map: the Worker's bundle pays for every map type).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Timers {
-    due: BTreeMap<Timer, u64>,
+    due: [Option<u64>; 3],
 }
 
 impl Timers {
@@ -62,11 +65,11 @@ impl Timers {
 
     /// Asks for `timer` at `at`; a request for sooner stands.
     pub fn set(&mut self, timer: Timer, at: u64) -> Schedule {
-        if self.due.get(&timer).is_some_and(|&set| set <= at) {
+        if self.due[timer as usize].is_some_and(|set| set <= at) {
             return Schedule::Unchanged;
         }
         let sooner_than_all = self.poll_timeout().is_none_or(|soonest| at < soonest);
-        self.due.insert(timer, at);
+        self.due[timer as usize] = Some(at);
         if sooner_than_all {
             Schedule::StoreAndAlarm
         } else {
@@ -76,20 +79,18 @@ impl Timers {
 
     /// When the alarm must ring next, if anything is waiting.
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.due.values().min().copied()
+        self.due.iter().flatten().min().copied()
     }
 
     /// The timers due at `now`, which are no longer set (the object deletes
     /// their rows and runs them; work that fails asks again).
     pub fn expired(&mut self, now: u64) -> Vec<Timer> {
-        let due: Vec<Timer> = self
-            .due
-            .iter()
-            .filter(|(_, &at)| at <= now)
-            .map(|(&timer, _)| timer)
+        let due: Vec<Timer> = Timer::ALL
+            .into_iter()
+            .filter(|&t| self.due[t as usize].is_some_and(|at| at <= now))
             .collect();
         for timer in &due {
-            self.due.remove(timer);
+            self.due[*timer as usize] = None;
         }
         due
     }
@@ -119,10 +120,11 @@ mod tests {
     }
 
     #[test]
-    fn names_are_the_serde_names() {
-        for timer in [Timer::Backup, Timer::AuditRetry, Timer::Resume] {
-            assert_eq!(serde_json::to_value(timer).unwrap(), timer.as_str());
+    fn names_parse_back() {
+        for timer in Timer::ALL {
+            assert_eq!(Timer::parse(timer.as_str()), Some(timer));
         }
+        assert_eq!(Timer::parse("flush"), None);
     }
 
     fn timer() -> impl Strategy<Value = Timer> {
@@ -151,13 +153,15 @@ mod tests {
                 }
                 prop_assert_eq!(t.poll_timeout(), alarm);
             }
-            let stored = Timers::from_rows(t.due.iter().map(|(&k, &v)| (k, v)));
+            let stored = Timers::from_rows(
+                Timer::ALL.into_iter().filter_map(|k| t.due[k as usize].map(|v| (k, v))),
+            );
             prop_assert_eq!(&stored, &t);
             let due = t.expired(now);
-            for timer in [Timer::Backup, Timer::AuditRetry, Timer::Resume] {
+            for timer in Timer::ALL {
                 let soonest = asks.iter().filter(|(k, _)| *k == timer).map(|(_, at)| *at).min();
                 prop_assert_eq!(due.contains(&timer), soonest.is_some_and(|s| s <= now));
-                prop_assert_eq!(t.due.get(&timer).copied(), soonest.filter(|&s| s > now));
+                prop_assert_eq!(t.due[timer as usize], soonest.filter(|&s| s > now));
             }
         }
     }

@@ -4,8 +4,7 @@
 
 use super::RoomDO;
 use crate::clock::now_ms;
-use crate::sql::{int, select};
-use serde::Deserialize;
+use crate::sql::int;
 use std::time::Duration;
 use tessera_core::room::timers::{Schedule, Timer, Timers};
 use worker::SqlStorageValue as V;
@@ -19,19 +18,22 @@ impl RoomDO {
         let timers = match &mut *cached {
             Some(timers) => timers,
             None => {
-                #[derive(Deserialize)]
-                struct Row {
-                    timer: Timer,
-                    due: u64,
-                }
-                let rows: Vec<Row> = select(
-                    &self.state.storage().sql(),
-                    "SELECT timer, due FROM timers",
-                    None,
-                )?;
-                cached.insert(Timers::from_rows(
-                    rows.into_iter().map(|r| (r.timer, r.due)),
-                ))
+                // Read raw (names and integers), not through serde: the rows
+                // are two columns and the bundle is over budget.
+                let rows = self
+                    .state
+                    .storage()
+                    .sql()
+                    .exec("SELECT timer, due FROM timers", None)?
+                    .raw()
+                    .map(|row| match row?.as_slice() {
+                        [V::String(name), V::Integer(due)] => {
+                            Ok(Timer::parse(name).map(|timer| (timer, (*due).max(0) as u64)))
+                        }
+                        _ => Err(worker::Error::RustError("a malformed timer row".into())),
+                    })
+                    .collect::<worker::Result<Vec<_>>>()?;
+                cached.insert(Timers::from_rows(rows.into_iter().flatten()))
             }
         };
         Ok(f(timers))
