@@ -750,7 +750,7 @@ impl PersonDO {
         let storage = self.state.storage();
         let current = storage.get_alarm().await?;
         if current.is_none_or(|c| c as u64 > at) {
-            storage.set_alarm(alarm_time(at)).await?;
+            storage.set_alarm(crate::clock::alarm_at(at)).await?;
         }
         Ok(())
     }
@@ -943,7 +943,10 @@ impl PersonDO {
             .into_iter()
             .flatten()
             .fold(now + CLEANUP_EVERY_MS, u64::min);
-        self.state.storage().set_alarm(alarm_time(at)).await?;
+        self.state
+            .storage()
+            .set_alarm(crate::clock::alarm_at(at))
+            .await?;
         Ok(())
     }
 
@@ -1005,10 +1008,6 @@ impl PersonDO {
 }
 
 /// An alarm at unix milliseconds `at` (an integer `ScheduledTime` is an offset).
-fn alarm_time(at: u64) -> worker::ScheduledTime {
-    worker::ScheduledTime::new(js_sys::Date::new(&(at as f64).into()))
-}
-
 /// A subscription's id: derived from its endpoint, so subscribing again
 /// from the same browser replaces the old entry.
 fn subscription_id(endpoint: &str) -> String {

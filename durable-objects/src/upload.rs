@@ -558,13 +558,11 @@ impl UploadDO {
         self.alarm_at(now_secs() + RETRY_SECS).await
     }
 
-    /// Wakes this object at `unix_secs` (an integer alarm time would be read
-    /// as an offset from now).
+    /// Wakes this object at `unix_secs`.
     async fn alarm_at(&self, unix_secs: u64) -> worker::Result<()> {
-        let offset = (unix_secs * 1000).saturating_sub(now_ms());
         self.state
             .storage()
-            .set_alarm(std::time::Duration::from_millis(offset))
+            .set_alarm(crate::clock::alarm_at(unix_secs * 1000))
             .await
     }
 }

@@ -3,7 +3,7 @@
 //! says so, and the alarm runs what is due, then rings again for the next.
 
 use super::RoomDO;
-use crate::clock::now_ms;
+use crate::clock::{alarm_at, now_ms};
 use crate::sql::int;
 use std::time::Duration;
 use tessera_core::room::timers::{Schedule, Timer, Timers};
@@ -54,8 +54,7 @@ impl RoomDO {
                 )?;
             }
             if schedule == Schedule::StoreAndAlarm {
-                // A duration is an offset from now, not a date.
-                self.state.storage().set_alarm(after).await?;
+                self.state.storage().set_alarm(alarm_at(at)).await?;
             }
             Ok::<(), worker::Error>(())
         };
@@ -79,11 +78,7 @@ impl RoomDO {
     /// After the alarm's work: it rings again when the next timer is due.
     pub(crate) async fn alarm_for_next(&self) -> worker::Result<()> {
         if let Some(at) = self.with_timers(|t| t.poll_timeout())? {
-            let after = at.saturating_sub(now_ms());
-            self.state
-                .storage()
-                .set_alarm(Duration::from_millis(after))
-                .await?;
+            self.state.storage().set_alarm(alarm_at(at)).await?;
         }
         Ok(())
     }
