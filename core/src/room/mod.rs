@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 mod call;
+pub mod docs;
 pub mod timers;
 pub use call::{ArchivedAnswer, EndSessions, RoomCall, ROOM_CALL_BYTES_MAX};
 
@@ -568,5 +569,7 @@ fn strike(conn: &mut Conn, e: &ApiError, out: &mut Vec<Output>) {
     });
 }
 
+#[cfg(test)]
+mod doc_sim;
 #[cfg(test)]
 mod sim;

@@ -1,31 +1,20 @@
-//! The document half of RoomDO: y-websocket sockets (tagged `doc`, `d:<name>`,
-//! `rw`/`ro`, `c:<conn>` and `u:<user>`, so the hot path reads no attachment),
-//! updates persisted before they are broadcast, awareness relayed, REST reads
-//! and writes, versions, tombstones of deleted documents, and the backups to
-//! R2 from the object's alarm.
+//! The document half of RoomDO, the executor of `tessera_core::room::docs`:
+//! y-websocket sockets (tagged `doc`, `d:<name>`, `rw`/`ro`, `c:<conn>` and
+//! `u:<user>`, so the hot path reads no attachment) are decoded into the
+//! engine's calls and its outputs executed — sends, broadcasts, closes, the
+//! awareness kept in a socket's attachment, the flush timer (a zero-delay
+//! wait in the object, not an alarm: it is due within the turn). The engine
+//! decides rights, budgets, awareness and the write path (stored before
+//! broadcast, one commit per burst; see its module docs). Here too: the REST
+//! reads and writes, versions, tombstones of deleted documents, and the
+//! backups to R2 from the object's alarm.
 //!
-//! Rights follow the room: `rw`/`ro` is the right a socket was opened with;
-//! every frame also looks up the latest role the room heard for the socket's
-//! person (`member_roles`, stored, read once per object lifetime), so a
-//! demotion makes an open socket read-only from its next frame, a promotion
-//! lets it write, and a removal closes it (4003). Nothing of this lives only
-//! in memory: a socket woken from hibernation, or an object rebuilt after
-//! eviction, reads the same table.
-//!
-//! Write path: an update is integrated into the in-memory document at once and
-//! queued; the first queued update waits one timer tick, during which the
-//! updates that arrive together are queued too (up to `FLUSH_AT_UPDATES`),
-//! then all of them are written in one synchronous turn (one transaction) and
-//! only then broadcast. This is the write coalescing DESIGN.md asks for: one
-//! commit per burst instead of per message. A burst is stored and sent merged
-//! per sender, in groups (`merge_burst`); an update too big for a row is
-//! stored inside a new snapshot (`plan_write`). An update that was never
-//! written was never broadcast either, and its sender still holds it and
-//! re-sends it on reconnect (sync step 1/2); a REST write that was not stored
-//! answers 503.
+//! An update that was never written was never broadcast either, and its
+//! sender still holds it and re-sends it on reconnect (sync step 1/2); a
+//! REST write that was not stored answers 503.
 
 use super::docstore::{DocStore, VersionInfo};
-use super::{send_js, socket_response, socket_tags, RoomDO, Tags};
+use super::{send_js, socket_response, RoomDO, Tags};
 use crate::clock::now_ms;
 use crate::http::{json, no_content, HttpResult};
 use crate::r2::delete_prefix;
@@ -33,42 +22,20 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
 use tessera_core::docs::{
-    awareness_removal, handle_frame, merge_burst, track_awareness, update_message,
-    validate_doc_name, Access, DocEffect, DocError, LiveDoc, Peer, Rights, Roots,
-    CLOSE_DOC_DELETED, TEXT_ROOT,
+    validate_doc_name, Access, DocError, LiveDoc, Roots, CLOSE_DOC_DELETED, TEXT_ROOT,
 };
 use tessera_core::protocol::{Identity, ServerFrame};
+use tessera_core::room::docs::{write_failed, Clients, DocOutput, DocSocket, DocStorage, Opened};
 use tessera_core::room::timers::Timer;
-use tessera_core::room::CLOSE_REMOVED;
-use tessera_core::rooms::{require, MemberNotice, Permission, Role};
+use tessera_core::rooms::{require, MemberNotice, Permission};
 use tessera_core::ApiError;
 use wasm_bindgen::JsValue;
 use worker::{Bucket, Delay, Method, Request, Response, WebSocket, WebSocketPair};
 
-/// A `doc_changed` event goes to the room's chat sockets at most this often per document.
-const DOC_EVENT_EVERY_MS: u64 = 2_000;
 /// How often changed documents are backed up, unless `DOC_BACKUP_EVERY_MS` says otherwise.
 pub const DEFAULT_BACKUP_EVERY_MS: u64 = 24 * 3600 * 1000;
 /// The newest tombstones `GET /docs` lists.
 const TOMBSTONES_LISTED: u32 = 100;
-
-/// Bytes the first document loaded in a module instance reserves on the heap.
-/// Growing WebAssembly memory is slow in workerd and the allocator grows it
-/// 64 KiB at a time, so a document that grew update by update paid for it
-/// over and over: in a profile of the first 20,000 edits of the benchmark,
-/// `malloc` and the copies it served fell from about 510 to 100 ms with this
-/// reserve.
-const HEAP_RESERVE: usize = 32 << 20;
-
-fn reserve_heap() {
-    thread_local! {
-        static RESERVED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    if !RESERVED.with(|r| r.replace(true)) {
-        // Freed at once: the allocator keeps the grown memory for later use.
-        std::hint::black_box(Vec::<u8>::with_capacity(HEAP_RESERVE));
-    }
-}
 
 /// Where a room's document backups live in R2: `backups/<room>/docs/<doc>/<date>.yjs`.
 fn backups_of_room(room: &str) -> String {
@@ -83,8 +50,32 @@ fn backups_of_doc(room: &str, doc: &str) -> String {
 /// awareness clients it speaks for, so that their removal can be announced.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct DocAttachment {
-    user_id: String,
-    awareness: Vec<(u64, u32)>,
+    awareness: Clients,
+}
+
+/// The awareness clients a socket's attachment says it speaks for.
+fn attachment(ws: &WebSocket) -> Clients {
+    match ws.deserialize_attachment::<DocAttachment>() {
+        Ok(att) => att.unwrap_or_default().awareness,
+        Err(e) => {
+            worker::console_error!("reading a document socket's attachment failed: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// A document socket as its tags describe it.
+fn doc_socket(tags: &Tags) -> Option<DocSocket<'_>> {
+    Some(DocSocket {
+        conn: tags.value("c:")?,
+        doc: tags.value("d:")?,
+        user: tags.value("u:").unwrap_or_default(),
+        opened: if tags.has("rw") {
+            Access::Write
+        } else {
+            Access::Read
+        },
+    })
 }
 
 fn same_socket(a: &WebSocket, b: &WebSocket) -> bool {
@@ -140,50 +131,11 @@ impl RoomDO {
         name: &str,
         f: impl FnOnce(&mut LiveDoc) -> T,
     ) -> worker::Result<T> {
-        let mut docs = self.docs.borrow_mut();
-        if !docs.contains_key(name) {
-            reserve_heap();
-            let live = match self.doc_store().load(name)? {
-                Some(mut stored) => {
-                    stored.exists = true;
-                    stored
-                }
-                None => LiveDoc::default(),
-            };
-            docs.insert(name.to_string(), live);
-        }
-        let live = docs
-            .get_mut(name)
-            .ok_or_else(|| worker::Error::RustError("document not loaded".into()))?;
-        Ok(f(live))
+        self.docs.borrow_mut().with_doc(&self.doc_store(), name, f)
     }
 
     fn doc_sockets(&self, name: &str) -> Vec<WebSocket> {
         self.state.get_websockets_with_tag(&format!("d:{name}"))
-    }
-
-    /// The latest role the room heard for `user` since this object's storage
-    /// began (`Some(None)`: removed), or `None` when it heard none.
-    fn latest_role(&self, user: &str) -> worker::Result<Option<Option<Role>>> {
-        let mut cache = self.member_roles.borrow_mut();
-        if cache.is_none() {
-            *cache = Some(self.doc_store().member_roles()?.into_iter().collect());
-        }
-        Ok(cache.as_ref().and_then(|roles| roles.get(user).copied()))
-    }
-
-    /// What a document socket may do now (see the module docs).
-    fn doc_access(&self, tags: &Tags) -> worker::Result<Access> {
-        let opened = if tags.has("rw") {
-            Access::Write
-        } else {
-            Access::Read
-        };
-        let latest = match tags.value("u:") {
-            Some(user) => self.latest_role(user)?,
-            None => None,
-        };
-        Ok(Access::now(opened, latest).unless_archived(self.archived()))
     }
 
     /// Whether `who` may change documents now: by role, and not in an
@@ -196,52 +148,18 @@ impl RoomDO {
         Ok(())
     }
 
-    /// A membership change reaches document sockets: stored first (sockets
-    /// woken later read it), then a removed person's sockets are closed.
+    /// A membership change reaches document sockets (`Docs::member_changed`).
     pub(crate) fn doc_member_changed(&self, notice: &MemberNotice) {
-        if let Err(e) = self.latest_role(&notice.user_id) {
-            worker::console_error!("reading member roles failed: {e}");
-        }
-        if let Err(e) = self
-            .doc_store()
-            .set_member_role(&notice.user_id, notice.role)
-        {
-            worker::console_error!("storing the role of {} failed: {e}", notice.user_id);
-        }
-        if let Some(roles) = self.member_roles.borrow_mut().as_mut() {
-            roles.insert(notice.user_id.clone(), notice.role);
-        }
-        if notice.role.is_none() {
-            for ws in self
-                .state
-                .get_websockets_with_tag(&format!("u:{}", notice.user_id))
-            {
-                let _ = ws.close(Some(CLOSE_REMOVED), Some("removed from the room"));
+        let changed =
+            self.docs
+                .borrow_mut()
+                .member_changed(&self.doc_store(), &notice.user_id, notice.role);
+        match changed {
+            Ok(out) => {
+                self.execute_doc(out, None);
             }
+            Err(e) => worker::console_error!("storing the role of {} failed: {e}", notice.user_id),
         }
-    }
-
-    /// What a frame's sender may do with `doc`. A document that does not
-    /// exist is created only if its name was not deleted and the room has
-    /// room for it (asked of storage only then).
-    fn frame_rights(
-        &self,
-        name: &str,
-        doc: &LiveDoc,
-        write: bool,
-    ) -> worker::Result<Result<Rights, DocError>> {
-        if doc.exists {
-            return Ok(Ok(Rights {
-                write,
-                create: true,
-            }));
-        }
-        let store = self.doc_store();
-        if store.tombstone(name)?.is_some() {
-            return Ok(Err(DocError::Deleted));
-        }
-        let create = !write || store.count()? < self.doc_limits.docs_per_room;
-        Ok(Ok(Rights { write, create }))
     }
 
     pub(crate) fn open_doc_socket(
@@ -252,24 +170,29 @@ impl RoomDO {
     ) -> HttpResult<Response> {
         validate_doc_name(name)?;
         let pair = WebSocketPair::new()?;
-        let access = Access::now(Access::of(who.role), self.latest_role(&who.user_id)?)
-            .unless_archived(self.archived());
-        let refusal = if self.doc_store().tombstone(name)?.is_some() {
-            Some((CLOSE_DOC_DELETED, "document deleted"))
-        } else if access == Access::Removed {
-            Some((CLOSE_REMOVED, "removed from the room"))
-        } else {
-            None
-        };
-        if let Some((code, reason)) = refusal {
-            // Accepted outside hibernation and closed at once: the client
-            // hears why, and nothing it sends (its cached copy) is read.
-            pair.server.accept()?;
-            pair.server.close(Some(code), Some(reason))?;
-            return socket_response(req, pair.client);
-        }
         let conn = format!("{}-{}", now_ms(), js_sys::Math::random());
-        let rw = if access == Access::Write { "rw" } else { "ro" };
+        let sock = DocSocket {
+            conn: &conn,
+            doc: name,
+            user: &who.user_id,
+            opened: Access::of(who.role),
+        };
+        let opened = self.docs.borrow_mut().open(
+            &self.doc_store(),
+            sock,
+            who.role,
+            self.archived(),
+            now_ms(),
+        )?;
+        let (write, greeting) = match opened {
+            Opened::Refused { code, reason } => {
+                pair.server.accept()?;
+                pair.server.close(Some(code), Some(reason))?;
+                return socket_response(req, pair.client);
+            }
+            Opened::Accepted { write, greeting } => (write, greeting),
+        };
+        let rw = if write { "rw" } else { "ro" };
         let doc_tag = format!("d:{name}");
         let conn_tag = format!("c:{conn}");
         let user_tag = format!("u:{}", who.user_id);
@@ -279,30 +202,13 @@ impl RoomDO {
             .chain(session.as_deref())
             .collect();
         self.state.accept_websocket_with_tags(&pair.server, &tags);
-        pair.server.serialize_attachment(DocAttachment {
-            user_id: who.user_id.clone(),
-            awareness: vec![],
-        })?;
-        let step1 = self.with_doc(name, |d| d.sync_step1())?;
-        let _ = send_js(&pair.server, &bytes_js(&step1));
-        for state in self.awareness_states(name, None) {
-            let _ = send_js(&pair.server, &bytes_js(&state));
+        for message in greeting {
+            let _ = send_js(&pair.server, &bytes_js(&message));
         }
+        self.doc_conns
+            .borrow_mut()
+            .insert(conn, pair.server.clone());
         socket_response(req, pair.client)
-    }
-
-    /// The latest awareness message of every socket of `name` but `except`.
-    fn awareness_states(&self, name: &str, except: Option<&str>) -> Vec<Vec<u8>> {
-        let awareness = self.awareness.borrow();
-        self.doc_sockets(name)
-            .iter()
-            .filter_map(|ws| {
-                let conn = socket_tags(&self.state, ws).value("c:")?.to_string();
-                (Some(conn.as_str()) != except)
-                    .then(|| awareness.get(&conn).cloned())
-                    .flatten()
-            })
-            .collect()
     }
 
     pub(crate) async fn doc_message(
@@ -311,179 +217,137 @@ impl RoomDO {
         tags: Tags,
         bytes: Vec<u8>,
     ) -> worker::Result<()> {
-        let (Some(name), Some(conn)) = (tags.value("d:"), tags.value("c:")) else {
+        let Some(sock) = doc_socket(&tags) else {
             ws.close(Some(1011), Some("socket state lost"))?;
             return Ok(());
         };
-        let access = self.doc_access(&tags)?;
-        if access == Access::Removed {
-            ws.close(Some(CLOSE_REMOVED), Some("removed from the room"))?;
-            return Ok(());
+        if !self.doc_conns.borrow().contains_key(sock.conn) {
+            self.doc_conns
+                .borrow_mut()
+                .insert(sock.conn.to_string(), ws.clone());
         }
-        let now = now_ms();
-        let limits = self.doc_limits;
-        let mut peer = self
-            .doc_peers
-            .borrow()
-            .get(conn)
-            .copied()
-            .unwrap_or_else(|| Peer::new(&limits, now));
-        let result = self.with_doc(name, |doc| {
-            let rights = self.frame_rights(name, doc, access == Access::Write)?;
-            Ok::<_, worker::Error>(
-                rights.and_then(|r| handle_frame(doc, &bytes, &mut peer, r, now, &limits)),
-            )
-        })??;
-        self.doc_peers.borrow_mut().insert(conn.to_string(), peer);
-        let effects = match result {
-            Ok(effects) => effects,
-            Err(e) => {
-                ws.close(Some(e.close_code()), Some(e.to_string()))?;
-                return Ok(());
-            }
-        };
-        let mut queued = false;
-        for effect in effects {
-            match effect {
-                DocEffect::Reply(reply) => {
-                    // The answer to a SyncStep1 holds the document as it is in
-                    // memory: what it holds must be stored before it is sent.
-                    if self.pending.borrow().holds(name) && !self.flushed(name).await {
-                        ws.close(
-                            Some(1011),
-                            Some("the document could not be stored; reconnect to re-sync"),
-                        )?;
-                        return Ok(());
-                    }
-                    let _ = send_js(&ws, &bytes_js(&reply));
-                }
-                DocEffect::Persist(update) => {
-                    self.queue_update(name, Some((conn, &ws)), &update);
-                    queued = true;
-                }
-                DocEffect::Relay(message) => {
-                    self.awareness
-                        .borrow_mut()
-                        .insert(conn.to_string(), message.clone());
-                    self.broadcast_doc(name, &message, Some(&ws));
-                }
-                DocEffect::Awareness(clients) => {
-                    let mut att = ws
-                        .deserialize_attachment::<DocAttachment>()?
-                        .unwrap_or_default();
-                    if let Err(e) = track_awareness(&mut att.awareness, &clients, &limits) {
-                        ws.close(Some(e.close_code()), Some(e.to_string()))?;
-                        return Ok(());
-                    }
-                    ws.serialize_attachment(&att)?;
-                }
-                DocEffect::AnswerAwarenessQuery => {
-                    for state in self.awareness_states(name, Some(conn)) {
-                        let _ = send_js(&ws, &bytes_js(&state));
-                    }
-                }
-            }
-        }
-        if queued && self.pending.borrow().is_full() {
-            self.flush_docs().await;
-        } else if queued && !self.flush_scheduled.replace(true) {
-            // Let the updates that arrive together queue up, then write them at once.
-            Delay::from(Duration::from_millis(0)).await;
-            self.flush_docs().await;
-        }
+        let out = self.docs.borrow_mut().frame(
+            &self.doc_store(),
+            sock,
+            &bytes,
+            self.archived(),
+            now_ms(),
+            || attachment(&ws),
+        )?;
+        self.run_doc(out, Some((sock.conn, &ws))).await;
+        self.flush_when_due().await;
         Ok(())
     }
 
-    /// Queues an update for the next flush; `sender` (its `c:` tag and socket)
-    /// is skipped by the broadcast.
-    fn queue_update(&self, doc: &str, sender: Option<(&str, &WebSocket)>, update: &[u8]) {
-        self.pending
-            .borrow_mut()
-            .push(doc, sender.map(|(conn, _)| conn), update);
-        if let Some((conn, ws)) = sender {
-            let mut writers = self.writers.borrow_mut();
-            if !writers.contains_key(conn) {
-                writers.insert(conn.to_string(), ws.clone());
-            }
+    /// Waits for the flush timer the engine asks for, once however many
+    /// frames ask meanwhile, then writes what is due.
+    async fn flush_when_due(&self) {
+        let Some(at) = self.docs.borrow().poll_timeout() else {
+            return;
+        };
+        if self.flush_scheduled.replace(true) {
+            return;
         }
-    }
-
-    fn broadcast_doc(&self, name: &str, message: &[u8], except: Option<&WebSocket>) {
-        send_except(&self.doc_sockets(name), message, except);
-    }
-
-    /// Writes every queued update in one turn, then broadcasts. Each document's
-    /// burst is merged per run of one sender's updates (`merge_burst`): one row
-    /// and one message per group instead of per update, which is what makes a
-    /// fast typist cheap for every reader. On a storage failure nothing is
-    /// broadcast, the affected documents are dropped from memory (reloaded
-    /// from storage next time) and their writers are closed so that they
-    /// re-sync. Returns the documents whose write failed.
-    pub(crate) async fn flush_docs(&self) -> Vec<String> {
+        Delay::from(Duration::from_millis(at.saturating_sub(now_ms()))).await;
         self.flush_scheduled.set(false);
-        let batch = std::mem::take(&mut *self.pending.borrow_mut());
-        if batch.is_empty() {
-            return Vec::new();
+        let out = self.docs.borrow_mut().expired(&self.doc_store(), now_ms());
+        self.run_doc(out, None).await;
+    }
+
+    /// Writes every queued update now; whether `name`'s (if any) are stored.
+    async fn flushed(&self, name: &str) -> bool {
+        let out = self.docs.borrow_mut().flush(&self.doc_store(), now_ms());
+        let failed = write_failed(&out, name);
+        self.run_doc(out, None).await;
+        !failed
+    }
+
+    /// Executes what the document engine decided, then asks for the backup
+    /// of what changed.
+    async fn run_doc(&self, out: Vec<DocOutput>, current: Option<(&str, &WebSocket)>) {
+        if self.execute_doc(out, current) {
+            self.ensure_backup().await;
         }
-        let mut senders = std::mem::take(&mut *self.writers.borrow_mut());
-        let now = now_ms();
-        let store = self.doc_store();
-        let mut failed = Vec::new();
-        let mut stats = self.doc_stats.get();
-        stats.flushes += 1;
-        for (name, burst) in batch.bursts() {
-            let groups = merge_burst(&burst);
-            let rows: Vec<&[u8]> = groups.iter().map(|(_, u)| u.as_slice()).collect();
-            let written = self
-                .with_doc(name, |doc| {
-                    store.write_burst(name, doc, &rows, now, &self.doc_limits)
-                })
-                .and_then(|r| r);
-            let stored = match written {
-                Ok(stored) => stored,
-                Err(e) => {
-                    worker::console_error!("writing document {name} failed: {e}");
-                    self.docs.borrow_mut().remove(name);
-                    for (conn, _) in &burst {
-                        if let Some(ws) = conn.and_then(|c| senders.remove(c)) {
-                            let _ = ws.close(
-                                Some(1011),
-                                Some("the update could not be stored; reconnect to re-sync"),
-                            );
+    }
+
+    /// Executes what the document engine decided, in order; `current` is the
+    /// socket whose event it was (its connection and socket). Returns whether
+    /// a document was stored.
+    fn execute_doc(&self, out: Vec<DocOutput>, current: Option<(&str, &WebSocket)>) -> bool {
+        let mut changed = false;
+        // A flush broadcasts several groups to one document: its sockets are
+        // looked up once.
+        let mut targets: Option<(String, Vec<WebSocket>)> = None;
+        for o in out {
+            match o {
+                DocOutput::Send { to, message } => {
+                    if let Some(ws) = self.doc_conn(&to, current) {
+                        let _ = send_js(&ws, &bytes_js(&message));
+                    }
+                }
+                DocOutput::Broadcast {
+                    doc,
+                    message,
+                    except,
+                } => {
+                    if targets.as_ref().is_none_or(|(d, _)| *d != doc) {
+                        targets = Some((doc.clone(), self.doc_sockets(&doc)));
+                    }
+                    let except = except.and_then(|c| self.doc_conn(&c, current));
+                    if let Some((_, sockets)) = &targets {
+                        send_except(sockets, &message, except.as_ref());
+                    }
+                }
+                DocOutput::Close { to, code, reason } => {
+                    if let Some(ws) = self.doc_conn(&to, current) {
+                        let _ = ws.close(Some(code), Some(reason));
+                    }
+                }
+                DocOutput::CloseUser { user, code, reason } => {
+                    for ws in self.state.get_websockets_with_tag(&format!("u:{user}")) {
+                        let _ = ws.close(Some(code), Some(reason));
+                    }
+                }
+                DocOutput::SaveAwareness { to, clients } => {
+                    if let Some(ws) = self.doc_conn(&to, current) {
+                        if let Err(e) =
+                            ws.serialize_attachment(DocAttachment { awareness: clients })
+                        {
+                            worker::console_error!("keeping a socket's awareness failed: {e}");
                         }
                     }
-                    failed.push(name.to_string());
-                    continue;
                 }
-            };
-            stats.burst(burst.len(), rows.len(), stored);
-            // The document's sockets are looked up once per flush, not per update.
-            let targets = self.doc_sockets(name);
-            for (conn, update) in &groups {
-                let sender = conn.and_then(|c| senders.get(c));
-                send_except(&targets, &update_message(update), sender);
+                DocOutput::Stored { doc, announce } => {
+                    let now = now_ms();
+                    if announce {
+                        self.broadcast(&ServerFrame::Event {
+                            event: "doc_changed".into(),
+                            seq: None,
+                            data: serde_json::json!({ "doc": doc, "at": now }),
+                        });
+                    }
+                    self.search_doc_changed(&doc, now);
+                    changed = true;
+                }
+                DocOutput::WriteFailed { doc, error } => {
+                    worker::console_error!("writing document {doc} failed: {error}");
+                }
             }
-            self.doc_changed(name, now);
-            self.search_doc_changed(name, now);
         }
-        self.doc_stats.set(stats);
-        self.ensure_backup().await;
-        failed
+        changed
     }
 
-    /// Tells the room's chat sockets that a document changed, at most every
-    /// `DOC_EVENT_EVERY_MS` per document.
-    fn doc_changed(&self, name: &str, now: u64) {
-        let mut last = self.last_doc_event.borrow_mut();
-        let due = last.get(name).is_none_or(|t| now >= t + DOC_EVENT_EVERY_MS);
-        if due {
-            last.insert(name.to_string(), now);
-            self.broadcast(&ServerFrame::Event {
-                event: "doc_changed".into(),
-                seq: None,
-                data: serde_json::json!({ "doc": name, "at": now }),
-            });
+    /// The socket of connection `conn`: the one whose event it is, one that
+    /// opened or sent a frame in this object's lifetime, or else found by its tag.
+    fn doc_conn(&self, conn: &str, current: Option<(&str, &WebSocket)>) -> Option<WebSocket> {
+        if let Some((_, ws)) = current.filter(|(c, _)| *c == conn) {
+            return Some(ws.clone());
         }
+        if let Some(ws) = self.doc_conns.borrow().get(conn) {
+            return Some(ws.clone());
+        }
+        let tagged = self.state.get_websockets_with_tag(&format!("c:{conn}"));
+        tagged.into_iter().next()
     }
 
     /// Asks for a backup within the backup interval, unless one is already
@@ -523,7 +387,7 @@ impl RoomDO {
             if info.updated_at <= info.backed_up_at {
                 continue;
             }
-            let open = self.docs.borrow().get(&info.name).map(LiveDoc::snapshot);
+            let open = self.docs.borrow().snapshot_if_open(&info.name);
             let state = match open {
                 Some(state) => state,
                 None => match store.load(&info.name)? {
@@ -564,29 +428,24 @@ impl RoomDO {
         delete_prefix(&bucket, &backups_of_room(&room)).await
     }
 
-    /// A document socket closed: its awareness clients are announced gone, and
-    /// the document leaves memory when nobody has it open.
+    /// A document socket closed: the engine announces its awareness clients
+    /// gone, and writes and frees the document when nobody has it open.
     pub(crate) async fn doc_left(&self, ws: &WebSocket, tags: &Tags) -> worker::Result<()> {
-        let (Some(name), Some(conn)) = (tags.value("d:"), tags.value("c:")) else {
+        let Some(sock) = doc_socket(tags) else {
             return Ok(());
         };
-        self.awareness.borrow_mut().remove(conn);
-        self.doc_peers.borrow_mut().remove(conn);
-        if let Some(att) = ws.deserialize_attachment::<DocAttachment>()? {
-            if !att.awareness.is_empty() {
-                self.broadcast_doc(name, &awareness_removal(&att.awareness), Some(ws));
-            }
-        }
+        self.doc_conns.borrow_mut().remove(sock.conn);
         let others = self
-            .doc_sockets(name)
+            .doc_sockets(sock.doc)
             .iter()
             .any(|other| !same_socket(other, ws));
-        if !others {
-            self.flush_docs().await;
-            self.docs.borrow_mut().remove(name);
-            if self.log_doc_stats {
-                worker::console_log!("{}", self.doc_stats.get());
-            }
+        let out = self
+            .docs
+            .borrow_mut()
+            .left(&self.doc_store(), sock, others, now_ms(), || attachment(ws));
+        self.run_doc(out, Some((sock.conn, ws))).await;
+        if !others && self.log_doc_stats {
+            worker::console_log!("{}", self.docs.borrow().stats());
         }
         Ok(())
     }
@@ -605,8 +464,8 @@ impl RoomDO {
             .await;
         // A document opened only for a REST call leaves memory with it.
         if let Some(name) = path.first().filter(|_| path.get(1) != Some(&"ws")) {
-            if self.doc_sockets(name).is_empty() && self.pending.borrow().is_empty() {
-                self.docs.borrow_mut().remove(*name);
+            if self.doc_sockets(name).is_empty() {
+                self.docs.borrow_mut().forget(name);
             }
         }
         result
@@ -622,11 +481,6 @@ impl RoomDO {
     }
 
     /// Writes what is queued, answering 503 if `name`'s write failed.
-    /// Flushes; whether `name`'s queued updates (if any) are now stored.
-    async fn flushed(&self, name: &str) -> bool {
-        !self.flush_docs().await.iter().any(|f| f == name)
-    }
-
     async fn flush_or_fail(&self, name: &str) -> HttpResult<()> {
         if !self.flushed(name).await {
             return Err(ApiError::Unavailable(
@@ -645,7 +499,7 @@ impl RoomDO {
         store: &DocStore,
         query: &HashMap<String, String>,
     ) -> HttpResult<Response> {
-        let limits = self.doc_limits;
+        let limits = *self.docs.borrow().limits();
         match (req.method(), path) {
             (Method::Get, []) => json(
                 200,
@@ -667,7 +521,7 @@ impl RoomDO {
                     );
                 }
                 store.create(&body.name, now_ms())?;
-                self.docs.borrow_mut().remove(&body.name);
+                self.docs.borrow_mut().forget(&body.name);
                 json(
                     201,
                     &store
@@ -686,13 +540,12 @@ impl RoomDO {
                 self.live_name(store, name)?;
                 // What was queued is written first, so that no later flush
                 // writes it again after the deletion.
-                self.flush_docs().await;
+                self.flushed(name).await;
                 store.info(name)?.ok_or(ApiError::NotFound("document"))?;
                 for ws in self.doc_sockets(name) {
                     let _ = ws.close(Some(CLOSE_DOC_DELETED), Some("document deleted"));
                 }
-                self.pending.borrow_mut().discard(name);
-                self.docs.borrow_mut().remove(*name);
+                self.docs.borrow_mut().discard(name);
                 if !store.delete(name, &who.user_id, now_ms())? {
                     return Err(ApiError::NotFound("document").into());
                 }
@@ -704,23 +557,10 @@ impl RoomDO {
                 self.may_change_docs(who, Permission::EditDocument)?;
                 self.live_name(store, name)?;
                 let body = req.bytes().await?;
-                let frame = update_message(&body);
-                let now = now_ms();
-                let effects = self
-                    .with_doc(name, |d| {
-                        let rights = self.frame_rights(name, d, true)?;
-                        let mut peer = Peer::new(&limits, now);
-                        Ok::<_, worker::Error>(
-                            rights
-                                .and_then(|r| handle_frame(d, &frame, &mut peer, r, now, &limits)),
-                        )
-                    })??
+                self.docs
+                    .borrow_mut()
+                    .post_update(store, name, &body, now_ms())?
                     .map_err(ApiError::from)?;
-                for effect in effects {
-                    if let DocEffect::Persist(update) = effect {
-                        self.queue_update(name, None, &update);
-                    }
-                }
                 self.flush_or_fail(name).await?;
                 let info = store.info(name)?.ok_or(ApiError::NotFound("document"))?;
                 json(200, &info)
@@ -780,6 +620,9 @@ impl RoomDO {
                 };
                 let roots = named.as_deref().map_or(Roots::All, Roots::Named);
                 let version = LiveDoc::load(&state, []).map_err(ApiError::from)?;
+                // What is queued is stored first: a failed restore may then
+                // drop the document from memory.
+                self.flush_or_fail(name).await?;
                 let change = self
                     .with_doc(name, |d| {
                         let change = d.restore(&version, roots)?;
@@ -793,11 +636,11 @@ impl RoomDO {
                     })?
                     .inspect_err(|_| {
                         // The change may be half in memory: storage has the truth.
-                        self.docs.borrow_mut().remove(*name);
+                        self.docs.borrow_mut().forget(name);
                     })
                     .map_err(ApiError::from)?;
                 if let Some(update) = change {
-                    self.queue_update(name, None, &update);
+                    self.docs.borrow_mut().queue(name, &update);
                     self.flush_or_fail(name).await?;
                 }
                 json(

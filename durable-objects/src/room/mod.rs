@@ -35,14 +35,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use store::{SqlChatStore, SCHEMA};
 use tessera_core::chat::{read_state, record_event, ChatLimits, ChatStore, HISTORY_PAGE_MAX};
-use tessera_core::docs::{DocLimits, FlushStats, LiveDoc, Peer, UpdateQueue};
+use tessera_core::docs::DocLimits;
 use tessera_core::protocol::{ClientFrame, Identity, ServerFrame};
 use tessera_core::ratelimit::{Rate, TokenBucket};
+use tessera_core::room::docs::Docs;
 use tessera_core::room::timers::Timer;
 use tessera_core::room::{
     ArchivedAnswer, Conn, Input, Output, Room, RoomCall, ROOM_CALL_BYTES_MAX,
 };
-use tessera_core::rooms::{MemberNotice, Role};
+use tessera_core::rooms::MemberNotice;
 use tessera_core::rules::{self, Event, Trigger};
 use tessera_core::ApiError;
 use worker::{
@@ -65,18 +66,15 @@ pub struct RoomDO {
     pub(crate) limits: ChatLimits,
     /// The chat sockets' engine (`tessera_core::room`).
     chat: RefCell<Room>,
-    pub(crate) doc_limits: DocLimits,
-    /// Documents open in memory; rebuilt from storage on demand.
-    pub(crate) docs: RefCell<HashMap<String, LiveDoc>>,
-    /// Document updates integrated in memory but not yet written (see `docs`).
-    pub(crate) pending: RefCell<UpdateQueue>,
-    /// The sockets (by `c:` tag) whose updates are pending, which the flush's
-    /// broadcast skips: one handle per socket, not per update.
-    pub(crate) writers: RefCell<HashMap<String, WebSocket>>,
+    /// The document sockets' engine (`tessera_core::room::docs`).
+    pub(crate) docs: RefCell<Docs>,
+    /// The document sockets that opened or sent a frame in this object's
+    /// lifetime, by connection, so the engine's outputs find them without a
+    /// tag lookup.
+    pub(crate) doc_conns: RefCell<HashMap<String, WebSocket>>,
     pub(crate) flush_scheduled: Cell<bool>,
-    /// The write path's counts, logged when a document's last socket closes
-    /// if `DOC_STATS` is set (the document benchmark reads them).
-    pub(crate) doc_stats: Cell<FlushStats>,
+    /// Whether to log the write path's counts when a document's last socket
+    /// closes (`DOC_STATS`; the document benchmark reads them).
     pub(crate) log_doc_stats: bool,
     /// The room's deadlines (see `timers`), read once per object lifetime.
     pub(crate) timers: RefCell<Option<tessera_core::room::timers::Timers>>,
@@ -85,15 +83,6 @@ pub struct RoomDO {
     pub(crate) approvals_finished: Cell<bool>,
     /// How often changed documents are backed up (`DOC_BACKUP_EVERY_MS`, a day).
     pub(crate) backup_every_ms: u64,
-    /// The latest awareness message of each document socket (by connection).
-    /// Clients renew their awareness periodically, so this rebuilds itself.
-    pub(crate) awareness: RefCell<HashMap<String, Vec<u8>>>,
-    pub(crate) last_doc_event: RefCell<HashMap<String, u64>>,
-    /// Budgets per document connection (in memory: see `buckets`).
-    pub(crate) doc_peers: RefCell<HashMap<String, Peer>>,
-    /// The latest role the room heard for each person (`None`: removed),
-    /// read from storage once per object lifetime (see `docs::doc_access`).
-    pub(crate) member_roles: RefCell<Option<HashMap<String, Option<Role>>>>,
     /// The room's rules, cached (see `workflows`).
     pub(crate) rules: RefCell<Option<Rc<[tessera_core::rules::Rule]>>>,
     /// The room's id, as every call from the Worker names it (kept in storage
@@ -182,19 +171,12 @@ impl DurableObject for RoomDO {
                     per_sec,
                 },
             )),
-            doc_limits,
-            docs: RefCell::new(HashMap::new()),
-            pending: RefCell::new(UpdateQueue::default()),
-            writers: RefCell::new(HashMap::new()),
+            docs: RefCell::new(Docs::new(doc_limits)),
+            doc_conns: RefCell::new(HashMap::new()),
             flush_scheduled: Cell::new(false),
-            doc_stats: Cell::new(FlushStats::default()),
             log_doc_stats,
             timers: RefCell::new(None),
             approvals_finished: Cell::new(false),
-            awareness: RefCell::new(HashMap::new()),
-            last_doc_event: RefCell::new(HashMap::new()),
-            doc_peers: RefCell::new(HashMap::new()),
-            member_roles: RefCell::new(None),
             backup_every_ms,
             rules: RefCell::new(None),
             room: RefCell::new(None),

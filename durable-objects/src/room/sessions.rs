@@ -1,16 +1,20 @@
 //! The room's part of ending sessions (`crate::sessions`): its sockets are
-//! chat and document sockets, whose attachments name their person.
+//! document sockets, whose `u:` tag names their person, and chat sockets,
+//! whose attachment does.
 
-use super::RoomDO;
+use super::{socket_tags, RoomDO};
 use crate::sessions::{close_ended, EndSessions};
 use serde::Deserialize;
-use worker::WebSocket;
+use worker::{State, WebSocket};
 
-/// The person a socket belongs to, from its attachment (chat or document).
-fn owner(ws: &WebSocket) -> Option<String> {
+/// The person a socket belongs to.
+fn owner(state: &State, ws: &WebSocket) -> Option<String> {
     #[derive(Deserialize)]
     struct Owner {
         user_id: String,
+    }
+    if let Some(user) = socket_tags(state, ws).value("u:") {
+        return Some(user.to_string());
     }
     ws.deserialize_attachment::<Owner>()
         .ok()
@@ -22,7 +26,7 @@ impl RoomDO {
     /// Closes the sockets of ended sessions; how many.
     pub(crate) fn end_sessions(&self, end: &EndSessions) -> usize {
         close_ended(&self.state, end, |ws| {
-            owner(ws).as_deref() == Some(end.user_id.as_str())
+            owner(&self.state, ws).as_deref() == Some(end.user_id.as_str())
         })
     }
 }
