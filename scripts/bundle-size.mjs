@@ -2,7 +2,7 @@
 // (the JavaScript and the wasm module it uploads; source maps and the README
 // it writes next to them are not uploaded), says how far it is from the
 // developers' guide's limit of 1,000,000 bytes gzipped, and fails above
-// CEILING_GZ. The Worker is over the limit today (about 1.154 MB, see the
+// CEILING_GZ. The Worker is over the limit today (about 1.160 MB, see the
 // "Worker bundle" section of BENCHMARKS.md for what takes the space and the
 // next cuts); the ceiling stops it growing further while that is open. The
 // platform allows 3 MB on the free plan; every byte also costs cold-start time.
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 const LIMIT_GZ = 1_000_000;
-const CEILING_GZ = 1_165_000;
+const CEILING_GZ = 1_161_500;
 const dir = process.argv[2];
 if (!dir) {
   console.error('usage: node scripts/bundle-size.mjs <wrangler --outdir>');

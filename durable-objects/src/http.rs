@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use tessera_core::ApiError;
-use worker::{Headers, Method, Request, RequestInit, Response, ResponseBuilder, Stub};
+use worker::{Headers, Method, Request, Response, ResponseBuilder, Stub};
 
 const JSON_TYPE: &str = "application/json; charset=utf-8";
 
@@ -73,10 +73,30 @@ pub async fn call_object(
     headers: Headers,
     body: Option<wasm_bindgen::JsValue>,
 ) -> HttpResult<Response> {
-    let mut init = RequestInit::new();
-    init.with_method(method)
-        .with_headers(headers)
-        .with_body(body);
-    let req = Request::new_with_init(&format!("https://object{path}"), &init)?;
+    let req = request(
+        &format!("https://object{path}"),
+        method,
+        &headers,
+        body.as_ref(),
+    )?;
     Ok(stub.fetch_with_request(req).await?)
+}
+
+/// A request for `fetch` or an object's stub. Built on `web_sys` rather than
+/// worker's `RequestInit`, whose conversion serialises the Cloudflare `cf`
+/// options (image resizing, minification, Polish…), none of which Tessera
+/// sets: that code leaves the bundle with it.
+pub fn request(
+    url: &str,
+    method: Method,
+    headers: &Headers,
+    body: Option<&wasm_bindgen::JsValue>,
+) -> worker::Result<Request> {
+    let init = web_sys::RequestInit::new();
+    init.set_method(method.as_ref());
+    init.set_headers(headers.as_ref());
+    if let Some(body) = body {
+        init.set_body(body);
+    }
+    Ok(web_sys::Request::new_with_str_and_init(url, &init)?.into())
 }

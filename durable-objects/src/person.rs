@@ -26,7 +26,7 @@ use tessera_core::notify::webpush::{self, Subscription, SUBSCRIPTIONS_MAX, TTL_S
 use tessera_core::room::EndSessions;
 use tessera_core::ApiError;
 use worker::{
-    durable_object, DurableObject, Env, Fetch, Headers, Method, Request, RequestInit, Response,
+    durable_object, DurableObject, Env, Fetch, Headers, Method, Request, Response,
     SqlStorageValue as V, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
@@ -1048,11 +1048,8 @@ async fn send_push(
         "normal"
     };
     headers.set("urgency", urgency)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
-    let req = Request::new_with_init(&target.endpoint, &init)?;
+    let body = js_sys::Uint8Array::from(body.as_slice()).into();
+    let req = crate::http::request(&target.endpoint, Method::Post, &headers, Some(&body))?;
     let resp = Fetch::Request(req).send().await?;
     let outcome = webpush::outcome(resp.status_code());
     if outcome == webpush::Outcome::Failed {

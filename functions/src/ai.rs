@@ -29,7 +29,7 @@ use tessera_durable_objects::http::{json, HttpResult};
 use tessera_durable_objects::room_client;
 use worker::{
     AbortController, D1Database, D1PreparedStatement, Delay, Env, Fetch, Headers, Method, Request,
-    RequestInit, Response,
+    Response,
 };
 
 /// Tokens a room may use per UTC day, unless `AI_ROOM_DAILY_TOKENS` says otherwise.
@@ -375,11 +375,8 @@ pub(crate) async fn post(
         for (k, v) in &call.headers {
             headers.set(k, v)?;
         }
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(call.body.to_string().into()));
-        Request::new_with_init(&call.url, &init)
+        let body = call.body.to_string().into();
+        tessera_durable_objects::http::request(&call.url, Method::Post, &headers, Some(&body))
     };
     let req = build().map_err(|e| ProviderError::fatal(format!("bad request: {e}")))?;
     let controller = AbortController::default();

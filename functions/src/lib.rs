@@ -30,8 +30,8 @@ use tessera_core::api::{allowed_methods, route, Endpoint, Route};
 use tessera_core::ApiError;
 use tessera_durable_objects::http::{error_response, json, HttpResult};
 use worker::{
-    event, Context, Env, MessageBatch, MessageExt, Method, Request, Response, ScheduleContext,
-    ScheduledEvent,
+    event, Context, Env, Headers, MessageBatch, MessageExt, Method, Request, Response,
+    ScheduleContext, ScheduledEvent,
 };
 
 /// Requests per client IP per minute on the API (the binding's period).
@@ -94,7 +94,12 @@ async fn openapi(ctx: &Ctx) -> HttpResult<Response> {
     let resp = ctx
         .env
         .assets("ASSETS")?
-        .fetch("https://assets.local/openapi.json", None)
+        .fetch_request(tessera_durable_objects::http::request(
+            "https://assets.local/openapi.json",
+            Method::Get,
+            &Headers::new(),
+            None,
+        )?)
         .await?;
     if resp.status_code() != 200 {
         return Err(ApiError::Unavailable(

@@ -12,9 +12,9 @@ use tessera_core::notify::email::{
 };
 use tessera_core::notify::inbox::NewItem;
 use tessera_core::ApiError;
-use tessera_durable_objects::http::{json, HttpResult};
+use tessera_durable_objects::http::{json, request, HttpResult};
 use tessera_durable_objects::person;
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::{Env, Fetch, Headers, Method, Request, Response};
 
 /// Where links in emails point when `APP_URL` is not set.
 const DEFAULT_APP_URL: &str = "http://localhost:8787";
@@ -274,11 +274,8 @@ async fn send(env: &Env, out: &Outgoing, message: &email::Email) -> HttpResult<(
     for (k, v) in headers {
         h.set(k, &v)?;
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(h)
-        .with_body(Some(body.into()));
-    let mut resp = Fetch::Request(Request::new_with_init(&url, &init)?)
+    let body = body.into();
+    let mut resp = Fetch::Request(request(&url, Method::Post, &h, Some(&body))?)
         .send()
         .await?;
     let status = resp.status_code();

@@ -21,9 +21,9 @@ use tessera_core::protocol::Identity;
 use tessera_core::rooms::{require, Permission, Role};
 use tessera_core::ApiError;
 use tessera_durable_objects::config::allow_private_urls;
-use tessera_durable_objects::http::{json, no_content, HttpResult};
+use tessera_durable_objects::http::{json, no_content, request, HttpResult};
 use tessera_durable_objects::{members, room_client};
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::{Env, Fetch, Headers, Method, Request, Response};
 
 /// Delivery log rows kept per hook (older ones are dropped as new ones come).
 const LOG_KEEP: u32 = 200;
@@ -412,12 +412,9 @@ pub async fn deliver(env: &Env, job: &Job) -> HttpResult<()> {
         h.set(k, v)?;
     }
     h.set("user-agent", "Tessera-Webhooks/1")?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(h)
-        .with_body(Some(body.as_str().into()));
+    let body = body.as_str().into();
     let started = now_ms();
-    let (status, response, error) = match Request::new_with_init(&hook.url, &init) {
+    let (status, response, error) = match request(&hook.url, Method::Post, &h, Some(&body)) {
         Ok(r) => match Fetch::Request(r).send().await {
             Ok(mut resp) => {
                 let text = resp.text().await.unwrap_or_default();
