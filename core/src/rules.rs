@@ -15,7 +15,7 @@
 //! it where it belongs. `crate::dry_run` answers what a draft would do for a
 //! sample event, changing nothing.
 
-use crate::catalogue::{spec, validate_args, ActionSpec};
+use crate::catalogue::{audited_args, spec, validate_args, ActionSpec};
 use crate::protocol::ServerFrame;
 use crate::rooms::{can, Permission, Role};
 use crate::ApiError;
@@ -646,6 +646,19 @@ pub struct Event {
     pub data: Value,
 }
 
+/// What a cascade does with one planned effect ([`Cascade::admit`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admit {
+    /// Run it with these arguments, as an attempt by the rule's author (which
+    /// is audited); what it caused goes to [`Cascade::caused`].
+    Run(Value),
+    /// Audit this refusal (`audited`: the arguments as recorded) and go on.
+    Refuse { audited: Value, error: ApiError },
+    /// The cascade has caused all the effects it may: audit this refusal and
+    /// run nothing more of it.
+    Stop { audited: Value, error: ApiError },
+}
+
 /// What a rule asks to run for an event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Planned {
@@ -681,6 +694,9 @@ pub fn plan(rules: &[Rule], event: &Event, state: &Value) -> Vec<Planned> {
 
 /// The events one originating event leads to, and the effects they may still
 /// cause: at most [`EFFECTS_PER_EVENT_MAX`] in all, so no chain of rules loops.
+/// The object drives it: each event's rules are planned ([`plan`]) against
+/// the room as it is then, each planned effect is admitted or refused here,
+/// and what an effect caused goes back in, breadth first.
 #[derive(Debug)]
 pub struct Cascade {
     queue: VecDeque<Event>,
@@ -699,15 +715,41 @@ impl Cascade {
         self.queue.pop_front()
     }
 
-    /// Counts one effect; false once the bound is reached (run nothing more).
-    pub fn take_effect(&mut self) -> bool {
+    /// What to do with one of an event's planned effects: run it, or audit
+    /// why not — its arguments did not fill, or the cascade has caused all
+    /// the effects it may (then nothing more of it runs).
+    pub fn admit(&mut self, planned: &Planned) -> Admit {
+        // What a refused effect records: never the event's text its
+        // templates were filled with.
+        let audited = || {
+            audited_args(
+                &planned.action,
+                planned.args.as_ref().unwrap_or(&Value::Null),
+                false,
+            )
+        };
         if self.effects >= EFFECTS_PER_EVENT_MAX {
-            return false;
+            return Admit::Stop {
+                audited: audited(),
+                error: ApiError::Conflict {
+                    code: crate::error::code::RULE_CHAIN_LIMIT,
+                    message: format!(
+                        "one event may cause at most {EFFECTS_PER_EVENT_MAX} rule effects; the rest were not run"
+                    ),
+                },
+            };
         }
         self.effects += 1;
-        true
+        match &planned.args {
+            Ok(args) => Admit::Run(args.clone()),
+            Err(error) => Admit::Refuse {
+                audited: audited(),
+                error: error.clone(),
+            },
+        }
     }
 
+    /// The events an effect that ran caused, for the rules to react to in turn.
     pub fn caused(&mut self, events: impl IntoIterator<Item = Event>) {
         self.queue.extend(events);
     }
@@ -963,24 +1005,113 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_cascade_stops_at_the_bound() {
-        let e = Event {
-            trigger: Trigger::MessagePosted,
-            actor: "u1".into(),
-            data: json!({}),
-        };
-        let mut c = Cascade::new(e.clone());
-        let mut ran = 0;
-        // Every event causes another one, forever, unless the cascade stops it.
-        while let Some(ev) = c.next_event() {
-            if !c.take_effect() {
-                break;
+    /// The object's loop (`workflows::cascade`) over rules whose effects
+    /// post a message, which is an event again: what it ran and refused.
+    fn cascade(rules: &[Rule], origin: Event) -> Vec<String> {
+        let mut log = Vec::new();
+        let mut posted = 0;
+        let mut c = Cascade::new(origin);
+        while let Some(event) = c.next_event() {
+            for planned in plan(rules, &event, &json!({})) {
+                match c.admit(&planned) {
+                    Admit::Run(args) => {
+                        posted += 1;
+                        log.push(format!("{} ran: {}", planned.rule_id, args["body"]));
+                        c.caused([Event {
+                            trigger: Trigger::MessagePosted,
+                            actor: planned.author.clone(),
+                            data: json!({ "body": args["body"], "n": posted }),
+                        }]);
+                    }
+                    Admit::Refuse { audited, error } => log.push(format!(
+                        "{} refused: {} {audited}",
+                        planned.rule_id,
+                        error.code()
+                    )),
+                    Admit::Stop { audited, error } => {
+                        log.push(format!(
+                            "{} stopped: {} {audited}",
+                            planned.rule_id,
+                            error.code()
+                        ));
+                        return log;
+                    }
+                }
             }
-            ran += 1;
-            c.caused([ev]);
         }
-        assert_eq!(ran, EFFECTS_PER_EVENT_MAX);
+        log
+    }
+
+    fn rule(id: &str, v: Value) -> Rule {
+        RuleDraft::parse(&v)
+            .unwrap()
+            .apply(None, id.into(), "u1", 10)
+            .unwrap()
+    }
+
+    fn posted(body: &str) -> Event {
+        Event {
+            trigger: Trigger::MessagePosted,
+            actor: "u2".into(),
+            data: json!({ "body": body }),
+        }
+    }
+
+    #[test]
+    fn a_rule_that_answers_itself_runs_at_the_bound_then_stops_once_without_the_text() {
+        let echo = rule(
+            "r1",
+            json!({"name": "echo", "trigger": "message_posted",
+                   "effect": {"action": "send_message", "args": {"body": "re: {{event.data.body}}"}}}),
+        );
+        let log = cascade(&[echo], posted("secret"));
+        assert_eq!(log.len(), EFFECTS_PER_EVENT_MAX + 1, "{log:#?}");
+        assert_eq!(log[0], r#"r1 ran: "re: secret""#);
+        assert_eq!(log[1], r#"r1 ran: "re: re: secret""#);
+        let last = log.last().unwrap();
+        assert!(last.starts_with("r1 stopped: rule_chain_limit"), "{last}");
+        assert!(
+            !last.contains("secret"),
+            "the refusal records sizes, not text: {last}"
+        );
+    }
+
+    #[test]
+    fn effects_run_breadth_first_and_a_refused_one_does_not_stop_the_others() {
+        let rules = [
+            rule(
+                "r1",
+                json!({"name": "ack", "trigger": "message_posted",
+                       "condition": {"==": [{"var": "event.data.body"}, "go"]},
+                       "effect": {"action": "send_message", "args": {"body": "a"}}}),
+            ),
+            rule(
+                "r2",
+                json!({"name": "too long", "trigger": "message_posted",
+                       "condition": {"==": [{"var": "event.data.body"}, "go"]},
+                       "effect": {"action": "send_message",
+                                  "args": {"body": "{{event.data.text}} and {{event.data.text}}"}}}),
+            ),
+            rule(
+                "r3",
+                json!({"name": "also", "trigger": "message_posted",
+                       "condition": {"in": [{"var": "event.data.body"}, ["go", "a"]]},
+                       "effect": {"action": "send_message", "args": {"body": "b"}}}),
+            ),
+        ];
+        let mut origin = posted("go");
+        origin.data["text"] = json!("x".repeat(RENDERED_STRING_MAX / 2 + 1));
+        let log = cascade(&rules, origin);
+        assert_eq!(
+            log,
+            vec![
+                r#"r1 ran: "a""#.to_string(),
+                "r2 refused: invalid_input null".into(),
+                r#"r3 ran: "b""#.into(),
+                // What r1's message caused, before what r3's did (nothing).
+                r#"r3 ran: "b""#.into(),
+            ]
+        );
     }
 
     #[test]

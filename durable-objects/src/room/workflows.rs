@@ -35,7 +35,7 @@ use tessera_core::chat::ChatStore;
 use tessera_core::protocol::Identity;
 use tessera_core::room::timers::Timer;
 use tessera_core::rooms::{MemberNotice, Role};
-use tessera_core::rules::{plan, Cascade, Event, Rule, Trigger};
+use tessera_core::rules::{plan, Admit, Cascade, Event, Rule, Trigger};
 use tessera_core::ApiError;
 use worker::{Request, Response, SqlStorageValue as V};
 
@@ -794,32 +794,20 @@ impl RoomDO {
                     who: author,
                     kind: ActorKind::Rule,
                 };
-                // What a refused effect records (`audited_args`): never the
-                // event's text its templates were filled with.
-                let args = audited_args(
-                    &planned.action,
-                    planned.args.as_ref().unwrap_or(&Value::Null),
-                    false,
-                );
-                if !cascade.take_effect() {
-                    let e = ApiError::Conflict {
-                        code: tessera_core::error::code::RULE_CHAIN_LIMIT,
-                        message: format!(
-                            "one event may cause at most {} rule effects; the rest were not run",
-                            tessera_core::rules::EFFECTS_PER_EVENT_MAX
-                        ),
-                    };
-                    return self.audit(&actor, &planned.action, &args, e.status(), e.body(), &at);
-                }
-                match planned.args {
-                    Ok(args) => {
+                let (audited, error, stop) = match cascade.admit(&planned) {
+                    Admit::Run(args) => {
                         if let Ok(done) = self.attempt(&actor, &planned.action, &args, &at).await {
                             cascade.caused(done.events);
                         }
+                        continue;
                     }
-                    Err(e) => {
-                        self.audit(&actor, &planned.action, &args, e.status(), e.body(), &at)?
-                    }
+                    Admit::Refuse { audited, error } => (audited, error, false),
+                    Admit::Stop { audited, error } => (audited, error, true),
+                };
+                let (status, body) = (error.status(), error.body());
+                self.audit(&actor, &planned.action, &audited, status, body, &at)?;
+                if stop {
+                    return Ok(());
                 }
             }
         }
