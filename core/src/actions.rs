@@ -10,6 +10,7 @@
 pub use crate::actor::ActorKind;
 use crate::actor::{ChangedBy, LastChange};
 use crate::catalogue::{validate_args, ActionSpec};
+use crate::protocol::Identity;
 use crate::rooms::Role;
 use crate::rules::{Event, Rule, RuleDraft, Trigger, RULES_MAX};
 use crate::ApiError;
@@ -693,6 +694,33 @@ impl Approval {
         }))
     }
 
+    /// Whether it was approved but its result never recorded: a restart
+    /// interrupted its run, which must finish.
+    fn unfinished(&self) -> bool {
+        self.status == ApprovalStatus::Approved && self.result.is_none()
+    }
+
+    /// How an interrupted approved action finishes, given its approver as
+    /// the room knows them now (`None`: they left): it runs again as them,
+    /// with their current role (a demoted approver's run is refused by the
+    /// action's own check), or, if they left, is refused in their name.
+    pub fn resume(&self, approver_now: Option<Identity>) -> Resume {
+        if !self.unfinished() {
+            return Resume::Finished;
+        }
+        match approver_now {
+            Some(who) => Resume::Run(who),
+            None => Resume::Refuse(
+                Identity {
+                    user_id: self.resolved_by.clone().unwrap_or_default(),
+                    display_name: self.resolved_by_name.clone().unwrap_or_default(),
+                    role: Role::Viewer,
+                },
+                ApiError::forbidden("the approver left the room before the approved action ran"),
+            ),
+        }
+    }
+
     /// A pending approval past its time is expired.
     pub fn expire(&mut self, now: u64) {
         if self.status == ApprovalStatus::Pending && now >= self.expires_at {
@@ -747,6 +775,17 @@ impl Approval {
         self.comment = comment;
         Ok(())
     }
+}
+
+/// How an interrupted approved action finishes ([`Approval::resume`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resume {
+    /// Run it as this approver (their current role).
+    Run(Identity),
+    /// Record this refusal as theirs; nothing runs.
+    Refuse(Identity, ApiError),
+    /// Nothing to finish: it is not approved, or its result is recorded.
+    Finished,
 }
 
 #[cfg(test)]
@@ -1184,6 +1223,72 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&s).unwrap()["last_change"]["version"],
             2
+        );
+    }
+
+    #[test]
+    fn an_approved_action_a_restart_interrupted_finishes_once_as_its_approver_is_now() {
+        let mut a = Approval {
+            id: "p1".into(),
+            action: "remove_member".into(),
+            args: json!({"user_id": "u9"}),
+            requested_by: "u1".into(),
+            requested_by_name: "Ada".into(),
+            requested_kind: ActorKind::User,
+            rule_id: None,
+            reason: None,
+            status: ApprovalStatus::Pending,
+            created_at: 0,
+            expires_at: APPROVAL_TTL_SECS,
+            resolved_by: None,
+            resolved_by_name: None,
+            resolved_at: None,
+            comment: None,
+            result: None,
+        };
+        let bea = Identity {
+            user_id: "u2".into(),
+            display_name: "Bea".into(),
+            role: Role::Owner,
+        };
+        assert_eq!(
+            a.resume(Some(bea.clone())),
+            Resume::Finished,
+            "pending: nothing to finish"
+        );
+        a.resolve(&person("u2", ActorKind::User), Role::Owner, true, None, 5)
+            .unwrap();
+        // Stored as decided before it runs; the restart comes before its result.
+        let demoted = Identity {
+            role: Role::Member,
+            ..bea.clone()
+        };
+        assert_eq!(a.resume(Some(demoted.clone())), Resume::Run(demoted));
+        let Resume::Refuse(who, e) = a.resume(None) else {
+            panic!("an approver who left runs nothing");
+        };
+        assert_eq!(
+            (
+                who.user_id.as_str(),
+                who.display_name.as_str(),
+                who.role,
+                e.status()
+            ),
+            ("u2", "u2's name", Role::Viewer, 403)
+        );
+        a.result = Some(json!({"status": 403}));
+        assert_eq!(
+            a.resume(Some(bea.clone())),
+            Resume::Finished,
+            "finished once"
+        );
+        let mut rejected = a.clone();
+        rejected.status = ApprovalStatus::Rejected;
+        rejected.result = None;
+        assert_eq!(
+            rejected.resume(Some(bea)),
+            Resume::Finished,
+            "rejected: nothing ran"
         );
     }
 

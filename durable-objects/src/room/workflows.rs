@@ -26,7 +26,7 @@ use std::rc::Rc;
 use std::time::Duration;
 use tessera_core::actions::{
     changed, decision_comment, Activity, ActorKind, Approval, ApprovalStatus, Change, Effect,
-    Requested, Requester, RoomSettings, RoomState,
+    Requested, Requester, Resume, RoomSettings, RoomState,
 };
 use tessera_core::actor::{ChangedBy, LastChange};
 use tessera_core::approval_inbox::{settled_at, StatusFilter};
@@ -703,26 +703,21 @@ impl RoomDO {
             let decided = decision_attempt(&approval, &at);
             let by = approval.resolved_by.clone().unwrap_or_default();
             let now = members::identity(&db, &room_id, &by).await?;
-            let member = now.is_some();
-            // One who left is named in the audit; with no role in the room, nothing runs.
-            let who = now.unwrap_or_else(|| Identity {
-                user_id: by,
-                display_name: approval.resolved_by_name.clone().unwrap_or_default(),
-                role: Role::Viewer,
-            });
+            let (who, refusal) = match approval.resume(now) {
+                Resume::Run(who) => (who, None),
+                Resume::Refuse(who, e) => (who, Some(e)),
+                Resume::Finished => continue,
+            };
             let approver = Actor {
                 who,
                 kind: ActorKind::User,
             };
-            let result = match member {
-                true => {
+            let result = match refusal {
+                None => {
                     self.decide(&approver, &approval.action, &approval.args, &decided)
                         .await
                 }
-                false => Err(ApiError::forbidden(
-                    "the approver left the room before the approved action ran",
-                )
-                .into()),
+                Some(e) => Err(e.into()),
             };
             self.settle(&approver, approval, result, &at, &decided)
                 .await?;
