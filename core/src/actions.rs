@@ -1226,9 +1226,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_approved_action_a_restart_interrupted_finishes_once_as_its_approver_is_now() {
-        let mut a = Approval {
+    /// Ada's request to remove u9, waiting.
+    fn pending_approval() -> Approval {
+        Approval {
             id: "p1".into(),
             action: "remove_member".into(),
             args: json!({"user_id": "u9"}),
@@ -1245,7 +1245,12 @@ mod tests {
             resolved_at: None,
             comment: None,
             result: None,
-        };
+        }
+    }
+
+    #[test]
+    fn an_approved_action_a_restart_interrupted_finishes_once_as_its_approver_is_now() {
+        let mut a = pending_approval();
         let bea = Identity {
             user_id: "u2".into(),
             display_name: "Bea".into(),
@@ -1294,24 +1299,7 @@ mod tests {
 
     #[test]
     fn approvals_need_another_owner() {
-        let pending = Approval {
-            id: "p1".into(),
-            action: "remove_member".into(),
-            args: json!({"user_id": "u9"}),
-            requested_by: "u1".into(),
-            requested_by_name: "Ada".into(),
-            requested_kind: ActorKind::User,
-            rule_id: None,
-            reason: None,
-            status: ApprovalStatus::Pending,
-            created_at: 0,
-            expires_at: APPROVAL_TTL_SECS,
-            resolved_by: None,
-            resolved_by_name: None,
-            resolved_at: None,
-            comment: None,
-            result: None,
-        };
+        let pending = pending_approval();
         let mut a = pending.clone();
         let owner = |id: &str| person(id, ActorKind::User);
         assert!(a.decidable_by("u2", 5) && !a.decidable_by("u1", 5));
