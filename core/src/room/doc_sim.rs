@@ -1,8 +1,8 @@
 //! A simulated room's document sockets, as `sim` is for chat: y-websocket
 //! clients as yrs documents, a virtual clock and an in-memory store, driven
 //! through the calls the Room object makes and executing the outputs the way
-//! it does. Every broadcast update is checked against storage first: nothing
-//! reaches another socket before it is stored.
+//! it does. Every broadcast update and every sync step 2 is checked against
+//! storage first: nothing reaches another socket before it is stored.
 
 use super::docs::*;
 use super::CLOSE_REMOVED;
@@ -43,9 +43,7 @@ impl MemDocs {
 
     /// Whether what storage holds of `doc` already contains `update`.
     fn contains(&self, doc: &str, update: &[u8]) -> bool {
-        let Some(mut stored) = self.load(doc).unwrap() else {
-            return false;
-        };
+        let mut stored = self.load(doc).unwrap().unwrap_or_default();
         let before = stored.state_vector();
         stored.apply(update).unwrap();
         stored.state_vector() == before
@@ -352,6 +350,16 @@ impl Sim {
         for o in outputs {
             match o {
                 DocOutput::Send { to, message } => {
+                    // A sync step 2 answers a newcomer: only what is stored.
+                    let (messages, _) = decode_frame(&message, &DocLimits::default()).unwrap();
+                    for m in &messages {
+                        if let Message::Sync(SyncMessage::SyncStep2(u)) = m {
+                            assert!(
+                                self.store.contains(DOC, u),
+                                "a newcomer was sent what is not stored"
+                            );
+                        }
+                    }
                     let i = self.by_conn(&to);
                     if self.clients[i].open {
                         self.clients[i].receive(&message);
