@@ -1,6 +1,8 @@
 //! The room engine for chat sockets, sans-IO in the shape of quinn-proto: the
 //! Room object hands it one socket event at a time (the socket's state, the
-//! input, the time) and executes the [`Output`]s it returns, in order.
+//! input, the time) and executes the [`Output`]s it returns, in order. Its
+//! document sockets have the same shape in [`docs`]; the room's deadlines
+//! are [`timers`].
 //!
 //! It owns every decision about a chat socket: the per-person write and signal
 //! rate limits, strikes for invalid frames, typing and presence, the `hello`
