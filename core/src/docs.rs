@@ -208,7 +208,7 @@ fn malformed(e: impl std::fmt::Display) -> DocError {
 }
 
 /// Decodes every y-protocol message in one WebSocket frame, once its shape
-/// has passed [`wire::check_frame`]; also returns how many shared types its
+/// has passed `wire::check_frame`; also returns how many shared types its
 /// updates create.
 pub fn decode_frame(bytes: &[u8], limits: &DocLimits) -> Result<(Vec<Message>, u64), DocError> {
     if bytes.len() > limits.message_bytes {

@@ -1,4 +1,4 @@
-//! Rules: "when <trigger>, if <condition>, run <action>" — automation a room's
+//! Rules: "when `<trigger>`, if `<condition>`, run `<action>`" — automation a room's
 //! admins set up without writing code. A condition is a JSONLogic expression
 //! (evaluated by `jsonlogic-rs`) over the event and the room state; an effect
 //! is an action from the catalogue whose arguments are templated from the

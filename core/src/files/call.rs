@@ -1,5 +1,5 @@
 //! The calls the Worker makes to an upload's object, as one typed enum (as
-//! [`crate::room::call::RoomCall`] is for rooms): the Worker serialises an
+//! [`crate::room::RoomCall`] is for rooms): the Worker serialises an
 //! [`UploadCall`] into the `x-tessera-call` header, since a PATCH's bytes
 //! travel as the request's body stream, and the object matches it
 //! exhaustively.
