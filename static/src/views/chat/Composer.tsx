@@ -37,21 +37,22 @@ export function Composer({ s, members, editing, replyTo, roomName }: {
   const active = useSignal(0);
   const saved = useRef<drafts.Draft | null>(null);
 
-  useEffect(() => {
-    const d = drafts.load(me, s.roomId);
-    text.value = d.body;
-    replyTo.value = d.reply_to;
-  }, [s.roomId]);
-
-  // Entering an edit keeps the draft aside and brings it back afterwards.
-  // The box holds its new text in the same frame that renames it (a layout
-  // effect, and the element written, not only the signal, whose render is a
-  // frame later): after paint, it overwrote what was typed at once.
-  const edit = editing.value;
+  // The box holds new text in the same frame that shows it (a layout effect,
+  // and the element written, not only the signal, whose render is a frame
+  // later): after paint, an edit's text overwrote what was typed at once, and
+  // a room showed an empty box for a frame before its draft.
   const fill = (body: string) => {
     text.value = body;
     if (area.current) area.current.value = body;
   };
+  useLayoutEffect(() => {
+    const d = drafts.load(me, s.roomId);
+    fill(d.body);
+    replyTo.value = d.reply_to;
+  }, [s.roomId]);
+
+  // Entering an edit keeps the draft aside and brings it back afterwards.
+  const edit = editing.value;
   useLayoutEffect(() => {
     if (edit) {
       saved.current ??= { body: text.value, reply_to: replyTo.value };
