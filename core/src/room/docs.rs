@@ -30,7 +30,7 @@ use std::collections::HashMap;
 /// and a lone keystroke is not delayed.
 pub const FLUSH_DELAY_MS: u64 = 0;
 /// A `doc_changed` event goes to the room's chat sockets at most this often per document.
-pub const DOC_EVENT_EVERY_MS: u64 = 2_000;
+const DOC_EVENT_EVERY_MS: u64 = 2_000;
 /// Close code and reason when a socket's updates could not be stored.
 pub const CLOSE_NOT_STORED: u16 = 1011;
 
@@ -140,23 +140,58 @@ pub struct Docs {
     stats: FlushStats,
 }
 
-/// `doc` in memory, loaded from storage first if needed.
-fn loaded<'a, S: DocStorage>(
-    open: &'a mut HashMap<String, LiveDoc>,
+/// Runs `f` on `doc` in memory, loaded from storage first if needed (its
+/// name is copied only then, not per frame).
+fn with_loaded<S: DocStorage, T>(
+    open: &mut HashMap<String, LiveDoc>,
     store: &S,
     doc: &str,
-) -> Result<&'a mut LiveDoc, S::Error> {
-    if !open.contains_key(doc) {
-        let live = match store.load(doc)? {
-            Some(mut stored) => {
-                stored.exists = true;
-                stored
-            }
-            None => LiveDoc::default(),
-        };
-        open.insert(doc.to_string(), live);
+    f: impl FnOnce(&mut LiveDoc) -> T,
+) -> Result<T, S::Error> {
+    if let Some(live) = open.get_mut(doc) {
+        return Ok(f(live));
     }
-    Ok(open.entry(doc.to_string()).or_default())
+    let live = match store.load(doc)? {
+        Some(mut stored) => {
+            stored.exists = true;
+            stored
+        }
+        None => LiveDoc::default(),
+    };
+    Ok(f(open.entry(doc.to_string()).or_insert(live)))
+}
+
+/// What a frame does to `doc` when its sender has `budgets` and may write
+/// or not: its effects, or why it is refused (then nothing changed). A
+/// document that does not exist is created only if its name was not deleted
+/// and the room has room for it (asked of storage only then).
+#[allow(clippy::too_many_arguments)]
+fn apply_frame<S: DocStorage>(
+    open: &mut HashMap<String, LiveDoc>,
+    store: &S,
+    doc: &str,
+    frame: &[u8],
+    budgets: &mut Peer,
+    write: bool,
+    now: u64,
+    limits: &DocLimits,
+) -> Result<Result<Vec<DocEffect>, DocError>, S::Error> {
+    with_loaded(open, store, doc, |live| {
+        let rights = if live.exists {
+            Rights {
+                write,
+                create: true,
+            }
+        } else if store.is_deleted(doc)? {
+            return Ok(Err(DocError::Deleted));
+        } else {
+            Rights {
+                write,
+                create: !write || store.count()? < limits.docs_per_room,
+            }
+        };
+        Ok(handle_frame(live, frame, budgets, rights, now, limits))
+    })?
 }
 
 impl Docs {
@@ -218,7 +253,9 @@ impl Docs {
                 reason: "removed from the room",
             });
         }
-        let mut greeting = vec![loaded(&mut self.open, store, sock.doc)?.sync_step1()];
+        let mut greeting = vec![with_loaded(&mut self.open, store, sock.doc, |d| {
+            d.sync_step1()
+        })?];
         greeting.extend(self.awareness_of(sock.doc, sock.conn));
         self.sockets.insert(
             sock.conn.to_string(),
@@ -242,29 +279,6 @@ impl Docs {
             .filter(|(conn, s)| s.doc == doc && conn.as_str() != except)
             .filter_map(|(_, s)| s.awareness.clone())
             .collect()
-    }
-
-    /// What a frame's sender may do with `doc`: a document that does not
-    /// exist is created only if its name was not deleted and the room has
-    /// room for it (asked of storage only then).
-    fn rights<S: DocStorage>(
-        store: &S,
-        doc: &LiveDoc,
-        name: &str,
-        write: bool,
-        limits: &DocLimits,
-    ) -> Result<Result<Rights, DocError>, S::Error> {
-        if doc.exists {
-            return Ok(Ok(Rights {
-                write,
-                create: true,
-            }));
-        }
-        if store.is_deleted(name)? {
-            return Ok(Err(DocError::Deleted));
-        }
-        let create = !write || store.count()? < limits.docs_per_room;
-        Ok(Ok(Rights { write, create }))
     }
 
     /// A binary frame from `sock`. `tracked` reads the awareness clients
@@ -303,9 +317,16 @@ impl Docs {
         let Some(socket) = self.sockets.get_mut(sock.conn) else {
             return Ok(Vec::new());
         };
-        let doc = loaded(&mut self.open, store, sock.doc)?;
-        let effects = Self::rights(store, doc, sock.doc, access == Access::Write, &limits)?
-            .and_then(|r| handle_frame(doc, bytes, &mut socket.budgets, r, now, &limits));
+        let effects = apply_frame(
+            &mut self.open,
+            store,
+            sock.doc,
+            bytes,
+            &mut socket.budgets,
+            access == Access::Write,
+            now,
+            &limits,
+        )?;
         let effects = match effects {
             Ok(effects) => effects,
             Err(e) => return Ok(vec![close(e.close_code(), e.to_string())]),
@@ -317,9 +338,10 @@ impl Docs {
             match effect {
                 DocEffect::Reply(reply) => {
                     // The answer holds the document as it is in memory.
-                    if self.pending.holds(sock.doc)
-                        && !self.flush_into(store, now, &mut out, sock.doc)
-                    {
+                    if self.pending.holds(sock.doc) {
+                        self.flush_into(store, now, &mut out);
+                    }
+                    if write_failed(&out, sock.doc) {
                         out.push(close(
                             CLOSE_NOT_STORED,
                             "the document could not be stored; reconnect to re-sync".into(),
@@ -376,7 +398,7 @@ impl Docs {
         }
         if queued {
             if self.pending.is_full() {
-                self.flush_into(store, now, &mut out, sock.doc);
+                self.flush_into(store, now, &mut out);
             } else if self.flush_at.is_none() {
                 self.flush_at = Some(now + FLUSH_DELAY_MS);
             }
@@ -400,12 +422,18 @@ impl Docs {
         now: u64,
     ) -> Result<Result<(), DocError>, S::Error> {
         let limits = self.limits;
-        let live = loaded(&mut self.open, store, doc)?;
         let frame = update_message(update);
         let mut budgets = Peer::new(&limits, now);
-        let effects = match Self::rights(store, live, doc, true, &limits)?
-            .and_then(|r| handle_frame(live, &frame, &mut budgets, r, now, &limits))
-        {
+        let effects = match apply_frame(
+            &mut self.open,
+            store,
+            doc,
+            &frame,
+            &mut budgets,
+            true,
+            now,
+            &limits,
+        )? {
             Ok(effects) => effects,
             Err(e) => return Ok(Err(e)),
         };
@@ -426,7 +454,7 @@ impl Docs {
     pub fn expired<S: DocStorage>(&mut self, store: &S, now: u64) -> Vec<DocOutput> {
         let mut out = Vec::new();
         if self.flush_at.is_some_and(|at| at <= now) {
-            self.flush_into(store, now, &mut out, "");
+            self.flush_into(store, now, &mut out);
         }
         out
     }
@@ -434,28 +462,21 @@ impl Docs {
     /// Writes every queued update now (a request needs them stored).
     pub fn flush<S: DocStorage>(&mut self, store: &S, now: u64) -> Vec<DocOutput> {
         let mut out = Vec::new();
-        self.flush_into(store, now, &mut out, "");
+        self.flush_into(store, now, &mut out);
         out
     }
 
     /// Writes every queued update in one turn, then broadcasts: each
     /// document's burst merged per run of one sender's updates
     /// (`merge_burst`), one row and one message per group, which is what
-    /// makes a fast typist cheap for every reader. Returns whether `doc`'s
-    /// updates, if it had any, are stored.
-    fn flush_into<S: DocStorage>(
-        &mut self,
-        store: &S,
-        now: u64,
-        out: &mut Vec<DocOutput>,
-        doc: &str,
-    ) -> bool {
+    /// makes a fast typist cheap for every reader. A document whose write
+    /// failed is named by a `WriteFailed` output.
+    fn flush_into<S: DocStorage>(&mut self, store: &S, now: u64, out: &mut Vec<DocOutput>) {
         self.flush_at = None;
         let batch = std::mem::take(&mut self.pending);
         if batch.is_empty() {
-            return true;
+            return;
         }
-        let mut stored_doc = true;
         self.stats.flushes += 1;
         for (name, burst) in batch.bursts() {
             let groups = merge_burst(&burst);
@@ -469,7 +490,6 @@ impl Docs {
             let stored = match written {
                 Ok(stored) => stored,
                 Err(error) => {
-                    stored_doc &= name != doc;
                     self.open.remove(name);
                     out.push(DocOutput::WriteFailed {
                         doc: name.to_string(),
@@ -509,7 +529,6 @@ impl Docs {
                 announce,
             });
         }
-        stored_doc
     }
 
     /// `sock` closed; `others_open`: whether other sockets of its document
@@ -539,7 +558,7 @@ impl Docs {
             });
         }
         if !others_open {
-            self.flush_into(store, now, &mut out, sock.doc);
+            self.flush_into(store, now, &mut out);
             self.open.remove(sock.doc);
         }
         out
@@ -575,7 +594,7 @@ impl Docs {
         doc: &str,
         f: impl FnOnce(&mut LiveDoc) -> T,
     ) -> Result<T, S::Error> {
-        Ok(f(loaded(&mut self.open, store, doc)?))
+        with_loaded(&mut self.open, store, doc, f)
     }
 
     /// The state of `doc` if it is in memory.
