@@ -10,5 +10,5 @@ import { launch } from '../tests/harness.mjs';
 export function launchCheckout(dir, vars) {
   const persistDir = mkdtempSync(join(tmpdir(), 'tessera-ab-'));
   execFileSync('wrangler', ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persistDir], { cwd: dir, stdio: 'pipe' });
-  return launch({ config: join(dir, 'wrangler.toml'), persistDir, vars });
+  return launch({ root: dir, persistDir, vars });
 }

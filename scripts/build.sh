@@ -1,17 +1,12 @@
 #!/usr/bin/env bash
-# Builds the Worker (functions/ → functions/build/). Skips when the build is newer
-# than every source file, so wrangler's build hook costs nothing on restarts.
+# Builds the two Worker scripts: `functions` (routes → functions/build/) and
+# `objects` (the Durable Objects → objects/build/); `bash scripts/build.sh
+# objects` builds one. Each is skipped when its build is newer than every source
+# file, so wrangler's build hooks cost nothing on restarts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-# The stamp is written last: a build interrupted before its wasm-opt (wrangler
-# stopped mid-build) leaves none, and the next run builds again.
-stamp=functions/build/.complete
-if [ -f "$stamp" ] && [ -z "$(find core durable-objects functions/src Cargo.toml Cargo.lock */Cargo.toml .cargo scripts/build.sh -newer "$stamp" -type f 2>/dev/null | head -1)" ]; then
-  exit 0
-fi
-rm -f "$stamp"
 # worker-build cannot download its wasm-opt here, so it runs without, and the
 # module is optimised afterwards by binaryen's wasm-opt from npm (a JavaScript
 # build: about a minute, for a module about 20% smaller gzipped — BENCHMARKS.md).
@@ -24,7 +19,19 @@ for index in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
   remap+=" --remap-path-prefix=$index="
 done
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${remap# }"
-(cd functions && worker-build --release --no-opt)
-wasm-opt -Oz --all-features functions/build/index_bg.wasm -o functions/build/index_bg.opt.wasm
-mv functions/build/index_bg.opt.wasm functions/build/index_bg.wasm
-touch "$stamp"
+
+crates=("$@")
+[ ${#crates[@]} -gt 0 ] || crates=(functions objects)
+for crate in "${crates[@]}"; do
+  # The stamp is written last: a build interrupted before its wasm-opt
+  # (wrangler stopped mid-build) leaves none, and the next run builds again.
+  stamp=$crate/build/.complete
+  if [ -f "$stamp" ] && [ -z "$(find core durable-objects "$crate/src" Cargo.toml Cargo.lock */Cargo.toml .cargo scripts/build.sh -newer "$stamp" -type f 2>/dev/null | head -1)" ]; then
+    continue
+  fi
+  rm -f "$stamp"
+  (cd "$crate" && worker-build --release --no-opt)
+  wasm-opt -Oz --all-features "$crate/build/index_bg.wasm" -o "$crate/build/index_bg.opt.wasm"
+  mv "$crate/build/index_bg.opt.wasm" "$crate/build/index_bg.wasm"
+  touch "$stamp"
+done

@@ -13,7 +13,9 @@ step "cargo fmt --check"
 cargo fmt --all --check
 step "cargo clippy (native and wasm32)"
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy -p tessera-functions --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p tessera-functions -p tessera-objects --target wasm32-unknown-unknown -- -D warnings
+step "the two Worker scripts' shared settings agree"
+node scripts/shared-vars.mjs
 step "no import cycles between a crate's modules"
 node scripts/module-cycles.mjs
 step "cargo test"
@@ -23,12 +25,13 @@ node scripts/gen-api.mjs --check
 tsc -p static
 tsc -p static/sw
 node scripts/build-web.mjs --force
-step "build the Worker"
+step "build the Worker and the objects' script"
 bash scripts/build.sh
-step "wrangler deploy --dry-run"
+step "wrangler deploy --dry-run (both scripts)"
 rm -rf .tessera/dry-run
-wrangler deploy --dry-run --outdir .tessera/dry-run
-node scripts/bundle-size.mjs .tessera/dry-run
+wrangler deploy --dry-run --outdir .tessera/dry-run/worker
+wrangler deploy -c objects/wrangler.toml --dry-run --outdir "$PWD/.tessera/dry-run/objects"
+node scripts/bundle-size.mjs .tessera/dry-run/worker .tessera/dry-run/objects
 step "integration tests (workerd)"
 # A test that fails with a client still connected must not hold the run open
 # until CI's deadline: the runner exits when done, and each file (a process of

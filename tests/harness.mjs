@@ -59,17 +59,19 @@ function migratedInto(dir) {
 
 /**
  * Starts `wrangler dev` and waits until it answers. `persistDir` lets a caller
- * restart a server on the same state; `vars` become `--var` bindings; `config`
- * runs another worker (benchmarks' reference servers) instead of Tessera;
- * `services` ({ BINDING: path of a wrangler.toml }) runs other workers in the
- * same session, each bound to Tessera as a service of that binding's name
- * (test doubles of bindings wrangler dev cannot simulate).
+ * restart a server on the same state; `vars` become `--var` bindings of both
+ * scripts (the Worker and the objects'); `root` is the checkout to run
+ * (benchmarks compare another); `config` runs another worker (benchmarks'
+ * reference servers) instead of Tessera; `services` ({ BINDING: path of a
+ * wrangler.toml }) runs other workers in the same session, each bound to
+ * Tessera as a service of that binding's name (test doubles of bindings
+ * wrangler dev cannot simulate).
  */
-export async function launch({ vars = {}, persistDir, config, services } = {}) {
+export async function launch({ vars = {}, persistDir, root = ROOT, config, services } = {}) {
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'tessera-test-'));
   // A caller's own persistDir may hold state already: migrations apply to it as they would in production.
   if (!config && persistDir) {
-    execFileSync('wrangler', ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', dir], { cwd: ROOT, env: ENV, stdio: 'pipe' });
+    execFileSync('wrangler', ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', dir], { cwd: root, env: ENV, stdio: 'pipe' });
   } else if (!config) {
     migratedInto(dir);
   }
@@ -77,7 +79,7 @@ export async function launch({ vars = {}, persistDir, config, services } = {}) {
   // listeners take ephemeral ports too): then it starts again on others.
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return await serve(dir, persistDir, config, services, vars);
+      return await serve(dir, persistDir, config ? { config } : configs(root, services, vars), vars);
     } catch (e) {
       if (!(e instanceof PortTaken) || attempt === 3) throw e;
     }
@@ -86,34 +88,61 @@ export async function launch({ vars = {}, persistDir, config, services } = {}) {
 
 class PortTaken extends Error {}
 
-/**
- * Tessera's wrangler.toml with service bindings added, written beside it
- * (its paths are relative to where it is), followed by the services' own.
- */
-function withServices(services) {
-  let toml = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
-  for (const [binding, path] of Object.entries(services)) {
-    const name = /^name\s*=\s*"([^"]+)"/m.exec(readFileSync(path, 'utf8'))?.[1];
-    if (!name) throw new Error(`${path} names no worker`);
-    toml += `\n[[services]]\nbinding = "${binding}"\nservice = "${name}"\n`;
-  }
-  const file = join(ROOT, `.wrangler-test-${process.pid}-${randomBytes(4).toString('hex')}.toml`);
+/** A copy of a wrangler.toml written beside it (its paths are relative to where it is). */
+function writeBeside(path, toml) {
+  const file = join(dirname(path), `.wrangler-test-${process.pid}-${randomBytes(4).toString('hex')}.toml`);
   writeFileSync(file, toml);
   return file;
 }
 
-/** Starts wrangler dev on free ports and waits until it answers. */
-async function serve(dir, persistDir, config, services, vars) {
+/**
+ * The configurations of a checkout's `wrangler dev`: the Worker's, with
+ * service bindings added when there are `services`; the objects' script
+ * (objects/wrangler.toml; a checkout from before the split has none), with
+ * `vars` written into its [vars], since wrangler gives `--var` to the first
+ * script only; then the services' own. `generated` are the copies to delete.
+ */
+function configs(root, services = {}, vars) {
+  const main = join(root, 'wrangler.toml');
+  const files = [main];
+  const generated = [];
+  if (Object.keys(services).length) {
+    let toml = readFileSync(main, 'utf8');
+    for (const [binding, path] of Object.entries(services)) {
+      const name = /^name\s*=\s*"([^"]+)"/m.exec(readFileSync(path, 'utf8'))?.[1];
+      if (!name) throw new Error(`${path} names no worker`);
+      toml += `\n[[services]]\nbinding = "${binding}"\nservice = "${name}"\n`;
+    }
+    files[0] = writeBeside(main, toml);
+    generated.push(files[0]);
+  }
+  const objects = join(root, 'objects', 'wrangler.toml');
+  if (existsSync(objects)) {
+    let toml = readFileSync(objects, 'utf8');
+    for (const [k, v] of Object.entries(vars)) {
+      const line = `${k} = ${JSON.stringify(String(v))}`;
+      const set = new RegExp(`^${k}\\s*=.*$`, 'm');
+      toml = set.test(toml) ? toml.replace(set, () => line) : toml.replace(/^\[vars\]$/m, () => `[vars]\n${line}`);
+    }
+    files.push(writeBeside(objects, toml));
+    generated.push(files.at(-1));
+  }
+  files.push(...Object.values(services));
+  return { files, generated, cwd: root };
+}
+
+/**
+ * Starts wrangler dev on free ports and waits until it answers: Tessera's
+ * `configs`, or another worker's `config`.
+ */
+async function serve(dir, persistDir, { config, files = [config], generated = [], cwd = dirname(config) }, vars) {
   const port = await freePort();
   const inspector = await freePort();
   const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
     '--persist-to', dir, '--test-scheduled', '--show-interactive-dev-session=false'];
-  const generated = services && withServices(services);
-  if (config) args.push('-c', config);
-  if (generated) for (const c of [generated, ...Object.values(services)]) args.push('-c', c);
+  for (const c of files) args.push('-c', c);
   for (const [k, v] of Object.entries({ JWT_SECRET, ...vars })) args.push('--var', `${k}:${v}`);
-  // Another worker's build command runs beside its own wrangler.toml.
-  const cwd = config ? dirname(config) : ROOT;
+  const removeGenerated = () => { for (const f of generated) rmSync(f, { force: true }); };
   const child = spawn('wrangler', args, { cwd, env: ENV, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let logs = '';
   child.stdout.on('data', (d) => { logs += d; });
@@ -143,7 +172,7 @@ async function serve(dir, persistDir, config, services, vars) {
   for (;;) {
     if (child.exitCode !== null) {
       const Failure = /Address already in use/.test(logs) ? PortTaken : Error;
-      if (generated) rmSync(generated, { force: true });
+      removeGenerated();
       throw new Failure(`wrangler dev exited early:\n${logs}`);
     }
     try {
@@ -152,7 +181,7 @@ async function serve(dir, persistDir, config, services, vars) {
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) {
       server.kill();
-      if (generated) rmSync(generated, { force: true });
+      removeGenerated();
       throw new Error(`wrangler dev did not become ready:\n${logs}`);
     }
     await sleep(200);
@@ -162,7 +191,7 @@ async function serve(dir, persistDir, config, services, vars) {
     // TESSERA_WORKER_LOGS=<dir> keeps each server's log (panics, errors) for a look afterwards.
     if (process.env.TESSERA_WORKER_LOGS) writeFileSync(join(process.env.TESSERA_WORKER_LOGS, `worker-${port}.log`), logs);
     if (!persistDir) rmSync(dir, { recursive: true, force: true });
-    if (generated) rmSync(generated, { force: true });
+    removeGenerated();
   };
   return server;
 }

@@ -21,9 +21,9 @@ function query(file, sql, params) {
   }
 }
 
-/** The rows `sql` returns in every room object's storage, together. */
+/** The rows `sql` returns in every room object's storage (the `tessera-objects` script's `RoomDO`), together. */
 export function roomRows(server, sql, ...params) {
-  return databases(join(server.dir, 'v3', 'do', 'tessera-RoomDO')).flatMap((f) => query(f, sql, params));
+  return databases(join(server.dir, 'v3', 'do', 'tessera-objects-RoomDO')).flatMap((f) => query(f, sql, params));
 }
 
 /** The keys of the R2 objects that start with `prefix`. */

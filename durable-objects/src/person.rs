@@ -26,8 +26,8 @@ use tessera_core::notify::webpush::{self, Subscription, SUBSCRIPTIONS_MAX, TTL_S
 use tessera_core::room::EndSessions;
 use tessera_core::ApiError;
 use worker::{
-    durable_object, DurableObject, Env, Fetch, Headers, Method, Request, Response,
-    SqlStorageValue as V, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    Env, Fetch, Headers, Method, Request, Response, SqlStorageValue as V, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair,
 };
 
 const SCHEMA: &str = "
@@ -68,7 +68,6 @@ const ME_TAG: &str = "me";
 /// The meta key of when the next digest is due (unix ms).
 const DIGEST_AT: &str = "digest_at";
 
-#[durable_object]
 pub struct PersonDO {
     state: State,
     env: Env,
@@ -221,8 +220,9 @@ struct PushRow {
     data: String,
 }
 
-impl DurableObject for PersonDO {
-    fn new(state: State, env: Env) -> Self {
+/// The runtime's entry points; `objects/` exports the class that calls them.
+impl PersonDO {
+    pub fn new(state: State, env: Env) -> Self {
         let schema_error = create_schema(&state.storage().sql(), &[SCHEMA]).err();
         let secs = |name, default| {
             env_var(&env, name)
@@ -241,14 +241,14 @@ impl DurableObject for PersonDO {
         }
     }
 
-    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+    pub async fn fetch(&self, req: Request) -> worker::Result<Response> {
         Ok(match self.serve(req).await {
             Ok(resp) => resp,
             Err(Failure(e)) => error_response(&e),
         })
     }
 
-    async fn websocket_message(
+    pub async fn websocket_message(
         &self,
         ws: WebSocket,
         message: WebSocketIncomingMessage,
@@ -269,7 +269,7 @@ impl DurableObject for PersonDO {
         Ok(())
     }
 
-    async fn websocket_close(
+    pub async fn websocket_close(
         &self,
         ws: WebSocket,
         code: usize,
@@ -281,7 +281,7 @@ impl DurableObject for PersonDO {
         Ok(())
     }
 
-    async fn alarm(&self) -> worker::Result<Response> {
+    pub async fn alarm(&self) -> worker::Result<Response> {
         match self.due_emails().await {
             Ok(()) => Response::ok("done"),
             Err(Failure(e)) => {

@@ -26,8 +26,8 @@ use tessera_core::files::{
 use tessera_core::room::RoomCall;
 use tessera_core::ApiError;
 use worker::{
-    durable_object, Bucket, DurableObject, Env, Method, MultipartUpload, Request, Response,
-    ResponseBuilder, SqlStorage, SqlStorageValue as V, State, UploadedPart,
+    Bucket, Env, Method, MultipartUpload, Request, Response, ResponseBuilder, SqlStorage,
+    SqlStorageValue as V, State, UploadedPart,
 };
 
 const SCHEMA: &str = "
@@ -39,7 +39,6 @@ CREATE TABLE IF NOT EXISTS buffer (start INTEGER PRIMARY KEY, bytes BLOB NOT NUL
 /// When finishing fails (D1 or the room unreachable), the alarm retries after this.
 const RETRY_SECS: u64 = 30;
 
-#[durable_object]
 pub struct UploadDO {
     state: State,
     env: Env,
@@ -83,8 +82,9 @@ pub async fn discard(env: &Env, room_id: &str, id: &str) -> HttpResult<()> {
     Ok(())
 }
 
-impl DurableObject for UploadDO {
-    fn new(state: State, env: Env) -> Self {
+/// The runtime's entry points; `objects/` exports the class that calls them.
+impl UploadDO {
+    pub fn new(state: State, env: Env) -> Self {
         let schema_error = create_schema(&state.storage().sql(), &[SCHEMA]).err();
         Self {
             state,
@@ -95,14 +95,14 @@ impl DurableObject for UploadDO {
         }
     }
 
-    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+    pub async fn fetch(&self, req: Request) -> worker::Result<Response> {
         Ok(match self.serve(req).await {
             Ok(resp) => resp,
             Err(Failure(e)) => crate::http::error_response(&e),
         })
     }
 
-    async fn alarm(&self) -> worker::Result<Response> {
+    pub async fn alarm(&self) -> worker::Result<Response> {
         if let Err(Failure(e)) = self.on_alarm().await {
             worker::console_error!("upload alarm failed: {e:?}");
             self.retry_later().await?;

@@ -47,8 +47,7 @@ use tessera_core::rooms::MemberNotice;
 use tessera_core::rules::{self, Event, Trigger};
 use tessera_core::ApiError;
 use worker::{
-    durable_object, DurableObject, Env, Method, Request, Response, State, WebSocket,
-    WebSocketIncomingMessage, WebSocketPair,
+    Env, Method, Request, Response, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
 /// Writes per second per person (bursts of as many), unless `CHAT_RATE_PER_SEC` says otherwise.
@@ -59,7 +58,6 @@ const BACKUP_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 /// How often a busy room tells D1 it is active.
 const TOUCH_EVERY_MS: u64 = 60_000;
 
-#[durable_object]
 pub struct RoomDO {
     pub(crate) state: State,
     pub(crate) env: Env,
@@ -107,8 +105,9 @@ fn var<T: std::str::FromStr>(env: &Env, name: &str) -> Option<T> {
     env.var(name).ok()?.to_string().parse().ok()
 }
 
-impl DurableObject for RoomDO {
-    fn new(state: State, env: Env) -> Self {
+/// The runtime's entry points; `objects/` exports the class that calls them.
+impl RoomDO {
+    pub fn new(state: State, env: Env) -> Self {
         let defaults = ChatLimits::default();
         let limits = ChatLimits {
             body_bytes: var(&env, "CHAT_BODY_LIMIT").unwrap_or(defaults.body_bytes),
@@ -196,14 +195,14 @@ impl DurableObject for RoomDO {
         room
     }
 
-    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+    pub async fn fetch(&self, req: Request) -> worker::Result<Response> {
         Ok(match self.serve(req).await {
             Ok(resp) => resp,
             Err(Failure(e)) => error_response(&e),
         })
     }
 
-    async fn websocket_message(
+    pub async fn websocket_message(
         &self,
         ws: WebSocket,
         message: WebSocketIncomingMessage,
@@ -241,7 +240,7 @@ impl DurableObject for RoomDO {
         Ok(())
     }
 
-    async fn websocket_close(
+    pub async fn websocket_close(
         &self,
         ws: WebSocket,
         code: usize,
@@ -253,11 +252,15 @@ impl DurableObject for RoomDO {
         self.socket_gone(&ws).await
     }
 
-    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
+    pub async fn websocket_error(
+        &self,
+        ws: WebSocket,
+        _error: worker::Error,
+    ) -> worker::Result<()> {
         self.socket_gone(&ws).await
     }
 
-    async fn alarm(&self) -> worker::Result<Response> {
+    pub async fn alarm(&self) -> worker::Result<Response> {
         let due = self.expired_timers()?;
         // Interrupted approvals and the audit copy (it flushes it too) are
         // retried whichever timer rang: both are cheap when nothing waits.
