@@ -178,6 +178,19 @@ test('Ctrl+K switches rooms by name', async () => {
   await dialog.getByRole('listbox', { name: 'Results' }).getByRole('option', { name: 'Launch plan' }).waitFor();
   await dialog.getByRole('combobox', { name: 'Search rooms and messages' }).press('Enter');
   await ada.page.getByRole('heading', { level: 1, name: 'Launch plan' }).waitFor();
+  // Enter in the same frame as the typing (a paste and Enter at once) opens
+  // what was typed, not the option drawn for the text before it: the list is
+  // drawn for "laun", then "second" and Enter arrive before the next frame.
+  await ada.page.keyboard.press('Control+k');
+  const box = dialog.getByRole('combobox', { name: 'Search rooms and messages' });
+  await box.fill('laun');
+  await dialog.getByRole('listbox', { name: 'Results' }).getByRole('option', { name: 'Second room' }).waitFor({ state: 'detached' });
+  await box.evaluate((el) => {
+    el.value = 'second';
+    el.dispatchEvent(new InputEvent('input', { bubbles: true }));
+    el.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true, cancelable: true }));
+  });
+  await ada.page.getByRole('heading', { level: 1, name: 'Second room' }).waitFor();
   ada.check();
 });
 

@@ -26,21 +26,32 @@ export function Marked({ s }: { s: Snippet }) {
 
 type Option = { room: Room } | { hit: Hit };
 
+/**
+ * The options for the query as it is now: rooms by name first, then hits.
+ * Keys read them afresh, not from the last render: renders wait for the next
+ * frame, and Enter right after typing (or a paste) must act on what was typed.
+ */
+function currentOptions(): Option[] {
+  const q = query.value;
+  const roomList = q.room ? [] : roomMatches(rooms.value, q.q, q.q.trim() ? 5 : 8);
+  return [...roomList.map((room) => ({ room })), ...hits.value.map((hit) => ({ hit }))];
+}
+
 export function SearchDialog({ onClose }: { onClose: () => void }) {
   const active = useSignal(0);
   useEffect(() => reset, []);
   const q = query.value;
-  const roomList = q.room ? [] : roomMatches(rooms.value, q.q, q.q.trim() ? 5 : 8);
-  const options: Option[] = [...roomList.map((room) => ({ room })), ...hits.value.map((hit) => ({ hit }))];
+  const options = currentOptions();
   const go = (o: Option) => {
     onClose();
     if ('room' in o) navigate(`/rooms/${o.room.id}`);
     else openHit(o.hit);
   };
   const onKey = (e: KeyboardEvent) => {
-    if (e.key === 'ArrowDown') { e.preventDefault(); active.value = Math.min(options.length - 1, active.value + 1); }
+    const now = currentOptions();
+    if (e.key === 'ArrowDown') { e.preventDefault(); active.value = Math.min(now.length - 1, active.value + 1); }
     else if (e.key === 'ArrowUp') { e.preventDefault(); active.value = Math.max(0, active.value - 1); }
-    else if (e.key === 'Enter' && options[active.value]) { e.preventDefault(); go(options[active.value]!); }
+    else if (e.key === 'Enter' && now[active.value]) { e.preventDefault(); go(now[active.value]!); }
   };
   const toggle = (k: HitKind) => set({ kinds: q.kinds.includes(k) ? q.kinds.filter((x) => x !== k) : [...q.kinds, k] });
   const searching = q.q.trim().length >= MIN_CHARS;
