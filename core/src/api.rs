@@ -546,10 +546,14 @@ pub fn parse_body_with<T: DeserializeOwned>(
     nullable: &[&str],
 ) -> Result<T, ApiError> {
     let value: serde_json::Value = parse_json(body, limit)?;
-    let null = value.as_object().and_then(|o| {
-        o.iter()
-            .find(|(k, v)| v.is_null() && !nullable.contains(&k.as_str()))
-    });
+    // serde reads a struct from an array of its fields too: `[]` would pass
+    // as a body whose members are all left out.
+    let Some(members) = value.as_object() else {
+        return Err(ApiError::invalid("the body must be a JSON object"));
+    };
+    let null = members
+        .iter()
+        .find(|(k, v)| v.is_null() && !nullable.contains(&k.as_str()));
     if let Some((field, _)) = null {
         return Err(ApiError::InvalidInput {
             message: format!("`{field}` may not be null: leave it out instead"),
@@ -805,6 +809,14 @@ mod tests {
             "where null is taken"
         );
         assert!(parse_body_with::<Optional>(br#"{"a":null}"#, 100, &["a"]).is_ok());
+        for not_an_object in [&br#"[]"#[..], br#"["x"]"#, b"null", b"1"] {
+            assert_eq!(
+                parse_body_with::<Optional>(not_an_object, 100, &["a"])
+                    .unwrap_err()
+                    .code(),
+                "invalid_input"
+            );
+        }
         assert_eq!(
             parse_body::<Optional>(br#"{"a":1,"b":2}"#, 100)
                 .unwrap_err()

@@ -13,7 +13,7 @@ use crate::http::{call_object, error_response, json, Failure, HttpResult};
 use crate::sql::{create_schema, select};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use tessera_core::api::{parse_body, parse_json};
+use tessera_core::api::{parse_body, parse_body_with, parse_json};
 use tessera_core::dates::day_of;
 use tessera_core::notify::email::{DigestRoom, DIGEST_ROOMS_MAX};
 use tessera_core::notify::inbox::{
@@ -366,7 +366,7 @@ impl PersonDO {
             }
             (Method::Get, ["prefs"]) => json(200, &self.prefs()?),
             (Method::Patch, ["prefs"]) => {
-                let patch: PrefsPatch = parse_json(&req.bytes().await?, 64 * 1024)?;
+                let patch = PrefsPatch::parse(&req.bytes().await?)?;
                 let next = self.prefs()?.patched(patch)?;
                 self.remember("prefs", &serde_json::to_string(&next)?)?;
                 json(200, &next)
@@ -389,7 +389,9 @@ impl PersonDO {
                 json(200, &serde_json::json!({ "subscriptions": list }))
             }
             (Method::Post, ["push"]) => {
-                let sub: Subscription = parse_json(&req.bytes().await?, 8192)?;
+                // A browser's `toJSON()` gives `expirationTime: null`.
+                let sub: Subscription =
+                    parse_body_with(&req.bytes().await?, 8192, &["expirationTime"])?;
                 sub.target(allow_private_urls(&self.env))?;
                 let id = subscription_id(&sub.endpoint);
                 let known = self.subscriptions()?;

@@ -94,6 +94,18 @@ pub struct PrefsPatch {
     pub digest_email: Option<bool>,
 }
 
+impl PrefsPatch {
+    /// A request body: `quiet_hours: null` clears them; every other member is
+    /// given or left out (serde alone would read `{"level": null}`, or `[]`,
+    /// as an empty patch that the API document refuses).
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        crate::api::parse_body_with(body, PATCH_BYTES_MAX, &["quiet_hours"])
+    }
+}
+
+/// The largest preferences patch.
+const PATCH_BYTES_MAX: usize = 64 * 1024;
+
 /// `null` (clear) apart from absent (keep).
 mod double_option {
     use serde::{Deserialize, Deserializer};
@@ -367,6 +379,19 @@ mod tests {
         .unwrap();
         assert!(p.patched(bad).is_err());
         assert!(serde_json::from_str::<PrefsPatch>(r#"{"sms":true}"#).is_err());
+    }
+
+    #[test]
+    fn a_patch_body_is_an_object_whose_only_null_clears_quiet_hours() {
+        assert!(PrefsPatch::parse(br#"{"quiet_hours":null}"#).is_ok());
+        assert!(PrefsPatch::parse(br#"{"rooms":{"r1":null}}"#).is_ok());
+        for bad in [&br#"{"level":null}"#[..], br#"{"email":null}"#, br#"[]"#] {
+            assert!(
+                serde_json::from_slice::<PrefsPatch>(bad).is_ok(),
+                "serde alone takes it"
+            );
+            assert_eq!(PrefsPatch::parse(bad).unwrap_err().code(), "invalid_input");
+        }
     }
 
     proptest! {
