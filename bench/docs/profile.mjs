@@ -1,13 +1,10 @@
-// CPU profile of the Worker's isolate (the Room object included) while the
-// first N edits of the editing trace are replayed one update per edit:
+// The first N edits of the editing trace replayed one update per edit:
 //
 //   node bench/docs/profile.mjs [--edits 30000] [--runs N]
 //
-// Prints self time by function (the module must carry its name section: build
-// with `worker-build --release --no-opt` in functions/ and skip wasm-opt for
-// this) and writes the whole profile to bench/results/ (open it in Chrome
-// DevTools). With --runs N it replays N times without the profiler instead and
-// prints the times.
+// With --runs N it replays N times and prints the times. Without, it would
+// profile the room object, which ../profiler.mjs cannot reach since the
+// objects have a script of their own (it refuses, and says why).
 import { api, launch, register } from '../../tests/harness.mjs';
 import { median, replayYjs, updatesFor } from './replay.mjs';
 import { profiled } from '../profiler.mjs';
