@@ -23,93 +23,72 @@ async fn fetch(_req: Request, _env: Env, _ctx: Context) -> worker::Result<Respon
     )
 }
 
-#[durable_object]
-pub struct RoomDO(objects::RoomDO);
+/// One handler of a class's events, handing the event to the wrapped object:
+/// `sockets` are the hibernatable WebSocket events, `socket_errors` their
+/// errors (an object without it takes the runtime's default).
+macro_rules! handler {
+    (fetch) => {
+        async fn fetch(&self, req: Request) -> worker::Result<Response> {
+            self.0.fetch(req).await
+        }
+    };
+    (alarm) => {
+        async fn alarm(&self) -> worker::Result<Response> {
+            self.0.alarm().await
+        }
+    };
+    (sockets) => {
+        async fn websocket_message(
+            &self,
+            ws: WebSocket,
+            message: WebSocketIncomingMessage,
+        ) -> worker::Result<()> {
+            self.0.websocket_message(ws, message).await
+        }
 
-impl DurableObject for RoomDO {
-    fn new(state: State, env: Env) -> Self {
-        Self(objects::RoomDO::new(state, env))
-    }
-
-    async fn fetch(&self, req: Request) -> worker::Result<Response> {
-        self.0.fetch(req).await
-    }
-
-    async fn websocket_message(
-        &self,
-        ws: WebSocket,
-        message: WebSocketIncomingMessage,
-    ) -> worker::Result<()> {
-        self.0.websocket_message(ws, message).await
-    }
-
-    async fn websocket_close(
-        &self,
-        ws: WebSocket,
-        code: usize,
-        reason: String,
-        clean: bool,
-    ) -> worker::Result<()> {
-        self.0.websocket_close(ws, code, reason, clean).await
-    }
-
-    async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> worker::Result<()> {
-        self.0.websocket_error(ws, error).await
-    }
-
-    async fn alarm(&self) -> worker::Result<Response> {
-        self.0.alarm().await
-    }
+        async fn websocket_close(
+            &self,
+            ws: WebSocket,
+            code: usize,
+            reason: String,
+            clean: bool,
+        ) -> worker::Result<()> {
+            self.0.websocket_close(ws, code, reason, clean).await
+        }
+    };
+    (socket_errors) => {
+        async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> worker::Result<()> {
+            self.0.websocket_error(ws, error).await
+        }
+    };
 }
 
-#[durable_object]
-pub struct UploadDO(objects::UploadDO);
+/// The class the runtime instantiates for `$name`, wrapping the object of
+/// the same name and handing it the events listed.
+macro_rules! class {
+    ($name:ident { $($events:ident),* }) => {
+        #[durable_object]
+        pub struct $name(objects::$name);
 
-impl DurableObject for UploadDO {
-    fn new(state: State, env: Env) -> Self {
-        Self(objects::UploadDO::new(state, env))
-    }
+        impl DurableObject for $name {
+            fn new(state: State, env: Env) -> Self {
+                Self(objects::$name::new(state, env))
+            }
 
-    async fn fetch(&self, req: Request) -> worker::Result<Response> {
-        self.0.fetch(req).await
-    }
-
-    async fn alarm(&self) -> worker::Result<Response> {
-        self.0.alarm().await
-    }
+            $(handler!($events);)*
+        }
+    };
 }
 
-#[durable_object]
-pub struct PersonDO(objects::PersonDO);
-
-impl DurableObject for PersonDO {
-    fn new(state: State, env: Env) -> Self {
-        Self(objects::PersonDO::new(state, env))
-    }
-
-    async fn fetch(&self, req: Request) -> worker::Result<Response> {
-        self.0.fetch(req).await
-    }
-
-    async fn websocket_message(
-        &self,
-        ws: WebSocket,
-        message: WebSocketIncomingMessage,
-    ) -> worker::Result<()> {
-        self.0.websocket_message(ws, message).await
-    }
-
-    async fn websocket_close(
-        &self,
-        ws: WebSocket,
-        code: usize,
-        reason: String,
-        clean: bool,
-    ) -> worker::Result<()> {
-        self.0.websocket_close(ws, code, reason, clean).await
-    }
-
-    async fn alarm(&self) -> worker::Result<Response> {
-        self.0.alarm().await
-    }
-}
+class!(RoomDO {
+    fetch,
+    sockets,
+    socket_errors,
+    alarm
+});
+class!(UploadDO { fetch, alarm });
+class!(PersonDO {
+    fetch,
+    sockets,
+    alarm
+});
