@@ -11,6 +11,7 @@ pub mod fanout;
 pub mod inbox;
 pub mod incoming;
 pub mod jobs;
+pub mod person;
 pub mod prefs;
 pub mod webhooks;
 pub mod webpush;

@@ -5,51 +5,35 @@
 //! item still unseen when its delay is up, and the daily digest email of
 //! what stayed unread (alarms).
 //!
+//! What it stores, sends and when its alarm rings is decided in
+//! `tessera_core::notify::person`; its SQLite is `store`. This module routes
+//! requests and frames and runs what the engine returns.
+//!
 //! Only the Worker and the room objects reach it: the Worker authenticates
 //! the person and names the object by their id; rooms hand it items.
 
+mod store;
+
 use crate::config::{allow_private_urls, env_var};
 use crate::http::{call_object, error_response, json, Failure, HttpResult};
-use crate::sql::{create_schema, select};
+use crate::sql::create_schema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use store::SqlPersonStore;
 use tessera_core::api::{parse_body, parse_body_with, parse_json};
-use tessera_core::dates::day_of;
-use tessera_core::notify::email::{DigestRoom, DIGEST_ROOMS_MAX};
 use tessera_core::notify::inbox::{
-    expired_before, parse_me_frame, Counts, Item, Kind, MeClientFrame, MeFrame, NewItem, PAGE_MAX,
+    expired_before, parse_me_frame, Item, Kind, MeClientFrame, MeFrame, NewItem, PAGE_MAX,
     READ_IDS_MAX,
 };
-use tessera_core::notify::jobs::Job;
-use tessera_core::notify::prefs::{decide, Prefs, PrefsPatch, Reach};
+use tessera_core::notify::person::{self as engine, Output, PersonStore, Timing, RETRY_ALARM_MS};
+use tessera_core::notify::prefs::{PrefsPatch, Reach};
 use tessera_core::notify::webpush::{self, Subscription, SUBSCRIPTIONS_MAX, TTL_SECS};
 use tessera_core::room::EndSessions;
 use tessera_core::ApiError;
 use worker::{
-    Env, Fetch, Headers, Method, Request, Response, SqlStorageValue as V, State, WebSocket,
-    WebSocketIncomingMessage, WebSocketPair,
+    Env, Fetch, Headers, Method, Request, Response, State, WebSocket, WebSocketIncomingMessage,
+    WebSocketPair,
 };
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS items (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  key TEXT NOT NULL UNIQUE,
-  room_id TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  data TEXT NOT NULL,
-  at INTEGER NOT NULL,
-  read INTEGER NOT NULL DEFAULT 0,
-  -- when to email the item if still unread; NULL once queued or read
-  email_at INTEGER
-);
-CREATE INDEX IF NOT EXISTS items_unread ON items(read, room_id);
-CREATE INDEX IF NOT EXISTS items_email ON items(email_at);
-CREATE INDEX IF NOT EXISTS items_at ON items(at);
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS push (id TEXT PRIMARY KEY, data TEXT NOT NULL, created_at INTEGER NOT NULL);
--- unread messages per room, as the rooms last said (while a socket is open)
-CREATE TABLE IF NOT EXISTS rooms (room_id TEXT PRIMARY KEY, unread INTEGER NOT NULL);
-";
 
 /// Rooms whose counts a person's socket follows (the first this many).
 const ROOMS_WATCHED_MAX: u32 = 200;
@@ -60,19 +44,12 @@ const DEFAULT_EMAIL_DELAY_SECS: u64 = 600;
 /// How often a person who opted in gets the digest of their unread items,
 /// unless `NOTIFY_DIGEST_EVERY_SECS` says otherwise.
 const DEFAULT_DIGEST_EVERY_SECS: u64 = 24 * 3600;
-/// Items emailed per alarm (the rest at the next one, a minute later).
-const EMAILS_PER_ALARM: u32 = 50;
-const RETRY_ALARM_MS: u64 = 60_000;
-const CLEANUP_EVERY_MS: u64 = 24 * 3600 * 1000;
 const ME_TAG: &str = "me";
-/// The meta key of when the next digest is due (unix ms).
-const DIGEST_AT: &str = "digest_at";
 
 pub struct PersonDO {
     state: State,
     env: Env,
-    email_delay_ms: u64,
-    digest_every_ms: u64,
+    timing: Timing,
     schema_error: Option<String>,
 }
 
@@ -184,59 +161,24 @@ struct MarkRead {
     all: bool,
 }
 
-#[derive(Deserialize)]
-struct ItemRow {
-    id: u64,
-    data: String,
-    read: u8,
-}
-
-impl ItemRow {
-    fn item(&self) -> HttpResult<Item> {
-        let item: NewItem = serde_json::from_str(&self.data)?;
-        Ok(Item {
-            id: self.id,
-            link: item.link(),
-            item,
-            read: self.read != 0,
-        })
-    }
-}
-
-#[derive(Deserialize)]
-struct Count {
-    n: u64,
-}
-
-#[derive(Deserialize)]
-struct RoomCount {
-    room_id: String,
-    n: u64,
-}
-
-#[derive(Deserialize)]
-struct PushRow {
-    id: String,
-    data: String,
-}
-
 /// The runtime's entry points; `objects/` exports the class that calls them.
 impl PersonDO {
     pub fn new(state: State, env: Env) -> Self {
-        let schema_error = create_schema(&state.storage().sql(), &[SCHEMA]).err();
+        let schema_error = create_schema(&state.storage().sql(), &[store::SCHEMA]).err();
         let secs = |name, default| {
             env_var(&env, name)
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(default)
                 * 1000
         };
-        let email_delay_ms = secs("NOTIFY_EMAIL_DELAY_SECS", DEFAULT_EMAIL_DELAY_SECS);
-        let digest_every_ms = secs("NOTIFY_DIGEST_EVERY_SECS", DEFAULT_DIGEST_EVERY_SECS);
+        let timing = Timing {
+            email_delay_ms: secs("NOTIFY_EMAIL_DELAY_SECS", DEFAULT_EMAIL_DELAY_SECS),
+            digest_every_ms: secs("NOTIFY_DIGEST_EVERY_SECS", DEFAULT_DIGEST_EVERY_SECS),
+        };
         Self {
             state,
             env,
-            email_delay_ms,
-            digest_every_ms,
+            timing,
             schema_error,
         }
     }
@@ -282,7 +224,7 @@ impl PersonDO {
     }
 
     pub async fn alarm(&self) -> worker::Result<Response> {
-        match self.due_emails().await {
+        match self.ring().await {
             Ok(()) => Response::ok("done"),
             Err(Failure(e)) => {
                 worker::console_error!("inbox alarm failed: {e}");
@@ -303,8 +245,10 @@ fn error_frame(e: &ApiError) -> MeFrame {
 }
 
 impl PersonDO {
-    fn sql(&self) -> worker::SqlStorage {
-        self.state.storage().sql()
+    fn store(&self) -> SqlPersonStore {
+        SqlPersonStore {
+            sql: self.state.storage().sql(),
+        }
     }
 
     async fn serve(&self, mut req: Request) -> HttpResult<Response> {
@@ -312,7 +256,7 @@ impl PersonDO {
             return Err(ApiError::Internal(format!("person schema: {e}")).into());
         }
         if let Some(user) = req.headers().get("x-tessera-user")? {
-            self.remember("user", &user)?;
+            self.store().set_user(&user)?;
         }
         let url = req.url()?;
         let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
@@ -359,29 +303,27 @@ impl PersonDO {
                     return Err(ApiError::invalid(format!("at most {READ_IDS_MAX} ids")).into());
                 }
                 self.mark_read(&body.ids, body.all)?;
-                json(
-                    200,
-                    &serde_json::json!({ "unread_items": self.unread_items()? }),
-                )
+                let unread_items = self.store().unread_items()?;
+                json(200, &serde_json::json!({ "unread_items": unread_items }))
             }
-            (Method::Get, ["prefs"]) => json(200, &self.prefs()?),
+            (Method::Get, ["prefs"]) => json(200, &self.store().prefs()?),
             (Method::Patch, ["prefs"]) => {
                 let patch = PrefsPatch::parse(&req.bytes().await?)?;
-                let next = self.prefs()?.patched(patch)?;
-                self.remember("prefs", &serde_json::to_string(&next)?)?;
+                let next = self.store().prefs()?.patched(patch)?;
+                self.store().set_prefs(&next)?;
                 json(200, &next)
             }
             (Method::Post, ["unsubscribe", what]) => {
-                let mut prefs = self.prefs()?;
+                let mut prefs = self.store().prefs()?;
                 match *what {
                     "digest" => prefs.digest_email = false,
                     _ => prefs.email = false,
                 }
-                self.remember("prefs", &serde_json::to_string(&prefs)?)?;
+                self.store().set_prefs(&prefs)?;
                 json(200, &prefs)
             }
             (Method::Get, ["push"]) => {
-                let subs = self.subscriptions()?;
+                let subs = self.store().subscriptions()?;
                 let list: Vec<_> = subs
                     .iter()
                     .map(|(id, s)| serde_json::json!({ "id": id, "endpoint": s.endpoint }))
@@ -394,7 +336,7 @@ impl PersonDO {
                     parse_body_with(&req.bytes().await?, 8192, &["expirationTime"])?;
                 sub.target(allow_private_urls(&self.env))?;
                 let id = subscription_id(&sub.endpoint);
-                let known = self.subscriptions()?;
+                let known = self.store().subscriptions()?;
                 if known.len() >= SUBSCRIPTIONS_MAX && !known.iter().any(|(k, _)| *k == id) {
                     return Err(ApiError::Conflict {
                         code: tessera_core::error::code::TOO_MANY_SUBSCRIPTIONS,
@@ -402,120 +344,21 @@ impl PersonDO {
                     }
                     .into());
                 }
-                self.sql().exec(
-                    "INSERT INTO push (id, data, created_at) VALUES (?, ?, ?)
-                     ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-                    vec![
-                        V::from(id.as_str()),
-                        V::from(serde_json::to_string(&sub)?),
-                        V::from(crate::clock::now_ms() as f64),
-                    ],
-                )?;
+                self.store()
+                    .put_subscription(&id, &sub, crate::clock::now_ms())?;
                 json(
                     201,
                     &serde_json::json!({ "id": id, "endpoint": sub.endpoint }),
                 )
             }
             (Method::Delete, ["push", id]) => {
-                let gone = self
-                    .sql()
-                    .exec("DELETE FROM push WHERE id = ?", vec![V::from(*id)])?
-                    .rows_written();
-                if gone == 0 {
+                if !self.store().delete_subscription(id)? {
                     return Err(ApiError::NotFound("push subscription").into());
                 }
                 crate::http::no_content()
             }
             _ => Err(ApiError::NoRoute.into()),
         }
-    }
-
-    fn remember(&self, k: &str, v: &str) -> HttpResult<()> {
-        self.sql().exec(
-            "INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-            vec![V::from(k), V::from(v)],
-        )?;
-        Ok(())
-    }
-
-    fn meta(&self, k: &str) -> HttpResult<Option<String>> {
-        #[derive(Deserialize)]
-        struct Row {
-            v: String,
-        }
-        let rows: Vec<Row> = select(
-            &self.sql(),
-            "SELECT v FROM meta WHERE k = ?",
-            vec![V::from(k)],
-        )?;
-        Ok(rows.into_iter().next().map(|r| r.v))
-    }
-
-    fn prefs(&self) -> HttpResult<Prefs> {
-        Ok(match self.meta("prefs")? {
-            Some(p) => serde_json::from_str(&p)?,
-            None => Prefs::default(),
-        })
-    }
-
-    fn subscriptions(&self) -> HttpResult<Vec<(String, Subscription)>> {
-        let rows: Vec<PushRow> = select(
-            &self.sql(),
-            "SELECT id, data FROM push ORDER BY created_at",
-            None,
-        )?;
-        rows.into_iter()
-            .map(|r| Ok((r.id, serde_json::from_str(&r.data)?)))
-            .collect()
-    }
-
-    fn unread_items(&self) -> HttpResult<u64> {
-        let rows: Vec<Count> = select(
-            &self.sql(),
-            "SELECT COUNT(*) AS n FROM items WHERE read = 0",
-            None,
-        )?;
-        Ok(rows.first().map_or(0, |c| c.n))
-    }
-
-    /// Unread mentions and replies per room.
-    fn mention_counts(&self, room: Option<&str>) -> HttpResult<BTreeMap<String, Counts>> {
-        let (filter, args) = match room {
-            Some(r) => (" AND room_id = ?", vec![V::from(r)]),
-            None => ("", vec![]),
-        };
-        let rows: Vec<RoomCount> = select(
-            &self.sql(),
-            &format!(
-                "SELECT room_id, COUNT(*) AS n FROM items
-                 WHERE read = 0 AND kind IN ('mention', 'reply'){filter} GROUP BY room_id"
-            ),
-            args,
-        )?;
-        let unread: Vec<RoomCount> = select(
-            &self.sql(),
-            &format!("SELECT room_id, unread AS n FROM rooms WHERE 1 = 1{filter}"),
-            match room {
-                Some(r) => vec![V::from(r)],
-                None => vec![],
-            },
-        )?;
-        let mut counts: BTreeMap<String, Counts> = unread
-            .into_iter()
-            .map(|r| {
-                (
-                    r.room_id,
-                    Counts {
-                        unread: r.n,
-                        mentions: 0,
-                    },
-                )
-            })
-            .collect();
-        for r in rows {
-            counts.entry(r.room_id).or_default().mentions = r.n;
-        }
-        Ok(counts)
     }
 
     /// Tells the person's rooms that their socket opened (`on`: each answers
@@ -525,7 +368,7 @@ impl PersonDO {
         struct Row {
             room_id: String,
         }
-        let Ok(Some(user_id)) = self.meta("user") else {
+        let Ok(Some(user_id)) = self.store().user() else {
             return;
         };
         let rooms: Vec<String> = if on {
@@ -547,16 +390,12 @@ impl PersonDO {
                 }
             }
         } else {
-            select::<Row>(&self.sql(), "SELECT room_id FROM rooms", None)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|r| r.room_id)
-                .collect()
+            self.store().watched_rooms().unwrap_or_default()
         };
         let calls = rooms.iter().map(|r| self.watch(r, on));
         futures_util::future::join_all(calls).await;
         if !on {
-            let _ = self.sql().exec("DELETE FROM rooms", None);
+            let _ = self.store().forget_rooms();
         }
     }
 
@@ -566,7 +405,7 @@ impl PersonDO {
         struct Answer {
             unread: u64,
         }
-        let Ok(Some(user_id)) = self.meta("user") else {
+        let Ok(Some(user_id)) = self.store().user() else {
             return;
         };
         let body = serde_json::json!({ "user_id": user_id, "on": on });
@@ -581,11 +420,7 @@ impl PersonDO {
         .await;
         match answer {
             Ok(a) if on => {
-                let _ = self.sql().exec(
-                    "INSERT INTO rooms (room_id, unread) VALUES (?, ?)
-                     ON CONFLICT (room_id) DO UPDATE SET unread = excluded.unread",
-                    vec![V::from(room_id), V::from(a.unread as f64)],
-                );
+                let _ = self.store().set_room_unread(room_id, a.unread);
             }
             Ok(_) => {}
             Err(e) => worker::console_error!("watching a room failed: {}", e.0),
@@ -594,20 +429,14 @@ impl PersonDO {
 
     /// A room's tick: the exact count, or more unread messages.
     fn room_tick(&self, tick: &Tick) -> HttpResult<()> {
-        let upsert = match (tick.unread, tick.added) {
-            (Some(n), _) => ("unread = excluded.unread", n),
-            (None, Some(n)) => ("unread = unread + excluded.unread", n),
+        let store = self.store();
+        match (tick.unread, tick.added) {
+            (Some(n), _) => store.set_room_unread(&tick.room_id, n)?,
+            (None, Some(n)) => store.add_room_unread(&tick.room_id, n)?,
             (None, None) => return Ok(()),
-        };
-        self.sql().exec(
-            &format!(
-                "INSERT INTO rooms (room_id, unread) VALUES (?, ?)
-                 ON CONFLICT (room_id) DO UPDATE SET {}",
-                upsert.0
-            ),
-            vec![V::from(tick.room_id.as_str()), V::from(upsert.1 as f64)],
-        )?;
-        self.send_counts(&tick.room_id)
+        }
+        self.broadcast(&engine::counts(&store, &tick.room_id)?);
+        Ok(())
     }
 
     /// Stops following the rooms' counts unless a socket (other than
@@ -638,11 +467,9 @@ impl PersonDO {
         let session = crate::sessions::session_tag(req)?;
         let tags: Vec<&str> = std::iter::once(ME_TAG).chain(session.as_deref()).collect();
         self.state.accept_websocket_with_tags(&pair.server, &tags);
-        let hello = MeFrame::Hello {
-            unread_items: self.unread_items()?,
-            rooms: self.mention_counts(None)?,
-        };
-        let _ = pair.server.send_with_str(hello.to_json());
+        let _ = pair
+            .server
+            .send_with_str(engine::hello(&self.store())?.to_json());
         let resp = Response::from_websocket(pair.client)?;
         if let Some(protocol) = req.headers().get("x-tessera-protocol")? {
             resp.headers().set("sec-websocket-protocol", &protocol)?;
@@ -650,101 +477,26 @@ impl PersonDO {
         Ok(resp)
     }
 
-    /// Stores each item the preferences let in (once per key), tells open
-    /// sockets, pushes when none is open, and sets the email alarm.
+    /// Hands items to the engine and runs what it says: frames to the open
+    /// sockets, the alarm, pushes (last: each is a round trip).
     async fn deliver(&self, items: Vec<NewItem>) -> HttpResult<u64> {
-        let prefs = self.prefs()?;
-        let subs = self.subscriptions()?;
-        let now = crate::clock::now_ms();
+        let subs = self.store().subscriptions()?;
         let reach = Reach {
             sockets_open: !self.state.get_websockets_with_tag(ME_TAG).is_empty(),
             push_subscribed: !subs.is_empty(),
             has_email: true,
         };
-        let mut delivered = 0;
-        let mut pushes = Vec::new();
-        let mut earliest_email: Option<u64> = None;
-        for item in items {
-            let d = decide(
-                &prefs,
-                &item.room_id,
-                item.kind,
-                reach,
-                now,
-                self.email_delay_ms,
-            );
-            if !d.inbox {
-                continue;
+        let now = crate::clock::now_ms();
+        let (delivered, outputs) =
+            engine::deliver(&mut self.store(), items, reach, now, self.timing)?;
+        for output in outputs {
+            match output {
+                Output::Broadcast(frame) => self.broadcast(&frame),
+                Output::AlarmBy(at) => self.set_alarm_by(at).await?,
+                Output::Push(item) => self.push(&item, &subs).await,
             }
-            #[derive(Deserialize)]
-            struct Id {
-                id: u64,
-            }
-            let inserted: Vec<Id> = select(
-                &self.sql(),
-                "INSERT INTO items (key, room_id, kind, data, at, email_at) VALUES (?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (key) DO NOTHING RETURNING id",
-                vec![
-                    V::from(item.key()),
-                    V::from(item.room_id.as_str()),
-                    V::from(item.kind.as_str()),
-                    V::from(serde_json::to_string(&item)?),
-                    V::from(now as f64),
-                    d.email_at.map_or(V::Null, |t| V::from(t as f64)),
-                ],
-            )?;
-            let Some(id) = inserted.first().map(|r| r.id) else {
-                continue;
-            };
-            delivered += 1;
-            let stored = Item {
-                id,
-                link: item.link(),
-                item,
-                read: false,
-            };
-            if d.live {
-                self.broadcast(&MeFrame::Item {
-                    item: stored.clone(),
-                    unread_items: self.unread_items()?,
-                });
-                if stored.item.kind.counts_as_mention() {
-                    self.send_counts(&stored.item.room_id)?;
-                }
-            }
-            if d.push {
-                pushes.push(stored);
-            }
-            if let Some(at) = d.email_at {
-                earliest_email = Some(earliest_email.map_or(at, |e: u64| e.min(at)));
-            }
-        }
-        if delivered > 0 {
-            // Emails and the digest when due; at the latest the daily drop of
-            // expired items.
-            let digest = self.schedule_digest(&prefs, now)?;
-            let at = [earliest_email, digest]
-                .into_iter()
-                .flatten()
-                .fold(now + CLEANUP_EVERY_MS, u64::min);
-            self.set_alarm_by(at).await?;
-        }
-        for item in &pushes {
-            self.push(item, &subs).await;
         }
         Ok(delivered)
-    }
-
-    fn send_counts(&self, room_id: &str) -> HttpResult<()> {
-        let counts = self
-            .mention_counts(Some(room_id))?
-            .remove(room_id)
-            .unwrap_or_default();
-        self.broadcast(&MeFrame::Counts {
-            room_id: room_id.to_string(),
-            counts,
-        });
-        Ok(())
     }
 
     /// Brings the alarm forward to `at` if it is set later (or not at all).
@@ -758,35 +510,8 @@ impl PersonDO {
     }
 
     fn mark_read(&self, ids: &[u64], all: bool) -> HttpResult<()> {
-        #[derive(Deserialize)]
-        struct Room {
-            room_id: String,
-        }
-        let rooms: Vec<Room> = if all {
-            select(
-                &self.sql(),
-                "UPDATE items SET read = 1, email_at = NULL WHERE read = 0 RETURNING room_id",
-                None,
-            )?
-        } else {
-            let list = serde_json::to_string(ids)?;
-            select(
-                &self.sql(),
-                "UPDATE items SET read = 1, email_at = NULL
-                 WHERE read = 0 AND id IN (SELECT value FROM json_each(?)) RETURNING room_id",
-                vec![V::from(list)],
-            )?
-        };
-        self.broadcast(&MeFrame::Read {
-            ids: if all { Vec::new() } else { ids.to_vec() },
-            all,
-            unread_items: self.unread_items()?,
-        });
-        let mut touched: Vec<String> = rooms.into_iter().map(|r| r.room_id).collect();
-        touched.sort();
-        touched.dedup();
-        for room in touched {
-            self.send_counts(&room)?;
+        for frame in engine::mark_read(&mut self.store(), ids, all)? {
+            self.broadcast(&frame);
         }
         Ok(())
     }
@@ -813,22 +538,13 @@ impl PersonDO {
             Some("true") => true,
             Some(_) => return Err(ApiError::invalid("unread must be true or false").into()),
         };
-        let rows: Vec<ItemRow> = select(
-            &self.sql(),
-            "SELECT id, data, read FROM items
-             WHERE id < ? AND (? = 0 OR read = 0) AND at >= ?
-             ORDER BY id DESC LIMIT ?",
-            vec![
-                V::from(before.unwrap_or(1 << 53) as f64),
-                V::from(i64::from(unread_only) as f64),
-                V::from(expired_before(crate::clock::now_ms()) as f64),
-                V::from(f64::from(limit + 1)),
-            ],
+        let store = self.store();
+        let mut items = store.page(
+            before.unwrap_or(1 << 53),
+            unread_only,
+            expired_before(crate::clock::now_ms()),
+            limit + 1,
         )?;
-        let mut items = rows
-            .iter()
-            .map(ItemRow::item)
-            .collect::<HttpResult<Vec<_>>>()?;
         let next = (items.len() > limit as usize).then(|| {
             items.truncate(limit as usize);
             items.last().map(|i| i.id)
@@ -838,7 +554,7 @@ impl PersonDO {
             &serde_json::json!({
                 "items": items,
                 "next_before": next.flatten(),
-                "unread_items": self.unread_items()?,
+                "unread_items": store.unread_items()?,
             }),
         )
     }
@@ -870,9 +586,7 @@ impl PersonDO {
             .await
             {
                 Ok(webpush::Outcome::Gone) => {
-                    let _ = self
-                        .sql()
-                        .exec("DELETE FROM push WHERE id = ?", vec![V::from(id.as_str())]);
+                    let _ = self.store().delete_subscription(id);
                 }
                 Ok(_) => {}
                 Err(Failure(e)) => worker::console_error!("web push failed: {e}"),
@@ -893,123 +607,29 @@ impl PersonDO {
         found.ok().flatten().unwrap_or_else(|| "Tessera".into())
     }
 
-    /// Queues the emails that are due and drops items past their retention.
-    async fn due_emails(&self) -> HttpResult<()> {
+    /// Runs the alarm the engine plans: queues its jobs, reports them done,
+    /// and sets the next alarm where the engine says.
+    async fn ring(&self) -> HttpResult<()> {
         let now = crate::clock::now_ms();
-        let Some(user_id) = self.meta("user")? else {
+        let Some(plan) = engine::alarm(&self.store(), now, self.timing)? else {
             return Ok(());
         };
-        #[derive(Deserialize)]
-        struct Due {
-            id: u64,
-            data: String,
-        }
-        let due: Vec<Due> = select(
-            &self.sql(),
-            "SELECT id, data FROM items WHERE email_at IS NOT NULL AND email_at <= ? AND read = 0
-             ORDER BY email_at LIMIT ?",
-            vec![V::from(now as f64), V::from(f64::from(EMAILS_PER_ALARM))],
-        )?;
-        if !due.is_empty() {
+        if !plan.jobs.is_empty() {
             let queue = self.env.queue("NOTIFY")?;
-            for d in &due {
-                let job = Job::Email {
-                    user_id: user_id.clone(),
-                    item_id: d.id,
-                    item: serde_json::from_str(&d.data)?,
-                };
-                queue.send(&job).await?;
-                // Queued once: the mail log makes a repeated job send nothing.
-                self.sql().exec(
-                    "UPDATE items SET email_at = NULL WHERE id = ?",
-                    vec![V::from(d.id as f64)],
-                )?;
+            for job in &plan.jobs {
+                queue.send(job).await?;
             }
         }
-        self.sql().exec(
-            "DELETE FROM items WHERE at < ?",
-            vec![V::from(expired_before(now) as f64)],
-        )?;
-        #[derive(Deserialize)]
-        struct Next {
-            at: Option<f64>,
-        }
-        let next: Vec<Next> = select(
-            &self.sql(),
-            "SELECT MIN(email_at) AS at FROM items WHERE email_at IS NOT NULL",
-            None,
-        )?;
-        let digest = self.due_digest(&user_id, now).await?;
+        let next = engine::done(&mut self.store(), plan, now)?;
         // Set outright: while the alarm runs, the storage may still report it.
-        let at = [next.first().and_then(|n| n.at).map(|a| a as u64), digest]
-            .into_iter()
-            .flatten()
-            .fold(now + CLEANUP_EVERY_MS, u64::min);
         self.state
             .storage()
-            .set_alarm(crate::clock::alarm_at(at))
+            .set_alarm(crate::clock::alarm_at(next))
             .await?;
         Ok(())
     }
-
-    /// When the next digest is due, setting it a period from now if the
-    /// person wants digests and none is set (a quiet inbox sets none).
-    fn schedule_digest(&self, prefs: &Prefs, now: u64) -> HttpResult<Option<u64>> {
-        if !prefs.digest_email {
-            return Ok(None);
-        }
-        if let Some(at) = self.digest_at()? {
-            return Ok(Some(at));
-        }
-        let at = now + self.digest_every_ms;
-        self.remember(DIGEST_AT, &at.to_string())?;
-        Ok(Some(at))
-    }
-
-    fn digest_at(&self) -> HttpResult<Option<u64>> {
-        Ok(self.meta(DIGEST_AT)?.and_then(|v| v.parse().ok()))
-    }
-
-    /// Queues the digest when it is due: the rooms with items that arrived
-    /// since it was set and are still unread. Returns when the next one is due
-    /// (none until an item arrives). Queued before it is cleared, so a
-    /// failure retries it; the mail log sends one a day.
-    async fn due_digest(&self, user_id: &str, now: u64) -> HttpResult<Option<u64>> {
-        let Some(at) = self.digest_at()? else {
-            return Ok(None);
-        };
-        if at > now {
-            return Ok(Some(at));
-        }
-        if self.prefs()?.digest_email {
-            let rooms: Vec<DigestRoom> = select(
-                &self.sql(),
-                "SELECT room_id, COUNT(*) AS unread,
-                        SUM(kind IN ('mention', 'reply')) AS mentions
-                 FROM items WHERE read = 0 AND at >= ?
-                 GROUP BY room_id ORDER BY unread DESC, room_id LIMIT ?",
-                vec![
-                    // Since the digest was set: the first item of the period.
-                    V::from(at.saturating_sub(self.digest_every_ms) as f64),
-                    V::from(DIGEST_ROOMS_MAX as f64),
-                ],
-            )?;
-            if !rooms.is_empty() {
-                let job = Job::Digest {
-                    user_id: user_id.to_string(),
-                    day: day_of(now / 1000),
-                    rooms,
-                };
-                self.env.queue("NOTIFY")?.send(&job).await?;
-            }
-        }
-        self.sql()
-            .exec("DELETE FROM meta WHERE k = ?", vec![V::from(DIGEST_AT)])?;
-        Ok(None)
-    }
 }
 
-/// An alarm at unix milliseconds `at` (an integer `ScheduledTime` is an offset).
 /// A subscription's id: derived from its endpoint, so subscribing again
 /// from the same browser replaces the old entry.
 fn subscription_id(endpoint: &str) -> String {
