@@ -7,6 +7,7 @@
 //! them is made here.
 
 pub mod call;
+pub mod store;
 
 use crate::rooms::{can, require, Permission, Role};
 use crate::ApiError;

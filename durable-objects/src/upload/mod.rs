@@ -14,27 +14,23 @@ use crate::clock::{now_ms, now_secs};
 use crate::d1::arg;
 use crate::http::{no_content, Failure, HttpResult};
 use crate::room_client;
-use crate::sql::{blobs, create_schema, select};
+use crate::sql::create_schema;
 use futures_util::StreamExt;
-use serde::Deserialize;
 use std::cell::Cell;
+use store::{SqlUploadStore, SCHEMA};
 use tessera_core::files::call::{UploadCall, UPLOAD_CALL_HEADER};
+use tessera_core::files::store::{commit, discard_received, Unrecorded, UploadStore};
 use tessera_core::files::{
     http_date, parse_checksum, progress_due, take_part, BodyHasher, FileRef, FileStatus, NewUpload,
-    Phase, Step, UploadState, BUFFER_ROW_BYTES, PART_BYTES,
+    Phase, Step, UploadState, PART_BYTES,
 };
 use tessera_core::room::RoomCall;
 use tessera_core::ApiError;
 use worker::{
-    Bucket, Env, Method, MultipartUpload, Request, Response, ResponseBuilder, SqlStorage,
-    SqlStorageValue as V, State, UploadedPart,
+    Bucket, Env, Method, MultipartUpload, Request, Response, ResponseBuilder, State, UploadedPart,
 };
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS upload (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS parts (number INTEGER PRIMARY KEY, etag TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS buffer (start INTEGER PRIMARY KEY, bytes BLOB NOT NULL);
-";
+mod store;
 
 /// When finishing fails (D1 or the room unreachable), the alarm retries after this.
 const RETRY_SECS: u64 = 30;
@@ -119,32 +115,14 @@ impl UploadDO {
         }
     }
 
-    fn sql(&self) -> SqlStorage {
-        self.state.storage().sql()
-    }
-
-    fn load(&self) -> HttpResult<Option<UploadState>> {
-        #[derive(Deserialize)]
-        struct Row {
-            state: String,
+    fn store(&self) -> SqlUploadStore {
+        SqlUploadStore {
+            sql: self.state.storage().sql(),
         }
-        let rows: Vec<Row> = select(&self.sql(), "SELECT state FROM upload WHERE id = 1", None)?;
-        match rows.into_iter().next() {
-            Some(r) => Ok(Some(serde_json::from_str(&r.state)?)),
-            None => Ok(None),
-        }
-    }
-
-    fn save(&self, st: &UploadState) -> HttpResult<()> {
-        self.sql().exec(
-            "INSERT INTO upload (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state",
-            vec![V::from(serde_json::to_string(st)?)],
-        )?;
-        Ok(())
     }
 
     fn existing(&self) -> HttpResult<UploadState> {
-        Ok(self.load()?.ok_or(ApiError::NotFound("upload"))?)
+        Ok(self.store().load()?.ok_or(ApiError::NotFound("upload"))?)
     }
 
     fn bucket(&self) -> HttpResult<Bucket> {
@@ -198,7 +176,7 @@ impl UploadDO {
         upload: &NewUpload,
         expiry_secs: u64,
     ) -> HttpResult<Response> {
-        if self.load()?.is_some() {
+        if self.store().load()?.is_some() {
             return Err(ApiError::Conflict {
                 code: tessera_core::error::code::UPLOAD_EXISTS,
                 message: "this upload already exists".into(),
@@ -224,7 +202,7 @@ impl UploadDO {
             now,
             &limits,
         );
-        self.save(&st)?;
+        self.store().save(&st)?;
         self.alarm_at(st.expires_at).await?;
         self.tus_response(201, &st)
     }
@@ -271,11 +249,9 @@ impl UploadDO {
         let checksum = parse_checksum(checksum.as_deref())?;
         let mut hasher = checksum.as_ref().map(|c| BodyHasher::new(c.algorithm));
         let multipart = self.multipart(&st)?;
-        let mut buffer = self.load_buffer()?;
-        let mut stored = Stored {
-            rows_len: buffer.len(),
-            parts: Vec::new(),
-        };
+        let mut store = self.store();
+        let mut buffer = store.buffer()?;
+        let mut unrecorded = Unrecorded::after(&buffer);
         // A PATCH without a body is a valid, empty one.
         let mut stream = match req.inner().body() {
             Some(_) => Some(req.stream()?),
@@ -299,11 +275,11 @@ impl UploadDO {
                 let number = st.parts + 1;
                 let etag = multipart.upload_part(number as u16, part).await?.etag();
                 st.parts = number;
-                stored.parts.push((number, etag));
+                unrecorded.parts.push((number, etag));
                 // Without a checksum to verify at the end, what reached R2 is
                 // kept at once: a broken connection loses at most a part.
                 if hasher.is_none() {
-                    self.commit(&st, &buffer, &mut stored)?;
+                    commit(&mut store, &st, &buffer, &mut unrecorded)?;
                 }
             }
         }
@@ -316,7 +292,7 @@ impl UploadDO {
             }
             h.verify(c)?;
         }
-        self.commit(&st, &buffer, &mut stored)?;
+        commit(&mut store, &st, &buffer, &mut unrecorded)?;
         self.report_progress(&st).await;
         if st.is_complete() {
             if let Err(e) = self.run_steps(&mut st, false).await {
@@ -325,44 +301,6 @@ impl UploadDO {
             }
         }
         self.tus_response(204, &st)
-    }
-
-    fn load_buffer(&self) -> HttpResult<Vec<u8>> {
-        let rows = blobs(
-            self.sql()
-                .exec("SELECT bytes FROM buffer ORDER BY start", None)?,
-        )?;
-        Ok(rows.concat())
-    }
-
-    /// Makes what was received so far durable in one synchronous turn (so it
-    /// commits together): new parts, the buffer below the next part, the state.
-    fn commit(&self, st: &UploadState, buffer: &[u8], stored: &mut Stored) -> HttpResult<()> {
-        let sql = self.sql();
-        for (number, etag) in stored.parts.drain(..) {
-            sql.exec(
-                "INSERT INTO parts (number, etag) VALUES (?, ?) ON CONFLICT (number) DO UPDATE SET etag = excluded.etag",
-                vec![V::Integer(number as i64), V::from(etag)],
-            )?;
-            // The rows before this part went into it.
-            sql.exec("DELETE FROM buffer", None)?;
-            stored.rows_len = 0;
-        }
-        let start = st.offset - buffer.len() as u64;
-        let mut at = stored.rows_len;
-        while at < buffer.len() {
-            let end = (at + BUFFER_ROW_BYTES).min(buffer.len());
-            sql.exec(
-                "INSERT INTO buffer (start, bytes) VALUES (?, ?)",
-                vec![
-                    V::Integer((start + at as u64) as i64),
-                    V::Blob(buffer[at..end].to_vec()),
-                ],
-            )?;
-            at = end;
-        }
-        stored.rows_len = buffer.len();
-        self.save(st)
     }
 
     /// Runs the upload's due steps (`UploadState::next_step`), each recorded
@@ -376,7 +314,7 @@ impl UploadDO {
                 Step::Finish => {
                     self.finish(st).await?;
                     st.phase = Phase::Done;
-                    self.save(st)?;
+                    self.store().save(st)?;
                     self.state.storage().delete_alarm().await?;
                 }
                 Step::Idle => return Ok(()),
@@ -390,7 +328,8 @@ impl UploadDO {
 
     /// Every byte is in: the last part and the complete R2 object.
     async fn store_object(&self, st: &mut UploadState) -> HttpResult<()> {
-        let buffer = self.load_buffer()?;
+        let mut store = self.store();
+        let buffer = store.buffer()?;
         if st.length == 0 {
             self.bucket()?
                 .put(&st.r2_key, Vec::<u8>::new())
@@ -404,39 +343,19 @@ impl UploadDO {
                 let number = st.parts + 1;
                 let etag = multipart.upload_part(number as u16, buffer).await?.etag();
                 st.parts = number;
-                self.commit(
-                    st,
-                    &[],
-                    &mut Stored {
-                        rows_len: 0,
-                        parts: vec![(number, etag)],
-                    },
-                )?;
+                let mut unrecorded = Unrecorded {
+                    rows_len: 0,
+                    parts: vec![(number, etag)],
+                };
+                commit(&mut store, st, &[], &mut unrecorded)?;
             }
-            multipart.complete(self.parts()?).await?;
+            let parts = store.parts()?.into_iter();
+            let parts = parts.map(|(n, etag)| UploadedPart::new(n as u16, etag));
+            multipart.complete(parts).await?;
         }
         st.phase = Phase::Stored;
-        let sql = self.sql();
-        sql.exec("DELETE FROM parts", None)?;
-        sql.exec("DELETE FROM buffer", None)?;
-        self.save(st)
-    }
-
-    fn parts(&self) -> HttpResult<Vec<UploadedPart>> {
-        #[derive(Deserialize)]
-        struct Row {
-            number: u16,
-            etag: String,
-        }
-        let rows: Vec<Row> = select(
-            &self.sql(),
-            "SELECT number, etag FROM parts ORDER BY number",
-            None,
-        )?;
-        Ok(rows
-            .into_iter()
-            .map(|r| UploadedPart::new(r.number, r.etag))
-            .collect())
+        discard_received(&mut store)?;
+        store.save(st)
     }
 
     /// Marks the file ready in D1 and tells the room (both idempotent).
@@ -527,7 +446,7 @@ impl UploadDO {
 
     async fn on_alarm(&self) -> HttpResult<()> {
         self.schema_ready()?;
-        let Some(mut st) = self.load()? else {
+        let Some(mut st) = self.store().load()? else {
             return Ok(());
         };
         self.run_steps(&mut st, true).await
@@ -548,10 +467,9 @@ impl UploadDO {
             .run()
             .await?;
         st.phase = Phase::Expired;
-        let sql = self.sql();
-        sql.exec("DELETE FROM parts", None)?;
-        sql.exec("DELETE FROM buffer", None)?;
-        self.save(st)
+        let mut store = self.store();
+        discard_received(&mut store)?;
+        store.save(st)
     }
 
     async fn retry_later(&self) -> worker::Result<()> {
@@ -565,11 +483,4 @@ impl UploadDO {
             .set_alarm(crate::clock::alarm_at(unix_secs * 1000))
             .await
     }
-}
-
-/// What a PATCH has sent to R2 but not yet recorded, and how much of the
-/// buffer is already in rows.
-struct Stored {
-    rows_len: usize,
-    parts: Vec<(u64, String)>,
 }
