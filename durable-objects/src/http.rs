@@ -64,6 +64,12 @@ pub fn error_response(e: &ApiError) -> Response {
         .fixed(e.body().to_string().into_bytes())
 }
 
+/// What an object's `fetch` returns for the result of serving a request:
+/// the response, or the error as one.
+pub fn answer(result: HttpResult<Response>) -> worker::Result<Response> {
+    Ok(result.unwrap_or_else(|Failure(e)| error_response(&e)))
+}
+
 /// Calls a Durable Object at `path` (which includes any query string); `body`
 /// is any JavaScript body (bytes or a stream, passed on without buffering).
 pub async fn call_object(

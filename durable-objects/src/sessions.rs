@@ -24,6 +24,13 @@ pub const SESSION_ID_HEADER: &str = "x-tessera-session-id";
 pub(crate) const END_PATH: &str = "/sessions/end";
 
 /// The sessions to end, from the body of an [`END_PATH`] call.
+/// Answers a peer's close frame with one of ours, which completes the closing
+/// handshake (the peer may already be gone; a code outside the range a close
+/// frame may carry is answered with the nearest one that is).
+pub(crate) fn answer_close(ws: &WebSocket, code: usize, reason: String) {
+    let _ = ws.close(Some(code.clamp(1000, 4999) as u16), Some(reason));
+}
+
 pub(crate) fn parse_end(body: &[u8]) -> HttpResult<EndSessions> {
     Ok(tessera_core::api::parse_json(body, 4096)?)
 }

@@ -441,6 +441,17 @@ mod tests {
         }
     }
 
+    /// Ann, offline, with one mention delivered at time 0.
+    fn offline_with_a_mention() -> Mem {
+        let mut s = person();
+        ok(deliver(&mut s, vec![mention()], OFFLINE, 0, TIMING));
+        s
+    }
+
+    fn mention() -> NewItem {
+        item(Kind::Mention, "r1", "7")
+    }
+
     fn item(kind: Kind, room: &str, subject: &str) -> NewItem {
         NewItem {
             kind,
@@ -514,14 +525,7 @@ mod tests {
 
     #[test]
     fn an_item_read_in_time_is_not_emailed() {
-        let mut s = person();
-        ok(deliver(
-            &mut s,
-            vec![item(Kind::Mention, "r1", "7")],
-            OFFLINE,
-            0,
-            TIMING,
-        ));
+        let mut s = offline_with_a_mention();
         let frames = ok(mark_read(&mut s, &[1], false));
         assert_eq!(
             frames[0],
@@ -538,14 +542,7 @@ mod tests {
 
     #[test]
     fn a_failed_alarm_leaves_its_emails_due() {
-        let mut s = person();
-        ok(deliver(
-            &mut s,
-            vec![item(Kind::Mention, "r1", "7")],
-            OFFLINE,
-            0,
-            TIMING,
-        ));
+        let mut s = offline_with_a_mention();
         // The plan's jobs were not queued: `done` is never called.
         assert!(ok(alarm(&s, 10 * MIN, TIMING)).is_some());
         let (jobs, _) = ring(&mut s, 11 * MIN);
@@ -569,7 +566,7 @@ mod tests {
     #[test]
     fn a_repeated_delivery_lands_once() {
         let mut s = person();
-        let one = || vec![item(Kind::Mention, "r1", "7")];
+        let one = || vec![mention()];
         assert_eq!(ok(deliver(&mut s, one(), ONLINE, 0, TIMING)).0, 1);
         let (n, out) = ok(deliver(&mut s, one(), ONLINE, 5, TIMING));
         assert_eq!(n, 0);
@@ -580,13 +577,7 @@ mod tests {
     fn an_open_socket_gets_the_item_and_the_rooms_counts_and_no_push() {
         let mut s = person();
         s.room_unread.insert("r1".into(), 4);
-        let (_, out) = ok(deliver(
-            &mut s,
-            vec![item(Kind::Mention, "r1", "7")],
-            ONLINE,
-            0,
-            TIMING,
-        ));
+        let (_, out) = ok(deliver(&mut s, vec![mention()], ONLINE, 0, TIMING));
         assert!(matches!(
             &out[0],
             Output::Broadcast(MeFrame::Item {
@@ -631,7 +622,7 @@ mod tests {
         });
         let (_, out) = ok(deliver(
             &mut s,
-            vec![item(Kind::Mention, "r1", "7")],
+            vec![mention()],
             OFFLINE,
             23 * 60 * MIN,
             TIMING,

@@ -15,7 +15,7 @@
 mod store;
 
 use crate::config::{allow_private_urls, env_var};
-use crate::http::{call_object, error_response, json, Failure, HttpResult};
+use crate::http::{call_object, json, Failure, HttpResult};
 use crate::sql::create_schema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -184,10 +184,7 @@ impl PersonDO {
     }
 
     pub async fn fetch(&self, req: Request) -> worker::Result<Response> {
-        Ok(match self.serve(req).await {
-            Ok(resp) => resp,
-            Err(Failure(e)) => error_response(&e),
-        })
+        crate::http::answer(self.serve(req).await)
     }
 
     pub async fn websocket_message(
@@ -218,7 +215,7 @@ impl PersonDO {
         reason: String,
         _clean: bool,
     ) -> worker::Result<()> {
-        let _ = ws.close(Some(code.clamp(1000, 4999) as u16), Some(reason));
+        crate::sessions::answer_close(&ws, code, reason);
         self.unwatch_unless_open(Some(&ws)).await;
         Ok(())
     }

@@ -27,7 +27,7 @@ mod timers;
 mod workflows;
 
 use crate::clock::now_ms;
-use crate::http::{error_response, json, Failure, HttpResult};
+use crate::http::{json, Failure, HttpResult};
 use crate::sql::create_schema;
 use serde::Deserialize;
 use std::cell::{Cell, RefCell};
@@ -196,10 +196,7 @@ impl RoomDO {
     }
 
     pub async fn fetch(&self, req: Request) -> worker::Result<Response> {
-        Ok(match self.serve(req).await {
-            Ok(resp) => resp,
-            Err(Failure(e)) => error_response(&e),
-        })
+        crate::http::answer(self.serve(req).await)
     }
 
     pub async fn websocket_message(
@@ -247,8 +244,7 @@ impl RoomDO {
         reason: String,
         _clean: bool,
     ) -> worker::Result<()> {
-        // Complete the closing handshake; the peer may already be gone.
-        let _ = ws.close(Some(code.clamp(1000, 4999) as u16), Some(reason));
+        crate::sessions::answer_close(&ws, code, reason);
         self.socket_gone(&ws).await
     }
 

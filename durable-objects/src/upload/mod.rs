@@ -92,10 +92,7 @@ impl UploadDO {
     }
 
     pub async fn fetch(&self, req: Request) -> worker::Result<Response> {
-        Ok(match self.serve(req).await {
-            Ok(resp) => resp,
-            Err(Failure(e)) => crate::http::error_response(&e),
-        })
+        crate::http::answer(self.serve(req).await)
     }
 
     pub async fn alarm(&self) -> worker::Result<Response> {
