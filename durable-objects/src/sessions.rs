@@ -7,7 +7,8 @@
 //! (tags are the platform's). Signing out everywhere closes every socket of
 //! the person: in a room those whose attachment names them (that also reaches
 //! sockets opened with an external provider's token, which have no session),
-//! in the person's object all of them. [`close_ended`] does both.
+//! in the person's object all of them. `close_ended` does both. How both
+//! objects answer a peer's close (`answer_close`) is here too.
 
 use crate::http::HttpResult;
 use tessera_core::ids::is_valid_path_param;
@@ -23,7 +24,6 @@ pub const SESSION_ID_HEADER: &str = "x-tessera-session-id";
 /// The person's object's path for ending sessions (answered with [`close_ended`]).
 pub(crate) const END_PATH: &str = "/sessions/end";
 
-/// The sessions to end, from the body of an [`END_PATH`] call.
 /// Answers a peer's close frame with one of ours, which completes the closing
 /// handshake (the peer may already be gone; a code outside the range a close
 /// frame may carry is answered with the nearest one that is).
@@ -31,6 +31,7 @@ pub(crate) fn answer_close(ws: &WebSocket, code: usize, reason: String) {
     let _ = ws.close(Some(code.clamp(1000, 4999) as u16), Some(reason));
 }
 
+/// The sessions to end, from the body of an [`END_PATH`] call.
 pub(crate) fn parse_end(body: &[u8]) -> HttpResult<EndSessions> {
     Ok(tessera_core::api::parse_json(body, 4096)?)
 }

@@ -65,15 +65,17 @@ pub fn commit<S: UploadStore>(
     store.save(st)
 }
 
-/// The upload's bytes are in R2 whole, or given up: its parts and buffer go.
-pub fn discard_received<S: UploadStore>(store: &mut S) -> Result<(), S::Error> {
+/// The upload's bytes are in R2 whole, or given up (`st` says which): its
+/// parts and buffer go, its new state stays.
+pub fn discard_received<S: UploadStore>(store: &mut S, st: &UploadState) -> Result<(), S::Error> {
     store.clear_parts()?;
-    store.clear_buffer()
+    store.clear_buffer()?;
+    store.save(st)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{take_part, FileLimits, NewUpload, PART_BYTES};
+    use super::super::{take_part, FileLimits, NewUpload, Phase, PART_BYTES};
     use super::*;
     use std::collections::BTreeMap;
     use std::convert::Infallible;
@@ -175,6 +177,7 @@ mod tests {
         patch(&mut store, &mut st, &[2 * mib + mib / 2, 1, mib / 2], 7);
         assert_eq!(ok(store.buffer()).len(), 3 * mib + 1);
         let mut starts: Vec<u64> = store.written.iter().map(|w| w.0).collect();
+        starts.sort_unstable();
         starts.dedup();
         assert_eq!(starts.len(), store.written.len(), "{:?}", store.written);
         assert_eq!(ok(store.load()).map(|s| s.offset), Some(3 * mib as u64 + 1));
@@ -192,7 +195,9 @@ mod tests {
         let rest = ok(store.buffer());
         assert_eq!(rest, vec![2u8; mib]);
         assert_eq!(store.rows.keys().next().copied(), Some(5 * mib as u64));
-        ok(discard_received(&mut store));
+        st.phase = Phase::Stored;
+        ok(discard_received(&mut store, &st));
         assert!(ok(store.parts()).is_empty() && ok(store.buffer()).is_empty());
+        assert_eq!(ok(store.load()).map(|s| s.phase), Some(Phase::Stored));
     }
 }

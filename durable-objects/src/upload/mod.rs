@@ -351,8 +351,7 @@ impl UploadDO {
             multipart.complete(parts).await?;
         }
         st.phase = Phase::Stored;
-        discard_received(&mut store)?;
-        store.save(st)
+        discard_received(&mut store, st)
     }
 
     /// Marks the file ready in D1 and tells the room (both idempotent).
@@ -464,9 +463,7 @@ impl UploadDO {
             .run()
             .await?;
         st.phase = Phase::Expired;
-        let mut store = self.store();
-        discard_received(&mut store)?;
-        store.save(st)
+        discard_received(&mut self.store(), st)
     }
 
     async fn retry_later(&self) -> worker::Result<()> {
