@@ -15,21 +15,10 @@
 // routes are not on the path (a socket frame, unlike an HTTP request, reaches
 // the room without the Worker).
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../tests/harness.mjs';
-
-/** The workerd processes of the server's process group. */
-function workerdPids(pgid) {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return comm === 'workerd' && Number(fields[2]) === pgid;
-    } catch { return false; }
-  });
-}
+import { workerdPids } from './cpu.mjs';
 
 /** What a symbol's time is spent on; the first pattern that matches names it. */
 const KINDS = [
@@ -86,12 +75,13 @@ export async function profiled(server, name, work) {
   const perf = spawn('perf', ['record', '-F', '999', '-g', '-p', pids.join(','), '-o', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   let errors = '';
   perf.stderr.on('data', (d) => { errors += d; });
+  // Listened for at once: perf may exit (or fail to start) before the work ends.
+  const exited = new Promise((r) => perf.once('exit', (c, signal) => r(signal === 'SIGINT' ? 0 : c)));
   const failed = new Promise((_, reject) => perf.once('error', (e) => reject(new Error(`${name}: perf did not start (${e.message}); install linux-perf`))));
   const started = new Promise((r) => setTimeout(r, 500));
   await Promise.race([started, failed]);
   failed.catch(() => {}); // a later failure shows as perf's exit code
   const result = await work();
-  const exited = new Promise((r) => perf.once('exit', (c, signal) => r(signal === 'SIGINT' ? 0 : c)));
   perf.kill('SIGINT');
   const code = await exited;
   if (code !== 0) throw new Error(`${name}: perf record failed (${code}):\n${errors}`);

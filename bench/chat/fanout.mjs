@@ -2,7 +2,8 @@
 // send at a set total rate and every client receives every message. Used by
 // `run.mjs` (the benchmark) and `profile.mjs` (one stretch under the profiler).
 import WebSocket from 'ws';
-import { api, randomIp } from '../../tests/harness.mjs';
+import { join } from 'node:path';
+import { api, launch, randomIp, ROOT } from '../../tests/harness.mjs';
 import { cpuOf } from '../cpu.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -86,6 +87,9 @@ export async function tessera(server, people) {
   };
 }
 
+/** The reference: a partyserver chat room under its own `wrangler dev`. */
+export const launchReference = () => launch({ config: join(ROOT, 'bench/chat/js-room/wrangler.toml') });
+
 export function jsRoom(server) {
   let k = 0;
   return async (n) => {
@@ -95,12 +99,19 @@ export function jsRoom(server) {
   };
 }
 
-/** One measured stretch on a fresh room of `n` clients, with the server's CPU per delivered message. */
+/**
+ * One measured stretch on a fresh room of `n` clients, with the server's CPU
+ * per delivered message: all its processes' (`cpu_us_per_delivery`, what the
+ * benchmark reports) and workerd's alone (what the profiler samples).
+ */
 export async function stretch(target, n, rate, seconds, tag) {
   const clients = await target.makeRoom(n);
-  const before = cpuOf(target.server.pid).all;
+  const before = cpuOf(target.server.pid);
   const m = await measure(clients, rate, seconds, tag);
-  m.cpu_us_per_delivery = ((cpuOf(target.server.pid).all - before) * 1e6) / Math.max(1, m.delivered);
+  const after = cpuOf(target.server.pid);
+  const perDelivery = (secs) => (secs * 1e6) / Math.max(1, m.delivered);
+  m.cpu_us_per_delivery = perDelivery(after.all - before.all);
+  m.workerd_cpu_us_per_delivery = perDelivery(after.workerd - before.workerd);
   clients.forEach((c) => c.ws.terminate());
   return m;
 }

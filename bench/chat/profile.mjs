@@ -13,12 +13,11 @@
 // stretches run without it and print p50/p99 and the server's CPU per
 // delivery; with --other too, that checkout's build (../checkout.mjs) takes
 // turns with this one, run by run, for comparing a change with its parent.
-import { launch, register, ROOT } from '../../tests/harness.mjs';
+import { launch, register } from '../../tests/harness.mjs';
 import { arg } from '../args.mjs';
 import { launchCheckout } from '../checkout.mjs';
 import { profiled } from '../profiler.mjs';
-import { join } from 'node:path';
-import { jsRoom, median, stretch, tessera } from './fanout.mjs';
+import { jsRoom, launchReference, median, stretch, tessera } from './fanout.mjs';
 
 const CLIENTS = arg('clients', 10);
 const RATE = arg('rate', 500);
@@ -32,7 +31,7 @@ const vars = { CHAT_RATE_PER_SEC: '100000', ...(varName ? { [varName]: varValue 
 
 const servers = { this: await launch({ vars }) };
 if (OTHER) servers.other = await launchCheckout(OTHER, vars);
-if (REFERENCE) servers.partyserver = await launch({ config: join(ROOT, 'bench/chat/js-room/wrangler.toml') });
+if (REFERENCE) servers.partyserver = await launchReference();
 try {
   const targets = {};
   for (const [name, server] of Object.entries(servers)) {
@@ -65,7 +64,7 @@ try {
       console.log(`\n${name}:`);
       const { result: m, kinds } = await profiled(target.server, `chat-${name}`, () => stretch(target, CLIENTS, RATE, SECONDS, `${name}-profile`));
       console.log(`${CLIENTS} clients at ${RATE}/s: ${line(m)}`);
-      table.push({ name, kinds: new Map(kinds), cpu: m.cpu_us_per_delivery });
+      table.push({ name, kinds: new Map(kinds), cpu: m.workerd_cpu_us_per_delivery });
     }
     const kinds = [...new Set(table.flatMap((t) => [...t.kinds.keys()]))];
     console.log(`\nworkerd CPU µs per delivery by kind | ${table.map((t) => t.name).join(' | ')}`);

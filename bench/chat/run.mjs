@@ -16,13 +16,13 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch, register, ROOT } from '../../tests/harness.mjs';
 import { arg } from '../args.mjs';
-import { jsRoom, median, stretch, tessera } from './fanout.mjs';
+import { jsRoom, launchReference, median, stretch, tessera } from './fanout.mjs';
 
 const RUNS = arg('runs', 3);
 const SECONDS = arg('seconds', 5);
 
 const ts = await launch({ vars: { CHAT_RATE_PER_SEC: '100000' } });
-const js = await launch({ config: join(ROOT, 'bench/chat/js-room/wrangler.toml') });
+const js = await launchReference();
 const results = { date: new Date().toISOString(), runs: RUNS, seconds: SECONDS, suites: {} };
 try {
   const people = [];
